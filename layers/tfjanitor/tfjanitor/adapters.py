@@ -1,0 +1,237 @@
+"""The only module that talks to AWS.
+
+Clients are created lazily (never at import time), counted (every API call
+is tallied by operation for the sweep's stats) and their errors are turned
+into :class:`AwsError` so the engine never inspects botocore error dicts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+CHUNK_SIZE = 64 * 1024
+BATCH_GET_LIMIT = 100
+_RETRIES = {"mode": "standard", "max_attempts": 5}
+
+
+class AwsError(Exception):
+    """An AWS call failed for good (after botocore's retries)."""
+
+    def __init__(self, operation: str, code: str, message: str):
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.code in {"ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+
+
+def _translate(operation: str, exc: Exception) -> AwsError:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "Unknown"))
+        return AwsError(operation, code, str(err.get("Message") or code))
+    return AwsError(operation, exc.__class__.__name__, str(exc))
+
+
+@dataclass(frozen=True)
+class ObjectEntry:
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime
+
+
+@dataclass
+class CallCounter:
+    """Counts API calls by operation, and HTTP attempts beyond the first (retries)."""
+
+    calls: Counter[str]
+    attempts: int = 0
+
+    def on_call(self, model: Any = None, **_: Any) -> None:
+        self.calls[model.name if model is not None else "Unknown"] += 1
+
+    def on_send(self, **_: Any) -> None:
+        self.attempts += 1
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - sum(self.calls.values()))
+
+
+class AwsSession:
+    """Regional, counted, lazily created clients for one sweep."""
+
+    def __init__(
+        self,
+        session: boto3.session.Session | None = None,
+        endpoint_url: str | None = None,
+        counter: CallCounter | None = None,
+    ):
+        self._session = session or boto3.session.Session()
+        self._endpoint_url = endpoint_url
+        self.counter = counter or CallCounter(Counter())
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    @property
+    def default_region(self) -> str | None:
+        return self._session.region_name
+
+    def _client(self, service: str, region: str) -> Any:
+        cached = self._clients.get((service, region))
+        if cached is not None:
+            return cached
+        custom_endpoint = self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        config = Config(
+            retries=_RETRIES,  # type: ignore[arg-type]
+            connect_timeout=5,
+            read_timeout=30,
+            s3={"addressing_style": "path"} if custom_endpoint else None,
+        )
+        client = self._session.client(
+            service, region_name=region, endpoint_url=self._endpoint_url, config=config
+        )
+        client.meta.events.register("before-call", self.counter.on_call)
+        client.meta.events.register("before-send", self.counter.on_send)
+        self._clients[(service, region)] = client
+        return client
+
+    def dynamodb(self, region: str) -> DynamoDBClient:
+        return self._client("dynamodb", region)  # type: ignore[no-any-return]
+
+    def s3(self, region: str) -> S3Client:
+        return self._client("s3", region)  # type: ignore[no-any-return]
+
+
+class LockTable:
+    """Read access to one Terraform lock table."""
+
+    def __init__(self, aws: AwsSession, region: str, name: str):
+        self._aws = aws
+        self.region = region
+        self.name = name
+
+    def scan(self) -> Iterator[dict[str, Any]]:
+        """Every item, page by page (strongly consistent, low-level typed)."""
+        client = self._aws.dynamodb(self.region)
+        kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
+        while True:
+            try:
+                page = client.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate("Scan", exc) from exc
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def get_many(self, lock_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Consistent BatchGetItem of the given LockIDs; absent ones are left out."""
+        client = self._aws.dynamodb(self.region)
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(lock_ids))
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [{"LockID": {"S": i}} for i in unique[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(10):
+                try:
+                    resp = client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _translate("BatchGetItem", exc) from exc
+                for item in resp.get("Responses", {}).get(self.name, []):
+                    found[item["LockID"]["S"]] = item
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise AwsError("BatchGetItem", "UnprocessedKeys", "keys left unprocessed after 10 tries")
+        return found
+
+
+class Bucket:
+    """Read access to one state bucket (never a write: the janitor does not touch state)."""
+
+    def __init__(self, aws: AwsSession, scan_region: str, name: str):
+        self._aws = aws
+        self._scan_region = scan_region
+        self.name = name
+        self.region: str | None = None  # known after location()
+
+    def location(self) -> str:
+        try:
+            resp = self._aws.s3(self._scan_region).get_bucket_location(Bucket=self.name)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetBucketLocation", exc) from exc
+        constraint = resp.get("LocationConstraint")
+        # An empty location means us-east-1; "EU" is the legacy name of eu-west-1.
+        self.region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)
+        return self.region  # type: ignore[return-value]
+
+    def _s3(self) -> S3Client:
+        return self._aws.s3(self.region or self._scan_region)
+
+    def list_objects(self) -> Iterator[ObjectEntry]:
+        client = self._s3()
+        kwargs: dict[str, Any] = {"Bucket": self.name}
+        while True:
+            try:
+                page = client.list_objects_v2(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate("ListObjectsV2", exc) from exc
+            for obj in page.get("Contents", []):
+                yield ObjectEntry(obj["Key"], obj.get("ETag", ""), obj.get("Size", 0), obj["LastModified"])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            kwargs["ContinuationToken"] = token
+
+    def md5(self, key: str) -> tuple[str, int]:
+        """Stream the object through MD5 in chunks: (hex digest, bytes read). Never kept."""
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        try:
+            body = self._s3().get_object(Bucket=self.name, Key=key)["Body"]
+            try:
+                for chunk in body.iter_chunks(CHUNK_SIZE):
+                    digest.update(chunk)
+                    size += len(chunk)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetObject", exc) from exc
+        return digest.hexdigest(), size
+
+    def read_small(self, key: str, limit: int = 64 * 1024) -> tuple[bytes, str]:
+        """A lock object's body (lock info is tiny; larger bodies are cut) and its ETag."""
+        try:
+            resp = self._s3().get_object(Bucket=self.name, Key=key)
+            body = resp["Body"]
+            try:
+                data = body.read(limit)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetObject", exc) from exc
+        return data, resp.get("ETag", "")

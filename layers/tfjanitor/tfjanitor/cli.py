@@ -1,0 +1,102 @@
+"""The ``tfjanitor`` command line.
+
+Exit codes (scan): 0 complete and nothing at warning or above; 1 findings at
+warning or above; 2 the scan could not complete, or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from .model import StalePolicy
+from .settings import parse_duration
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
+
+
+def _duration(text: str):  # type: ignore[no-untyped-def]
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfjanitor",
+        description="Find stale Terraform locks, digest drift and cross-region lock tables (S3 backend).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scan = sub.add_parser(
+        "scan",
+        help="sweep lock tables and state buckets once and report findings",
+        description=(
+            "Sweep Terraform lock tables (DynamoDB) and state buckets (S3) in one region. "
+            "Exit 0: complete, nothing at warning or above; 1: findings at warning or above; "
+            "2: the scan could not complete (see errors) or bad usage."
+        ),
+    )
+    scan.add_argument("--region", help="AWS region of the lock tables (default: AWS_REGION / profile)")
+    scan.add_argument(
+        "--table", dest="tables", action="append", required=True, metavar="NAME",
+        help="lock table name (repeatable)",
+    )
+    scan.add_argument(
+        "--bucket", dest="buckets", action="append", default=[], metavar="NAME",
+        help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
+    )
+    scan.add_argument(
+        "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
+        help="age after which a lock is stale (default 1h; e.g. 90s, 15m, 2h, 1d)",
+    )
+    scan.add_argument(
+        "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
+        help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
+    )
+    scan.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    scan.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
+    scan.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+    return parser
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    import boto3  # noqa: PLC0415  (keeps `tfjanitor --help` fast)
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+
+    from .adapters import AwsSession  # noqa: PLC0415
+    from .engine import Sweeper, SweepRequest  # noqa: PLC0415
+    from .render import to_json, to_table  # noqa: PLC0415
+
+    try:
+        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+    except BotoCoreError as exc:
+        print(f"tfjanitor: {exc}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    region = args.region or session.region_name
+    if not region:
+        print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    aws = AwsSession(session, endpoint_url=args.endpoint_url)
+    request = SweepRequest(
+        region=region,
+        tables=list(dict.fromkeys(args.tables)),
+        buckets=list(dict.fromkeys(args.buckets)),
+        policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
+    )
+    result = Sweeper(aws).sweep(request)
+    sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "scan":
+        return cmd_scan(args)
+    return EXIT_INCOMPLETE  # pragma: no cover (argparse rejects unknown commands)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,307 @@
+"""The sweep: read every lock table and bucket in bulk, judge, report.
+
+Cost is proportional to the number of states: one paginated Scan per table,
+one GetBucketLocation and a paginated ListObjectsV2 per bucket; a state is
+downloaded (streamed through MD5) only when its ETag cannot prove its digest.
+A suspected drift is confirmed with one consistent BatchGetItem per 50 states
+before it is reported, so a healthy apply racing the sweep is never drift.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from . import findings as build
+from .adapters import AwsError, AwsSession, Bucket, LockTable, ObjectEntry
+from .model import ScanError, ScanResult, StalePolicy
+from .terraform import (
+    DIGEST_SUFFIX,
+    LOCKFILE_SUFFIX,
+    BadItem,
+    DigestItem,
+    LockItem,
+    MalformedItem,
+    classify_item,
+    normalize_etag,
+    parse_lock_info,
+)
+
+StateRef = tuple[str, str]  # (bucket, key)
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    region: str
+    tables: list[str]
+    buckets: list[str] = field(default_factory=list)
+    policy: StalePolicy = field(default_factory=StalePolicy)
+
+
+@dataclass
+class _BucketView:
+    """What one bucket listing told us, kept small: only keys we care about."""
+
+    exists: bool = True
+    listed: bool = False
+    objects: dict[str, ObjectEntry] = field(default_factory=dict)  # state keys named by digests
+    lockfiles: dict[str, ObjectEntry] = field(default_factory=dict)  # state key -> its .tflock
+
+
+@dataclass
+class _Candidate:
+    table: str
+    digest: DigestItem
+    actual: str | None  # None: the object does not exist
+    etag: str = ""
+    size: int = 0
+
+
+class Sweeper:
+    def __init__(self, aws: AwsSession, now: datetime | None = None):
+        self._aws = aws
+        self._now = now
+
+    def sweep(self, request: SweepRequest) -> ScanResult:
+        started = time.monotonic()
+        now = self._now or datetime.now(timezone.utc)
+        region = request.region
+        result = ScanResult(region=region, tables=list(request.tables), buckets=[])
+        stats = result.stats
+        calls_before = dict(self._aws.counter.calls)
+        attempts_before = self._aws.counter.attempts
+
+        # 1. Lock tables: one paginated, consistent Scan each.
+        locks: dict[StateRef, list[tuple[str, LockItem]]] = defaultdict(list)
+        digests: list[tuple[str, DigestItem]] = []
+        buckets_by_table: dict[str, dict[str, int]] = {t: defaultdict(int) for t in request.tables}
+        for table in dict.fromkeys(request.tables):
+            try:
+                for raw in LockTable(self._aws, region, table).scan():
+                    stats.items += 1
+                    item = classify_item(raw)
+                    if isinstance(item, LockItem):
+                        stats.lock_items += 1
+                        locks[(item.bucket, item.key)].append((table, item))
+                        buckets_by_table[table][item.bucket] += 1
+                    elif isinstance(item, DigestItem):
+                        stats.digest_items += 1
+                        digests.append((table, item))
+                        buckets_by_table[table][item.bucket] += 1
+                    else:
+                        stats.malformed_items += 1
+                        result.findings.append(_malformed(region, table, item))
+            except AwsError as exc:
+                result.errors.append(ScanError("scan_table", table, exc.code, _describe(exc, "table", table)))
+
+        # 2. Buckets: those the tables name plus those given explicitly.
+        bucket_names = list(
+            dict.fromkeys([b for t in buckets_by_table.values() for b in t] + list(request.buckets))
+        )
+        result.buckets = bucket_names
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for _, d in digests:
+            wanted[d.bucket].add(d.key)
+        views: dict[str, _BucketView] = {}
+        handles: dict[str, Bucket] = {}
+        for name in bucket_names:
+            bucket = handles[name] = Bucket(self._aws, region, name)
+            views[name] = view = _BucketView()
+            try:
+                bucket_region = bucket.location()
+            except AwsError as exc:
+                if exc.code == "NoSuchBucket":
+                    view.exists = False
+                    continue
+                result.errors.append(
+                    ScanError("bucket_location", name, exc.code, _describe(exc, "bucket", name))
+                )
+                bucket_region = None
+            if bucket_region and bucket_region != region:
+                for table, named in buckets_by_table.items():
+                    if named.get(name):
+                        result.findings.append(
+                            build.cross_region_bucket(region, table, name, bucket_region, named[name])
+                        )
+            try:
+                for obj in bucket.list_objects():
+                    stats.objects_listed += 1
+                    if obj.key.endswith(LOCKFILE_SUFFIX):
+                        view.lockfiles[obj.key[: -len(LOCKFILE_SUFFIX)]] = obj
+                    elif obj.key in wanted[name]:
+                        view.objects[obj.key] = obj
+                view.listed = True
+            except AwsError as exc:
+                if exc.code == "NoSuchBucket":
+                    view.exists = False
+                    continue
+                result.errors.append(ScanError("list_bucket", name, exc.code, _describe(exc, "bucket", name)))
+
+        states: set[StateRef] = set(locks)
+        states.update((d.bucket, d.key) for _, d in digests)
+        states.update((b, k) for b, v in views.items() for k in v.lockfiles)
+        stats.states = len(states)
+
+        # 3. Stale DynamoDB locks.
+        for (bucket_name, key), held in locks.items():
+            for table, item in held:
+                threshold = request.policy.threshold(item.lock.read_only)
+                if item.lock.age_seconds(now) > threshold.total_seconds():
+                    result.findings.append(
+                        build.stale_lock(region, table, bucket_name, key, item.lock, now, threshold)
+                    )
+
+        # 4. Stale .tflock objects: only old ones are worth reading.
+        shortest = min(request.policy.threshold(True), request.policy.threshold(False))
+        for name, view in views.items():
+            stats.lockfiles += len(view.lockfiles)
+            for key, obj in view.lockfiles.items():
+                if (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
+                    continue
+                self._check_lockfile(result, handles[name], key, obj, now, request.policy)
+
+        # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
+        candidates: list[_Candidate] = []
+        for table, digest in digests:
+            view = views.get(digest.bucket)
+            if view is None:
+                continue
+            if not view.exists:
+                candidates.append(_Candidate(table, digest, None))
+                continue
+            if not view.listed:
+                continue  # the listing failed: already an error, never a silent all-clear
+            obj = view.objects.get(digest.key)
+            if obj is None:
+                candidates.append(_Candidate(table, digest, None))
+                continue
+            etag = normalize_etag(obj.etag)
+            if etag == digest.digest:
+                stats.etag_proven += 1
+                continue
+            if (digest.bucket, digest.key) in locks or digest.key in view.lockfiles:
+                stats.skipped_locked += 1  # Terraform may be between its object and digest writes
+                continue
+            try:
+                actual, size = handles[digest.bucket].md5(digest.key)
+            except AwsError as exc:
+                if exc.not_found:
+                    candidates.append(_Candidate(table, digest, None))
+                else:
+                    result.errors.append(
+                        ScanError(
+                            "read_state", f"{digest.bucket}/{digest.key}", exc.code,
+                            _describe(exc, "state object", f"s3://{digest.bucket}/{digest.key}"),
+                        )
+                    )
+                continue
+            stats.downloads += 1
+            stats.bytes_downloaded += size
+            if actual != digest.digest:
+                candidates.append(_Candidate(table, digest, actual, etag, size))
+
+        # 6. Confirm suspects with consistent reads before crying wolf.
+        self._confirm(result, candidates, views)
+
+        stats.api_calls.update(
+            {op: n - calls_before.get(op, 0) for op, n in self._aws.counter.calls.items()}
+        )
+        stats.api_calls += type(stats.api_calls)()  # drop zero counts
+        stats.retries = max(0, self._aws.counter.attempts - attempts_before - stats.total_api_calls)
+        stats.duration_seconds = time.monotonic() - started
+        result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
+        return result
+
+    def _check_lockfile(
+        self, result: ScanResult, bucket: Bucket, key: str, obj: ObjectEntry, now: datetime, policy: StalePolicy
+    ) -> None:
+        region = result.region
+        try:
+            body, etag = bucket.read_small(key + LOCKFILE_SUFFIX)
+        except AwsError as exc:
+            if not exc.not_found:  # released since the listing: nothing to report
+                result.errors.append(
+                    ScanError(
+                        "read_lockfile", f"{bucket.name}/{key}{LOCKFILE_SUFFIX}", exc.code,
+                        _describe(exc, "lock object", f"s3://{bucket.name}/{key}{LOCKFILE_SUFFIX}"),
+                    )
+                )
+            return
+        result.stats.downloads += 1
+        result.stats.bytes_downloaded += len(body)
+        try:
+            lock = parse_lock_info(body.decode("utf-8"))
+        except (MalformedItem, UnicodeDecodeError) as exc:
+            reason = str(exc) if isinstance(exc, MalformedItem) else "body is not UTF-8"
+            result.findings.append(build.malformed_lockfile(region, bucket.name, key, reason, obj.last_modified))
+            return
+        threshold = policy.threshold(lock.read_only)
+        if lock.age_seconds(now) > threshold.total_seconds():
+            result.findings.append(
+                build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now, threshold)
+            )
+
+    def _confirm(self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView]) -> None:
+        """Re-read lock and digest items (consistently) after the object was read.
+
+        Terraform writes the object, then the digest, under the lock. If the
+        digest is unchanged and no lock is held now, the object we hashed was
+        not a write in progress: the mismatch is real.
+        """
+        by_table: dict[str, list[_Candidate]] = defaultdict(list)
+        for c in candidates:
+            by_table[c.table].append(c)
+        for table, group in by_table.items():
+            ids: list[str] = []
+            for c in group:
+                ids += [f"{c.digest.bucket}/{c.digest.key}", f"{c.digest.bucket}/{c.digest.key}{DIGEST_SUFFIX}"]
+            try:
+                now_items = LockTable(self._aws, result.region, table).get_many(ids)
+            except AwsError as exc:
+                result.errors.append(
+                    ScanError("confirm", table, exc.code, _describe(exc, "table", table) + " (drift not confirmed)")
+                )
+                continue
+            for c in group:
+                d = c.digest
+                if f"{d.bucket}/{d.key}" in now_items:
+                    result.stats.skipped_locked += 1
+                    continue
+                current = classify_item(now_items.get(f"{d.bucket}/{d.key}{DIGEST_SUFFIX}", {}))
+                if not isinstance(current, DigestItem) or current.digest != d.digest:
+                    continue  # rewritten or removed since the scan: the next sweep judges it afresh
+                view = views.get(d.bucket)
+                if c.actual is None:
+                    missing = view is not None and not view.exists
+                    result.findings.append(build.orphan_digest(result.region, table, d.bucket, d.key, d.digest, missing))
+                else:
+                    result.findings.append(
+                        build.digest_drift(
+                            result.region, table, d.bucket, d.key, d.digest, c.actual, c.etag, c.size,
+                            has_lockfile_history=view is not None and d.key in view.lockfiles,
+                        )
+                    )
+
+
+def _malformed(region: str, table: str, item: BadItem):  # type: ignore[no-untyped-def]
+    return build.malformed_item(region, table, item.lock_id, item.reason, item.foreign)
+
+
+_HINTS = {
+    "ResourceNotFoundException": "does not exist in this region",
+    "NoSuchBucket": "does not exist",
+    "AccessDenied": "access denied: the credentials lack a read permission",
+    "AccessDeniedException": "access denied: the credentials lack a read permission",
+    "ProvisionedThroughputExceededException": "throttled past retries",
+    "ThrottlingException": "throttled past retries",
+    "RequestLimitExceeded": "throttled past retries",
+    "SlowDown": "throttled past retries",
+    "EndpointConnectionError": "endpoint unreachable",
+}
+
+
+def _describe(exc: AwsError, what: str, name: str) -> str:
+    hint = _HINTS.get(exc.code, exc.message)
+    return f"{what} {name}: {hint} ({exc.operation} {exc.code}); its checks did not run"

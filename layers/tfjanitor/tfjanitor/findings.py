@@ -1,0 +1,257 @@
+"""Build findings: the human sentence and the exact fix for each kind (pure code).
+
+Every fix is a command a user can paste: arguments are shell-quoted, so keys
+with spaces, quotes or unicode survive. Nothing here ever sees state contents.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import datetime, timedelta
+from typing import Any
+
+from .model import Finding, Kind, Severity
+from .terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time
+
+
+def human_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d{hours}h"
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+def _q(value: str) -> str:
+    return shlex.quote(value)
+
+
+def _key_json(lock_id: str) -> str:
+    return json.dumps({"LockID": {"S": lock_id}}, ensure_ascii=False)
+
+
+def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[str, Any]:
+    return {
+        **lock.summary(),
+        "operation_class": lock.operation_class,
+        "age_seconds": int(lock.age_seconds(now)),
+        "threshold_seconds": int(threshold.total_seconds()),
+    }
+
+
+def stale_lock(
+    region: str, table: str, bucket: str, key: str, lock: LockInfo, now: datetime, threshold: timedelta
+) -> Finding:
+    age = human_duration(lock.age_seconds(now))
+    lock_id_key = f"{bucket}/{key}"
+    return Finding(
+        kind=Kind.STALE_LOCK,
+        severity=Severity.WARNING,
+        region=region,
+        table=table,
+        bucket=bucket,
+        key=key,
+        lock_id=lock.id,
+        message=(
+            f"State {lock_id_key} has been locked for {age} by {lock.who or 'unknown'} "
+            f"({lock.operation or 'unknown operation'}, Terraform {lock.version or '?'}), "
+            f"longer than the {human_duration(threshold.total_seconds())} threshold: "
+            "the run that took it has probably died."
+        ),
+        details=_lock_details(lock, now, threshold),
+        fix=[
+            f"Check that no terraform run by {lock.who or 'the holder'} is still alive, then, from the "
+            f"working directory of that configuration: terraform force-unlock -force {lock.id}",
+            "Or without a working directory (deletes the item only if it still holds this lock): "
+            f"aws dynamodb delete-item --region {_q(region)} --table-name {_q(table)} "
+            f"--key {_q(_key_json(lock_id_key))} --condition-expression 'contains(Info, :id)' "
+            f"--expression-attribute-values {_q(json.dumps({':id': {'S': lock.id}}))}",
+        ],
+    )
+
+
+def stale_lockfile(
+    region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: timedelta
+) -> Finding:
+    age = human_duration(lock.age_seconds(now))
+    return Finding(
+        kind=Kind.STALE_LOCKFILE,
+        severity=Severity.WARNING,
+        region=region,
+        table=None,
+        bucket=bucket,
+        key=key,
+        lock_id=lock.id,
+        message=(
+            f"State s3://{bucket}/{key} has been locked by s3://{bucket}/{key}{LOCKFILE_SUFFIX} for {age} "
+            f"by {lock.who or 'unknown'} ({lock.operation or 'unknown operation'}), longer than the "
+            f"{human_duration(threshold.total_seconds())} threshold: the run that took it has probably died."
+        ),
+        details={**_lock_details(lock, now, threshold), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
+        fix=[
+            f"Check that no terraform run by {lock.who or 'the holder'} is still alive, then, from the "
+            f"working directory of that configuration: terraform force-unlock -force {lock.id}",
+            "Or without a working directory (deletes the lock object only if it is unchanged): "
+            f"aws s3api delete-object --region {_q(region)} --bucket {_q(bucket)} "
+            f"--key {_q(key + LOCKFILE_SUFFIX)} --if-match {_q(etag)}",
+        ],
+    )
+
+
+def digest_drift(
+    region: str,
+    table: str,
+    bucket: str,
+    key: str,
+    stored: str,
+    actual: str,
+    etag: str,
+    size: int,
+    has_lockfile_history: bool = False,
+) -> Finding:
+    digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    item = {"LockID": {"S": digest_id}, "Digest": {"S": actual}}
+    return Finding(
+        kind=Kind.DIGEST_DRIFT,
+        severity=Severity.CRITICAL,
+        region=region,
+        table=table,
+        bucket=bucket,
+        key=key,
+        lock_id=None,
+        message=(
+            f"The digest stored in {table} for {bucket}/{key} does not match the state object in S3 "
+            "and the state is not locked: the next terraform run on it will fail with "
+            '"state data in S3 does not have the expected content".'
+        ),
+        details={
+            "stored_md5": stored,
+            "actual_md5": actual,
+            "etag": etag,
+            "size": size,
+            "digest_lock_id": digest_id,
+            "lockfile_present": has_lockfile_history,
+        },
+        fix=[
+            f"Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
+            f"(a failed upload). Versions: aws s3api list-object-versions --region {_q(region)} "
+            f"--bucket {_q(bucket)} --prefix {_q(key)}",
+            "If the object in S3 is the state you want, store its digest (what Terraform's own error "
+            f"suggests): aws dynamodb put-item --region {_q(region)} --table-name {_q(table)} "
+            f"--item {_q(json.dumps(item, ensure_ascii=False))}",
+            "If the object is wrong, restore the version whose MD5 is the stored digest "
+            f"({stored}) with aws s3api copy-object --copy-source, under a terraform lock.",
+        ],
+    )
+
+
+def orphan_digest(
+    region: str, table: str, bucket: str, key: str, stored: str, bucket_missing: bool = False
+) -> Finding:
+    digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    where = f"bucket {bucket} does not exist" if bucket_missing else f"s3://{bucket}/{key} does not exist"
+    return Finding(
+        kind=Kind.ORPHAN_DIGEST,
+        severity=Severity.WARNING,
+        region=region,
+        table=table,
+        bucket=bucket,
+        key=key,
+        lock_id=None,
+        message=(
+            f"{table} holds a digest for {bucket}/{key} but {where}: terraform init or plan on that "
+            "state will fail its checksum check until the digest is removed or the object restored."
+        ),
+        details={"stored_md5": stored, "digest_lock_id": digest_id, "bucket_missing": bucket_missing},
+        fix=[
+            "If the state was deleted on purpose, remove its digest: "
+            f"aws dynamodb delete-item --region {_q(region)} --table-name {_q(table)} "
+            f"--key {_q(_key_json(digest_id))}",
+            "If it was deleted by mistake and the bucket is versioned, restore the latest version: "
+            f"aws s3api list-object-versions --region {_q(region)} --bucket {_q(bucket)} --prefix {_q(key)}",
+        ],
+    )
+
+
+def cross_region_bucket(region: str, table: str, bucket: str, bucket_region: str, states: int) -> Finding:
+    return Finding(
+        kind=Kind.CROSS_REGION_BUCKET,
+        severity=Severity.WARNING,
+        region=region,
+        table=table,
+        bucket=bucket,
+        key=None,
+        lock_id=None,
+        message=(
+            f"Lock table {table} is in {region} but bucket {bucket} (named by {states} of its items) "
+            f"is in {bucket_region}: every lock and digest operation crosses regions."
+        ),
+        details={"table_region": region, "bucket_region": bucket_region, "states": states},
+        fix=[
+            f"Create a lock table in {bucket_region} (partition key LockID, type String), point the "
+            "backend's dynamodb_table at it and run terraform init -reconfigure while no run holds a lock",
+            "Or on Terraform >= 1.10 lock with the bucket itself: set use_lockfile = true in the backend block",
+        ],
+    )
+
+
+def malformed_item(region: str, table: str, lock_id: str | None, reason: str, foreign: bool) -> Finding:
+    bucket: str | None = None
+    key: str | None = None
+    if lock_id and "/" in lock_id:
+        bucket, _, key = lock_id.partition("/")
+    fix = (
+        [
+            f"Inspect it: aws dynamodb get-item --region {_q(region)} --table-name {_q(table)} "
+            f"--key {_q(_key_json(lock_id))}"
+        ]
+        if lock_id
+        else [f"Find it with aws dynamodb scan --region {_q(region)} --table-name {_q(table)}"]
+    )
+    if foreign:
+        fix.append("Keep other workloads out of the lock table: give them a table of their own.")
+    else:
+        fix.append(
+            "If no terraform run wrote it, delete it with aws dynamodb delete-item (terraform force-unlock "
+            "cannot: it fails to parse a broken Info)."
+        )
+    return Finding(
+        kind=Kind.MALFORMED_ITEM,
+        severity=Severity.INFO if foreign else Severity.WARNING,
+        region=region,
+        table=table,
+        bucket=bucket,
+        key=key,
+        lock_id=None,
+        message=f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}.",
+        details={"item_lock_id": lock_id, "reason": reason, "foreign": foreign, "source": "dynamodb"},
+        fix=fix,
+    )
+
+
+def malformed_lockfile(region: str, bucket: str, key: str, reason: str, last_modified: datetime) -> Finding:
+    return Finding(
+        kind=Kind.MALFORMED_ITEM,
+        severity=Severity.WARNING,
+        region=region,
+        table=None,
+        bucket=bucket,
+        key=key,
+        lock_id=None,
+        message=(
+            f"Lock object s3://{bucket}/{key}{LOCKFILE_SUFFIX} is not a Terraform lock ({reason}); "
+            "while it exists every terraform run on that state fails to lock."
+        ),
+        details={"reason": reason, "source": "lockfile", "last_modified": format_time(last_modified)},
+        fix=[
+            f"Inspect, then delete it: aws s3api delete-object --region {_q(region)} --bucket {_q(bucket)} "
+            f"--key {_q(key + LOCKFILE_SUFFIX)}"
+        ],
+    )

@@ -1,0 +1,71 @@
+"""Shared fixtures: one moto server on 127.0.0.1 for the whole session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import boto3
+import pytest
+
+from tfjanitor.emulator import MotoServer
+
+REGION = "ap-northeast-2"
+TABLE = "terraform-state-lock"
+BUCKET = "tfstate-demo"
+
+
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    log = tmp_path_factory.mktemp("moto") / "moto.log"
+    server = MotoServer(log_path=str(log)).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def emulator(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoServer]:
+    """A clean emulated account per test, with the process env pointing at it."""
+    moto_server.reset()
+    for name, value in moto_server.env().items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    yield moto_server
+
+
+def client(service: str, server: MotoServer, region: str = REGION):  # type: ignore[no-untyped-def]
+    return boto3.client(
+        service,
+        region_name=region,
+        endpoint_url=server.url,
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+    )
+
+
+def create_lock_table(server: MotoServer, name: str = TABLE, region: str = REGION) -> None:
+    client("dynamodb", server, region).create_table(
+        TableName=name,
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
+def create_bucket(server: MotoServer, name: str = BUCKET, region: str = REGION) -> None:
+    kwargs = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
+    client("s3", server, region).create_bucket(Bucket=name, **kwargs)
+
+
+@pytest.fixture
+def backend(emulator: MotoServer) -> MotoServer:
+    """The usual backend: lock table and state bucket in ap-northeast-2."""
+    create_lock_table(emulator)
+    create_bucket(emulator)
+    return emulator
+
+
+os.environ.setdefault("CHECKPOINT_DISABLE", "1")
