@@ -42,10 +42,14 @@ class AwsError(Exception):
         return self.code in {"ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404", "NotFound"}
 
 
+_HTTP_CODES = {"403": "AccessDenied", "404": "NotFound", "503": "SlowDown"}
+
+
 def _translate(operation: str, exc: Exception) -> AwsError:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "Unknown"))
+        code = _HTTP_CODES.get(code, code)  # HEAD-like errors carry only a status
         return AwsError(operation, code, str(err.get("Message") or code))
     return AwsError(operation, exc.__class__.__name__, str(exc))
 

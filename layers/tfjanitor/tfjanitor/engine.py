@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from . import findings as build
 from .adapters import AwsError, AwsSession, Bucket, LockTable, ObjectEntry
-from .model import ScanError, ScanResult, StalePolicy
+from .model import ScanError, ScanResult, StalePolicy, TableStats
 from .terraform import (
     DIGEST_SUFFIX,
     LOCKFILE_SUFFIX,
@@ -78,12 +78,18 @@ class Sweeper:
         digests: list[tuple[str, DigestItem]] = []
         buckets_by_table: dict[str, dict[str, int]] = {t: defaultdict(int) for t in request.tables}
         for table in dict.fromkeys(request.tables):
+            per_table = stats.tables[table] = TableStats()
             try:
                 for raw in LockTable(self._aws, region, table).scan():
                     stats.items += 1
+                    per_table.items += 1
                     item = classify_item(raw)
                     if isinstance(item, LockItem):
                         stats.lock_items += 1
+                        per_table.active_locks += 1
+                        per_table.oldest_lock_age_seconds = max(
+                            per_table.oldest_lock_age_seconds, item.lock.age_seconds(now)
+                        )
                         locks[(item.bucket, item.key)].append((table, item))
                         buckets_by_table[table][item.bucket] += 1
                     elif isinstance(item, DigestItem):
@@ -97,6 +103,8 @@ class Sweeper:
                 result.errors.append(ScanError("scan_table", table, exc.code, _describe(exc, "table", table)))
 
         # 2. Buckets: those the tables name plus those given explicitly.
+        for table, named in buckets_by_table.items():
+            stats.tables[table].buckets = sorted(named)
         bucket_names = list(
             dict.fromkeys([b for t in buckets_by_table.values() for b in t] + list(request.buckets))
         )

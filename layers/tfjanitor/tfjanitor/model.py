@@ -64,6 +64,16 @@ class ScanError:
 
 
 @dataclass
+class TableStats:
+    """Per lock table: what the metrics and the dashboard show."""
+
+    items: int = 0
+    active_locks: int = 0
+    oldest_lock_age_seconds: float = 0.0
+    buckets: list[str] = field(default_factory=list)
+
+
+@dataclass
 class Stats:
     items: int = 0
     lock_items: int = 0
@@ -79,6 +89,7 @@ class Stats:
     api_calls: Counter[str] = field(default_factory=Counter)
     retries: int = 0
     duration_seconds: float = 0.0
+    tables: dict[str, TableStats] = field(default_factory=dict)
 
     @property
     def total_api_calls(self) -> int:
@@ -86,6 +97,8 @@ class Stats:
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
+        for t in doc["tables"].values():
+            t["oldest_lock_age_seconds"] = int(t["oldest_lock_age_seconds"])
         doc["api_calls"] = dict(sorted(self.api_calls.items()))
         doc["total_api_calls"] = self.total_api_calls
         doc["duration_seconds"] = round(self.duration_seconds, 3)
@@ -127,6 +140,11 @@ class ScanResult:
             return 2
         worst = self.worst
         return 1 if worst is not None and worst.rank >= Severity.WARNING.rank else 0
+
+    def table_errors(self, table: str) -> list[ScanError]:
+        """Errors that leave this table's part of the sweep incomplete."""
+        buckets = self.stats.tables.get(table, TableStats()).buckets
+        return [e for e in self.errors if e.target == table or e.target.partition("/")[0] in buckets]
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,93 @@
+"""What a sweep tells CloudWatch: EMF metrics per lock table, one log line per finding.
+
+Dimensions are a fixed, small set (service, Table): never a state key, user or
+lock ID. Those go to the structured log lines instead.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+
+from .model import Kind, ScanResult
+
+TABLE_DIMENSION = "Table"
+
+# Metric name -> unit, emitted once per lock table on every sweep (zeros included,
+# so a dashboard line drops to 0 instead of vanishing when a problem is fixed).
+TABLE_METRICS: dict[str, MetricUnit] = {
+    "ActiveLocks": MetricUnit.Count,
+    "StaleLocks": MetricUnit.Count,
+    "OldestLockAgeSeconds": MetricUnit.Seconds,
+    "DigestDrift": MetricUnit.Count,
+    "OrphanDigests": MetricUnit.Count,
+    "CrossRegionBuckets": MetricUnit.Count,
+    "MalformedItems": MetricUnit.Count,
+    "SweepErrors": MetricUnit.Count,
+    "SweepsCompleted": MetricUnit.Count,
+}
+# Emitted once per sweep with the service dimension only.
+SWEEP_METRICS: dict[str, MetricUnit] = {
+    "StaleLockfiles": MetricUnit.Count,
+    "SweepErrors": MetricUnit.Count,
+    "SweepsCompleted": MetricUnit.Count,
+    "StatesChecked": MetricUnit.Count,
+    "StateBytesDownloaded": MetricUnit.Bytes,
+}
+
+_KIND_METRIC = {
+    Kind.STALE_LOCK: "StaleLocks",
+    Kind.DIGEST_DRIFT: "DigestDrift",
+    Kind.ORPHAN_DIGEST: "OrphanDigests",
+    Kind.CROSS_REGION_BUCKET: "CrossRegionBuckets",
+    Kind.MALFORMED_ITEM: "MalformedItems",
+}
+
+
+def table_metric_values(result: ScanResult) -> dict[str, dict[str, float]]:
+    """{table: {metric: value}} for every table the sweep was asked to read."""
+    values: dict[str, dict[str, float]] = {}
+    for table in result.tables:
+        per = result.stats.tables.get(table)
+        counts = Counter(_KIND_METRIC[f.kind] for f in result.findings if f.table == table and f.kind in _KIND_METRIC)
+        errors = len(result.table_errors(table))
+        values[table] = {
+            "ActiveLocks": per.active_locks if per else 0,
+            "OldestLockAgeSeconds": round(per.oldest_lock_age_seconds) if per else 0,
+            **{name: counts.get(name, 0) for name in _KIND_METRIC.values()},
+            "SweepErrors": errors,
+            "SweepsCompleted": 0 if errors else 1,
+        }
+    return values
+
+
+def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
+    """Add this sweep's metrics (flushed by the handler's decorator) and log each finding."""
+    for table, values in table_metric_values(result).items():
+        per_table = EphemeralMetrics()
+        per_table.add_dimension(TABLE_DIMENSION, table)
+        for name, value in values.items():
+            per_table.add_metric(name=name, unit=TABLE_METRICS[name], value=value)
+        per_table.flush_metrics()
+    sweep_values = {
+        "StaleLockfiles": sum(1 for f in result.findings if f.kind is Kind.STALE_LOCKFILE),
+        "SweepErrors": len(result.errors),
+        "SweepsCompleted": 1 if result.complete else 0,
+        "StatesChecked": result.stats.states,
+        "StateBytesDownloaded": result.stats.bytes_downloaded,
+    }
+    for name, value in sweep_values.items():
+        metrics.add_metric(name=name, unit=SWEEP_METRICS[name], value=value)
+
+    for finding in result.findings:
+        doc = finding.to_dict()
+        log = logger.warning if finding.severity.rank else logger.info
+        log(finding.message, extra={"finding": doc})
+    for error in result.errors:
+        logger.error(error.message, extra={"sweep_error": error.to_dict()})
+    logger.info(
+        "sweep finished",
+        extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()},
+    )

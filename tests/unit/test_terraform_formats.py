@@ -1,0 +1,133 @@
+"""Terraform's lock and digest formats, parsed exactly as Terraform 1.11 writes them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from tfjanitor.terraform import (
+    BadItem,
+    DigestItem,
+    LockItem,
+    MalformedItem,
+    classify_item,
+    normalize_etag,
+    parse_lock_info,
+    parse_time,
+    split_lock_id,
+)
+
+REAL_INFO = (
+    '{"ID":"153e5ba8-8aee-8edc-4ea1-5e5ee05675eb","Operation":"OperationTypeApply","Info":"",'
+    '"Who":"root@vm","Version":"1.11.4","Created":"2026-11-25T00:01:26.511799841Z",'
+    '"Path":"tfstate-demo/dev/terraform.tfstate"}'
+)
+
+
+def lock_item(lock_id: str, info: str = REAL_INFO) -> dict:
+    return {"LockID": {"S": lock_id}, "Info": {"S": info}}
+
+
+def digest_item(lock_id: str, digest: str = "d41d8cd98f00b204e9800998ecf8427e") -> dict:
+    return {"LockID": {"S": lock_id}, "Digest": {"S": digest}}
+
+
+def test_real_lock_item_parses_with_nanosecond_created() -> None:
+    item = classify_item(lock_item("tfstate-demo/dev/terraform.tfstate"))
+    assert isinstance(item, LockItem)
+    assert (item.bucket, item.key) == ("tfstate-demo", "dev/terraform.tfstate")
+    assert item.lock.id == "153e5ba8-8aee-8edc-4ea1-5e5ee05675eb"
+    assert item.lock.created == datetime(2026, 11, 25, 0, 1, 26, 511799, tzinfo=timezone.utc)
+    assert item.lock.operation_class == "apply"
+    assert item.lock.who == "root@vm"
+
+
+@pytest.mark.parametrize(
+    ("text", "micro"),
+    [("2026-11-25T00:01:26Z", 0), ("2026-11-25T00:01:26.5Z", 500000), ("2026-11-25T00:01:26.123456789Z", 123456)],
+)
+def test_created_with_any_number_of_fraction_digits(text: str, micro: int) -> None:
+    assert parse_time(text).microsecond == micro
+
+
+def test_created_with_offset_is_converted_to_utc() -> None:
+    assert parse_time("2026-11-25T09:01:26+09:00") == datetime(2026, 11, 25, 0, 1, 26, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize("bad", ["yesterday", "2026-11-25", "", "2026-13-45T00:00:00Z"])
+def test_bad_created_is_malformed(bad: str) -> None:
+    with pytest.raises(MalformedItem):
+        parse_time(bad)
+
+
+def test_workspace_digest_item() -> None:
+    item = classify_item(digest_item("tfstate-demo/env:/staging/dev/terraform.tfstate-md5"))
+    assert item == DigestItem("tfstate-demo", "env:/staging/dev/terraform.tfstate", "d41d8cd98f00b204e9800998ecf8427e")
+
+
+def test_key_that_itself_ends_in_md5_is_told_apart_by_attribute() -> None:
+    lock = classify_item(lock_item("b/states/app-md5"))
+    digest = classify_item(digest_item("b/states/app-md5-md5"))
+    assert isinstance(lock, LockItem) and lock.key == "states/app-md5"
+    assert isinstance(digest, DigestItem) and digest.key == "states/app-md5"
+
+
+def test_keys_with_spaces_unicode_and_slashes() -> None:
+    item = classify_item(digest_item("b/팀 상태/a b/c.tfstate-md5"))
+    assert isinstance(item, DigestItem)
+    assert item.key == "팀 상태/a b/c.tfstate"
+    assert split_lock_id("b/x/y/z") == ("b", "x/y/z")
+
+
+@pytest.mark.parametrize(
+    ("item", "foreign", "reason"),
+    [
+        ({"LockID": {"S": "b/k"}, "Other": {"S": "x"}}, True, "neither"),
+        (lock_item("b/k", "{not json"), False, "not JSON"),
+        (lock_item("b/k", "[1,2]"), False, "not a JSON object"),
+        (lock_item("b/k", json.dumps({"Operation": "OperationTypeApply"})), False, "no ID"),
+        (lock_item("b/k", json.dumps({"ID": "x", "Created": 5})), False, "Created"),
+        ({"LockID": {"S": "b/k"}, "Info": {"N": "5"}}, False, "not a string"),
+        ({"LockID": {"N": "5"}, "Info": {"S": REAL_INFO}}, False, "not a string"),
+        ({"Info": {"S": REAL_INFO}}, False, "no LockID"),
+        (digest_item("b/k-md5", "NOT-HEX"), False, "hex MD5"),
+        (digest_item("b/k", "d41d8cd98f00b204e9800998ecf8427e"), False, "-md5"),
+        (lock_item("no-slash"), False, "<bucket>/<key>"),
+        ({"LockID": {"S": "b/k"}, "Info": {"S": REAL_INFO}, "Digest": {"S": "x"}}, False, "both"),
+    ],
+)
+def test_garbage_items_are_reported_not_raised(item: dict, foreign: bool, reason: str) -> None:
+    result = classify_item(item)
+    assert isinstance(result, BadItem)
+    assert result.foreign is foreign
+    assert reason in result.reason
+
+
+def test_lock_ids_are_not_validated_as_uuid4() -> None:
+    info = parse_lock_info(REAL_INFO.replace("153e5ba8-8aee-8edc", "153e5ba8-8aee-0edc"))
+    assert info.id.startswith("153e5ba8")
+
+
+@pytest.mark.parametrize(
+    ("operation", "klass", "read_only"),
+    [
+        ("OperationTypePlan", "plan", True),
+        ("OperationTypeRefresh", "plan", True),
+        ("OperationTypeApply", "apply", False),
+        ("OperationTypeInvalid", "other", False),
+        ("state-mv", "other", False),
+        ("migration source state", "other", False),
+    ],
+)
+def test_operation_classes(operation: str, klass: str, read_only: bool) -> None:
+    info = parse_lock_info(REAL_INFO.replace("OperationTypeApply", operation))
+    assert info.operation_class == klass
+    assert info.read_only is read_only
+
+
+def test_etag_normalization() -> None:
+    assert normalize_etag('"D41D8CD98F00B204E9800998ECF8427E"') == "d41d8cd98f00b204e9800998ecf8427e"
+    assert normalize_etag('"abc-3"') == "abc-3"
+    assert normalize_etag(None) == ""
