@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
-
 from tfjanitor.adapters import AwsSession
 from tfjanitor.engine import Sweeper, SweepRequest
 from tfjanitor.observability import logger, metrics, tracer

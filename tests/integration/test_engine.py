@@ -7,14 +7,13 @@ import json
 from datetime import timedelta
 
 import boto3
-import pytest
 from botocore.awsrequest import AWSResponse
+from tfjanitor.adapters import AwsSession
+from tfjanitor.model import Kind, Severity, StalePolicy
 
 from tests.conftest import create_bucket, create_lock_table
 from tests.integration.conftest import BUCKET, REGION, TABLE, kinds, session, sweep
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
-from tfjanitor.adapters import AwsSession
-from tfjanitor.model import Kind, Severity, StalePolicy
 
 
 def test_healthy_backend_is_clean_and_proven_by_etag_without_downloads(backend, s3, ddb) -> None:
@@ -238,14 +237,13 @@ class _Raw:
 
 def test_throttling_past_retries_is_recorded(backend, s3, ddb) -> None:
     put_state(s3, ddb, BUCKET, "ok.tfstate", state_body())
-    aws = AwsSession(session(), endpoint_url=backend.url)
+    aws = AwsSession(session(), endpoint_url=backend.url, max_attempts=2)  # keep the test quick
 
     def throttle(request, **_: object):  # type: ignore[no-untyped-def]
         body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"})
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body.encode()))
 
     client = aws.dynamodb(REGION)
-    client.meta.config.retries["total_max_attempts"] = 2  # keep the test quick
     client.meta.events.register("before-send.dynamodb.Scan", throttle)
     result = sweep(backend, aws=aws)
     assert not result.complete

@@ -6,7 +6,6 @@ import json
 from datetime import datetime, timezone
 
 import pytest
-
 from tfjanitor.terraform import (
     BadItem,
     DigestItem,

@@ -25,7 +25,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 CHUNK_SIZE = 64 * 1024
 BATCH_GET_LIMIT = 100
-_RETRIES = {"mode": "standard", "max_attempts": 5}
 
 
 class AwsError(Exception):
@@ -88,11 +87,14 @@ class AwsSession:
         session: boto3.session.Session | None = None,
         endpoint_url: str | None = None,
         counter: CallCounter | None = None,
+        max_attempts: int = 5,
     ):
         self._session = session or boto3.session.Session()
         self._endpoint_url = endpoint_url
         self.counter = counter or CallCounter(Counter())
         self._clients: dict[tuple[str, str], Any] = {}
+        # botocore's standard retry mode: backoff with jitter on throttling and 5xx.
+        self._retries = {"mode": "standard", "max_attempts": max_attempts}
 
     @property
     def default_region(self) -> str | None:
@@ -104,7 +106,7 @@ class AwsSession:
             return cached
         custom_endpoint = self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
         config = Config(
-            retries=_RETRIES,  # type: ignore[arg-type]
+            retries=self._retries,  # type: ignore[arg-type]
             connect_timeout=5,
             read_timeout=30,
             s3={"addressing_style": "path"} if custom_endpoint else None,

@@ -7,6 +7,7 @@ warning or above; 2 the scan could not complete, or bad usage.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -70,12 +71,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
     from .engine import Sweeper, SweepRequest  # noqa: PLC0415
     from .render import to_json, to_table  # noqa: PLC0415
 
+    # Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile.
+    region_choice = args.region or os.environ.get("AWS_REGION") or None
     try:
-        session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
+        session = boto3.session.Session(profile_name=args.profile, region_name=region_choice)
     except BotoCoreError as exc:
         print(f"tfjanitor: {exc}", file=sys.stderr)
         return EXIT_INCOMPLETE
-    region = args.region or session.region_name
+    region = session.region_name
     if not region:
         print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
         return EXIT_INCOMPLETE

@@ -1,0 +1,109 @@
+"""The sweeper Lambda handler, run in-process against moto server; metrics read from its EMF output."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import BUCKET, REGION, TABLE
+from tests.support.builders import lock_info, put_lock, put_state, state_body
+
+ROOT = Path(__file__).resolve().parents[2]
+EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())
+
+
+@dataclass
+class FakeContext:
+    function_name: str = "tfjanitor-SweeperFunction"
+    memory_limit_in_mb: int = 256
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:tfjanitor-SweeperFunction"
+    aws_request_id: str = "6f3b5c9e-1111-2222-3333-444455556666"
+
+
+@pytest.fixture
+def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
+    """Load functions/sweeper/app.py the way Lambda does, with the template's environment.
+
+    EMF metrics are read from captured stdout; log records through caplog.
+    """
+    env = {
+        "AWS_REGION": REGION,
+        "LOCK_TABLES": f"{TABLE},missing-table",
+        "EXTRA_BUCKETS": "",
+        "STALE_AFTER": "1h",
+        "READ_ONLY_STALE_AFTER": "15m",
+        "POWERTOOLS_SERVICE_NAME": "tfjanitor",
+        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    from tfjanitor import observability, settings
+
+    importlib.reload(observability)
+    settings.sweeper_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location("sweeper_app", ROOT / "functions" / "sweeper" / "app.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    yield module.lambda_handler
+    settings.sweeper_settings.cache_clear()
+
+
+def emf_blobs(stdout: str) -> list[dict]:
+    blobs = []
+    for line in stdout.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blobs.append(json.loads(line))
+    return blobs
+
+
+
+
+def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, backend, capsys, caplog) -> None:
+    from tests.conftest import client
+
+    s3, ddb = client("s3", backend), client("dynamodb", backend)
+    put_state(s3, ddb, BUCKET, "dev/terraform.tfstate", state_body(1, secret="never-log-me"))
+    put_state(s3, ddb, BUCKET, "prod/terraform.tfstate", state_body(2))
+    s3.put_object(Bucket=BUCKET, Key="dev/terraform.tfstate", Body=state_body(3, secret="never-log-me"))
+    put_lock(ddb, BUCKET, "prod/terraform.tfstate", lock_info("p", age=timedelta(hours=5)))
+
+    response = handler(EVENT, FakeContext())
+    out = capsys.readouterr().out
+
+    assert response == {"complete": False, "findings": 2, "errors": 1, "exit_code": 2}
+    blobs = emf_blobs(out)
+    per_table = {b["Table"]: b for b in blobs if "Table" in b}
+    assert set(per_table) == {TABLE, "missing-table"}
+    main = per_table[TABLE]
+    assert main["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TfJanitor"
+    assert main["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Table", "service"]]
+    assert main["ActiveLocks"] == [1.0] and main["StaleLocks"] == [1.0] and main["DigestDrift"] == [1.0]
+    assert main["OldestLockAgeSeconds"][0] >= 5 * 3600 - 5
+    assert main["SweepsCompleted"] == [1.0] and main["SweepErrors"] == [0.0]
+    missing = per_table["missing-table"]
+    assert missing["SweepErrors"] == [1.0] and missing["SweepsCompleted"] == [0.0]
+    sweep = next(b for b in blobs if "Table" not in b and "SweepErrors" in b)
+    assert sweep["SweepsCompleted"] == [0.0] and sweep["SweepErrors"] == [1.0]
+
+    # Structured log records (Powertools puts `extra` keys at the top of each JSON line).
+    findings = [r.finding for r in caplog.records if hasattr(r, "finding")]
+    assert sorted(f["kind"] for f in findings) == ["digest_drift", "stale_lock"]
+    assert [r.sweep_error["target"] for r in caplog.records if hasattr(r, "sweep_error")] == ["missing-table"]
+    logged = out + "".join(json.dumps(vars(r), default=str) for r in caplog.records)
+    assert "never-log-me" not in logged  # state contents never reach the logs
+
+
+def test_bad_environment_fails_loudly_naming_the_variable(handler, monkeypatch) -> None:
+    from tfjanitor import settings
+
+    monkeypatch.setenv("STALE_AFTER", "an hour")
+    settings.sweeper_settings.cache_clear()
+    with pytest.raises(settings.SettingsError, match="STALE_AFTER"):
+        handler(EVENT, FakeContext())
