@@ -6,12 +6,12 @@ from datetime import timedelta
 
 import boto3
 import pytest
+
+from tests.conftest import BUCKET, REGION, TABLE, client
 from tfjanitor.adapters import AwsSession
 from tfjanitor.emulator import MotoServer
 from tfjanitor.engine import Sweeper, SweepRequest
 from tfjanitor.model import ScanResult, StalePolicy
-
-from tests.conftest import BUCKET, REGION, TABLE, client
 
 
 @pytest.fixture

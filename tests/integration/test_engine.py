@@ -8,12 +8,12 @@ from datetime import timedelta
 
 import boto3
 from botocore.awsrequest import AWSResponse
-from tfjanitor.adapters import AwsSession
-from tfjanitor.model import Kind, Severity, StalePolicy
 
 from tests.conftest import create_bucket, create_lock_table
 from tests.integration.conftest import BUCKET, REGION, TABLE, kinds, session, sweep
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
+from tfjanitor.adapters import AwsSession
+from tfjanitor.model import Kind, Severity, StalePolicy
 
 
 def test_healthy_backend_is_clean_and_proven_by_etag_without_downloads(backend, s3, ddb) -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+
 from tfjanitor.model import StalePolicy
 from tfjanitor.settings import SettingsError, SweeperSettings, parse_duration, split_list
 

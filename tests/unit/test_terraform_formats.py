@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timezone
 
 import pytest
+
 from tfjanitor.terraform import (
     BadItem,
     DigestItem,
