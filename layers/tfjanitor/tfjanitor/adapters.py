@@ -213,6 +213,17 @@ class Bucket:
                 return
             kwargs["ContinuationToken"] = token
 
+    def head(self, key: str) -> ObjectEntry | None:
+        """One object's listing entry, or None if it does not exist."""
+        try:
+            resp = self._s3().head_object(Bucket=self.name, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            err = _translate("HeadObject", exc)
+            if err.not_found:
+                return None
+            raise err from exc
+        return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), resp["LastModified"])
+
     def md5(self, key: str) -> tuple[str, int]:
         """Stream the object through MD5 in chunks: (hex digest, bytes read). Never kept."""
         digest = hashlib.md5(usedforsecurity=False)

@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 from . import findings as build
 from .adapters import AwsError, AwsSession, Bucket, LockTable, ObjectEntry
-from .model import ScanError, ScanResult, StalePolicy, TableStats
+from .model import ScanError, ScanResult, StalePolicy, Stats, TableStats
 from .terraform import (
     DIGEST_SUFFIX,
     LOCKFILE_SUFFIX,
@@ -213,13 +213,61 @@ class Sweeper:
         # 6. Confirm suspects with consistent reads before crying wolf.
         self._confirm(result, candidates, views)
 
-        stats.api_calls.update(
-            {op: n - calls_before.get(op, 0) for op, n in self._aws.counter.calls.items()}
-        )
-        stats.api_calls += type(stats.api_calls)()  # drop zero counts
+        self._count_calls(stats, calls_before)
         stats.retries = max(0, self._aws.counter.attempts - attempts_before - stats.total_api_calls)
         stats.duration_seconds = time.monotonic() - started
         result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
+        return result
+
+    def _count_calls(self, stats: Stats, before: dict[str, int]) -> None:
+        """This run's API calls by operation (the session may be shared by several runs)."""
+        for op, n in self._aws.counter.calls.items():
+            if n > before.get(op, 0):
+                stats.api_calls[op] += n - before.get(op, 0)
+
+    def check_state(self, region: str, table: str, bucket: str, key: str) -> ScanResult:
+        """Check one state now (the stream monitor, after a digest write or a lock release).
+
+        The result has a drift or orphan finding, nothing (digest proven, state locked, no
+        digest), or an error. ``stats.skipped_locked`` is 1 when the state is locked: the
+        caller re-checks after the release instead of reporting early.
+        """
+        started = time.monotonic()
+        result = ScanResult(region=region, tables=[table], buckets=[bucket])
+        calls_before = dict(self._aws.counter.calls)
+        lock_id, digest_id = f"{bucket}/{key}", f"{bucket}/{key}{DIGEST_SUFFIX}"
+        try:
+            items = LockTable(self._aws, region, table).get_many([lock_id, digest_id])
+            if lock_id in items:
+                result.stats.skipped_locked = 1
+                return result
+            digest = classify_item(items.get(digest_id, {}))
+            if not isinstance(digest, DigestItem):
+                return result  # no digest (lockfile-only state, deleted workspace): nothing to compare
+            result.stats.states = result.stats.digest_items = 1
+            handle = Bucket(self._aws, region, bucket)
+            view = _BucketView(listed=True)
+            if handle.head(key + LOCKFILE_SUFFIX) is not None:
+                result.stats.skipped_locked = 1
+                return result
+            obj = handle.head(key)
+            candidate = _Candidate(table, digest, None)
+            if obj is not None:
+                etag = normalize_etag(obj.etag)
+                if etag == digest.digest:
+                    result.stats.etag_proven = 1
+                    return result
+                actual, size = handle.md5(key)
+                result.stats.downloads, result.stats.bytes_downloaded = 1, size
+                if actual == digest.digest:
+                    return result
+                candidate = _Candidate(table, digest, actual, etag, size)
+            self._confirm(result, [candidate], {bucket: view})
+        except AwsError as exc:
+            result.errors.append(ScanError("check_state", lock_id, exc.code, _describe(exc, "state", lock_id)))
+        finally:
+            self._count_calls(result.stats, calls_before)
+            result.stats.duration_seconds = time.monotonic() - started
         return result
 
     def _check_lockfile(
