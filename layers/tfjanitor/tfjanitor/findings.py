@@ -128,8 +128,8 @@ def digest_drift(
         lock_id=None,
         message=(
             f"The digest stored in {table} for {bucket}/{key} does not match the state object in S3 "
-            "and the state is not locked: the next terraform run on it will fail with "
-            '"state data in S3 does not have the expected content".'
+            "and the state is not locked: the next terraform run that locks it with this table "
+            '(dynamodb_table) will fail with "state data in S3 does not have the expected content".'
         ),
         details={
             "stored_md5": stored,
@@ -148,6 +148,9 @@ def digest_drift(
             f"--item {_q(json.dumps(item, ensure_ascii=False))}",
             "If the object is wrong, restore the version whose MD5 is the stored digest "
             f"({stored}) with aws s3api copy-object --copy-source, under a terraform lock.",
+            "If this state now locks with use_lockfile only (no dynamodb_table), the digest is a leftover "
+            f"of that migration and nothing reads it: delete it with aws dynamodb delete-item --region {_q(region)} "
+            f"--table-name {_q(table)} --key {_q(_key_json(digest_id))}",
         ],
     )
 
