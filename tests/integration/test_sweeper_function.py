@@ -77,7 +77,7 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     response = handler(EVENT, FakeContext())
     out = capsys.readouterr().out
 
-    assert response == {"complete": False, "findings": 2, "errors": 1, "exit_code": 2}
+    assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "exit_code": 2}
     blobs = emf_blobs(out)
     per_table = {b["Table"]: b for b in blobs if "Table" in b}
     assert set(per_table) == {TABLE, "missing-table"}

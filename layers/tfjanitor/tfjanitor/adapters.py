@@ -125,6 +125,9 @@ class AwsSession:
     def s3(self, region: str) -> S3Client:
         return self._client("s3", region)  # type: ignore[no-any-return]
 
+    def sns(self, region: str) -> Any:
+        return self._client("sns", region)
+
 
 class LockTable:
     """Read access to one Terraform lock table."""
@@ -252,3 +255,30 @@ class Bucket:
         except (ClientError, BotoCoreError) as exc:
             raise _translate("GetObject", exc) from exc
         return data, resp.get("ETag", "")
+
+
+class Topic:
+    """The alert topic (SNS). Email subscribers get ``email``; others the link-free ``default``."""
+
+    def __init__(self, aws: AwsSession, region: str, arn: str):
+        self._aws = aws
+        self._region = region
+        self.arn = arn
+
+    def publish(self, subject: str, email: str, plain: str) -> str:
+        import json  # noqa: PLC0415
+
+        message = {
+            "default": plain,
+            "email": email,
+            # Queues (e.g. the local runner's capture) get the whole message, to show it as an email.
+            "sqs": json.dumps({"subject": subject, "email": email, "plain": plain}, ensure_ascii=False),
+        }
+        try:
+            resp = self._aws.sns(self._region).publish(
+                TopicArn=self.arn, Subject=subject, Message=json.dumps(message, ensure_ascii=False),
+                MessageStructure="json",
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("Publish", exc) from exc
+        return str(resp.get("MessageId", ""))

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
+from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
@@ -46,22 +48,56 @@ class SettingsError(ValueError):
     """A function's environment is invalid; the message names the variable."""
 
 
-# field -> environment variable (template.yaml sets these)
-SWEEPER_ENV = {
-    "region": "AWS_REGION",
-    "lock_tables": "LOCK_TABLES",
-    "extra_buckets": "EXTRA_BUCKETS",
-    "stale_after": "STALE_AFTER",
-    "read_only_stale_after": "READ_ONLY_STALE_AFTER",
-}
-
-
-class SweeperSettings(BaseModel):
-    """The sweeper function's environment (set by template.yaml)."""
+class FunctionSettings(BaseModel):
+    """What every function reads: its region and the alert lifecycle's table and topic."""
 
     model_config = ConfigDict(frozen=True)
+    # field -> environment variable (template.yaml sets these)
+    ENV: ClassVar[dict[str, str]] = {
+        "region": "AWS_REGION",
+        "findings_table": "FINDINGS_TABLE",
+        "alert_topic_arn": "ALERT_TOPIC_ARN",
+        "reminder_interval": "REMINDER_INTERVAL",
+    }
 
     region: str
+    findings_table: str | None = None
+    alert_topic_arn: str | None = None
+    reminder_interval: timedelta = timedelta(hours=24)
+
+    @field_validator("reminder_interval", mode="before")
+    @classmethod
+    def _reminder(cls, value: object) -> timedelta:
+        return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+
+    @property
+    def alerts_enabled(self) -> bool:
+        return bool(self.findings_table and self.alert_topic_arn)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        env = os.environ if environ is None else environ
+        raw = {field: env[var] for field, var in cls.ENV.items() if env.get(var, "") != ""}
+        try:
+            return cls(**raw)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{cls.ENV.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
+            )
+            raise SettingsError(f"invalid {cls.__name__} environment: {problems}") from None
+
+
+class SweeperSettings(FunctionSettings):
+    """The sweeper function's environment."""
+
+    ENV: ClassVar[dict[str, str]] = {
+        **FunctionSettings.ENV,
+        "lock_tables": "LOCK_TABLES",
+        "extra_buckets": "EXTRA_BUCKETS",
+        "stale_after": "STALE_AFTER",
+        "read_only_stale_after": "READ_ONLY_STALE_AFTER",
+    }
+
     lock_tables: list[str]
     extra_buckets: list[str] = []
     stale_after: timedelta = timedelta(hours=1)
@@ -88,21 +124,20 @@ class SweeperSettings(BaseModel):
     def policy(self) -> StalePolicy:
         return StalePolicy(default=self.stale_after, read_only=self.read_only_stale_after)
 
-    @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> SweeperSettings:
-        env = os.environ if environ is None else environ
-        names = SWEEPER_ENV
-        raw = {field: env[var] for field, var in names.items() if env.get(var, "") != ""}
-        try:
-            return cls(**raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{names.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
-            )
-            raise SettingsError(f"invalid sweeper environment: {problems}") from None
+
+class StreamSettings(FunctionSettings):
+    """The stream monitor's environment (region, alert table and topic)."""
+
+
+SWEEPER_ENV = SweeperSettings.ENV
 
 
 @lru_cache(maxsize=1)
 def sweeper_settings() -> SweeperSettings:
     """Validated once per execution environment (warm invocations reuse it)."""
     return SweeperSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def stream_settings() -> StreamSettings:
+    return StreamSettings.from_env()

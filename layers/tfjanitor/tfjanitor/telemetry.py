@@ -11,7 +11,8 @@ from collections import Counter
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from .model import Kind, ScanResult
+from .model import Kind, ScanResult, Severity
+from .monitor import BatchSummary
 
 TABLE_DIMENSION = "Table"
 
@@ -35,6 +36,8 @@ SWEEP_METRICS: dict[str, MetricUnit] = {
     "SweepsCompleted": MetricUnit.Count,
     "StatesChecked": MetricUnit.Count,
     "StateBytesDownloaded": MetricUnit.Bytes,
+    "OpenFindings": MetricUnit.Count,
+    "AlertsSent": MetricUnit.Count,
 }
 
 _KIND_METRIC = {
@@ -63,7 +66,7 @@ def table_metric_values(result: ScanResult) -> dict[str, dict[str, float]]:
     return values
 
 
-def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
+def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_sent: int = 0) -> None:
     """Add this sweep's metrics (flushed by the handler's decorator) and log each finding."""
     for table, values in table_metric_values(result).items():
         per_table = EphemeralMetrics()
@@ -77,6 +80,8 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         "SweepsCompleted": 1 if result.complete else 0,
         "StatesChecked": result.stats.states,
         "StateBytesDownloaded": result.stats.bytes_downloaded,
+        "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
+        "AlertsSent": alerts_sent,
     }
     for name, value in sweep_values.items():
         metrics.add_metric(name=name, unit=SWEEP_METRICS[name], value=value)
@@ -91,3 +96,36 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         "sweep finished",
         extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()},
     )
+
+
+OPERATION_DIMENSION = "OperationClass"
+OPERATION_CLASSES = ("apply", "plan", "other")
+STREAM_CLASS_METRICS: dict[str, MetricUnit] = {
+    "LocksAcquired": MetricUnit.Count,
+    "LocksReleased": MetricUnit.Count,
+    "LockHoldSeconds": MetricUnit.Seconds,
+}
+STREAM_METRICS: dict[str, MetricUnit] = {
+    "DriftDetected": MetricUnit.Count,
+    "MalformedRecords": MetricUnit.Count,
+    "ForeignRecords": MetricUnit.Count,
+}
+
+
+def publish_stream_batch(summary: BatchSummary, metrics: Metrics) -> None:
+    """Lock activity by operation class (a fixed set of three), plus batch-wide counts."""
+    for klass in OPERATION_CLASSES:
+        acquired, released = summary.acquired.get(klass, 0), summary.released.get(klass, 0)
+        holds = summary.hold_seconds.get(klass, [])
+        if not (acquired or released or holds):
+            continue
+        per_class = EphemeralMetrics()
+        per_class.add_dimension(OPERATION_DIMENSION, klass)
+        per_class.add_metric(name="LocksAcquired", unit=STREAM_CLASS_METRICS["LocksAcquired"], value=acquired)
+        per_class.add_metric(name="LocksReleased", unit=STREAM_CLASS_METRICS["LocksReleased"], value=released)
+        for seconds in holds:
+            per_class.add_metric(name="LockHoldSeconds", unit=STREAM_CLASS_METRICS["LockHoldSeconds"], value=seconds)
+        per_class.flush_metrics()
+    metrics.add_metric(name="DriftDetected", unit=STREAM_METRICS["DriftDetected"], value=summary.drift_detected)
+    metrics.add_metric(name="MalformedRecords", unit=STREAM_METRICS["MalformedRecords"], value=summary.malformed)
+    metrics.add_metric(name="ForeignRecords", unit=STREAM_METRICS["ForeignRecords"], value=summary.foreign)

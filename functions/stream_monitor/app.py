@@ -1,0 +1,33 @@
+"""Lock-table stream monitor: lock activity metrics, and an immediate drift check on every digest write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tfjanitor.adapters import AwsSession
+from tfjanitor.monitor import StreamMonitor, event_from_record
+from tfjanitor.observability import logger, metrics, tracer
+from tfjanitor.service import stream_monitor
+from tfjanitor.settings import stream_settings
+from tfjanitor.telemetry import publish_stream_batch
+
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    monitor: StreamMonitor = stream_monitor(stream_settings(), AwsSession(), log=logger)
+
+    def record_handler(record: DynamoDBRecord) -> None:
+        monitor.handle(event_from_record(record))
+
+    try:
+        return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
+    finally:
+        publish_stream_batch(monitor.summary, metrics)

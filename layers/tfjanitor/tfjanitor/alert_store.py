@@ -1,0 +1,140 @@
+"""The stack's findings table (DynamoDB adapter for :mod:`tfjanitor.alerts`).
+
+Never Terraform's lock table: a table of the stack's own, keyed by ``Fingerprint``,
+with TTL (``ExpiresAt``) set on closed alerts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from .adapters import AwsSession, _translate
+from .alerts import CLOSED, CLOSED_TTL, OPEN, AlertRecord
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _record(item: dict[str, Any]) -> AlertRecord:
+    s = {k: v.get("S") for k, v in item.items() if "S" in v}
+    return AlertRecord(
+        fingerprint=s["Fingerprint"],
+        status=s.get("Status", OPEN),
+        severity=s.get("Severity", "warning"),
+        notified_severity=s.get("NotifiedSeverity", s.get("Severity", "warning")),
+        scope=s.get("Scope", ""),
+        finding=json.loads(s.get("Finding") or "{}"),
+        opened_at=datetime.fromisoformat(s["OpenedAt"]),
+        last_notified_at=datetime.fromisoformat(s["LastNotifiedAt"]),
+        closed_at=datetime.fromisoformat(s["ClosedAt"]) if s.get("ClosedAt") else None,
+        resolution=s.get("Resolution", ""),
+    )
+
+
+class DynamoAlertStore:
+    def __init__(self, aws: AwsSession, region: str, table: str):
+        self._aws = aws
+        self._region = region
+        self.table = table
+
+    @property
+    def _client(self):  # type: ignore[no-untyped-def]
+        return self._aws.dynamodb(self._region)
+
+    def _conditional(self, op: str, **kwargs: Any) -> bool:
+        try:
+            getattr(self._client, op)(TableName=self.table, **kwargs)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
+                return False
+            raise _translate(op, exc) from exc
+        except BotoCoreError as exc:
+            raise _translate(op, exc) from exc
+        return True
+
+    def list_open(self) -> list[AlertRecord]:
+        records: list[AlertRecord] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "#s = :open",
+            "ExpressionAttributeNames": {"#s": "Status"},
+            "ExpressionAttributeValues": {":open": {"S": OPEN}},
+            "ConsistentRead": True,
+        }
+        while True:
+            try:
+                page = self._client.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate("Scan", exc) from exc
+            records += [_record(i) for i in page.get("Items", [])]
+            if not page.get("LastEvaluatedKey"):
+                return records
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+    def get(self, fp: str) -> AlertRecord | None:
+        try:
+            item = self._client.get_item(TableName=self.table, Key={"Fingerprint": {"S": fp}}, ConsistentRead=True)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetItem", exc) from exc
+        return _record(item["Item"]) if "Item" in item else None
+
+    def open(self, record: AlertRecord) -> bool:
+        item = {
+            "Fingerprint": {"S": record.fingerprint},
+            "Status": {"S": OPEN},
+            "Severity": {"S": record.severity},
+            "NotifiedSeverity": {"S": record.notified_severity},
+            "Scope": {"S": record.scope},
+            "Kind": {"S": str(record.finding.get("kind", ""))},
+            "Finding": {"S": json.dumps(record.finding, ensure_ascii=False)},
+            "OpenedAt": {"S": _iso(record.opened_at)},
+            "LastNotifiedAt": {"S": _iso(record.last_notified_at)},
+        }
+        return self._conditional(
+            "put_item",
+            Item=item,
+            ConditionExpression="attribute_not_exists(Fingerprint) OR #s = :closed",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":closed": {"S": CLOSED}},
+        )
+
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool:
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET NotifiedSeverity = :sev, Severity = :sev, Finding = :f, LastNotifiedAt = :now",
+            ConditionExpression="#s = :open AND NotifiedSeverity = :seen",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={
+                ":sev": {"S": severity}, ":f": {"S": json.dumps(finding, ensure_ascii=False)},
+                ":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": seen_notified},
+            },
+        )
+
+    def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool:
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET LastNotifiedAt = :now",
+            ConditionExpression="#s = :open AND LastNotifiedAt = :seen",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": _iso(seen_last)}},
+        )
+
+    def resolve(self, fp: str, now: datetime, resolution: str) -> bool:
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl",
+            ConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={
+                ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
+                ":r": {"S": resolution}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+            },
+        )

@@ -1,0 +1,57 @@
+"""Wiring used by the functions and the local runner: settings in, adapters built, one call out."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from .adapters import AwsError, AwsSession, Topic
+from .alert_store import DynamoAlertStore
+from .alerts import Notice, covered_scopes, process_findings
+from .engine import Sweeper, SweepRequest
+from .model import Kind, ScanError, ScanResult
+from .monitor import StreamMonitor
+from .notify import SnsNotifier
+from .settings import FunctionSettings, SweeperSettings
+
+# The sweeper sees every one of these kinds whole, so it may also close them.
+SWEEPER_KINDS = {
+    Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST,
+    Kind.CROSS_REGION_BUCKET, Kind.MALFORMED_ITEM,
+}
+
+
+def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, SnsNotifier] | tuple[None, None]:
+    if not settings.alerts_enabled:
+        return None, None
+    store = DynamoAlertStore(aws, settings.region, settings.findings_table)  # type: ignore[arg-type]
+    return store, SnsNotifier(Topic(aws, settings.region, settings.alert_topic_arn))  # type: ignore[arg-type]
+
+
+def sweep_and_alert(
+    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None
+) -> tuple[ScanResult, list[Notice]]:
+    """One scheduled sweep: find, then open / escalate / remind / resolve alerts and email them."""
+    now = now or datetime.now(timezone.utc)
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy)
+    result = Sweeper(aws, now=now).sweep(request)
+    store, notifier = alerting(settings, aws)
+    if store is None or notifier is None:
+        return result, []
+    try:
+        notices = process_findings(
+            result.findings, covered_scopes(result), store, now, settings.reminder_interval,
+            resolvable_kinds=SWEEPER_KINDS,
+        )
+        for notice in notices:
+            notifier.send(notice)
+    except AwsError as exc:
+        result.errors.append(
+            ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
+        )
+        return result, []
+    return result, notices
+
+
+def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
+    store, notifier = alerting(settings, aws)
+    return StreamMonitor(checker=Sweeper(aws), store=store, notifier=notifier, log=log)
