@@ -23,15 +23,34 @@ def template() -> dict:
     return doc
 
 
-def statements(function: dict) -> list[dict]:
-    return [s for policy in function["Properties"]["Policies"] for s in policy.get("Statement", [])]
+# SAM policy templates a function may hold, and the only resources they may name: the stack's own.
+OWN_RESOURCE_POLICIES = {
+    "DynamoDBCrudPolicy": {"TableName": {"Ref": "FindingsTable"}},
+    "SNSPublishMessagePolicy": {"TopicName": {"Fn::GetAtt": ["AlertTopic", "TopicName"]}},
+    "SQSSendMessagePolicy": {"QueueName": {"Fn::GetAtt": ["StreamDeadLetterQueue", "QueueName"]}},
+}
+STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 
-def test_sweeper_has_no_write_permission(template) -> None:
-    sweeper = template["Resources"]["SweeperFunction"]
-    actions = {a for s in statements(sweeper) for a in s["Action"]}
-    assert actions <= READ_ONLY, actions - READ_ONLY
-    assert all(s["Effect"] == "Allow" for s in statements(sweeper))
+def test_terraform_backend_access_is_read_only(template) -> None:
+    policy = template["Resources"]["ReadTerraformBackendPolicy"]["Properties"]["PolicyDocument"]
+    actions = {a for s in policy["Statement"] for a in s["Action"]}
+    assert actions == READ_ONLY
+    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
+
+
+@pytest.mark.parametrize("function", ["SweeperFunction", "StreamMonitorFunction"])
+def test_functions_write_only_to_the_stacks_own_table_topic_and_queue(template, function) -> None:
+    policies = template["Resources"][function]["Properties"]["Policies"]
+    for policy in policies:
+        if policy == {"Ref": "ReadTerraformBackendPolicy"}:
+            continue
+        [(name, args)] = policy.items()
+        if name == "Statement":
+            actions = {a for s in args for a in s["Action"]}
+            assert actions <= STREAM_READ, actions
+            continue
+        assert OWN_RESOURCE_POLICIES.get(name) == args, (name, args)
 
 
 def test_sweeper_environment_covers_its_settings(template) -> None:

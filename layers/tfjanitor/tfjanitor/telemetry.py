@@ -29,8 +29,12 @@ TABLE_METRICS: dict[str, MetricUnit] = {
     "SweepErrors": MetricUnit.Count,
     "SweepsCompleted": MetricUnit.Count,
 }
-# Emitted once per sweep with the service dimension only.
+# Emitted once per sweep with the service dimension only (what the alarms watch).
 SWEEP_METRICS: dict[str, MetricUnit] = {
+    "StaleLocks": MetricUnit.Count,
+    "DigestDrift": MetricUnit.Count,
+    "OrphanDigests": MetricUnit.Count,
+    "CrossRegionBuckets": MetricUnit.Count,
     "StaleLockfiles": MetricUnit.Count,
     "SweepErrors": MetricUnit.Count,
     "SweepsCompleted": MetricUnit.Count,
@@ -74,8 +78,13 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
         for name, value in values.items():
             per_table.add_metric(name=name, unit=TABLE_METRICS[name], value=value)
         per_table.flush_metrics()
+    kinds = Counter(f.kind for f in result.findings)
     sweep_values = {
-        "StaleLockfiles": sum(1 for f in result.findings if f.kind is Kind.STALE_LOCKFILE),
+        "StaleLocks": kinds[Kind.STALE_LOCK],
+        "DigestDrift": kinds[Kind.DIGEST_DRIFT],
+        "OrphanDigests": kinds[Kind.ORPHAN_DIGEST],
+        "CrossRegionBuckets": kinds[Kind.CROSS_REGION_BUCKET],
+        "StaleLockfiles": kinds[Kind.STALE_LOCKFILE],
         "SweepErrors": len(result.errors),
         "SweepsCompleted": 1 if result.complete else 0,
         "StatesChecked": result.stats.states,

@@ -1,0 +1,133 @@
+"""Every metric and dimension the dashboard and alarms name is one the code really emits.
+
+The emitted set is read from the EMF the telemetry functions print, not from a list kept
+by hand, so a typo on either side makes a widget or an alarm fail this test.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from cfnlint.decode import decode_str
+
+from tfjanitor.model import Finding, Kind, ScanResult, Severity, TableStats
+from tfjanitor.monitor import BatchSummary
+
+ROOT = Path(__file__).resolve().parents[2]
+NAMESPACE = "TfJanitor"
+SERVICE = "tfjanitor"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict:
+    doc, problems = decode_str((ROOT / "template.yaml").read_text())
+    assert not problems
+    return doc
+
+
+@pytest.fixture
+def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | None]]]]:
+    """(metric, {(dimension, value)}) pairs from one sweep and one stream batch's EMF output."""
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", SERVICE)
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
+    from aws_lambda_powertools import Logger, Metrics
+
+    from tfjanitor.telemetry import publish_sweep, publish_stream_batch
+
+    result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
+    result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])
+    result.findings.append(
+        Finding(Kind.STALE_LOCK, Severity.WARNING, "ap-northeast-2", "terraform-state-lock", "b", "k", "id", "m")
+    )
+    metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+    publish_sweep(result, metrics, Logger(service=SERVICE))
+    summary = BatchSummary()
+    for klass in ("apply", "plan", "other"):
+        summary.acquired[klass] += 1
+        summary.released[klass] += 1
+        summary.hold_seconds[klass].append(12.0)
+    publish_stream_batch(summary, metrics)
+    metrics.flush_metrics()
+    pairs = set()
+    for line in capsys.readouterr().out.splitlines():
+        if '"_aws"' not in line:
+            continue
+        blob = json.loads(line)
+        for directive in blob["_aws"]["CloudWatchMetrics"]:
+            assert directive["Namespace"] == NAMESPACE
+            for dims in directive["Dimensions"]:
+                for metric in directive["Metrics"]:
+                    pairs.add((metric["Name"], frozenset((d, blob[d] if d != "Table" else None) for d in dims)))
+    return pairs
+
+
+def _dashboard(template: dict) -> dict:
+    body, _values = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    text = body.replace("${MetricsNamespace}", NAMESPACE)
+    text = re.sub(r"\$\{[A-Za-z:.]+\}", "X", text)
+    return json.loads(text)
+
+
+def dashboard_references(template: dict) -> list[tuple[str, frozenset[tuple[str, str | None]]]]:
+    refs = []
+    for widget in _dashboard(template)["widgets"]:
+        previous: list = []
+        for entry in widget["properties"]["metrics"]:
+            head = entry[0]
+            if isinstance(head, dict):  # a SEARCH expression
+                match = re.search(r"SEARCH\('\{([^}]*)\} MetricName=\\?\"(\w+)\\?\"", head["expression"])
+                assert match, head["expression"]
+                namespace, *dims = match[1].split(",")
+                assert namespace == NAMESPACE
+                refs.append((match[2], frozenset((d, SERVICE if d == "service" else None) for d in dims)))
+                continue
+            parts = [p for p in entry if not isinstance(p, dict)]
+            if parts == ["..."]:
+                parts = previous
+            previous = parts
+            namespace, name, *flat = parts
+            if namespace != NAMESPACE:
+                continue  # AWS/Lambda, AWS/SQS: emitted by AWS
+            dims = frozenset((flat[i], flat[i + 1] if flat[i] != "Table" else None) for i in range(0, len(flat), 2))
+            refs.append((name, dims))
+    return refs
+
+
+def alarm_references(template: dict) -> list[tuple[str, str, frozenset[tuple[str, str | None]]]]:
+    refs = []
+    for name, res in template["Resources"].items():
+        if res["Type"] != "AWS::CloudWatch::Alarm":
+            continue
+        props = res["Properties"]
+        if props["Namespace"] != {"Ref": "MetricsNamespace"}:
+            continue
+        dims = frozenset((d["Name"], d["Value"]) for d in props.get("Dimensions", []))
+        refs.append((name, props["MetricName"], dims))
+    return refs
+
+
+def test_every_dashboard_metric_is_emitted(template, emitted) -> None:
+    refs = dashboard_references(template)
+    assert len(refs) >= 15
+    missing = [r for r in refs if r not in emitted]
+    assert missing == []
+
+
+def test_every_alarm_metric_is_emitted(template, emitted) -> None:
+    refs = alarm_references(template)
+    assert {name for name, *_ in refs} >= {"StaleLocksAlarm", "DigestDriftAlarm", "SweeperHeartbeatAlarm"}
+    missing = [r for r in refs if (r[1], r[2]) not in emitted]
+    assert missing == []
+
+
+def test_heartbeat_alarm_breaches_on_missing_data(template) -> None:
+    alarm = template["Resources"]["SweeperHeartbeatAlarm"]["Properties"]
+    assert alarm["TreatMissingData"] == "breaching" and alarm["EvaluationPeriods"] == 3
+
+
+def test_service_dimension_matches_the_template(template) -> None:
+    assert template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] == SERVICE
+    assert template["Parameters"]["MetricsNamespace"]["Default"] == NAMESPACE
