@@ -35,7 +35,7 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
     from aws_lambda_powertools import Logger, Metrics
 
-    from tfjanitor.telemetry import publish_sweep, publish_stream_batch
+    from tfjanitor.telemetry import publish_stream_batch, publish_sweep
 
     result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])

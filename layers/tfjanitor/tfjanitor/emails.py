@@ -42,7 +42,7 @@ def _state(f: dict[str, Any]) -> str:
 
 
 def _fit(prefix: str, state: str, suffix: str) -> str:
-    room = SUBJECT_LIMIT - len(prefix) - len(suffix)
+    room = SUBJECT_LIMIT - 1 - len(prefix) - len(suffix)  # SNS: "less than 100 characters"
     if len(state) > room:
         state = "..." + state[-(room - 3):]
     return f"{prefix}{state}{suffix}"
