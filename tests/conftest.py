@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
+
 from tfjanitor.emulator import MotoServer
 
 REGION = "ap-northeast-2"
