@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -67,12 +68,15 @@ class CallCounter:
 
     calls: Counter[str]
     attempts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def on_call(self, model: Any = None, **_: Any) -> None:
-        self.calls[model.name if model is not None else "Unknown"] += 1
+        with self._lock:
+            self.calls[model.name if model is not None else "Unknown"] += 1
 
     def on_send(self, **_: Any) -> None:
-        self.attempts += 1
+        with self._lock:
+            self.attempts += 1
 
     @property
     def retries(self) -> int:

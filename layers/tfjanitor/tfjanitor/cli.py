@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+from .durations import parse_duration
 from .model import StalePolicy
-from .settings import parse_duration
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
 

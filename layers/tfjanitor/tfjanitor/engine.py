@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -30,6 +31,7 @@ from .terraform import (
 )
 
 StateRef = tuple[str, str]  # (bucket, key)
+DOWNLOAD_WORKERS = 8  # concurrent state downloads; memory stays at 8 x 64 KiB chunks
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,7 @@ class Sweeper:
 
         # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
         candidates: list[_Candidate] = []
+        to_hash: list[tuple[str, DigestItem, str]] = []
         for table, digest in digests:
             view = views.get(digest.bucket)
             if view is None:
@@ -192,19 +195,19 @@ class Sweeper:
             if (digest.bucket, digest.key) in locks or digest.key in view.lockfiles:
                 stats.skipped_locked += 1  # Terraform may be between its object and digest writes
                 continue
-            try:
-                actual, size = handles[digest.bucket].md5(digest.key)
-            except AwsError as exc:
-                if exc.not_found:
+            to_hash.append((table, digest, etag))
+        for (table, digest, etag), outcome in zip(to_hash, self._hash_all(handles, to_hash), strict=True):
+            if isinstance(outcome, AwsError):
+                if outcome.not_found:
                     candidates.append(_Candidate(table, digest, None))
                 else:
+                    target = f"{digest.bucket}/{digest.key}"
                     result.errors.append(
-                        ScanError(
-                            "read_state", f"{digest.bucket}/{digest.key}", exc.code,
-                            _describe(exc, "state object", f"s3://{digest.bucket}/{digest.key}"),
-                        )
+                        ScanError("read_state", target, outcome.code,
+                                  _describe(outcome, "state object", f"s3://{target}"))
                     )
                 continue
+            actual, size = outcome
             stats.downloads += 1
             stats.bytes_downloaded += size
             if actual != digest.digest:
@@ -218,6 +221,23 @@ class Sweeper:
         stats.duration_seconds = time.monotonic() - started
         result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
         return result
+
+    def _hash_all(
+        self, handles: dict[str, Bucket], work: list[tuple[str, DigestItem, str]]
+    ) -> list[tuple[str, int] | AwsError]:
+        """MD5 of each suspect state, a few streams at a time (each read in 64 KiB chunks)."""
+
+        def one(item: tuple[str, DigestItem, str]) -> tuple[str, int] | AwsError:
+            digest = item[1]
+            try:
+                return handles[digest.bucket].md5(digest.key)
+            except AwsError as exc:
+                return exc
+
+        if len(work) <= 1:
+            return [one(item) for item in work]
+        with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(work))) as pool:
+            return list(pool.map(one, work))
 
     def _count_calls(self, stats: Stats, before: dict[str, int]) -> None:
         """This run's API calls by operation (the session may be shared by several runs)."""

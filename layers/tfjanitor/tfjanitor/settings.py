@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
@@ -11,37 +10,8 @@ from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
+from .durations import parse_duration, split_list
 from .model import StalePolicy
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``1d`` (a bare number is seconds)."""
-    if isinstance(text, (int, float)):
-        seconds = float(text)
-    else:
-        stripped = str(text).strip()
-        match = _DURATION.match(stripped)
-        if match:
-            seconds = float(match[1]) * _UNITS[match[2].lower()]
-        elif re.fullmatch(r"\d+(?:\.\d+)?", stripped):
-            seconds = float(stripped)
-        else:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d)")
-    if seconds <= 0:
-        raise ValueError(f"duration must be positive: {text!r}")
-    return timedelta(seconds=seconds)
-
-
-def split_list(value: object) -> list[str]:
-    """A CloudFormation CommaDelimitedList arrives as ``a,b`` (blanks dropped)."""
-    if value is None:
-        return []
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [part.strip() for part in str(value).split(",") if part.strip()]
 
 
 class SettingsError(ValueError):
