@@ -97,6 +97,7 @@ class AwsSession:
         self._endpoint_url = endpoint_url
         self.counter = counter or CallCounter(Counter())
         self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
         # botocore's standard retry mode: backoff with jitter on throttling and 5xx.
         self._retries = {"mode": "standard", "max_attempts": max_attempts}
 
@@ -105,6 +106,13 @@ class AwsSession:
         return self._session.region_name
 
     def _client(self, service: str, region: str) -> Any:
+        cached = self._clients.get((service, region))
+        if cached is not None:
+            return cached
+        with self._lock:  # boto3 sessions are not thread-safe while creating clients
+            return self._new_client(service, region)
+
+    def _new_client(self, service: str, region: str) -> Any:
         cached = self._clients.get((service, region))
         if cached is not None:
             return cached

@@ -31,7 +31,7 @@ from .terraform import (
 )
 
 StateRef = tuple[str, str]  # (bucket, key)
-DOWNLOAD_WORKERS = 8  # concurrent state downloads; memory stays at 8 x 64 KiB chunks
+IO_WORKERS = 8  # concurrent bucket listings / state downloads (memory: 8 x 64 KiB chunks at most)
 
 
 @dataclass(frozen=True)
@@ -48,6 +48,7 @@ class _BucketView:
 
     exists: bool = True
     listed: bool = False
+    objects_seen: int = 0
     objects: dict[str, ObjectEntry] = field(default_factory=dict)  # state keys named by digests
     lockfiles: dict[str, ObjectEntry] = field(default_factory=dict)  # state key -> its .tflock
 
@@ -114,40 +115,20 @@ class Sweeper:
         wanted: dict[str, set[str]] = defaultdict(set)
         for _, d in digests:
             wanted[d.bucket].add(d.key)
+        handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
+        self._aws.s3(region)  # create the client once, before the buckets are read concurrently
         views: dict[str, _BucketView] = {}
-        handles: dict[str, Bucket] = {}
-        for name in bucket_names:
-            bucket = handles[name] = Bucket(self._aws, region, name)
-            views[name] = view = _BucketView()
-            try:
-                bucket_region = bucket.location()
-            except AwsError as exc:
-                if exc.code == "NoSuchBucket":
-                    view.exists = False
-                    continue
-                result.errors.append(
-                    ScanError("bucket_location", name, exc.code, _describe(exc, "bucket", name))
-                )
-                bucket_region = None
+        surveys = self._in_parallel(lambda name: self._survey(handles[name], wanted[name]), bucket_names)
+        for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
+            views[name] = view
+            stats.objects_listed += view.objects_seen
+            result.errors += errors
             if bucket_region and bucket_region != region:
                 for table, named in buckets_by_table.items():
                     if named.get(name):
                         result.findings.append(
                             build.cross_region_bucket(region, table, name, bucket_region, named[name])
                         )
-            try:
-                for obj in bucket.list_objects():
-                    stats.objects_listed += 1
-                    if obj.key.endswith(LOCKFILE_SUFFIX):
-                        view.lockfiles[obj.key[: -len(LOCKFILE_SUFFIX)]] = obj
-                    elif obj.key in wanted[name]:
-                        view.objects[obj.key] = obj
-                view.listed = True
-            except AwsError as exc:
-                if exc.code == "NoSuchBucket":
-                    view.exists = False
-                    continue
-                result.errors.append(ScanError("list_bucket", name, exc.code, _describe(exc, "bucket", name)))
 
         states: set[StateRef] = set(locks)
         states.update((d.bucket, d.key) for _, d in digests)
@@ -222,6 +203,43 @@ class Sweeper:
         result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
         return result
 
+    @staticmethod
+    def _survey(bucket: Bucket, wanted: set[str]) -> tuple[_BucketView, str | None, list[ScanError]]:
+        """One bucket: its region, then one listing that keeps only the keys we care about."""
+        view = _BucketView()
+        errors: list[ScanError] = []
+        name = bucket.name
+        try:
+            bucket_region: str | None = bucket.location()
+        except AwsError as exc:
+            if exc.code == "NoSuchBucket":
+                view.exists = False
+                return view, None, errors
+            errors.append(ScanError("bucket_location", name, exc.code, _describe(exc, "bucket", name)))
+            bucket_region = None
+        try:
+            for obj in bucket.list_objects():
+                view.objects_seen += 1
+                if obj.key.endswith(LOCKFILE_SUFFIX):
+                    view.lockfiles[obj.key[: -len(LOCKFILE_SUFFIX)]] = obj
+                elif obj.key in wanted:
+                    view.objects[obj.key] = obj
+            view.listed = True
+        except AwsError as exc:
+            if exc.code == "NoSuchBucket":
+                view.exists = False
+            else:
+                errors.append(ScanError("list_bucket", name, exc.code, _describe(exc, "bucket", name)))
+        return view, bucket_region, errors
+
+    @staticmethod
+    def _in_parallel(work, items):  # type: ignore[no-untyped-def]
+        """Map ``work`` over ``items`` a few at a time (I/O bound: boto3 clients are thread-safe)."""
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(IO_WORKERS, len(items))) as pool:
+            return list(pool.map(work, items))
+
     def _hash_all(
         self, handles: dict[str, Bucket], work: list[tuple[str, DigestItem, str]]
     ) -> list[tuple[str, int] | AwsError]:
@@ -234,10 +252,7 @@ class Sweeper:
             except AwsError as exc:
                 return exc
 
-        if len(work) <= 1:
-            return [one(item) for item in work]
-        with ThreadPoolExecutor(max_workers=min(DOWNLOAD_WORKERS, len(work))) as pool:
-            return list(pool.map(one, work))
+        return self._in_parallel(one, work)  # type: ignore[no-any-return]
 
     def _count_calls(self, stats: Stats, before: dict[str, int]) -> None:
         """This run's API calls by operation (the session may be shared by several runs)."""

@@ -384,3 +384,65 @@ def _html(text: str) -> str:
     escaped = html.escape(text)
     linked = re.sub(r"(https://[^\s<]+)", r'<a href="\1">\1</a>', escaped)
     return f"<html><body><pre style=\"font-family: monospace\">{linked}</pre></body></html>"
+
+
+# The dashboard's main widgets: (title, metric names, how to combine one invocation's values)
+DASHBOARD_PANELS: list[tuple[str, tuple[str, ...], str]] = [
+    ("Active locks per table", ("ActiveLocks",), "max"),
+    ("Stale locks", ("StaleLocks", "StaleLockfiles"), "max"),
+    ("Oldest lock age (s)", ("OldestLockAgeSeconds",), "max"),
+    ("Digest drift and orphan digests", ("DigestDrift", "OrphanDigests", "DriftDetected"), "max"),
+    ("Lock acquisitions by operation", ("LocksAcquired",), "sum"),
+    ("Lock hold time by operation (s)", ("LockHoldSeconds",), "each"),
+    ("Open findings / alerts sent", ("OpenFindings", "AlertsSent"), "max"),
+    ("Sweeps completed / errors", ("SweepsCompleted", "SweepErrors"), "sum"),
+]
+
+
+def render_dashboard(metrics: list[Metric], path: Path, title: str = "tfjanitor") -> Path:
+    """Draw the dashboard's main widgets from the metrics a local run emitted (EMF)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    start = min((m.at for m in metrics), default=time.time())
+    fig, axes = plt.subplots(4, 2, figsize=(14, 13))
+    for ax, (panel, names, how) in zip(axes.flat, DASHBOARD_PANELS, strict=True):
+        drawn = False
+        for name in names:
+            series: dict[str, list[tuple[float, float]]] = {}
+            for m in metrics:
+                if m.name != name:
+                    continue
+                label = name
+                if "Table" in m.dimensions:
+                    label = f"{name} {m.dimensions['Table']}" if len(names) > 1 else m.dimensions["Table"]
+                elif "OperationClass" in m.dimensions:
+                    label = m.dimensions["OperationClass"] if len(names) == 1 else f"{name} {m.dimensions['OperationClass']}"
+                points = series.setdefault(label, [])
+                t = m.at - start
+                if how == "each":
+                    points += [(t, v) for v in m.values]
+                else:
+                    points.append((t, sum(m.values) if how == "sum" else max(m.values)))
+            for label, points in sorted(series.items()):
+                xs, ys = zip(*points, strict=True)
+                if how == "each":
+                    ax.scatter(xs, ys, label=label, s=18)
+                else:
+                    ax.step(xs, ys, where="post", label=label, marker="o", markersize=3)
+                drawn = True
+        ax.set_title(panel, fontsize=11)
+        ax.set_xlabel("seconds since start", fontsize=8)
+        ax.grid(True, alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8, loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+    fig.suptitle(f"{title} - dashboard widgets from the run's own metrics", fontsize=14)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path
