@@ -47,6 +47,9 @@ def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
     from tfjanitor import observability, settings
 
     importlib.reload(observability)
+    # Powertools reuses the named logger across reloads: another test (the local runner) may have
+    # left it at ERROR.
+    observability.logger.setLevel("INFO")
     settings.sweeper_settings.cache_clear()
     spec = importlib.util.spec_from_file_location("sweeper_app", ROOT / "functions" / "sweeper" / "app.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]

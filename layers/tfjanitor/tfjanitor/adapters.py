@@ -294,3 +294,73 @@ class Topic:
         except (ClientError, BotoCoreError) as exc:
             raise _translate("Publish", exc) from exc
         return str(resp.get("MessageId", ""))
+
+
+class LockGone(Exception):
+    """A conditional delete found the lock changed or gone: nothing was deleted."""
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return err.get("Code") in {"ConditionalCheckFailedException", "PreconditionFailed"} or status == 412
+
+
+class LockWriter:
+    """The only code that deletes Terraform locks: each delete is conditional on the exact lock observed.
+
+    Never touches digest items or state objects: DynamoDB deletes require ``Info`` to equal
+    what was read (a digest item has no Info), S3 deletes only ``*.tflock`` keys and require
+    the ETag that was read.
+    """
+
+    def __init__(self, aws: AwsSession, region: str):
+        self._aws = aws
+        self._region = region
+
+    def read_lock_item(self, table: str, lock_id: str) -> str | None:
+        """The lock item's raw Info (consistent read), or None if there is no lock item."""
+        try:
+            resp = self._aws.dynamodb(self._region).get_item(
+                TableName=table, Key={"LockID": {"S": lock_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetItem", exc) from exc
+        info = resp.get("Item", {}).get("Info", {})
+        return info.get("S") if isinstance(info, dict) else None
+
+    def delete_lock_item(self, table: str, lock_id: str, info: str) -> None:
+        try:
+            self._aws.dynamodb(self._region).delete_item(
+                TableName=table,
+                Key={"LockID": {"S": lock_id}},
+                ConditionExpression="Info = :info",
+                ExpressionAttributeValues={":info": {"S": info}},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise LockGone(f"the lock item {lock_id} changed or was released since it was read") from exc
+            raise _translate("DeleteItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _translate("DeleteItem", exc) from exc
+
+    def read_lockfile(self, bucket: str, key: str, region: str | None = None) -> tuple[bytes, str] | None:
+        """A ``.tflock`` object's body and ETag, or None if it does not exist."""
+        try:
+            return Bucket(self._aws, region or self._region, bucket).read_small(key)
+        except AwsError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def delete_lockfile(self, bucket: str, key: str, etag: str, region: str | None = None) -> None:
+        if not key.endswith(".tflock"):
+            raise ValueError(f"refusing to delete {key!r}: only .tflock lock objects are ever deleted")
+        try:
+            self._aws.s3(region or self._region).delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+        except ClientError as exc:
+            if _is_condition_failure(exc) or _translate("DeleteObject", exc).not_found:
+                raise LockGone(f"s3://{bucket}/{key} changed or was released since it was read") from exc
+            raise _translate("DeleteObject", exc) from exc
+        except BotoCoreError as exc:
+            raise _translate("DeleteObject", exc) from exc

@@ -61,6 +61,29 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
     scan.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
 
+    unlock = sub.add_parser(
+        "unlock",
+        help="release one stale lock, conditionally on the exact lock shown",
+        description=(
+            "Release a Terraform lock without a working directory. Shows the lock and asks before deleting it; "
+            "the delete only happens if the lock is still exactly what was shown (DynamoDB: Info unchanged; "
+            "S3: the .tflock's ETag unchanged). Never touches digest items or state objects. "
+            "Exit 0: released; 1: nothing released (no lock, --id mismatch, declined, or it changed); "
+            "2: could not complete, or bad usage."
+        ),
+    )
+    unlock.add_argument("state", nargs="?", metavar="BUCKET/KEY | KEY",
+                        help="BUCKET/KEY with --table; KEY with --bucket (the state key, workspace prefix included)")
+    unlock.add_argument("--region", help="AWS region (default: AWS_REGION / profile)")
+    unlock.add_argument("--table", metavar="NAME", help="lock table holding the DynamoDB lock item")
+    unlock.add_argument("--bucket", metavar="NAME", help="state bucket (with --lockfile: release the .tflock)")
+    unlock.add_argument("--lockfile", action="store_true", help="release the S3 lock file <KEY>.tflock")
+    unlock.add_argument("--id", dest="lock_id", metavar="LOCK_ID", help="refuse unless the lock has this ID")
+    unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    unlock.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    unlock.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
+    unlock.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+
     local = sub.add_parser(
         "local",
         help="run template.yaml's functions locally against an emulator (schedules, stream, emails)",
@@ -81,6 +104,51 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--duration", type=_duration, default=None, metavar="DURATION", help="stop after (default: Ctrl-C)")
     local.add_argument("--emails-dir", default=None, help="also write each alert email as an .eml file here")
     return parser
+
+
+def _session_and_region(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile."""
+    import boto3  # noqa: PLC0415
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+
+    region_choice = args.region or os.environ.get("AWS_REGION") or None
+    try:
+        session = boto3.session.Session(profile_name=args.profile, region_name=region_choice)
+    except BotoCoreError as exc:
+        print(f"tfjanitor: {exc}", file=sys.stderr)
+        return None, None
+    if not session.region_name:
+        print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
+        return None, None
+    return session, session.region_name
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from .unlock import run_unlock  # noqa: PLC0415
+
+    if not args.state:
+        print("tfjanitor unlock: name the state: BUCKET/KEY with --table, or KEY with --bucket", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if args.lockfile and not args.bucket:
+        print("tfjanitor unlock: --lockfile needs --bucket NAME", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if not args.table and not args.lockfile:
+        print("tfjanitor unlock: give --table NAME (DynamoDB lock) and/or --bucket NAME --lockfile", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if args.bucket:
+        bucket, key = args.bucket, args.state
+    else:
+        bucket, sep, key = args.state.partition("/")
+        if not sep or not bucket or not key:
+            print(f"tfjanitor unlock: {args.state!r} is not BUCKET/KEY", file=sys.stderr)
+            return EXIT_INCOMPLETE
+    session, region = _session_and_region(args)
+    if session is None:
+        return EXIT_INCOMPLETE
+    return run_unlock(
+        session, region, args.endpoint_url, bucket, key, args.table, args.lockfile, args.lock_id, args.yes,
+        args.format, sys.stdin, sys.stdout, sys.stderr,
+    )
 
 
 def cmd_local(args: argparse.Namespace) -> int:
@@ -123,23 +191,12 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    import boto3  # noqa: PLC0415  (keeps `tfjanitor --help` fast)
-    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
-
-    from .adapters import AwsSession  # noqa: PLC0415
+    from .adapters import AwsSession  # noqa: PLC0415  (imported here: keeps `tfjanitor --help` fast)
     from .engine import Sweeper, SweepRequest  # noqa: PLC0415
     from .render import to_json, to_table  # noqa: PLC0415
 
-    # Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile.
-    region_choice = args.region or os.environ.get("AWS_REGION") or None
-    try:
-        session = boto3.session.Session(profile_name=args.profile, region_name=region_choice)
-    except BotoCoreError as exc:
-        print(f"tfjanitor: {exc}", file=sys.stderr)
-        return EXIT_INCOMPLETE
-    region = session.region_name
-    if not region:
-        print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
+    session, region = _session_and_region(args)
+    if session is None:
         return EXIT_INCOMPLETE
     aws = AwsSession(session, endpoint_url=args.endpoint_url)
     request = SweepRequest(
@@ -159,6 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return cmd_scan(args)
     if args.command == "local":
         return cmd_local(args)
+    if args.command == "unlock":
+        return cmd_unlock(args)
     return EXIT_INCOMPLETE  # pragma: no cover (argparse rejects unknown commands)
 
 

@@ -43,6 +43,9 @@ def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[s
         "operation_class": lock.operation_class,
         "age_seconds": int(lock.age_seconds(now)),
         "threshold_seconds": int(threshold.total_seconds()),
+        # The lock exactly as stored (Terraform's LockInfo JSON: no state contents). A release is
+        # conditional on these bytes, and the record of a release keeps them.
+        "raw": lock.raw,
     }
 
 
