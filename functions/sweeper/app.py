@@ -17,7 +17,7 @@ from tfjanitor.telemetry import publish_sweep
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, notices = sweep_and_alert(sweeper_settings(), AwsSession())
+    result, notices = sweep_and_alert(sweeper_settings(), AwsSession(), sweep_id=context.aws_request_id)
     publish_sweep(result, metrics, logger, alerts_sent=len(notices))
     return {
         "complete": result.complete,

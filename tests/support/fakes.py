@@ -15,6 +15,8 @@ from tfjanitor.emails import Email, render
 class FakeAlertStore:
     def __init__(self) -> None:
         self.records: dict[str, AlertRecord] = {}
+        self.sightings: dict[str, tuple[str, int]] = {}
+        self.releases: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
     def list_open(self) -> list[AlertRecord]:
@@ -56,6 +58,26 @@ class FakeAlertStore:
             if r is None or r.status != OPEN:
                 return False
             self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution=resolution)
+            return True
+
+
+    def sight(self, fp: str, observed: str, now: datetime) -> int:
+        with self._lock:
+            r = self.records.get(fp)
+            if r is None or r.status != OPEN:
+                return 0
+            seen = self.sightings.get(fp)
+            count = seen[1] + 1 if seen and seen[0] == observed else 1
+            self.sightings[fp] = (observed, count)
+            return count
+
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
+        with self._lock:
+            r = self.records.get(fp)
+            if r is None or r.status != OPEN:
+                return False
+            self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution="released by tfjanitor")
+            self.releases[fp] = record
             return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -39,9 +40,64 @@ def test_terraform_backend_access_is_read_only(template) -> None:
     assert all(s["Effect"] == "Allow" for s in policy["Statement"])
 
 
+def rendered_policies(template: dict, function: str, parameters: dict[str, str]) -> list:
+    """The function's policies as CloudFormation renders them for these parameter values."""
+    params = {name: spec.get("Default") for name, spec in template["Parameters"].items()} | parameters
+
+    def condition(name: str) -> bool:
+        spec = template["Conditions"][name]
+        (op, args), = spec.items()
+        if op == "Fn::Equals":
+            left, right = (params[a["Ref"]] if isinstance(a, dict) else a for a in args)
+            return left == right
+        if op == "Fn::Not":
+            (inner_op, inner_args), = args[0].items()
+            return not condition_value(inner_op, inner_args)
+        raise AssertionError(op)
+
+    def condition_value(op: str, args: list) -> bool:
+        assert op == "Fn::Equals"
+        vals = []
+        for a in args:
+            if isinstance(a, dict) and "Ref" in a:
+                vals.append(params[a["Ref"]])
+            elif isinstance(a, dict) and "Fn::Join" in a:
+                sep, parts = a["Fn::Join"]
+                vals.append(sep.join([params[parts["Ref"]]] if isinstance(parts, dict) else parts))
+            else:
+                vals.append(a)
+        return vals[0] == vals[1]
+
+    rendered = []
+    for policy in template["Resources"][function]["Properties"]["Policies"]:
+        if isinstance(policy, dict) and "Fn::If" in policy:
+            name, then, other = policy["Fn::If"]
+            policy = then if condition(name) else other
+            if policy == {"Ref": "AWS::NoValue"}:
+                continue
+        rendered.append(policy)
+    return rendered
+
+
+def test_auto_release_off_means_no_delete_permission_at_all(template) -> None:
+    for function in ("SweeperFunction", "StreamMonitorFunction"):
+        text = json.dumps(rendered_policies(template, function, {"AutoRelease": "false"}))
+        assert "Delete" not in text, function
+    managed = json.dumps(template["Resources"]["ReadTerraformBackendPolicy"])
+    assert "Delete" not in managed
+
+
+def test_auto_release_on_deletes_only_lock_items_and_tflock_objects(template) -> None:
+    policies = rendered_policies(template, "SweeperFunction", {"AutoRelease": "true", "StateBucketNames": "a,b"})
+    deletes = [st for p in policies if "Statement" in p for st in p["Statement"]]
+    assert {st["Action"] for st in deletes} == {"dynamodb:DeleteItem", "s3:DeleteObject"}
+    s3_delete = next(st for st in deletes if st["Action"] == "s3:DeleteObject")
+    assert json.dumps(s3_delete["Resource"]).count("/*.tflock") >= 1 and "/*\"" not in json.dumps(s3_delete["Resource"])
+
+
 @pytest.mark.parametrize("function", ["SweeperFunction", "StreamMonitorFunction"])
 def test_functions_write_only_to_the_stacks_own_table_topic_and_queue(template, function) -> None:
-    policies = template["Resources"][function]["Properties"]["Policies"]
+    policies = rendered_policies(template, function, {"AutoRelease": "false"})
     for policy in policies:
         if policy == {"Ref": "ReadTerraformBackendPolicy"}:
             continue

@@ -138,3 +138,54 @@ class DynamoAlertStore:
                 ":r": {"S": resolution}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
             },
         )
+
+    def sight(self, fp: str, observed: str, now: datetime) -> int:
+        """Count the sweeps that saw this alert's lock byte-for-byte unchanged; returns the count."""
+        client = self._client
+        try:
+            resp = client.update_item(
+                TableName=self.table,
+                Key={"Fingerprint": {"S": fp}},
+                UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now",
+                ConditionExpression="#s = :open AND Observed = :obs",
+                ExpressionAttributeNames={"#s": "Status"},
+                ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN},
+                                           ":obs": {"S": observed}},
+                ReturnValues="UPDATED_NEW",
+            )
+            return int(resp["Attributes"]["Sightings"]["N"])
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                raise _translate("UpdateItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _translate("UpdateItem", exc) from exc
+        # First sighting, or the lock's bytes changed: start counting again.
+        if self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET Sightings = :one, Observed = :obs, LastSeenAt = :now",
+            ConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":obs": {"S": observed}, ":now": {"S": _iso(now)},
+                                       ":open": {"S": OPEN}},
+        ):
+            return 1
+        return 0
+
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
+        """Close the alert as released by tfjanitor, keeping the record of what was deleted and why."""
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression=(
+                "SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ReleasedAt = :now, "
+                "ReleaseRecord = :rec"
+            ),
+            ConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={
+                ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
+                ":r": {"S": "released by tfjanitor"}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":rec": {"S": json.dumps(record, ensure_ascii=False)},
+            },
+        )

@@ -57,6 +57,9 @@ def subject(notice: Notice) -> str:
     if notice.event == "resolved":
         how_long = f" after {human_duration((notice.at - notice.opened_at).total_seconds())}"
         return _fit(f"[tfjanitor] RESOLVED {title}: ", _state(f), how_long)
+    if notice.event == "released":
+        return _fit(f"[tfjanitor] RELEASED {title.lower()}: ", _state(f),
+                    f" (held {human_duration(details.get('age_seconds', 0))})")
     if kind in ("stale_lock", "stale_lockfile") and "age_seconds" in details:
         age = details["age_seconds"] + (notice.at - notice.opened_at).total_seconds() * (notice.event == "reminder")
         suffix = f" (held {human_duration(age)})"
@@ -110,7 +113,29 @@ def render(notice: Notice) -> Email:
     d = f.get("details", {})
     title = _TITLES.get(f.get("kind", ""), f.get("kind", ""))
     lines: list[str] = []
-    if notice.event == "resolved":
+    if notice.event == "released":
+        what = "lock item" if f.get("kind") == "stale_lock" else "lock object (.tflock)"
+        lines += [
+            f"RELEASED: {title.lower()} on {_state(f)}",
+            "",
+            f"tfjanitor released the stale {what} {f.get('lock_id')} held by {d.get('who') or '?'} "
+            f"({d.get('operation') or '?'}, Terraform {d.get('version') or '?'}) since {d.get('created', '?')}, "
+            f"on {_when(notice.at)}.",
+            f"Rule: {notice.extra.get('rule', '')}.",
+            "",
+            "If that run is still alive, it will fail to write its state. How to check:",
+            f"  1. Look for a terraform process or CI job of {d.get('who') or 'the holder'} started around "
+            f"{d.get('created', '?')} (the lock's Who is <os user>@<hostname>).",
+            "  2. If it is still running, stop it and run it again: it no longer holds the lock, so its "
+            "state write or unlock fails.",
+            f"  3. If in doubt, compare the state's versions: aws s3api list-object-versions --bucket {f.get('bucket')} "
+            f"--prefix {f.get('key')}",
+            "",
+            "Only the lock was deleted, and only because it was still byte-for-byte the lock observed; digest "
+            "items and the state object were not touched. Original lock info (recorded in the findings table):",
+            f"  {d.get('raw', '')}",
+        ]
+    elif notice.event == "resolved":
         lines += [
             f"RESOLVED: {title} on {_state(f)}",
             "",
@@ -146,7 +171,7 @@ def render(notice: Notice) -> Email:
         lines.append(f"  {'Actual MD5:':12} {d['actual_md5']}")
     if "bucket_region" in d:
         lines.append(f"  {'Regions:':12} table in {d.get('table_region')}, bucket in {d['bucket_region']}")
-    if notice.event != "resolved" and d.get("fix"):
+    if notice.event not in ("resolved", "released") and d.get("fix"):
         lines += ["", "What to do"]
         for i, step in enumerate(d["fix"], 1):
             lines.append(f"  {i}. {step}")

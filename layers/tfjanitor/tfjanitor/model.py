@@ -125,6 +125,7 @@ class ScanResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
+    releases: list[dict[str, Any]] = field(default_factory=list)  # auto-release decisions (sweeper)
 
     @property
     def complete(self) -> bool:

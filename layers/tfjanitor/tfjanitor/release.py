@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .adapters import AwsError, LockGone, LockWriter
+from .alerts import OPEN, AlertStore, Notice, finding_fingerprint
 from .findings import human_duration
 from .model import Finding, Kind
 from .terraform import LOCKFILE_SUFFIX, LockInfo, MalformedItem, format_time, normalize_etag, parse_lock_info
@@ -179,4 +180,43 @@ def observed_from_finding(finding: Finding) -> ObservedLock | None:
     return None
 
 
-__all__ = ["AwsError", "Decision", "ObservedLock", "ReleasePolicy", "ReleaseResult", "decide", "observe", "release"]
+def auto_release(
+    findings: list[Finding], store: AlertStore, writer: LockWriter, policy: ReleasePolicy, now: datetime,
+    sweep_id: str,
+) -> tuple[list[Notice], list[Decision]]:
+    """The sweeper's opt-in hands: staged, conditional, recorded releases of stale locks."""
+    notices: list[Notice] = []
+    decisions: list[Decision] = []
+    for finding in findings:
+        if finding.kind not in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE):
+            continue
+        observed = observed_from_finding(finding)
+        if observed is None:
+            continue
+        fp = finding_fingerprint(finding)
+        record = store.get(fp)
+        opened_at = record.opened_at if record is not None and record.status == OPEN else None
+        sightings = store.sight(fp, observed.fingerprint, now) if opened_at is not None else 0
+        decision = decide(policy, finding, observed, opened_at, sightings, now)
+        decisions.append(decision)
+        if not decision.release:
+            continue
+        outcome = release(writer, observed)
+        decision.details = {"released": outcome.released, "reason": outcome.reason}
+        if not outcome.released:
+            continue
+        lock = observed.lock
+        assert lock is not None
+        entry = {
+            "released_at": now.isoformat(), "sweep": sweep_id, "rule": decision.rule, "source": observed.source,
+            "table": observed.table, "bucket": observed.bucket, "key": observed.key, "etag": observed.etag,
+            "original_info": observed.raw,
+        }
+        if store.record_release(fp, entry, now):
+            doc = finding.to_dict()
+            notices.append(Notice("released", doc, fp, now, opened_at or now, "released by tfjanitor",
+                                  extra={"rule": decision.rule, "sweep": sweep_id}))
+    return notices, decisions
+
+
+__all__ = ["AwsError", "Decision", "auto_release", "ObservedLock", "ReleasePolicy", "ReleaseResult", "decide", "observe", "release"]

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from .adapters import AwsError, AwsSession, Topic
+from .adapters import AwsError, AwsSession, LockWriter, Topic
 from .alert_store import DynamoAlertStore
 from .alerts import Notice, covered_scopes, process_findings
 from .engine import Sweeper, SweepRequest
 from .model import Kind, ScanError, ScanResult
 from .monitor import StreamMonitor
 from .notify import SnsNotifier
+from .release import auto_release
 from .settings import FunctionSettings, SweeperSettings
 
 # The sweeper sees every one of these kinds whole, so it may also close them.
@@ -28,7 +29,7 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
 
 
 def sweep_and_alert(
-    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None
+    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None
 ) -> tuple[ScanResult, list[Notice]]:
     """One scheduled sweep: find, then open / escalate / remind / resolve alerts and email them."""
     now = now or datetime.now(timezone.utc)
@@ -42,6 +43,17 @@ def sweep_and_alert(
             result.findings, covered_scopes(result), store, now, settings.reminder_interval,
             resolvable_kinds=SWEEPER_KINDS,
         )
+        if settings.auto_release:
+            released, decisions = auto_release(
+                result.findings, store, LockWriter(aws, settings.region), settings.release_policy, now,
+                sweep_id=sweep_id or now.isoformat(),
+            )
+            result.releases = [
+                {"lock_id": d.observed.lock_id, "key": d.observed.key, "source": d.observed.source,
+                 "release": d.release, "rule": d.rule, **d.details}
+                for d in decisions
+            ]
+            notices += released
         for notice in notices:
             notifier.send(notice)
     except AwsError as exc:

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 from .durations import parse_duration, split_list
 from .model import StalePolicy
+from .release import ReleasePolicy
 
 
 class SettingsError(ValueError):
@@ -66,14 +67,30 @@ class SweeperSettings(FunctionSettings):
         "extra_buckets": "EXTRA_BUCKETS",
         "stale_after": "STALE_AFTER",
         "read_only_stale_after": "READ_ONLY_STALE_AFTER",
+        "auto_release": "AUTO_RELEASE",
+        "release_grace": "RELEASE_GRACE_PERIOD",
+        "protected_keys": "PROTECTED_KEY_PATTERNS",
+        "release_operations": "RELEASE_OPERATION_CLASSES",
     }
 
     lock_tables: list[str]
     extra_buckets: list[str] = []
     stale_after: timedelta = timedelta(hours=1)
     read_only_stale_after: timedelta = timedelta(minutes=15)
+    auto_release: bool = False
+    release_grace: timedelta = timedelta(minutes=30)
+    protected_keys: list[str] = []
+    release_operations: list[str] = ["plan", "other"]
 
-    @field_validator("lock_tables", "extra_buckets", mode="before")
+    @field_validator("release_operations")
+    @classmethod
+    def _classes(cls, value: list[str]) -> list[str]:
+        unknown = set(value) - {"apply", "plan", "other"}
+        if unknown:
+            raise ValueError(f"unknown operation classes {sorted(unknown)} (use apply, plan, other)")
+        return value
+
+    @field_validator("lock_tables", "extra_buckets", "protected_keys", "release_operations", mode="before")
     @classmethod
     def _lists(cls, value: object) -> list[str]:
         return split_list(value)
@@ -85,7 +102,7 @@ class SweeperSettings(FunctionSettings):
             raise ValueError("name at least one lock table")
         return value
 
-    @field_validator("stale_after", "read_only_stale_after", mode="before")
+    @field_validator("stale_after", "read_only_stale_after", "release_grace", mode="before")
     @classmethod
     def _durations(cls, value: object) -> timedelta:
         return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
@@ -93,6 +110,15 @@ class SweeperSettings(FunctionSettings):
     @property
     def policy(self) -> StalePolicy:
         return StalePolicy(default=self.stale_after, read_only=self.read_only_stale_after)
+
+    @property
+    def release_policy(self) -> ReleasePolicy:
+        return ReleasePolicy(
+            enabled=self.auto_release,
+            grace=self.release_grace,
+            protected=tuple(self.protected_keys),
+            operations=frozenset(self.release_operations),
+        )
 
 
 class StreamSettings(FunctionSettings):

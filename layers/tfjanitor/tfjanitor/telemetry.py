@@ -42,6 +42,7 @@ SWEEP_METRICS: dict[str, MetricUnit] = {
     "StateBytesDownloaded": MetricUnit.Bytes,
     "OpenFindings": MetricUnit.Count,
     "AlertsSent": MetricUnit.Count,
+    "LocksAutoReleased": MetricUnit.Count,
 }
 
 _KIND_METRIC = {
@@ -91,6 +92,7 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
         "StateBytesDownloaded": result.stats.bytes_downloaded,
         "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
         "AlertsSent": alerts_sent,
+        "LocksAutoReleased": sum(1 for r in result.releases if r.get("released")),
     }
     for name, value in sweep_values.items():
         metrics.add_metric(name=name, unit=SWEEP_METRICS[name], value=value)
@@ -99,6 +101,11 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
         doc = finding.to_dict()
         log = logger.warning if finding.severity.rank else logger.info
         log(finding.message, extra={"finding": doc})
+    for decision in result.releases:
+        if decision.get("release"):
+            logger.warning("auto-release of a stale lock", extra={"auto_release": decision})
+        else:
+            logger.info("stale lock kept", extra={"auto_release": decision})
     for error in result.errors:
         logger.error(error.message, extra={"sweep_error": error.to_dict()})
     logger.info(
