@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 import boto3  # noqa: E402
 
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body  # noqa: E402
+from tests.support.posture import harden_bucket, harden_table  # noqa: E402
 from tfjanitor.emulator import MotoServer  # noqa: E402
 from tfjanitor.local import LocalStack, render_dashboard  # noqa: E402
 
@@ -54,7 +55,10 @@ def create_backend(url: str) -> None:
         BillingMode="PAY_PER_REQUEST",
     )
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
-    print(f"    lock table {TABLE} and state bucket {BUCKET} in {REGION}")
+    # Set up as the auditor recommends, so its only note is the TLS policy the HTTP emulator cannot serve.
+    harden_table(url, TABLE, REGION)
+    harden_bucket(url, BUCKET, REGION)
+    print(f"    lock table {TABLE} and state bucket {BUCKET} in {REGION} (versioned, private, PITR, deletion protection)")
 
 
 def wait_for_emails(stack: LocalStack, count: int, timeout: float = 60.0) -> None:

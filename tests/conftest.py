@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import boto3
 import pytest
 
+from tests.support.posture import harden_bucket, harden_table
 from tfjanitor.emulator import MotoServer
 
 REGION = "ap-northeast-2"
@@ -62,9 +63,13 @@ def create_bucket(server: MotoServer, name: str = BUCKET, region: str = REGION) 
 
 @pytest.fixture
 def backend(emulator: MotoServer) -> MotoServer:
-    """The usual backend: lock table and state bucket in ap-northeast-2."""
+    """The usual backend: lock table and state bucket in ap-northeast-2, configured as the audit
+    recommends (versioned with a lifecycle rule, public access blocked, PITR and deletion protection).
+    Not TLS-only: see tests/support/posture.py for why, and enforce_tls() for tests that can."""
     create_lock_table(emulator)
     create_bucket(emulator)
+    harden_table(emulator.url, TABLE, REGION)
+    harden_bucket(emulator.url, BUCKET, REGION)
     return emulator
 
 

@@ -36,6 +36,13 @@ pytestmark = pytest.mark.e2e
 
 KEY = "dev/terraform.tfstate"
 DIGEST_ERROR = "state data in S3 does not have the expected content"
+# The shared backend is set up as the audit recommends (tests/conftest.py: versioned with a lifecycle
+# rule, public access blocked, PITR and deletion protection on) except for a TLS-only bucket policy:
+# the emulator serves plain HTTP and moto then refuses every object request, Terraform's and the
+# hashing these tests need (tests/support/posture.py). So each scan here carries exactly that one
+# info note, which never changes the exit code. tests/e2e/test_region_audit.py scans a fully
+# hardened backend and asserts no finding at all.
+TLS_NOTE = "bucket_tls_not_enforced"
 
 
 # -- running the CLI ----------------------------------------------------------------
@@ -149,7 +156,7 @@ def test_healthy_apply_is_clean_and_its_digest_proven_by_etag(terraform, backend
     assert result.code == 0, result.stdout
     assert result.doc["complete"] is True
     assert result.doc["errors"] == []
-    assert result.findings == []
+    assert result.kinds() == [TLS_NOTE]
     assert result.stats["states"] == 1
     assert result.stats["digest_items"] == 1
     assert result.stats["lock_items"] == 0
@@ -176,7 +183,7 @@ def test_workspace_state_is_swept_too_and_clean(terraform, backend: MotoServer) 
 
     assert result.code == 0, result.stdout
     assert result.doc["complete"] is True
-    assert result.findings == []
+    assert result.kinds() == [TLS_NOTE]
     assert result.stats["states"] == 2  # dev/terraform.tfstate and env:/staging/dev/terraform.tfstate
     assert result.stats["digest_items"] == 2
     assert result.stats["etag_proven"] == 2
@@ -186,7 +193,7 @@ def test_workspace_state_is_swept_too_and_clean(terraform, backend: MotoServer) 
     tf.run("workspace", "delete", "-force", "-no-color", "staging")
     after = scan(backend)
     assert after.code == 0, after.stdout
-    assert after.findings == []
+    assert after.kinds() == [TLS_NOTE]
     assert after.stats["states"] == 1
 
 
@@ -222,7 +229,7 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
 
     assert stale.code == 1, stale.stdout
     assert stale.doc["complete"] is True
-    assert stale.kinds() == ["stale_lock"], stale.stdout  # and no digest_drift
+    assert stale.kinds() == ["stale_lock", TLS_NOTE], stale.stdout  # and no digest_drift
     finding = stale.findings[0]
     assert finding["severity"] == "warning"
     assert finding["lock_id"] == info["ID"]
@@ -241,7 +248,7 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     fresh = scan(backend)
     assert fresh.code == 0, fresh.stdout
     assert fresh.doc["complete"] is True
-    assert fresh.findings == []
+    assert fresh.kinds() == [TLS_NOTE]
 
     # Compressed time, in-process: stale just after the default hour, not just before.
     created = parse_time(info["Created"])
@@ -267,7 +274,7 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     tf.apply("three")
     cleared = scan(backend, "--stale-after", "1s")
     assert cleared.code == 0, cleared.stdout
-    assert cleared.findings == []
+    assert cleared.kinds() == [TLS_NOTE]
 
 
 # -- d. killed apply, S3 lock file only -----------------------------------------------
@@ -290,7 +297,7 @@ def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
     # Not stale yet under the defaults.
     fresh = scan(backend, "--bucket", BUCKET)
     assert fresh.code == 0, fresh.stdout
-    assert fresh.findings == []
+    assert fresh.kinds() == [TLS_NOTE]
     assert fresh.stats["lockfiles"] == 1
 
     # The engine only reads a .tflock older than the shortest threshold (LastModified).
@@ -299,7 +306,7 @@ def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
 
     assert stale.code == 1, stale.stdout
     assert stale.doc["complete"] is True
-    assert stale.kinds() == ["stale_lockfile"], stale.stdout
+    assert stale.kinds() == ["stale_lockfile", TLS_NOTE], stale.stdout
     finding = stale.findings[0]
     assert finding["severity"] == "warning"
     assert finding["lock_id"] == info["ID"]
@@ -319,7 +326,7 @@ def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
     tf.apply("two")
     cleared = scan(backend, "--bucket", BUCKET, "--stale-after", "1s", "--read-only-stale-after", "1s")
     assert cleared.code == 0, cleared.stdout
-    assert cleared.findings == []
+    assert cleared.kinds() == [TLS_NOTE]
 
 
 # -- e. a state edited by hand --------------------------------------------------------
@@ -353,7 +360,7 @@ def test_hand_edited_state_breaks_terraform_and_is_reported_without_leaking_it(
 
     assert result.code == 1, result.stdout
     assert result.doc["complete"] is True
-    assert result.kinds() == ["digest_drift"], result.stdout
+    assert result.kinds() == ["digest_drift", TLS_NOTE], result.stdout
     finding = result.findings[0]
     assert finding["severity"] == "critical"
     assert finding["table"] == TABLE and finding["bucket"] == BUCKET and finding["key"] == KEY
@@ -377,7 +384,7 @@ def test_hand_edited_state_breaks_terraform_and_is_reported_without_leaking_it(
     assert "No changes" in fixed.output
     clean = scan(backend)
     assert clean.code == 0, clean.stdout
-    assert clean.findings == []
+    assert clean.kinds() == [TLS_NOTE]
     assert clean.stats["etag_proven"] == 1
 
 
@@ -464,7 +471,7 @@ def test_multipart_state_is_hashed_not_judged_by_its_etag(terraform, backend: Mo
 
     assert result.code == 0, result.stdout
     assert result.doc["complete"] is True
-    assert result.findings == []
+    assert result.kinds() == [TLS_NOTE]
     assert result.stats["etag_proven"] == 0
     assert result.stats["downloads"] == 1
     assert result.stats["bytes_downloaded"] == size
@@ -486,7 +493,7 @@ def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, b
 
     result = scan(backend)
     assert result.code == 1, result.stdout
-    assert result.kinds() == ["orphan_digest"], result.stdout
+    assert result.kinds() == ["orphan_digest", TLS_NOTE], result.stdout
     finding = result.findings[0]
     assert finding["severity"] == "warning"
     assert finding["key"] == KEY and finding["details"]["stored_md5"] == stored
@@ -498,7 +505,7 @@ def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, b
     tf.apply("one")  # Terraform works again (and writes a fresh state and digest)
     clean = scan(backend)
     assert clean.code == 0, clean.stdout
-    assert clean.findings == []
+    assert clean.kinds() == [TLS_NOTE]
 
 
 # -- i. both lock mechanisms, killed ----------------------------------------------------
@@ -518,18 +525,19 @@ def test_killed_apply_with_both_locks_reports_both_and_force_unlock_clears_them(
     # No --bucket: the lock item names the bucket, so its .tflock is found too.
     stale = scan(backend, "--stale-after", "1s", "--read-only-stale-after", "1s")
     assert stale.code == 1, stale.stdout
-    assert sorted(stale.kinds()) == ["stale_lock", "stale_lockfile"], stale.stdout
-    assert {f["lock_id"] for f in stale.findings} == {lock_id}
+    assert sorted(stale.kinds()) == [TLS_NOTE, "stale_lock", "stale_lockfile"], stale.stdout
+    locks = [f for f in stale.findings if f["kind"] in ("stale_lock", "stale_lockfile")]  # both, per the line above
+    assert {f["lock_id"] for f in locks} == {lock_id}
 
     # The first fix of both findings: terraform force-unlock from the working directory.
-    for finding in stale.findings:
+    for finding in locks:
         assert f"terraform force-unlock -force {lock_id}" in finding["details"]["fix"][0]
     tf.force_unlock(lock_id)
     assert tf.lock_item() is None
     assert tf.lockfile() is None
     cleared = scan(backend, "--stale-after", "1s", "--read-only-stale-after", "1s")
     assert cleared.code == 0, cleared.stdout
-    assert cleared.findings == []
+    assert cleared.findings == []  # the table is empty again: it names no bucket to audit
     tf.apply("two")
 
 

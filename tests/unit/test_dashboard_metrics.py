@@ -35,7 +35,7 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
     from aws_lambda_powertools import Logger, Metrics
 
-    from tfjanitor.telemetry import publish_stream_batch, publish_sweep
+    from tfjanitor.telemetry import publish_audit, publish_stream_batch, publish_sweep
 
     result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])
@@ -50,6 +50,12 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
         summary.released[klass] += 1
         summary.hold_seconds[klass].append(12.0)
     publish_stream_batch(summary, metrics)
+    metrics.flush_metrics()  # the auditor is another function: its metrics are another EMF blob
+    audit = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
+    audit.findings.append(
+        Finding(Kind.SPLIT_BRAIN_LOCK, Severity.CRITICAL, "ap-northeast-2", "terraform-state-lock", "b", "k", None, "m")
+    )
+    publish_audit(audit, metrics, Logger(service=SERVICE))
     metrics.flush_metrics()
     pairs = set()
     for line in capsys.readouterr().out.splitlines():

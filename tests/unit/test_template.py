@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode_str
 
-from tfjanitor.settings import SWEEPER_ENV
+from tfjanitor.settings import AUDITOR_ENV, SWEEPER_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 READ_ONLY = {
@@ -130,3 +130,49 @@ def test_schedule_event_file_is_a_scheduler_event() -> None:
 
     event = json.loads((ROOT / "events/schedule.json").read_text())
     assert event["detail-type"] == "Scheduled Event"
+
+
+# The auditor's whole access to Terraform's tables and buckets: configuration reads, the tables'
+# items (home and peer regions) and bucket listings. No object read, no write of any kind.
+AUDITOR_READ = {
+    "dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
+    "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
+    "s3:GetLifecycleConfiguration", "s3:ListBucket", "s3:ListBucketVersions",
+}
+
+
+def test_auditor_is_read_only_and_never_reads_a_state(template) -> None:
+    policies = template["Resources"]["AuditorFunction"]["Properties"]["Policies"]
+    statements = [st for p in policies if "Statement" in p for st in p["Statement"]]
+    assert {a for st in statements for a in st["Action"]} == AUDITOR_READ
+    assert all(st["Effect"] == "Allow" for st in statements)
+    assert {"Ref": "ReadTerraformBackendPolicy"} not in policies  # that one holds s3:GetObject
+    others = [p for p in policies if "Statement" not in p]
+    for policy in others:
+        [(name, args)] = policy.items()
+        assert OWN_RESOURCE_POLICIES.get(name) == args, (name, args)
+    assert {next(iter(p)) for p in others} == {"DynamoDBCrudPolicy", "SNSPublishMessagePolicy"}
+    # Same-named tables in every region (the peer regions), and only the named lock tables.
+    table_resource = json.dumps(next(st for st in statements if "dynamodb:Scan" in st["Action"])["Resource"])
+    assert "arn:aws:dynamodb:*:*:table/" in table_resource and "LockTableNames" in table_resource
+
+
+def test_auditor_environment_covers_its_settings_and_runs_daily_by_default(template) -> None:
+    fn = template["Resources"]["AuditorFunction"]["Properties"]
+    env = dict(template["Globals"]["Function"]["Environment"]["Variables"]) | fn["Environment"]["Variables"]
+    assert set(AUDITOR_ENV.values()) - {"AWS_REGION"} <= set(env)
+    assert env["PEER_REGIONS"] == {"Ref": "PeerRegions"}
+    [event] = fn["Events"].values()
+    assert event["Type"] == "ScheduleV2" and event["Properties"]["ScheduleExpression"] == {"Ref": "AuditSchedule"}
+    assert template["Parameters"]["AuditSchedule"]["Default"] == "rate(1 day)"
+    assert template["Parameters"]["PeerRegions"]["Default"] == ""
+
+
+def test_samconfig_environments_peer_each_other() -> None:
+    import tomllib
+
+    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
+    regions = {env: config[env]["deploy"]["parameters"]["region"] for env in ("seoul", "virginia")}
+    for env, other in (("seoul", "virginia"), ("virginia", "seoul")):
+        overrides = config[env]["deploy"]["parameters"]["parameter_overrides"]
+        assert f"PeerRegions={regions[other]}" in overrides.split(), overrides

@@ -39,7 +39,9 @@ class AwsError(Exception):
 
     @property
     def not_found(self) -> bool:
-        return self.code in {"ResourceNotFoundException", "NoSuchBucket", "NoSuchKey", "404", "NotFound"}
+        return self.code in {
+            "ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "404", "NotFound",
+        }
 
 
 _HTTP_CODES = {"403": "AccessDenied", "404": "NotFound", "503": "SlowDown"}

@@ -22,6 +22,17 @@ _TITLES = {
     "orphan_digest": "Orphan digest",
     "cross_region_bucket": "Cross-region bucket",
     "malformed_item": "Malformed lock item",
+    "split_brain_lock": "Split-brain locking",
+    "replicated_lock_table": "Replicated lock table",
+    "lock_table_schema": "Unusable lock table",
+    "table_pitr_disabled": "Lock table without PITR",
+    "table_deletion_protection_disabled": "Lock table without deletion protection",
+    "table_stream_disabled": "Lock table stream not monitored",
+    "bucket_versioning_disabled": "State bucket not versioned",
+    "bucket_public_access_open": "State bucket public access not blocked",
+    "bucket_tls_not_enforced": "State bucket TLS not enforced",
+    "lockfile_versions_accumulating": "Old lock file versions accumulating",
+    "lockfile_migration": "Lock file migration",
 }
 _EVENTS = {"opened": "", "worse": "WORSE: ", "reminder": "Still open: ", "resolved": "RESOLVED: "}
 

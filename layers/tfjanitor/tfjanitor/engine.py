@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from . import findings as build
 from .adapters import AwsError, AwsSession, Bucket, LockTable, ObjectEntry
-from .model import ScanError, ScanResult, StalePolicy, Stats, TableStats
+from .model import BucketFacts, Inventory, ObjectFacts, ScanError, ScanResult, StalePolicy, Stats, TableStats
 from .terraform import (
     DIGEST_SUFFIX,
     LOCKFILE_SUFFIX,
@@ -54,6 +54,45 @@ class _BucketView:
 
 
 @dataclass
+class _Read:
+    """Stages 1-2 of a sweep: what the tables hold and what each bucket listing showed."""
+
+    locks: dict[StateRef, list[tuple[str, LockItem]]] = field(default_factory=lambda: defaultdict(list))
+    digests: list[tuple[str, DigestItem]] = field(default_factory=list)
+    bad: list[tuple[str, BadItem]] = field(default_factory=list)
+    buckets_by_table: dict[str, dict[str, int]] = field(default_factory=dict)
+    handles: dict[str, Bucket] = field(default_factory=dict)
+    views: dict[str, _BucketView] = field(default_factory=dict)
+    regions: dict[str, str | None] = field(default_factory=dict)
+    tables_read: set[str] = field(default_factory=set)
+    md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing
+
+    def states(self) -> set[StateRef]:
+        states: set[StateRef] = set(self.locks)
+        states.update((d.bucket, d.key) for _, d in self.digests)
+        states.update((b, k) for b, v in self.views.items() for k in v.lockfiles)
+        return states
+
+    def inventory(self) -> Inventory:
+        inv = Inventory(tables_read=set(self.tables_read), md5=dict(self.md5))
+        for ref, held in self.locks.items():
+            inv.locks.setdefault(ref, {}).update({table: item.lock.summary() for table, item in held})
+        for table, d in self.digests:
+            inv.digests.setdefault((d.bucket, d.key), {})[table] = d.digest
+        for name, view in self.views.items():
+            inv.buckets[name] = BucketFacts(
+                region=self.regions.get(name),
+                exists=view.exists,
+                listed=view.listed,
+                objects={
+                    k: ObjectFacts(normalize_etag(o.etag), o.size, o.last_modified) for k, o in view.objects.items()
+                },
+                lockfiles=set(view.lockfiles),
+            )
+        return inv
+
+
+@dataclass
 class _Candidate:
     table: str
     digest: DigestItem
@@ -76,64 +115,12 @@ class Sweeper:
         calls_before = dict(self._aws.counter.calls)
         attempts_before = self._aws.counter.attempts
 
-        # 1. Lock tables: one paginated, consistent Scan each.
-        locks: dict[StateRef, list[tuple[str, LockItem]]] = defaultdict(list)
-        digests: list[tuple[str, DigestItem]] = []
-        buckets_by_table: dict[str, dict[str, int]] = {t: defaultdict(int) for t in request.tables}
-        for table in dict.fromkeys(request.tables):
-            per_table = stats.tables[table] = TableStats()
-            try:
-                for raw in LockTable(self._aws, region, table).scan():
-                    stats.items += 1
-                    per_table.items += 1
-                    item = classify_item(raw)
-                    if isinstance(item, LockItem):
-                        stats.lock_items += 1
-                        per_table.active_locks += 1
-                        per_table.oldest_lock_age_seconds = max(
-                            per_table.oldest_lock_age_seconds, item.lock.age_seconds(now)
-                        )
-                        locks[(item.bucket, item.key)].append((table, item))
-                        buckets_by_table[table][item.bucket] += 1
-                    elif isinstance(item, DigestItem):
-                        stats.digest_items += 1
-                        digests.append((table, item))
-                        buckets_by_table[table][item.bucket] += 1
-                    else:
-                        stats.malformed_items += 1
-                        result.findings.append(_malformed(region, table, item))
-            except AwsError as exc:
-                result.errors.append(ScanError("scan_table", table, exc.code, _describe(exc, "table", table)))
-
-        # 2. Buckets: those the tables name plus those given explicitly.
-        for table, named in buckets_by_table.items():
-            stats.tables[table].buckets = sorted(named)
-        bucket_names = list(
-            dict.fromkeys([b for t in buckets_by_table.values() for b in t] + list(request.buckets))
-        )
-        result.buckets = bucket_names
-        wanted: dict[str, set[str]] = defaultdict(set)
-        for _, d in digests:
-            wanted[d.bucket].add(d.key)
-        handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
-        self._aws.s3(region)  # create the client once, before the buckets are read concurrently
-        views: dict[str, _BucketView] = {}
-        surveys = self._in_parallel(lambda name: self._survey(handles[name], wanted[name]), bucket_names)
-        for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
-            views[name] = view
-            stats.objects_listed += view.objects_seen
-            result.errors += errors
-            if bucket_region and bucket_region != region:
-                for table, named in buckets_by_table.items():
-                    if named.get(name):
-                        result.findings.append(
-                            build.cross_region_bucket(region, table, name, bucket_region, named[name])
-                        )
-
-        states: set[StateRef] = set(locks)
-        states.update((d.bucket, d.key) for _, d in digests)
-        states.update((b, k) for b, v in views.items() for k in v.lockfiles)
-        stats.states = len(states)
+        read = self._read(request, now, result)
+        locks, digests, views, handles = read.locks, read.digests, read.views, read.handles
+        for table, bad in read.bad:
+            result.findings.append(_malformed(region, table, bad))
+        self._cross_region(result, read)
+        stats.states = len(read.states())
 
         # 3. Stale DynamoDB locks.
         for (bucket_name, key), held in locks.items():
@@ -172,6 +159,7 @@ class Sweeper:
             etag = normalize_etag(obj.etag)
             if etag == digest.digest:
                 stats.etag_proven += 1
+                read.md5[(digest.bucket, digest.key)] = etag
                 continue
             if (digest.bucket, digest.key) in locks or digest.key in view.lockfiles:
                 stats.skipped_locked += 1  # Terraform may be between its object and digest writes
@@ -191,17 +179,114 @@ class Sweeper:
             actual, size = outcome
             stats.downloads += 1
             stats.bytes_downloaded += size
+            read.md5[(digest.bucket, digest.key)] = actual
             if actual != digest.digest:
                 candidates.append(_Candidate(table, digest, actual, etag, size))
 
         # 6. Confirm suspects with consistent reads before crying wolf.
         self._confirm(result, candidates, views)
 
+        result.inventory = read.inventory()
         self._count_calls(stats, calls_before)
         stats.retries = max(0, self._aws.counter.attempts - attempts_before - stats.total_api_calls)
         stats.duration_seconds = time.monotonic() - started
         result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
         return result
+
+    def survey(self, request: SweepRequest) -> ScanResult:
+        """Stages 1-2 only (tables scanned, buckets located and listed), for the auditor.
+
+        No state object is read and nothing is judged: the result has no findings, its
+        errors, stats and ``inventory``. Needs only Scan, GetBucketLocation and ListBucket.
+        """
+        started = time.monotonic()
+        now = self._now or datetime.now(timezone.utc)
+        result = ScanResult(region=request.region, tables=list(request.tables), buckets=[])
+        calls_before = dict(self._aws.counter.calls)
+        attempts_before = self._aws.counter.attempts
+        read = self._read(request, now, result)
+        result.stats.states = len(read.states())
+        result.stats.lockfiles = sum(len(v.lockfiles) for v in read.views.values())
+        result.inventory = read.inventory()
+        self._count_calls(result.stats, calls_before)
+        result.stats.retries = max(0, self._aws.counter.attempts - attempts_before - result.stats.total_api_calls)
+        result.stats.duration_seconds = time.monotonic() - started
+        return result
+
+    def _read(self, request: SweepRequest, now: datetime, result: ScanResult) -> _Read:
+        """1. Lock tables: one paginated, consistent Scan each. 2. Buckets: location and one listing each."""
+        region = request.region
+        stats = result.stats
+        read = _Read(buckets_by_table={t: defaultdict(int) for t in request.tables})
+        for table in dict.fromkeys(request.tables):
+            per_table = stats.tables[table] = TableStats()
+            try:
+                for raw in LockTable(self._aws, region, table).scan():
+                    stats.items += 1
+                    per_table.items += 1
+                    item = classify_item(raw)
+                    if isinstance(item, LockItem):
+                        stats.lock_items += 1
+                        per_table.active_locks += 1
+                        per_table.oldest_lock_age_seconds = max(
+                            per_table.oldest_lock_age_seconds, item.lock.age_seconds(now)
+                        )
+                        read.locks[(item.bucket, item.key)].append((table, item))
+                        read.buckets_by_table[table][item.bucket] += 1
+                    elif isinstance(item, DigestItem):
+                        stats.digest_items += 1
+                        read.digests.append((table, item))
+                        read.buckets_by_table[table][item.bucket] += 1
+                    else:
+                        stats.malformed_items += 1
+                        read.bad.append((table, item))
+                read.tables_read.add(table)
+            except AwsError as exc:
+                result.errors.append(ScanError("scan_table", table, exc.code, _describe(exc, "table", table)))
+
+        # Buckets: those the tables name plus those given explicitly.
+        for table, named in read.buckets_by_table.items():
+            stats.tables[table].buckets = sorted(named)
+        bucket_names = list(
+            dict.fromkeys([b for t in read.buckets_by_table.values() for b in t] + list(request.buckets))
+        )
+        result.buckets = bucket_names
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for _, d in read.digests:
+            wanted[d.bucket].add(d.key)
+        for bucket_name, key in read.locks:  # the audit compares lock holders with the object too
+            wanted[bucket_name].add(key)
+        read.handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
+        self._aws.s3(region)  # create the client once, before the buckets are read concurrently
+        surveys = self._in_parallel(lambda name: self._survey(read.handles[name], wanted[name]), bucket_names)
+        for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
+            read.views[name] = view
+            read.regions[name] = bucket_region
+            stats.objects_listed += view.objects_seen
+            result.errors += errors
+        return read
+
+    def _cross_region(self, result: ScanResult, read: _Read) -> None:
+        """A bucket in another region than the table naming it: every lock operation crosses regions."""
+        keys_by_table: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for (bucket_name, key), held in read.locks.items():
+            for table, _ in held:
+                keys_by_table[(table, bucket_name)].add(key)
+        for table, d in read.digests:
+            keys_by_table[(table, d.bucket)].add(d.key)
+        for name, bucket_region in read.regions.items():
+            if not bucket_region or bucket_region == result.region:
+                continue
+            view = read.views[name]
+            for table, named in read.buckets_by_table.items():
+                if not named.get(name):
+                    continue
+                sizes = [view.objects[k].size for k in keys_by_table[(table, name)] if k in view.objects]
+                result.findings.append(
+                    build.cross_region_bucket(
+                        result.region, table, name, bucket_region, named[name], state_sizes=sizes,
+                    )
+                )
 
     @staticmethod
     def _survey(bucket: Bucket, wanted: set[str]) -> tuple[_BucketView, str | None, list[ScanError]]:

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .model import Finding, Kind, Severity
+from .regions import cross_region_cost
 from .terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time
 
 
@@ -186,7 +187,35 @@ def orphan_digest(
     )
 
 
-def cross_region_bucket(region: str, table: str, bucket: str, bucket_region: str, states: int) -> Finding:
+def create_lock_table_command(region: str, table: str) -> str:
+    """The one command that makes a Terraform lock table (key LockID, String), protected from deletion."""
+    attributes = json.dumps([{"AttributeName": "LockID", "AttributeType": "S"}], separators=(",", ":"))
+    key_schema = json.dumps([{"AttributeName": "LockID", "KeyType": "HASH"}], separators=(",", ":"))
+    return (
+        f"aws dynamodb create-table --region {_q(region)} --table-name {_q(table)} "
+        f"--attribute-definitions {_q(attributes)} --key-schema {_q(key_schema)} "
+        "--billing-mode PAY_PER_REQUEST --deletion-protection-enabled"
+    )
+
+
+def cross_region_bucket(
+    region: str,
+    table: str,
+    bucket: str,
+    bucket_region: str,
+    states: int,
+    state_sizes: list[int] | None = None,
+    applies_per_month: float | None = None,
+    rate_source: str = "",
+) -> Finding:
+    cost = cross_region_cost(region, bucket_region, list(state_sizes or []), applies_per_month, rate_source)
+    if cost.extra_ms_per_lock_operation is not None:
+        slower = (
+            f" (~{cost.extra_ms_per_lock_operation} ms more per lock operation, ~"
+            f"{cost.extra_ms_per_apply / 1000:.1f} s per apply: estimated)"  # type: ignore[operator]
+        )
+    else:
+        slower = ""
     return Finding(
         kind=Kind.CROSS_REGION_BUCKET,
         severity=Severity.WARNING,
@@ -197,13 +226,19 @@ def cross_region_bucket(region: str, table: str, bucket: str, bucket_region: str
         lock_id=None,
         message=(
             f"Lock table {table} is in {region} but bucket {bucket} (named by {states} of its items) "
-            f"is in {bucket_region}: every lock and digest operation crosses regions."
+            f"is in {bucket_region}: every lock and digest operation crosses regions{slower}."
         ),
-        details={"table_region": region, "bucket_region": bucket_region, "states": states},
+        details={"table_region": region, "bucket_region": bucket_region, "states": states, **cost.to_dict()},
         fix=[
-            f"Create a lock table in {bucket_region} (partition key LockID, type String), point the "
-            "backend's dynamodb_table at it and run terraform init -reconfigure while no run holds a lock",
-            "Or on Terraform >= 1.10 lock with the bucket itself: set use_lockfile = true in the backend block",
+            f"1. Create a lock table in {bucket_region}: {create_lock_table_command(bucket_region, table)}",
+            f'2. In every configuration using s3://{bucket}, set region = "{bucket_region}" in the backend block '
+            "(and drop any endpoints.dynamodb / dynamodb_endpoint override pointing elsewhere), then run "
+            "terraform init -migrate-state while no run holds a lock: the next state write stores its digest "
+            "in the new table.",
+            f"3. Then remove the old digests from {table} in {region}: they are never updated again "
+            "(aws dynamodb delete-item per <bucket>/<key>-md5 item).",
+            "Or, on Terraform >= 1.10, lock with the bucket itself: set use_lockfile = true in the backend "
+            "block, keep dynamodb_table until every configuration has it, then remove dynamodb_table.",
         ],
     )
 

@@ -34,7 +34,7 @@ from typing import Any
 
 import boto3
 
-from .settings import stream_settings, sweeper_settings
+from .settings import auditor_settings, stream_settings, sweeper_settings
 
 FINDINGS_TABLE = "tfjanitor-findings"
 ALERT_TOPIC = "tfjanitor-alerts"
@@ -232,6 +232,7 @@ class LocalStack:
         os.environ.update(env)
         sweeper_settings.cache_clear()
         stream_settings.cache_clear()
+        auditor_settings.cache_clear()
         out = io.StringIO()
         try:
             handler = getattr(self._module(fn), fn.handler.rpartition(".")[2])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
@@ -26,6 +26,18 @@ class Kind(str, Enum):
     ORPHAN_DIGEST = "orphan_digest"
     CROSS_REGION_BUCKET = "cross_region_bucket"
     MALFORMED_ITEM = "malformed_item"
+    # Region, topology and posture audit (audit.py): the names are part of the CLI contract.
+    SPLIT_BRAIN_LOCK = "split_brain_lock"
+    REPLICATED_LOCK_TABLE = "replicated_lock_table"
+    LOCK_TABLE_SCHEMA = "lock_table_schema"
+    TABLE_PITR_DISABLED = "table_pitr_disabled"
+    TABLE_DELETION_PROTECTION_DISABLED = "table_deletion_protection_disabled"
+    TABLE_STREAM_DISABLED = "table_stream_disabled"
+    BUCKET_VERSIONING_DISABLED = "bucket_versioning_disabled"
+    BUCKET_PUBLIC_ACCESS_OPEN = "bucket_public_access_open"
+    BUCKET_TLS_NOT_ENFORCED = "bucket_tls_not_enforced"
+    LOCKFILE_VERSIONS_ACCUMULATING = "lockfile_versions_accumulating"
+    LOCKFILE_MIGRATION = "lockfile_migration"
 
 
 @dataclass
@@ -54,7 +66,10 @@ class Finding:
 class ScanError:
     """A check that could not run: the sweep is incomplete because of it."""
 
-    check: str  # scan_table | list_bucket | bucket_location | read_state | read_lockfile | confirm
+    # scan_table | list_bucket | bucket_location | read_state | read_lockfile | confirm; the audit adds
+    # describe_table | continuous_backups | scan_peer_table | bucket_versioning | public_access_block |
+    # bucket_policy | bucket_lifecycle | list_versions
+    check: str
     target: str  # table or bucket (and key) the check was about
     code: str  # AWS error code, or a short name of ours
     message: str
@@ -117,6 +132,77 @@ class StalePolicy:
         return min(self.read_only, self.default) if read_only else self.default
 
 
+@dataclass(frozen=True)
+class ObjectFacts:
+    """One state object as a listing showed it (never its contents)."""
+
+    etag: str  # without quotes
+    size: int
+    last_modified: datetime
+
+
+@dataclass
+class BucketFacts:
+    region: str | None = None  # None: unknown (GetBucketLocation failed) or the bucket is missing
+    exists: bool = True
+    listed: bool = False
+    objects: dict[str, ObjectFacts] = field(default_factory=dict)  # state keys the tables name
+    lockfiles: set[str] = field(default_factory=set)  # state keys with a current .tflock
+
+
+@dataclass
+class Inventory:
+    """What a sweep read, kept for the audit (audit.py): who holds what for each state.
+
+    Keys are (bucket, state key). Only tables read without error appear in ``tables_read``.
+    """
+
+    locks: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)  # -> {table: lock summary}
+    digests: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # -> {table: digest}
+    buckets: dict[str, BucketFacts] = field(default_factory=dict)
+    md5: dict[tuple[str, str], str] = field(default_factory=dict)  # object MD5s the sweep proved or computed
+    tables_read: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """A lock table's DescribeTable, reduced to what the audit judges."""
+
+    name: str
+    region: str
+    key_schema: tuple[tuple[str, str, str], ...]  # (attribute, HASH|RANGE, S|N|B)
+    status: str = "ACTIVE"
+    deletion_protection: bool = False
+    replicas: tuple[tuple[str, str], ...] = ()  # (region, ReplicaStatus), the table's own region included
+    multi_region_consistency: str | None = None  # EVENTUAL (MREC) | STRONG (MRSC) | None
+    global_table_version: str | None = None
+    stream_enabled: bool = False
+    stream_view_type: str | None = None
+    latest_stream_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One entry of ListObjectVersions (a version or a delete marker)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    last_modified: datetime
+    delete_marker: bool = False
+    size: int = 0
+
+
+@dataclass
+class BucketPosture:
+    """What a bucket's configuration calls returned (None: not configured at all)."""
+
+    versioning: str | None = None  # Enabled | Suspended | None (never enabled)
+    public_access_block: dict[str, bool] | None = None
+    policy: str | None = None  # the policy document (JSON text)
+    lifecycle_rules: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass
 class ScanResult:
     region: str
@@ -125,6 +211,8 @@ class ScanResult:
     findings: list[Finding] = field(default_factory=list)
     errors: list[ScanError] = field(default_factory=list)
     stats: Stats = field(default_factory=Stats)
+    # What the sweep read, for the audit; never serialized (to_dict lists its fields explicitly).
+    inventory: Inventory | None = field(default=None, repr=False, compare=False)
     releases: list[dict[str, Any]] = field(default_factory=list)  # auto-release decisions (sweeper)
 
     @property

@@ -26,7 +26,9 @@ def _state(f: Finding) -> str:
         return f"{f.bucket}/{f.key}"
     if f.bucket:
         return f"bucket {f.bucket}"
-    return str(f.details.get("item_lock_id") or "-")
+    if f.details.get("item_lock_id"):
+        return str(f.details["item_lock_id"])
+    return f"table {f.table}" if f.table else "-"
 
 
 def _age(f: Finding) -> str:
@@ -72,7 +74,10 @@ def to_table(result: ScanResult) -> str:
             for step in f.fix:
                 out.append(f"    fix: {step}")
     elif result.complete:
-        out.append("No findings: no stale lock, every digest matches its state, every bucket is in the table's region.")
+        out.append(
+            "No findings: no stale lock, every digest matches its state, every bucket is in the table's region, "
+            "and the tables and buckets are set up as recommended."
+        )
     if result.errors:
         out.append("")
         out.append(

@@ -7,18 +7,21 @@ from datetime import datetime, timezone
 from .adapters import AwsError, AwsSession, LockWriter, Topic
 from .alert_store import DynamoAlertStore
 from .alerts import Notice, covered_scopes, process_findings
+from .audit import AUDIT_KINDS
+from .auditor import Auditor, AuditRequest
 from .engine import Sweeper, SweepRequest
 from .model import Kind, ScanError, ScanResult
 from .monitor import StreamMonitor
 from .notify import SnsNotifier
 from .release import auto_release
-from .settings import FunctionSettings, SweeperSettings
+from .settings import AuditorSettings, FunctionSettings, SweeperSettings
 
 # The sweeper sees every one of these kinds whole, so it may also close them.
 SWEEPER_KINDS = {
     Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST,
     Kind.CROSS_REGION_BUCKET, Kind.MALFORMED_ITEM,
 }
+# The auditor's kinds (audit.AUDIT_KINDS) are disjoint from these: neither closes the other's alerts.
 
 
 def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, SnsNotifier] | tuple[None, None]:
@@ -54,6 +57,32 @@ def sweep_and_alert(
                 for d in decisions
             ]
             notices += released
+        for notice in notices:
+            notifier.send(notice)
+    except AwsError as exc:
+        result.errors.append(
+            ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
+        )
+        return result, []
+    return result, notices
+
+
+def audit_and_alert(
+    settings: AuditorSettings, aws: AwsSession, now: datetime | None = None
+) -> tuple[ScanResult, list[Notice]]:
+    """One scheduled audit (no state object is read): region, topology and posture findings, then
+    the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds."""
+    now = now or datetime.now(timezone.utc)
+    result = Sweeper(aws, now=now).survey(SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets))
+    streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
+    Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
+                                result)  # a survey judges nothing: every finding here is one of AUDIT_KINDS
+    store, notifier = alerting(settings, aws)
+    if store is None or notifier is None:
+        return result, []
+    try:
+        notices = process_findings(result.findings, covered_scopes(result), store, now, settings.reminder_interval,
+                                   resolvable_kinds=set(AUDIT_KINDS))
         for notice in notices:
             notifier.send(notice)
     except AwsError as exc:

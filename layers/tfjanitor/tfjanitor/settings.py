@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from datetime import timedelta
 from functools import lru_cache
@@ -125,7 +126,48 @@ class StreamSettings(FunctionSettings):
     """The stream monitor's environment (region, alert table and topic)."""
 
 
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+
+
+class AuditorSettings(FunctionSettings):
+    """The auditor function's environment: what to audit, and the peer regions to compare."""
+
+    ENV: ClassVar[dict[str, str]] = {
+        **FunctionSettings.ENV,
+        "lock_tables": "LOCK_TABLES",
+        "extra_buckets": "EXTRA_BUCKETS",
+        "peer_regions": "PEER_REGIONS",
+        "lock_table_stream_arn": "LOCK_TABLE_STREAM_ARN",
+    }
+
+    lock_tables: list[str]
+    extra_buckets: list[str] = []
+    peer_regions: list[str] = []
+    lock_table_stream_arn: str | None = None
+
+    @field_validator("lock_tables", "extra_buckets", "peer_regions", mode="before")
+    @classmethod
+    def _lists(cls, value: object) -> list[str]:
+        return split_list(value)
+
+    @field_validator("lock_tables")
+    @classmethod
+    def _at_least_one(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one lock table")
+        return value
+
+    @field_validator("peer_regions")
+    @classmethod
+    def _regions(cls, value: list[str]) -> list[str]:
+        bad = [r for r in value if not _REGION.match(r)]
+        if bad:
+            raise ValueError(f"not region names: {bad} (e.g. us-east-1)")
+        return value
+
+
 SWEEPER_ENV = SweeperSettings.ENV
+AUDITOR_ENV = AuditorSettings.ENV
 
 
 @lru_cache(maxsize=1)
@@ -137,3 +179,8 @@ def sweeper_settings() -> SweeperSettings:
 @lru_cache(maxsize=1)
 def stream_settings() -> StreamSettings:
     return StreamSettings.from_env()
+
+
+@lru_cache(maxsize=1)
+def auditor_settings() -> AuditorSettings:
+    return AuditorSettings.from_env()

@@ -114,6 +114,54 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
     )
 
 
+# Emitted once per audit (the auditor function) with the service dimension only.
+AUDIT_METRICS: dict[str, MetricUnit] = {
+    "SplitBrainLocks": MetricUnit.Count,
+    "LockTableProblems": MetricUnit.Count,
+    "TablePostureFindings": MetricUnit.Count,
+    "BucketPostureFindings": MetricUnit.Count,
+    "LeftoverDigests": MetricUnit.Count,
+    "AuditErrors": MetricUnit.Count,
+    "AuditsCompleted": MetricUnit.Count,
+    "AlertsSent": MetricUnit.Count,
+}
+_AUDIT_GROUPS = {
+    "LockTableProblems": {Kind.LOCK_TABLE_SCHEMA, Kind.REPLICATED_LOCK_TABLE},
+    "TablePostureFindings": {
+        Kind.TABLE_PITR_DISABLED, Kind.TABLE_DELETION_PROTECTION_DISABLED, Kind.TABLE_STREAM_DISABLED,
+    },
+    "BucketPostureFindings": {
+        Kind.BUCKET_VERSIONING_DISABLED, Kind.BUCKET_PUBLIC_ACCESS_OPEN, Kind.BUCKET_TLS_NOT_ENFORCED,
+        Kind.LOCKFILE_VERSIONS_ACCUMULATING,
+    },
+}
+
+
+def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger, alerts_sent: int = 0) -> None:
+    """Add this audit's metrics (flushed by the handler's decorator) and log each finding and error."""
+    values = {
+        "SplitBrainLocks": sum(1 for f in result.findings if f.kind is Kind.SPLIT_BRAIN_LOCK),
+        **{name: sum(1 for f in result.findings if f.kind in kinds) for name, kinds in _AUDIT_GROUPS.items()},
+        "LeftoverDigests": sum(
+            len(f.details.get("leftover_digests", [])) for f in result.findings if f.kind is Kind.LOCKFILE_MIGRATION
+        ),
+        "AuditErrors": len(result.errors),
+        "AuditsCompleted": 1 if result.complete else 0,
+        "AlertsSent": alerts_sent,
+    }
+    for name, value in values.items():
+        metrics.add_metric(name=name, unit=AUDIT_METRICS[name], value=value)
+    for finding in result.findings:
+        log = logger.warning if finding.severity.rank else logger.info
+        log(finding.message, extra={"finding": finding.to_dict()})
+    for error in result.errors:
+        logger.error(error.message, extra={"audit_error": error.to_dict()})
+    logger.info(
+        "audit finished",
+        extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()},
+    )
+
+
 OPERATION_DIMENSION = "OperationClass"
 OPERATION_CLASSES = ("apply", "plan", "other")
 STREAM_CLASS_METRICS: dict[str, MetricUnit] = {

@@ -1,0 +1,32 @@
+"""Scheduled auditor (daily by default): region, topology and backend posture; alerts and metrics.
+
+Read-only and cheap: one call per table or bucket setting, one Scan per peer region, one version
+listing per versioned bucket. It never reads a state object (the sweeper does that, every few minutes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from tfjanitor.adapters import AwsSession
+from tfjanitor.observability import logger, metrics, tracer
+from tfjanitor.service import audit_and_alert
+from tfjanitor.settings import auditor_settings
+from tfjanitor.telemetry import publish_audit
+
+
+@logger.inject_lambda_context
+@metrics.log_metrics(capture_cold_start_metric=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    result, notices = audit_and_alert(auditor_settings(), AwsSession())
+    publish_audit(result, metrics, logger, alerts_sent=len(notices))
+    return {
+        "complete": result.complete,
+        "findings": len(result.findings),
+        "errors": len(result.errors),
+        "alerts_sent": len(notices),
+        "exit_code": result.exit_code,
+    }

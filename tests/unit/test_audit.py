@@ -1,0 +1,364 @@
+"""The audit's judgement, pure: table and bucket posture, split brain, lockfile migration, region cost."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from tfjanitor import audit
+from tfjanitor.findings import cross_region_bucket
+from tfjanitor.model import Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
+from tfjanitor.regions import cross_region_cost, one_way_ms
+from tfjanitor.service import SWEEPER_KINDS
+
+T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
+GOOD_KEY = (("LockID", "HASH", "S"),)
+
+
+def facts(**kw) -> TableFacts:  # type: ignore[no-untyped-def]
+    base = {"name": "terraform-state-lock", "region": "ap-northeast-2", "key_schema": GOOD_KEY,
+            "deletion_protection": True}
+    return TableFacts(**(base | kw))
+
+
+def cli_json(fix: str, option: str) -> object:
+    """The JSON value of ``option`` in a fix's AWS CLI command."""
+    words = shlex.split(fix[fix.index("aws "):])
+    return json.loads(words[words.index(option) + 1])
+
+
+def test_audit_kinds_are_the_contract_and_disjoint_from_the_sweepers() -> None:
+    assert {k.value for k in audit.AUDIT_KINDS} == {
+        "split_brain_lock", "replicated_lock_table", "lock_table_schema", "table_pitr_disabled",
+        "table_deletion_protection_disabled", "table_stream_disabled", "bucket_versioning_disabled",
+        "bucket_public_access_open", "bucket_tls_not_enforced", "lockfile_versions_accumulating",
+        "lockfile_migration",
+    }
+    # Each function closes only its own alerts (process_findings' resolvable_kinds).
+    assert not audit.AUDIT_KINDS & SWEEPER_KINDS
+
+
+# -- lock tables --------------------------------------------------------------------------------
+
+
+def test_terraform_key_schema_passes_and_every_other_schema_is_critical() -> None:
+    assert audit.lock_table_schema(facts()) is None
+    cases = {
+        (("LockID", "HASH", "N"),): "of type N",
+        (("id", "HASH", "S"),): "partition key is id",
+        (("LockID", "HASH", "S"), ("Created", "RANGE", "S")): "sort key",
+    }
+    for schema, why in cases.items():
+        finding = audit.lock_table_schema(facts(key_schema=schema))
+        assert finding is not None and finding.kind is Kind.LOCK_TABLE_SCHEMA
+        assert finding.severity is Severity.CRITICAL and why in finding.message
+        assert cli_json(finding.fix[0], "--key-schema") == [{"AttributeName": "LockID", "KeyType": "HASH"}]
+        assert cli_json(finding.fix[0], "--attribute-definitions") == [{"AttributeName": "LockID", "AttributeType": "S"}]
+
+
+def test_missing_table_is_critical_and_names_the_create_command() -> None:
+    finding = audit.lock_table_missing("ap-northeast-2", "terraform-state-lock")
+    assert (finding.kind, finding.severity, finding.details["problem"]) == (Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, "missing")
+    assert "cannot plan or apply" in finding.message
+    assert finding.fix[0].startswith("Create it: aws dynamodb create-table --region ap-northeast-2 "
+                                     "--table-name terraform-state-lock")
+
+
+def test_replicas_under_mrec_are_unsafe_for_conditional_writes_and_mrsc_says_why_not() -> None:
+    assert audit.replicated_lock_table(facts(replicas=(("ap-northeast-2", "ACTIVE"),))) is None  # itself only
+    mrec = audit.replicated_lock_table(facts(replicas=(("us-east-1", "ACTIVE"), ("eu-west-1", "ACTIVE"))))
+    assert mrec is not None and mrec.severity is Severity.WARNING
+    assert mrec.details["consistency_mode"] == "MREC" and mrec.details["replica_regions"] == ["eu-west-1", "us-east-1"]
+    assert "attribute_not_exists(LockID)" in mrec.message and "both 'acquire' the lock" in mrec.message
+    assert cli_json(mrec.fix[0], "--replica-updates") == [{"Delete": {"RegionName": "<R>"}}]
+    mrsc = audit.replicated_lock_table(facts(replicas=(("us-east-1", "ACTIVE"),), multi_region_consistency="STRONG"))
+    assert mrsc is not None and mrsc.details["consistency_mode"] == "MRSC"
+    assert "cannot both take the lock" in mrsc.message and "quorum" in mrsc.message
+
+
+def test_deletion_protection_pitr_and_their_fixes() -> None:
+    assert audit.deletion_protection_disabled(facts()) is None
+    dp = audit.deletion_protection_disabled(facts(deletion_protection=False))
+    assert dp is not None and dp.severity is Severity.WARNING
+    assert dp.fix == ["aws dynamodb update-table --region ap-northeast-2 --table-name terraform-state-lock "
+                      "--deletion-protection-enabled"]
+    assert audit.pitr_disabled("ap-northeast-2", "t", "ENABLED") is None
+    pitr = audit.pitr_disabled("ap-northeast-2", "t", "DISABLED")
+    assert pitr is not None and pitr.severity is Severity.INFO  # exit code 0: a hardening note
+    assert cli_json(pitr.fix[0], "--point-in-time-recovery-specification") == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_stream_check_compares_the_monitors_stream_with_the_tables() -> None:
+    arn = "arn:aws:dynamodb:ap-northeast-2:123456789012:table/terraform-state-lock/stream/2026-11-01T00:00:00.000"
+    live = facts(stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES", latest_stream_arn=arn)
+    assert audit.stream_disabled(live, arn) is None
+    off = audit.stream_disabled(facts(), arn)
+    assert off is not None and off.severity is Severity.WARNING and "disabled" in off.message
+    assert cli_json(off.fix[0], "--stream-specification") == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    replaced = audit.stream_disabled(facts(stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES",
+                                           latest_stream_arn=arn.replace("11-01", "11-20")), arn)
+    assert replaced is not None and "re-created" in replaced.message and "LockTableStreamArn" in replaced.fix[-1]
+    keys_only = audit.stream_disabled(facts(stream_enabled=True, stream_view_type="KEYS_ONLY", latest_stream_arn=arn), arn)
+    assert keys_only is not None and "cannot be changed in place" in keys_only.fix[0]
+
+
+# -- buckets --------------------------------------------------------------------------------------
+
+
+def test_versioning_and_public_access_block() -> None:
+    assert audit.versioning_disabled("r", "b", "r", "Enabled") is None
+    for status, word in ((None, "not enabled"), ("Suspended", "suspended")):
+        finding = audit.versioning_disabled("r", "b", "r", status)
+        assert finding is not None and finding.severity is Severity.WARNING and word in finding.message
+        assert cli_json(finding.fix[0], "--versioning-configuration") == {"Status": "Enabled"}
+    full = dict.fromkeys(audit.PUBLIC_ACCESS_FLAGS, True)
+    assert audit.public_access_open("r", "b", "r", full) is None
+    missing = audit.public_access_open("r", "b", "r", None)
+    assert missing is not None and "no public access block" in missing.message
+    partial = audit.public_access_open("r", "b", "r", full | {"RestrictPublicBuckets": False})
+    assert partial is not None and partial.details["off"] == ["RestrictPublicBuckets"]
+    assert cli_json(partial.fix[0], "--public-access-block-configuration") == full
+
+
+TLS = {"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+       "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+
+
+@pytest.mark.parametrize(("statement", "enforced"), [
+    (TLS, True),
+    (TLS | {"Principal": {"AWS": "*"}}, True),
+    (TLS | {"Condition": {"BoolIfExists": {"aws:SecureTransport": ["false"]}}}, True),
+    (TLS | {"Resource": "arn:aws:s3:::b*"}, True),
+    (TLS | {"Effect": "Allow"}, False),
+    (TLS | {"Condition": {"Bool": {"aws:SecureTransport": "true"}}}, False),
+    (TLS | {"Resource": "arn:aws:s3:::b"}, False),  # the bucket, not its objects
+    (TLS | {"Action": "s3:GetObject"}, False),  # PutObject over HTTP still allowed
+    (TLS | {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}}, False),
+    (TLS | {"Resource": "arn:aws:s3:::other/*"}, False),
+])
+def test_tls_policy_judgement(statement, enforced) -> None:  # type: ignore[no-untyped-def]
+    policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    assert audit.tls_enforced(policy, "b") is enforced
+    assert (audit.tls_not_enforced("r", "b", "r", policy) is None) is enforced
+
+
+def test_tls_fix_keeps_the_current_policy_and_then_passes() -> None:
+    assert not audit.tls_enforced(None, "b") and not audit.tls_enforced("{not json", "b")
+    allow = {"Sid": "TLS", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:GetObject",
+             "Resource": "arn:aws:s3:::b/*"}
+    finding = audit.tls_not_enforced("ap-northeast-2", "b", "us-east-1", json.dumps({"Version": "2012-10-17",
+                                                                                     "Statement": [allow]}))
+    assert finding is not None and finding.severity is Severity.INFO and finding.details["bucket_region"] == "us-east-1"
+    merged = cli_json(finding.fix[0], "--policy")
+    assert merged["Statement"][0] == allow  # kept
+    assert merged["Statement"][1]["Sid"] == "DenyInsecureTransport"
+    assert audit.tls_enforced(json.dumps(merged), "b")
+    assert "--region us-east-1" in finding.fix[0]  # the bucket's region, not the table's
+
+
+def lock_version(key: str, at: datetime, latest: bool = False, marker: bool = False) -> ObjectVersion:
+    return ObjectVersion(key, f"v{at.timestamp()}{marker}", latest, at, marker, 0 if marker else 230)
+
+
+def lock_history(key: str, *starts: datetime, held_now: bool = False) -> list[ObjectVersion]:
+    """What use_lockfile leaves in a versioned bucket: per lock a version, then a delete marker."""
+    out = []
+    for i, start in enumerate(starts):
+        last = i == len(starts) - 1
+        out.append(lock_version(key, start, latest=last and held_now))
+        if not (last and held_now):
+            out.append(lock_version(key, start + timedelta(seconds=5), latest=last, marker=True))
+    return out
+
+
+RULE = {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""},
+        "NoncurrentVersionExpiration": {"NoncurrentDays": 30}, "Expiration": {"ExpiredObjectDeleteMarker": True}}
+
+
+def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_markers() -> None:
+    versions = lock_history("app/terraform.tfstate.tflock", T0, T0 + timedelta(minutes=5))
+    assert audit.lockfile_versions_accumulating("r", "b", "r", None, versions, []) is None  # not versioned
+    assert audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", [], []) is None  # nothing there
+    finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [])
+    assert finding is not None and finding.severity is Severity.INFO
+    assert (finding.details["noncurrent_versions"], finding.details["delete_markers"]) == (2, 2)
+    merged = cli_json(finding.fix[0], "--lifecycle-configuration")
+    [rule] = merged["Rules"]
+    assert rule["Filter"] == {"Prefix": "app/"} and rule["Expiration"] == {"ExpiredObjectDeleteMarker": True}
+    assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
+    assert audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, merged["Rules"]) is None
+    assert audit.lockfile_versions_accumulating("r", "b", "r", "Suspended", versions, [RULE]) is None
+    # Rules that do not cover the lock files: disabled, another prefix, tag-filtered, half a rule.
+    half = {k: v for k, v in RULE.items() if k != "Expiration"}
+    for rules in ([RULE | {"Status": "Disabled"}], [RULE | {"Filter": {"Prefix": "other/"}}],
+                  [RULE | {"Filter": {"Tag": {"Key": "k", "Value": "v"}}}], [half]):
+        finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, rules)
+        assert finding is not None, rules
+    finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [half])
+    merged = cli_json(finding.fix[0], "--lifecycle-configuration")  # type: ignore[union-attr]
+    assert merged["Rules"][0] == half and "NoncurrentVersionExpiration" not in merged["Rules"][1]
+
+
+# -- lockfile migration ------------------------------------------------------------------------------
+
+
+def ev(key: str, *, digest: str | None = None, etag: str = "a" * 32, written: datetime = T0, holds=(),  # type: ignore[no-untyped-def]
+       md5: str | None = None, lockfile_now: bool = False, locked: bool = False) -> audit.StateEvidence:
+    return audit.StateEvidence(
+        key=key, digests={"terraform-state-lock": digest} if digest else {}, locked_in_table=locked,
+        lockfile_now=lockfile_now, lock_holds=list(holds), obj=ObjectFacts(etag, 100, written), md5=md5,
+    )
+
+
+HOLD = (T0 - timedelta(seconds=1), T0 + timedelta(seconds=3))
+
+
+def test_each_state_is_classified_by_what_the_bucket_and_table_show() -> None:
+    assert audit.classify_state(ev("a", digest="a" * 32)) == ("dynamodb", False)
+    assert audit.classify_state(ev("b", digest="a" * 32, holds=[HOLD])) == ("both", False)
+    assert audit.classify_state(ev("c", holds=[HOLD])) == ("lockfile", False)
+    assert audit.classify_state(ev("d")) == (None, False)  # no evidence of any locking
+    # Written by Terraform under a file lock, with no digest for it: the digest is a leftover.
+    assert audit.classify_state(ev("e", digest="f" * 32, holds=[HOLD])) == ("lockfile", True)
+    # The same mismatch written outside any lock: a hand edit (drift, the sweep's), not migration.
+    outside = ev("f", digest="f" * 32, holds=[HOLD], written=T0 + timedelta(minutes=1))
+    assert audit.classify_state(outside) == ("both", False)
+    # A run in progress, or no proof of a mismatch (a multipart ETag, not hashed): never a leftover.
+    assert audit.classify_state(ev("g", digest="f" * 32, holds=[HOLD], lockfile_now=True)) == ("both", False)
+    assert audit.classify_state(ev("h", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3")) == ("both", False)
+    # A hashed MD5 decides, whatever the ETag says.
+    assert audit.classify_state(ev("i", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3", md5="e" * 32)) == (
+        "lockfile", True)
+    # A peer region's digest matching the object: a DynamoDB-locking run wrote it (split brain).
+    split = ev("j", digest="f" * 32, holds=[HOLD])
+    split.peer_digests = {"a" * 32}
+    assert audit.classify_state(split) == ("both", False)
+
+
+def test_lock_holds_from_versions() -> None:
+    holds = audit.lock_holds(lock_history("k.tflock", T0, T0 + timedelta(minutes=1), held_now=True))
+    assert holds == [(T0, T0 + timedelta(seconds=5)), (T0 + timedelta(minutes=1), None)]
+
+
+def test_migration_finding_lists_modes_and_leftovers_with_a_guarded_delete() -> None:
+    states = [
+        ev("a/terraform.tfstate", digest="a" * 32),
+        ev("b/terraform.tfstate", digest="a" * 32, holds=[HOLD]),
+        ev("c/terraform.tfstate", digest="f" * 32, holds=[HOLD]),
+    ]
+    finding = audit.lockfile_migration("ap-northeast-2", "b", states)
+    assert finding is not None and finding.kind is Kind.LOCKFILE_MIGRATION and finding.severity is Severity.INFO
+    assert finding.details["counts"] == {"dynamodb": 1, "both": 1, "lockfile": 1}
+    assert [(s["key"], s["mode"], s["leftover_digest"]) for s in finding.details["states"]] == [
+        ("a/terraform.tfstate", "dynamodb", False), ("b/terraform.tfstate", "both", False),
+        ("c/terraform.tfstate", "lockfile", True),
+    ]
+    assert finding.details["leftover_digests"] == [
+        {"table": "terraform-state-lock", "lock_id": "b/c/terraform.tfstate-md5", "digest": "f" * 32}]
+    delete = finding.fix[0]
+    assert cli_json(delete, "--key") == {"LockID": {"S": "b/c/terraform.tfstate-md5"}}
+    assert cli_json(delete, "--expression-attribute-values") == {":d": {"S": "f" * 32}}
+    assert "--condition-expression 'Digest = :d'" in delete
+
+
+def test_no_migration_note_when_nothing_is_migrating() -> None:
+    assert audit.lockfile_migration("r", "b", [ev("a", digest="a" * 32), ev("b", digest="a" * 32)]) is None
+    assert audit.lockfile_migration("r", "b", [ev("a", holds=[HOLD]), ev("b", lockfile_now=True)]) is None
+    assert audit.lockfile_migration("r", "b", []) is None
+
+
+# -- split brain ------------------------------------------------------------------------------------------
+
+
+def test_split_brain_says_who_holds_what_which_digest_matches_and_which_config_to_fix() -> None:
+    lock = {"id": "1", "who": "ci@runner-7", "operation": "OperationTypeApply", "created": "2026-11-20T09:00:00Z"}
+    holders = {
+        "ap-northeast-2": audit.Holder(digest="a" * 32),
+        "us-east-1": audit.Holder(digest="b" * 32, lock=lock),
+    }
+    obj = ObjectFacts("b" * 32, 500, T0)  # the object's ETag proves Virginia's digest
+    finding = audit.split_brain_lock("ap-northeast-2", "terraform-state-lock", "tfstate", "dev/t.tfstate", holders,
+                                     obj, None, "ap-northeast-2")
+    assert finding is not None and finding.kind is Kind.SPLIT_BRAIN_LOCK and finding.severity is Severity.CRITICAL
+    d = finding.details
+    assert d["digest_matches_in"] == ["us-east-1"] and d["object_md5"] == "b" * 32
+    assert d["regions"]["ap-northeast-2"]["digest_matches_object"] is False
+    assert d["regions"]["us-east-1"]["lock"]["who"] == "ci@runner-7"
+    assert (d["keep_region"], d["regions_to_fix"]) == ("ap-northeast-2", ["us-east-1"])  # the bucket's region
+    assert "ci@runner-7" in finding.message and "does not exclude" in finding.message
+    # In order: look for a lost write, make the kept table's stale digest current, move the configs, clean up.
+    assert "list-object-versions" in finding.fix[0]
+    assert "put-item" in finding.fix[1] and "terraform init -reconfigure" in finding.fix[2]
+    assert 'region = "ap-northeast-2"' in finding.fix[2] and "use_lockfile = true" in finding.fix[2]
+    removal = next(f for f in finding.fix if "--region us-east-1" in f and "delete-item" in f)
+    assert cli_json(removal, "--expression-attribute-values") == {":d": {"S": "b" * 32}}
+    store = next(f for f in finding.fix if "put-item" in f)  # the kept table's digest is stale: the fix says so
+    assert cli_json(store, "--item") == {"LockID": {"S": "tfstate/dev/t.tfstate-md5"}, "Digest": {"S": "b" * 32}}
+
+
+def test_one_region_is_not_split_brain() -> None:
+    only = {"ap-northeast-2": audit.Holder(digest="a" * 32), "us-east-1": audit.Holder()}
+    assert audit.split_brain_lock("r", "t", "b", "k", only, None, None, None) is None
+
+
+def test_peer_items_are_read_in_terraforms_formats() -> None:
+    items = [
+        {"LockID": {"S": "b/k-md5"}, "Digest": {"S": "c" * 32}},
+        {"LockID": {"S": "b/k"}, "Info": {"S": json.dumps({
+            "ID": "x", "Operation": "OperationTypePlan", "Info": "", "Who": "me@host", "Version": "1.11.4",
+            "Created": "2026-11-20T09:00:00.123456789Z", "Path": "b/k"}, separators=(",", ":"))}},
+        {"LockID": {"S": "cache-entry"}, "Value": {"N": "3"}},  # another workload's item: ignored
+    ]
+    held = audit.peer_holders(items)
+    assert set(held) == {("b", "k")}
+    assert held[("b", "k")].digest == "c" * 32 and held[("b", "k")].lock["who"] == "me@host"  # type: ignore[index]
+
+
+# -- cross region -----------------------------------------------------------------------------------------
+
+
+def test_region_latency_estimates() -> None:
+    assert 140 <= one_way_ms("ap-northeast-2", "us-east-1") <= 160  # type: ignore[operator]  (~150 ms measured)
+    assert one_way_ms("eu-west-1", "eu-west-1") == 5
+    assert (one_way_ms("us-east-1", "us-east-2") or 0) < 20
+    assert one_way_ms("ap-northeast-2", "xx-nowhere-1") is None
+
+
+def test_cross_region_finding_estimates_latency_and_transfer_and_says_where_the_rate_came_from() -> None:
+    assumed = cross_region_bucket("ap-northeast-2", "t", "b", "us-east-1", 2, state_sizes=[1024**2, 3 * 1024**2])
+    d = assumed.details
+    assert (d["table_region"], d["bucket_region"], d["states"]) == ("ap-northeast-2", "us-east-1", 2)
+    assert 270 <= d["extra_ms_per_lock_operation"] <= 310 and d["extra_ms_per_apply"] == 5 * d["extra_ms_per_lock_operation"]
+    assert d["write_rate_source"].startswith("assumed") and d["applies_per_month"] == 60
+    # 60 applies x 2 MiB average x (one read + one write) = 240 MiB when Terraform runs next to the table.
+    assert d["monthly_gb_if_terraform_runs_near_table"] == round(240 / 1024, 4)
+    assert "~" in assumed.message and "ms more per lock operation" in assumed.message
+    assert any("create-table --region us-east-1" in f for f in assumed.fix)
+    assert any("terraform init -migrate-state" in f for f in assumed.fix)
+    assert any("use_lockfile = true" in f for f in assumed.fix)
+    measured = cross_region_cost("ap-northeast-2", "us-east-1", [1024**2], 12.0, "measured: 12 state versions")
+    assert measured.to_dict()["write_rate_source"].startswith("measured") and measured.applies_per_month == 12
+
+
+def test_audit_alert_emails_have_a_title_and_fit_the_subject_limit() -> None:
+    from tfjanitor.alerts import Notice
+    from tfjanitor.emails import SUBJECT_LIMIT, render
+
+    findings = [
+        audit.deletion_protection_disabled(facts(deletion_protection=False, name="a-rather-long-lock-table-name" * 2)),
+        audit.split_brain_lock("ap-northeast-2", "t", "b", "env:/staging/dev/terraform.tfstate",
+                               {"ap-northeast-2": audit.Holder(digest="a" * 32),
+                                "us-east-1": audit.Holder(digest="b" * 32)}, None, None, None),
+    ]
+    subjects = []
+    for f in findings:
+        assert f is not None
+        email = render(Notice("opened", f.to_dict(), "fp", T0, T0))
+        assert len(email.subject) < SUBJECT_LIMIT and "_" not in email.subject.split(":")[0]
+        assert f.fix[0] in email.plain or f.fix[0][:60] in email.plain  # the fix travels with the alert
+        subjects.append(email.subject)
+    assert subjects[0].startswith("[tfjanitor] WARNING Lock table without deletion protection: ")
+    assert subjects[1].startswith("[tfjanitor] CRITICAL Split-brain locking: b/env:/staging/")
