@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.support.builders import lock_info, put_lock, put_state, state_body
+from tests.support.posture import enforce_tls
 
 
 def run(server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
@@ -26,6 +27,7 @@ def test_json_contract_and_exit_code_1_on_findings(backend) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     put_state(s3, ddb, BUCKET, "dev/terraform.tfstate", state_body())
     put_lock(ddb, BUCKET, "dev/terraform.tfstate", lock_info("x", age=timedelta(hours=2), lock_id="aaaa-bbbb"))
+    enforce_tls(backend.url, BUCKET, REGION)  # after the last object write: the backend is now fully hardened
     proc = run(backend, "scan", "--table", TABLE, "--format", "json")  # region and endpoint from the environment
     assert proc.returncode == 1, proc.stderr
     doc = json.loads(proc.stdout)
@@ -41,6 +43,7 @@ def test_json_contract_and_exit_code_1_on_findings(backend) -> None:
 def test_clean_scan_exits_0_and_says_so(backend) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     put_state(s3, ddb, BUCKET, "dev/terraform.tfstate", state_body())
+    enforce_tls(backend.url, BUCKET, REGION)  # after the last object write: the backend is now fully hardened
     proc = run(backend, "scan", "--region", REGION, "--table", TABLE, "--endpoint-url", backend.url)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sweep complete" in proc.stdout and "No findings" in proc.stdout
@@ -81,3 +84,13 @@ def test_unreachable_endpoint_is_incomplete_not_healthy(backend) -> None:
     assert proc.returncode == 2
     doc = json.loads(proc.stdout)
     assert doc["complete"] is False and doc["errors"][0]["code"] == "EndpointConnectionError"
+
+
+def test_skip_audit_runs_only_the_sweep_checks(backend) -> None:
+    s3, ddb = client("s3", backend), client("dynamodb", backend)
+    put_state(s3, ddb, BUCKET, "dev/terraform.tfstate", state_body())
+    full = json.loads(run(backend, "scan", "--table", TABLE, "--format", "json").stdout)
+    fast = json.loads(run(backend, "scan", "--table", TABLE, "--format", "json", "--skip-audit").stdout)
+    assert set(fast["stats"]["api_calls"]) == {"Scan", "ListObjectsV2", "GetBucketLocation"}
+    assert set(full["stats"]["api_calls"]) > set(fast["stats"]["api_calls"])  # the audit's posture reads
+    assert all(f["kind"] != "bucket_tls_not_enforced" for f in fast["findings"])

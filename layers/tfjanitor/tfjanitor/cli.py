@@ -50,6 +50,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
     )
     scan.add_argument(
+        "--peer-region", dest="peer_regions", action="append", default=[], metavar="REGION",
+        help="also read the same-named lock tables in REGION, to catch split-brain locking (repeatable)",
+    )
+    scan.add_argument(
+        "--skip-audit", action="store_true",
+        help="only the sweep checks (locks, digests, cross-region buckets): no table/bucket posture or "
+             "peer-region audit, as the scheduled sweeper runs",
+    )
+    scan.add_argument(
         "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
         help="age after which a lock is stale (default 1h; e.g. 90s, 15m, 2h, 1d)",
     )
@@ -206,6 +215,10 @@ def cmd_scan(args: argparse.Namespace) -> int:
         policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
     )
     result = Sweeper(aws).sweep(request)
+    if not args.skip_audit:
+        from .auditor import Auditor, AuditRequest  # noqa: PLC0415
+
+        Auditor(aws).audit(AuditRequest(region, request.tables, list(dict.fromkeys(args.peer_regions))), result)
     sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
     return result.exit_code
 
