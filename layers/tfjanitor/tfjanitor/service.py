@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timezone
 
 from .adapters import AwsError, AwsSession, LockWriter, Topic
@@ -31,40 +32,53 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
     return store, SnsNotifier(Topic(aws, settings.region, settings.alert_topic_arn))  # type: ignore[arg-type]
 
 
-def sweep_and_alert(
-    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None
-) -> tuple[ScanResult, list[Notice]]:
-    """One scheduled sweep: find, then open / escalate / remind / resolve alerts and email them."""
-    now = now or datetime.now(timezone.utc)
-    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy)
-    result = Sweeper(aws, now=now).sweep(request)
+def _alert(
+    result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, kinds: set[Kind],
+    then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
+) -> list[Notice]:
+    """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then email the notices."""
     store, notifier = alerting(settings, aws)
     if store is None or notifier is None:
-        return result, []
+        return []
     try:
         notices = process_findings(
-            result.findings, covered_scopes(result), store, now, settings.reminder_interval,
-            resolvable_kinds=SWEEPER_KINDS,
+            result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds
         )
-        if settings.auto_release:
-            released, decisions = auto_release(
-                result.findings, store, LockWriter(aws, settings.region), settings.release_policy, now,
-                sweep_id=sweep_id or now.isoformat(),
-            )
-            result.releases = [
-                {"lock_id": d.observed.lock_id, "key": d.observed.key, "source": d.observed.source,
-                 "release": d.release, "rule": d.rule, **d.details}
-                for d in decisions
-            ]
-            notices += released
+        if then is not None:
+            notices += then(store)
         for notice in notices:
             notifier.send(notice)
     except AwsError as exc:
         result.errors.append(
             ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
         )
-        return result, []
-    return result, notices
+        return []
+    return notices
+
+
+def sweep_and_alert(
+    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None
+) -> tuple[ScanResult, list[Notice]]:
+    """One scheduled sweep: find, alert, and (opt-in) release stale locks."""
+    now = now or datetime.now(timezone.utc)
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy)
+    result = Sweeper(aws, now=now).sweep(request)
+
+    def release_stale(store: DynamoAlertStore) -> list[Notice]:
+        if not settings.auto_release:
+            return []
+        released, decisions = auto_release(
+            result.findings, store, LockWriter(aws, settings.region), settings.release_policy, now,
+            sweep_id=sweep_id or now.isoformat(),
+        )
+        result.releases = [
+            {"lock_id": d.observed.lock_id, "key": d.observed.key, "source": d.observed.source,
+             "release": d.release, "rule": d.rule, **d.details}
+            for d in decisions
+        ]
+        return released
+
+    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale)
 
 
 def audit_and_alert(
@@ -77,20 +91,7 @@ def audit_and_alert(
     streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
     Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
                                 result)  # a survey judges nothing: every finding here is one of AUDIT_KINDS
-    store, notifier = alerting(settings, aws)
-    if store is None or notifier is None:
-        return result, []
-    try:
-        notices = process_findings(result.findings, covered_scopes(result), store, now, settings.reminder_interval,
-                                   resolvable_kinds=set(AUDIT_KINDS))
-        for notice in notices:
-            notifier.send(notice)
-    except AwsError as exc:
-        result.errors.append(
-            ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
-        )
-        return result, []
-    return result, notices
+    return result, _alert(result, settings, aws, now, set(AUDIT_KINDS))
 
 
 def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
