@@ -59,13 +59,36 @@ class FunctionSettings(BaseModel):
             raise SettingsError(f"invalid {cls.__name__} environment: {problems}") from None
 
 
-class SweeperSettings(FunctionSettings):
-    """The sweeper function's environment."""
+class BackendSettings(FunctionSettings):
+    """Functions that read Terraform's backend: which lock tables, and buckets beyond those they name."""
 
     ENV: ClassVar[dict[str, str]] = {
         **FunctionSettings.ENV,
         "lock_tables": "LOCK_TABLES",
         "extra_buckets": "EXTRA_BUCKETS",
+    }
+
+    lock_tables: list[str]
+    extra_buckets: list[str] = []
+
+    @field_validator("lock_tables", "extra_buckets", mode="before")
+    @classmethod
+    def _backend_lists(cls, value: object) -> list[str]:
+        return split_list(value)
+
+    @field_validator("lock_tables")
+    @classmethod
+    def _at_least_one(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("name at least one lock table")
+        return value
+
+
+class SweeperSettings(BackendSettings):
+    """The sweeper function's environment."""
+
+    ENV: ClassVar[dict[str, str]] = {
+        **BackendSettings.ENV,
         "stale_after": "STALE_AFTER",
         "read_only_stale_after": "READ_ONLY_STALE_AFTER",
         "auto_release": "AUTO_RELEASE",
@@ -74,8 +97,6 @@ class SweeperSettings(FunctionSettings):
         "release_operations": "RELEASE_OPERATION_CLASSES",
     }
 
-    lock_tables: list[str]
-    extra_buckets: list[str] = []
     stale_after: timedelta = timedelta(hours=1)
     read_only_stale_after: timedelta = timedelta(minutes=15)
     auto_release: bool = False
@@ -91,17 +112,10 @@ class SweeperSettings(FunctionSettings):
             raise ValueError(f"unknown operation classes {sorted(unknown)} (use apply, plan, other)")
         return value
 
-    @field_validator("lock_tables", "extra_buckets", "protected_keys", "release_operations", mode="before")
+    @field_validator("protected_keys", "release_operations", mode="before")
     @classmethod
-    def _lists(cls, value: object) -> list[str]:
+    def _release_lists(cls, value: object) -> list[str]:
         return split_list(value)
-
-    @field_validator("lock_tables")
-    @classmethod
-    def _at_least_one(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one lock table")
-        return value
 
     @field_validator("stale_after", "read_only_stale_after", "release_grace", mode="before")
     @classmethod
@@ -129,33 +143,22 @@ class StreamSettings(FunctionSettings):
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 
 
-class AuditorSettings(FunctionSettings):
+class AuditorSettings(BackendSettings):
     """The auditor function's environment: what to audit, and the peer regions to compare."""
 
     ENV: ClassVar[dict[str, str]] = {
-        **FunctionSettings.ENV,
-        "lock_tables": "LOCK_TABLES",
-        "extra_buckets": "EXTRA_BUCKETS",
+        **BackendSettings.ENV,
         "peer_regions": "PEER_REGIONS",
         "lock_table_stream_arn": "LOCK_TABLE_STREAM_ARN",
     }
 
-    lock_tables: list[str]
-    extra_buckets: list[str] = []
     peer_regions: list[str] = []
     lock_table_stream_arn: str | None = None
 
-    @field_validator("lock_tables", "extra_buckets", "peer_regions", mode="before")
+    @field_validator("peer_regions", mode="before")
     @classmethod
-    def _lists(cls, value: object) -> list[str]:
+    def _peer_list(cls, value: object) -> list[str]:
         return split_list(value)
-
-    @field_validator("lock_tables")
-    @classmethod
-    def _at_least_one(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one lock table")
-        return value
 
     @field_validator("peer_regions")
     @classmethod
