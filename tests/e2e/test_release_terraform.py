@@ -56,15 +56,24 @@ def test_unlock_a_killed_apply_then_terraform_runs_again(terraform, backend, opt
     assert tf.plan(timeout=60).ok
 
 
-def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backend) -> None:
-    tf = terraform()
+@pytest.mark.parametrize("lockfile", [False, True], ids=["dynamodb", "lockfile"])
+def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backend, lockfile) -> None:
+    tf = terraform(**({"use_lockfile": True, "dynamodb_table": None} if lockfile else {}))
     tf.init()
     tf.apply("v1")
     killed = tf.start_apply_and_kill("v2")
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     writer = LockWriter(AwsSession(session, endpoint_url=backend.url), REGION)
-    [seen] = observe(writer, BUCKET, "dev/terraform.tfstate", TABLE, False)
+    [seen] = observe(writer, BUCKET, "dev/terraform.tfstate", None if lockfile else TABLE, lockfile)
     assert seen.lock_id == killed.lock["ID"]
+
+    def held_id() -> str | None:
+        if lockfile:
+            body = tf.lockfile()
+            return json.loads(body)["ID"] if body else None
+        item = tf.lock_item()
+        return json.loads(item["Info"]["S"])["ID"] if item else None
+
     tf.force_unlock(killed.lock["ID"])  # someone else frees it, and a new run takes the state
     new_run = subprocess.Popen(
         [tf.binary, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "v=v3", "-var", "sleep=4"],
@@ -72,13 +81,13 @@ def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backen
     )
     try:
         deadline = time.monotonic() + 60
-        while tf.lock_item() is None and time.monotonic() < deadline:
+        while held_id() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        new_id = json.loads(tf.lock_item()["Info"]["S"])["ID"]  # type: ignore[index]
-        assert new_id != seen.lock_id
+        new_id = held_id()
+        assert new_id is not None and new_id != seen.lock_id
         result = release(writer, seen)  # the janitor acts on what it saw before
         assert not result.released and "nothing was deleted" in result.reason
-        assert json.loads(tf.lock_item()["Info"]["S"])["ID"] == new_id  # type: ignore[index]
+        assert held_id() == new_id
         out, _ = new_run.communicate(timeout=90)
         assert new_run.returncode == 0, out.decode()  # the new run finished normally
     finally:
