@@ -15,7 +15,6 @@ import logging
 import os
 import subprocess
 import sys
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tfjanitor.adapters import AwsSession
 from tfjanitor.alerts import covered_scopes
 from tfjanitor.auditor import Auditor, AuditRequest
 from tfjanitor.engine import Sweeper, SweepRequest
+from tfjanitor.local import FakeContext
 from tfjanitor.model import Kind, ScanResult, Severity
 from tfjanitor.service import audit_and_alert, sweep_and_alert
 from tfjanitor.settings import AuditorSettings, SweeperSettings
@@ -323,12 +323,9 @@ def test_sweeper_and_auditor_share_the_lifecycle_and_never_close_each_others_ale
     assert open_alerts(backend) == set()
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "tfjanitor-AuditorFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:tfjanitor-AuditorFunction"
-    aws_request_id: str = "0d1e2f3a-1111-2222-3333-444455556666"
+def context() -> FakeContext:
+    """A Lambda context, as the local runner builds it."""
+    return FakeContext("tfjanitor-AuditorFunction", REGION)
 
 
 def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_stream(
@@ -362,7 +359,7 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     # set it to ERROR): this test wants the INFO records.
     caplog.set_level(logging.INFO, logger="tfjanitor")
     try:
-        response = module.lambda_handler(json.loads((ROOT / "events/schedule.json").read_text()), FakeContext())
+        response = module.lambda_handler(json.loads((ROOT / "events/schedule.json").read_text()), context())
     finally:
         settings.auditor_settings.cache_clear()
     out = capsys.readouterr().out

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import json
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,17 +12,15 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE
 from tests.support.builders import lock_info, put_lock, put_state, state_body
+from tfjanitor.local import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())
 
 
-@dataclass
-class FakeContext:
-    function_name: str = "tfjanitor-SweeperFunction"
-    memory_limit_in_mb: int = 256
-    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:tfjanitor-SweeperFunction"
-    aws_request_id: str = "6f3b5c9e-1111-2222-3333-444455556666"
+def context() -> FakeContext:
+    """A Lambda context, as the local runner builds it."""
+    return FakeContext("tfjanitor-SweeperFunction", REGION)
 
 
 @pytest.fixture
@@ -77,7 +74,7 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     s3.put_object(Bucket=BUCKET, Key="dev/terraform.tfstate", Body=state_body(3, secret="never-log-me"))
     put_lock(ddb, BUCKET, "prod/terraform.tfstate", lock_info("p", age=timedelta(hours=5)))
 
-    response = handler(EVENT, FakeContext())
+    response = handler(EVENT, context())
     out = capsys.readouterr().out
 
     assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "exit_code": 2}
@@ -109,4 +106,4 @@ def test_bad_environment_fails_loudly_naming_the_variable(handler, monkeypatch) 
     monkeypatch.setenv("STALE_AFTER", "an hour")
     settings.sweeper_settings.cache_clear()
     with pytest.raises(settings.SettingsError, match="STALE_AFTER"):
-        handler(EVENT, FakeContext())
+        handler(EVENT, context())
