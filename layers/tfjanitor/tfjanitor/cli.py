@@ -24,6 +24,13 @@ def _duration(text: str):  # type: ignore[no-untyped-def]
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _output_and_aws_options(parser: argparse.ArgumentParser) -> None:
+    """What every AWS-reading command shares: output format, and the AWS CLI's endpoint/profile overrides."""
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
+    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tfjanitor",
@@ -66,9 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
         help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
     )
-    scan.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
-    scan.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
-    scan.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+    _output_and_aws_options(scan)
 
     unlock = sub.add_parser(
         "unlock",
@@ -89,9 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("--lockfile", action="store_true", help="release the S3 lock file <KEY>.tflock")
     unlock.add_argument("--id", dest="lock_id", metavar="LOCK_ID", help="refuse unless the lock has this ID")
     unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    unlock.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
-    unlock.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
-    unlock.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+    _output_and_aws_options(unlock)
 
     local = sub.add_parser(
         "local",
