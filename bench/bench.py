@@ -2,11 +2,11 @@
 
     python bench/bench.py [--states 1000 10000] [--output DIR (default bench/bench-output)] [--repeat 3] [--strict]
 
-For each N: start a fresh moto server (tfjanitor.emulator.MotoServer, loopback),
+For each N: start a fresh moto server (tfjanitor.local.emulator.MotoServer, loopback),
 seed N Terraform states (one lock table, two buckets, ap-northeast-2; 2-40 KB
 state bodies; a digest item per state; ~1% drifted; ~0.5% stale locks and a few
 fresh ones on healthy states; ~25% workspace keys), probe the lower bound of API
-calls, then run tfjanitor (`python -m tfjanitor.cli scan --format json`) and the
+calls, then run tfjanitor (`python -m tfjanitor scan --format json`) and the
 naive scanner (bench/naive.py) as child processes, interleaved, each under the
 small wrapper bench/measure.py (wall time, exact peak RSS, CPU time).
 
@@ -38,7 +38,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from tfjanitor.emulator import MotoServer
+from tfjanitor.local.emulator import MotoServer
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-2"
@@ -384,7 +384,7 @@ def tfjanitor_cmd(url: str) -> list[str]:
     return [
         sys.executable,
         "-m",
-        "tfjanitor.cli",
+        "tfjanitor",
         "scan",
         "--skip-audit",
         "--region",
@@ -564,7 +564,7 @@ def _calls(doc: dict[str, Any]) -> str:
 def render(report: dict[str, Any]) -> str:
     lines = ["# tfjanitor benchmark", ""]
     lines.append(
-        f"moto server (tfjanitor.emulator.MotoServer) on loopback, region {REGION}, table {TABLE}, "
+        f"moto server (tfjanitor.local.emulator.MotoServer) on loopback, region {REGION}, table {TABLE}, "
         f"buckets {', '.join(BUCKETS)}. Each scanner is a child process measured by bench/measure.py; "
         f"wall = median of {report['repeat']} interleaved runs, peak RSS = max ru_maxrss over runs. "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs (shared, noisy). tfjanitor at {report['code']}."

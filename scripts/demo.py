@@ -28,8 +28,8 @@ import boto3  # noqa: E402
 
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body  # noqa: E402
 from tests.support.posture import harden_bucket, harden_table  # noqa: E402
-from tfjanitor.emulator import MotoServer  # noqa: E402
-from tfjanitor.local import LocalStack, render_dashboard  # noqa: E402
+from tfjanitor.local.emulator import MotoServer  # noqa: E402
+from tfjanitor.local.runner import LocalStack, render_dashboard  # noqa: E402
 
 REGION, TABLE, BUCKET = "ap-northeast-2", "terraform-state-lock", "tfstate-demo"
 OUT = ROOT / "demo-output"
@@ -215,7 +215,7 @@ def main() -> int:
             say("tfjanitor scan, as you would run it from a laptop, after the fixes")
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update(server.env())
-            subprocess.run([sys.executable, "-m", "tfjanitor.cli", "scan", "--region", REGION, "--table", TABLE],
+            subprocess.run([sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE],
                            env=env, timeout=120, check=False)
     shutil.rmtree(work, ignore_errors=True)
     emails = sorted((OUT / "emails").glob("*.eml"))

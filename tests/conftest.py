@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from tests.support.posture import harden_bucket, harden_table
-from tfjanitor.emulator import MotoServer
+from tfjanitor.local.emulator import MotoServer
 
 REGION = "ap-northeast-2"
 TABLE = "terraform-state-lock"

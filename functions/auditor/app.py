@@ -10,11 +10,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tfjanitor.adapters import AwsSession
-from tfjanitor.observability import logger, metrics, tracer
-from tfjanitor.service import audit_and_alert
-from tfjanitor.settings import auditor_settings
-from tfjanitor.telemetry import publish_audit
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.runtime.observability import logger, metrics, tracer
+from tfjanitor.runtime.settings import auditor_settings
+from tfjanitor.runtime.telemetry import publish_audit
+from tfjanitor.runtime.wiring import audit_and_alert
 
 
 @logger.inject_lambda_context

@@ -8,12 +8,12 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tfjanitor.adapters import AwsSession
-from tfjanitor.monitor import StreamMonitor, event_from_record
-from tfjanitor.observability import logger, metrics, tracer
-from tfjanitor.service import stream_monitor
-from tfjanitor.settings import stream_settings
-from tfjanitor.telemetry import publish_stream_batch
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.runtime.observability import logger, metrics, tracer
+from tfjanitor.runtime.settings import stream_settings
+from tfjanitor.runtime.telemetry import publish_stream_batch
+from tfjanitor.runtime.wiring import stream_monitor
+from tfjanitor.scan.stream import StreamMonitor, event_from_record
 
 processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 

@@ -6,11 +6,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tfjanitor.adapters import AwsSession
-from tfjanitor.observability import logger, metrics, tracer
-from tfjanitor.service import sweep_and_alert
-from tfjanitor.settings import sweeper_settings
-from tfjanitor.telemetry import publish_sweep
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.runtime.observability import logger, metrics, tracer
+from tfjanitor.runtime.settings import sweeper_settings
+from tfjanitor.runtime.telemetry import publish_sweep
+from tfjanitor.runtime.wiring import sweep_and_alert
 
 
 @logger.inject_lambda_context

@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE
 from tests.support.terraform import BackendConfig, TerraformProject
-from tfjanitor.emulator import MotoServer
+from tfjanitor.local.emulator import MotoServer
 
 MISSING = "terraform not on PATH: end-to-end tests need the real binary"
 HERE = Path(__file__).parent

@@ -29,7 +29,7 @@ from tests.support import awscli
 from tests.support.builders import md5
 from tests.support.posture import enforce_tls, harden_bucket, harden_table
 from tests.support.terraform import BackendConfig, TerraformProject
-from tfjanitor.emulator import MotoServer
+from tfjanitor.local.emulator import MotoServer
 
 pytestmark = pytest.mark.e2e
 
@@ -60,7 +60,7 @@ def scan(server: MotoServer, *args: str, table: str = TABLE) -> Scan:
     env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true",
                AWS_CONFIG_FILE="/nonexistent/tfjanitor-e2e/config",
                AWS_SHARED_CREDENTIALS_FILE="/nonexistent/tfjanitor-e2e/credentials")
-    argv = [sys.executable, "-m", "tfjanitor.cli", "scan", "--region", REGION, "--table", table, "--format", "json",
+    argv = [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", table, "--format", "json",
             "--endpoint-url", server.url, *args]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     try:

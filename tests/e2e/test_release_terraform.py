@@ -14,9 +14,10 @@ import boto3
 import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, client
-from tfjanitor.adapters import AwsSession, LockWriter
-from tfjanitor.local import LocalStack
-from tfjanitor.release import observe, release
+from tfjanitor.aws.backend import LockWriter
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.local.runner import LocalStack
+from tfjanitor.release.locks import observe, release
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,7 +26,7 @@ def unlock(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ign
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
-    return subprocess.run([sys.executable, "-m", "tfjanitor.cli", "unlock", *args, "--yes"], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tfjanitor", "unlock", *args, "--yes"], capture_output=True,
                           text=True, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 

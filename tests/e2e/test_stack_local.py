@@ -16,7 +16,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.support.builders import md5
-from tfjanitor.local import LocalStack
+from tfjanitor.local.runner import LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -112,7 +112,7 @@ def test_partial_batch_failure_retries_only_from_the_failed_record(terraform, ba
     tf.apply("v1")
     tf.apply("v2")
     iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
-    from tfjanitor.local import lambda_record
+    from tfjanitor.local.runner import lambda_record
 
     records = [lambda_record(r, arn) for r in streams.get_records(ShardIterator=iterator)["Records"]]
     kinds = [(r["eventName"], "Info" in (r["dynamodb"].get("NewImage") or r["dynamodb"].get("OldImage"))) for r in records]

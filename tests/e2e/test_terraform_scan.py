@@ -1,7 +1,7 @@
 """End to end: real terraform runs leave real locks and drift; tfjanitor must see them.
 
 Each test drives the terraform binary against the moto server (tests/support/terraform.py),
-then runs the real CLI (``python -m tfjanitor.cli scan --format json``) as a user would,
+then runs the real CLI (``python -m tfjanitor.cli.main scan --format json``) as a user would,
 or the engine in-process where time must be compressed or sweeps repeated quickly.
 """
 
@@ -26,10 +26,10 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE
 from tests.support.terraform import BackendConfig, TerraformProject
-from tfjanitor.adapters import AwsSession
-from tfjanitor.emulator import MotoServer
-from tfjanitor.engine import Sweeper, SweepRequest
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.local.emulator import MotoServer
 from tfjanitor.model import ScanResult, StalePolicy
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 from tfjanitor.terraform import parse_time
 
 pytestmark = pytest.mark.e2e
@@ -83,7 +83,7 @@ def cli_env() -> dict[str, str]:
 
 def scan(server: MotoServer, *extra: str, cwd: Path | None = None) -> Scan:
     argv = [
-        sys.executable, "-m", "tfjanitor.cli", "scan",
+        sys.executable, "-m", "tfjanitor", "scan",
         "--region", REGION, "--table", TABLE, "--format", "json", "--endpoint-url", server.url, *extra,
     ]
     proc = subprocess.run(argv, env=cli_env(), cwd=cwd, capture_output=True, text=True, timeout=60, check=False)

@@ -8,10 +8,10 @@ import boto3
 import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, client
-from tfjanitor.adapters import AwsSession
-from tfjanitor.emulator import MotoServer
-from tfjanitor.engine import Sweeper, SweepRequest
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.local.emulator import MotoServer
 from tfjanitor.model import ScanResult, StalePolicy
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 
 
 @pytest.fixture

@@ -27,14 +27,14 @@ from tests.conftest import BUCKET, REGION, TABLE, client, create_bucket, create_
 from tests.integration.conftest import session
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
 from tests.support.posture import enforce_tls, harden_bucket, harden_table
-from tfjanitor.adapters import AwsSession
-from tfjanitor.alerts import covered_scopes
-from tfjanitor.auditor import Auditor, AuditRequest
-from tfjanitor.engine import Sweeper, SweepRequest
-from tfjanitor.local import FakeContext
+from tfjanitor.alerts.lifecycle import covered_scopes
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.local.runner import FakeContext
 from tfjanitor.model import Kind, ScanResult, Severity
-from tfjanitor.service import audit_and_alert, sweep_and_alert
-from tfjanitor.settings import AuditorSettings, SweeperSettings
+from tfjanitor.runtime.settings import AuditorSettings, SweeperSettings
+from tfjanitor.runtime.wiring import audit_and_alert, sweep_and_alert
+from tfjanitor.scan.auditor import Auditor, AuditRequest
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 
 ROOT = Path(__file__).resolve().parents[2]
 PEER = "us-east-1"
@@ -59,7 +59,7 @@ def kinds(result: ScanResult) -> list[str]:
 
 def cli(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | server.env() | {"AWS_REGION": REGION}
-    return subprocess.run([sys.executable, "-m", "tfjanitor.cli", "scan", "--format", "json", *args],
+    return subprocess.run([sys.executable, "-m", "tfjanitor", "scan", "--format", "json", *args],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
 
 
@@ -348,7 +348,7 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from tfjanitor import observability, settings
+    from tfjanitor.runtime import observability, settings
 
     importlib.reload(observability)
     settings.auditor_settings.cache_clear()

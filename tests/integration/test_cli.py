@@ -19,7 +19,7 @@ def run(server, *args: str, env: dict[str, str] | None = None) -> subprocess.Com
     base["AWS_REGION"] = REGION
     base.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "tfjanitor.cli", *args], capture_output=True, text=True, env=base, timeout=60, check=False
+        [sys.executable, "-m", "tfjanitor", *args], capture_output=True, text=True, env=base, timeout=60, check=False
     )
 
 

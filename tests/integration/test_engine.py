@@ -12,7 +12,7 @@ from botocore.awsrequest import AWSResponse
 from tests.conftest import create_bucket, create_lock_table
 from tests.integration.conftest import BUCKET, REGION, TABLE, kinds, session, sweep
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
-from tfjanitor.adapters import AwsSession
+from tfjanitor.aws.session import AwsSession
 from tfjanitor.model import Kind, Severity, StalePolicy
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE
 from tests.support.builders import lock_info, put_lock, put_state, state_body
-from tfjanitor.local import FakeContext
+from tfjanitor.local.runner import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())
@@ -41,7 +41,7 @@ def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from tfjanitor import observability, settings
+    from tfjanitor.runtime import observability, settings
 
     importlib.reload(observability)
     # Powertools reuses the named logger across reloads: another test (the local runner) may have
@@ -101,7 +101,7 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
 
 
 def test_bad_environment_fails_loudly_naming_the_variable(handler, monkeypatch) -> None:
-    from tfjanitor import settings
+    from tfjanitor.runtime import settings
 
     monkeypatch.setenv("STALE_AFTER", "an hour")
     settings.sweeper_settings.cache_clear()

@@ -15,8 +15,9 @@ from botocore.exceptions import ClientError
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
-from tfjanitor.adapters import AwsSession, LockWriter
-from tfjanitor.release import observe, release
+from tfjanitor.aws.backend import LockWriter
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.release.locks import observe, release
 
 KEY = "dev/terraform.tfstate"
 
@@ -25,7 +26,7 @@ def run(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
-    return subprocess.run([sys.executable, "-m", "tfjanitor.cli", "unlock", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "tfjanitor", "unlock", *args], capture_output=True, text=True,
                           env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 

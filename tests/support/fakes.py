@@ -8,8 +8,8 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from tfjanitor.alerts import CLOSED, OPEN, AlertRecord, Notice
-from tfjanitor.emails import Email, render
+from tfjanitor.alerts.emails import Email, render
+from tfjanitor.alerts.lifecycle import CLOSED, OPEN, AlertRecord, Notice
 
 
 class FakeAlertStore:

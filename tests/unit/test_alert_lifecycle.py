@@ -6,7 +6,7 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from tests.support.fakes import FakeAlertStore
-from tfjanitor.alerts import covered_scopes, finding_fingerprint, process_findings
+from tfjanitor.alerts.lifecycle import covered_scopes, finding_fingerprint, process_findings
 from tfjanitor.model import Finding, Kind, ScanError, ScanResult, Severity
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tfjanitor import audit
-from tfjanitor.findings import cross_region_bucket
+from tfjanitor.checks import audit_rules as audit
+from tfjanitor.checks.findings import cross_region_bucket
+from tfjanitor.checks.regions import cross_region_cost, one_way_ms
 from tfjanitor.model import Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
-from tfjanitor.regions import cross_region_cost, one_way_ms
-from tfjanitor.service import SWEEPER_KINDS
+from tfjanitor.runtime.wiring import SWEEPER_KINDS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 GOOD_KEY = (("LockID", "HASH", "S"),)
@@ -344,8 +344,8 @@ def test_cross_region_finding_estimates_latency_and_transfer_and_says_where_the_
 
 
 def test_audit_alert_emails_have_a_title_and_fit_the_subject_limit() -> None:
-    from tfjanitor.alerts import Notice
-    from tfjanitor.emails import SUBJECT_LIMIT, render
+    from tfjanitor.alerts.emails import SUBJECT_LIMIT, render
+    from tfjanitor.alerts.lifecycle import Notice
 
     findings = [
         audit.deletion_protection_disabled(facts(deletion_protection=False, name="a-rather-long-lock-table-name" * 2)),

@@ -14,7 +14,7 @@ import pytest
 from cfnlint.decode import decode_str
 
 from tfjanitor.model import Finding, Kind, ScanResult, Severity, TableStats
-from tfjanitor.monitor import BatchSummary
+from tfjanitor.scan.stream import BatchSummary
 
 ROOT = Path(__file__).resolve().parents[2]
 NAMESPACE = "TfJanitor"
@@ -35,7 +35,7 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
     from aws_lambda_powertools import Logger, Metrics
 
-    from tfjanitor.telemetry import publish_audit, publish_stream_batch, publish_sweep
+    from tfjanitor.runtime.telemetry import publish_audit, publish_stream_batch, publish_sweep
 
     result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 from tests.support.builders import lock_info
-from tfjanitor import findings as build
-from tfjanitor.alerts import Notice
-from tfjanitor.emails import SUBJECT_LIMIT, render
-from tfjanitor.notify import sns_subject
+from tfjanitor.alerts.delivery import sns_subject
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, render
+from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.checks import findings as build
 from tfjanitor.terraform import parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)

@@ -8,9 +8,9 @@ import pytest
 
 from tests.support.builders import lock_info
 from tests.support.fakes import FakeAlertStore
-from tfjanitor import findings as build
-from tfjanitor.alerts import process_findings
-from tfjanitor.release import ReleasePolicy, auto_release, decide, observed_from_finding
+from tfjanitor.alerts.lifecycle import process_findings
+from tfjanitor.checks import findings as build
+from tfjanitor.release.auto import ReleasePolicy, auto_release, decide, observed_from_finding
 from tfjanitor.terraform import parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)

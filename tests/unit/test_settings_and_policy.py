@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 
 from tfjanitor.model import StalePolicy
-from tfjanitor.settings import SettingsError, SweeperSettings, parse_duration, split_list
+from tfjanitor.runtime.settings import SettingsError, SweeperSettings, parse_duration, split_list
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from cfnlint.decode import decode_str
 
-from tfjanitor.settings import AUDITOR_ENV, SWEEPER_ENV
+from tfjanitor.runtime.settings import AUDITOR_ENV, SWEEPER_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 READ_ONLY = {

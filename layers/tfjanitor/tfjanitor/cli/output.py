@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from collections import Counter
 
-from .findings import human_duration
-from .model import Finding, ScanResult
+from tfjanitor.durations import human_duration
+from tfjanitor.model import Finding, ScanResult
 
 
 def to_json(result: ScanResult) -> str:

@@ -1,114 +1,19 @@
-"""Releasing stale locks safely: by hand (``tfjanitor unlock``) and, opt-in, by the sweeper.
-
-Every release deletes exactly the lock that was observed (DynamoDB ``Info = :info``, S3
-``If-Match: <etag>``), never a digest item or a state object. A lock that changed or
-vanished between observation and delete is left alone and reported.
-"""
+"""Automatic release by the sweeper (opt-in): staged, conditional, recorded."""
 
 from __future__ import annotations
 
 import fnmatch
-import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from .adapters import AwsError, LockGone, LockWriter
-from .alerts import OPEN, AlertStore, Notice, finding_fingerprint
-from .findings import human_duration
-from .model import Finding, Kind
-from .terraform import LOCKFILE_SUFFIX, LockInfo, MalformedItem, format_time, normalize_etag, parse_lock_info
+from tfjanitor.alerts.lifecycle import OPEN, AlertStore, Notice, finding_fingerprint
+from tfjanitor.aws.backend import LockWriter
+from tfjanitor.durations import human_duration
+from tfjanitor.model import Finding, Kind
+from tfjanitor.release.locks import DYNAMODB, LOCKFILE, ObservedLock, lock_info_or_none, release
+from tfjanitor.terraform import normalize_etag
 
-DYNAMODB, LOCKFILE = "dynamodb", "lockfile"
-
-
-@dataclass(frozen=True)
-class ObservedLock:
-    source: str  # dynamodb | lockfile
-    bucket: str
-    key: str  # the state key (without .tflock)
-    raw: str  # Info JSON (DynamoDB) or the .tflock body, exactly as read
-    lock: LockInfo | None  # None when the raw value is not a valid LockInfo
-    table: str | None = None
-    etag: str | None = None  # lockfile only
-
-    @property
-    def lock_id(self) -> str | None:
-        return self.lock.id if self.lock else None
-
-    @property
-    def fingerprint(self) -> str:
-        """Byte-for-byte identity of what was observed (the value and, for S3, the ETag)."""
-        return hashlib.sha256(f"{self.source}\0{self.raw}\0{self.etag or ''}".encode()).hexdigest()
-
-    def describe(self, now: datetime) -> dict[str, Any]:
-        doc: dict[str, Any] = {
-            "source": self.source, "table": self.table, "bucket": self.bucket, "key": self.key,
-            "lock_id": self.lock_id,
-        }
-        if self.source == LOCKFILE:
-            doc["object"] = f"s3://{self.bucket}/{self.key}{LOCKFILE_SUFFIX}"
-            doc["etag"] = self.etag
-        if self.lock:
-            doc.update({
-                "operation": self.lock.operation, "who": self.lock.who, "version": self.lock.version,
-                "created": format_time(self.lock.created), "age_seconds": int(self.lock.age_seconds(now)),
-            })
-        else:
-            doc["problem"] = "not a valid Terraform lock"
-        return doc
-
-
-@dataclass
-class ReleaseResult:
-    lock: ObservedLock
-    released: bool
-    reason: str  # what happened, in one sentence
-
-    def to_dict(self, now: datetime) -> dict[str, Any]:
-        return {**self.lock.describe(now), "released": self.released, "reason": self.reason}
-
-
-def _parse(raw: str) -> LockInfo | None:
-    try:
-        return parse_lock_info(raw)
-    except MalformedItem:
-        return None
-
-
-def observe(writer: LockWriter, bucket: str, key: str, table: str | None, lockfile: bool) -> list[ObservedLock]:
-    """The locks one state holds now: the DynamoDB item (if ``table``), the .tflock (if ``lockfile``)."""
-    found: list[ObservedLock] = []
-    if table:
-        raw = writer.read_lock_item(table, f"{bucket}/{key}")
-        if raw is not None:
-            found.append(ObservedLock(DYNAMODB, bucket, key, raw, _parse(raw), table=table))
-    if lockfile:
-        got = writer.read_lockfile(bucket, key + LOCKFILE_SUFFIX)
-        if got is not None:
-            body, etag = got
-            raw = body.decode("utf-8", errors="replace")
-            found.append(ObservedLock(LOCKFILE, bucket, key, raw, _parse(raw), etag=normalize_etag(etag)))
-    return found
-
-
-def release(writer: LockWriter, observed: ObservedLock) -> ReleaseResult:
-    """Delete exactly this lock, or nothing."""
-    try:
-        if observed.source == DYNAMODB:
-            assert observed.table is not None
-            writer.delete_lock_item(observed.table, f"{observed.bucket}/{observed.key}", observed.raw)
-            where = f"lock item {observed.bucket}/{observed.key} in {observed.table}"
-        else:
-            assert observed.etag is not None
-            writer.delete_lockfile(observed.bucket, observed.key + LOCKFILE_SUFFIX, f'"{observed.etag}"')
-            where = f"s3://{observed.bucket}/{observed.key}{LOCKFILE_SUFFIX}"
-    except LockGone as exc:
-        return ReleaseResult(observed, False, f"not released: {exc}; nothing was deleted")
-    return ReleaseResult(observed, True, f"released {where} (it still held lock {observed.lock_id})")
-
-
-# -- automatic release by the sweeper (opt-in) -------------------------------------------
 
 @dataclass(frozen=True)
 class ReleasePolicy:
@@ -173,9 +78,9 @@ def observed_from_finding(finding: Finding) -> ObservedLock | None:
     if not isinstance(raw, str) or finding.bucket is None or finding.key is None:
         return None
     if finding.kind is Kind.STALE_LOCK:
-        return ObservedLock(DYNAMODB, finding.bucket, finding.key, raw, _parse(raw), table=finding.table)
+        return ObservedLock(DYNAMODB, finding.bucket, finding.key, raw, lock_info_or_none(raw), table=finding.table)
     if finding.kind is Kind.STALE_LOCKFILE:
-        return ObservedLock(LOCKFILE, finding.bucket, finding.key, raw, _parse(raw),
+        return ObservedLock(LOCKFILE, finding.bucket, finding.key, raw, lock_info_or_none(raw),
                             etag=normalize_etag(finding.details.get("etag")))
     return None
 
@@ -219,4 +124,3 @@ def auto_release(
     return notices, decisions
 
 
-__all__ = ["AwsError", "Decision", "auto_release", "ObservedLock", "ReleasePolicy", "ReleaseResult", "decide", "observe", "release"]

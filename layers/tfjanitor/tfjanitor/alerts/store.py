@@ -1,4 +1,4 @@
-"""The stack's findings table (DynamoDB adapter for :mod:`tfjanitor.alerts`).
+"""Alert records on the stack's findings table (the store behind :mod:`tfjanitor.alerts.lifecycle`).
 
 Never Terraform's lock table: a table of the stack's own, keyed by ``Fingerprint``,
 with TTL (``ExpiresAt``) set on closed alerts.
@@ -10,10 +10,9 @@ import json
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from .adapters import AwsSession, _translate
-from .alerts import CLOSED, CLOSED_TTL, OPEN, AlertRecord
+from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord
+from tfjanitor.aws.items import ItemTable
+from tfjanitor.aws.session import AwsSession
 
 
 def _iso(value: datetime) -> str:
@@ -37,51 +36,26 @@ def _record(item: dict[str, Any]) -> AlertRecord:
 
 
 class DynamoAlertStore:
+    """:class:`~tfjanitor.alerts.lifecycle.AlertStore` on the stack's findings table."""
+
     def __init__(self, aws: AwsSession, region: str, table: str):
-        self._aws = aws
-        self._region = region
+        self._items = ItemTable(aws, region, table)
         self.table = table
 
-    @property
-    def _client(self):  # type: ignore[no-untyped-def]
-        return self._aws.dynamodb(self._region)
-
     def _conditional(self, op: str, **kwargs: Any) -> bool:
-        try:
-            getattr(self._client, op)(TableName=self.table, **kwargs)
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False
-            raise _translate(op, exc) from exc
-        except BotoCoreError as exc:
-            raise _translate(op, exc) from exc
-        return True
+        return self._items.write_if(op, **kwargs) is not None
 
     def list_open(self) -> list[AlertRecord]:
-        records: list[AlertRecord] = []
-        kwargs: dict[str, Any] = {
-            "TableName": self.table,
-            "FilterExpression": "#s = :open",
-            "ExpressionAttributeNames": {"#s": "Status"},
-            "ExpressionAttributeValues": {":open": {"S": OPEN}},
-            "ConsistentRead": True,
-        }
-        while True:
-            try:
-                page = self._client.scan(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise _translate("Scan", exc) from exc
-            records += [_record(i) for i in page.get("Items", [])]
-            if not page.get("LastEvaluatedKey"):
-                return records
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        items = self._items.scan(
+            FilterExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":open": {"S": OPEN}},
+        )
+        return [_record(i) for i in items]
 
     def get(self, fp: str) -> AlertRecord | None:
-        try:
-            item = self._client.get_item(TableName=self.table, Key={"Fingerprint": {"S": fp}}, ConsistentRead=True)
-        except (ClientError, BotoCoreError) as exc:
-            raise _translate("GetItem", exc) from exc
-        return _record(item["Item"]) if "Item" in item else None
+        item = self._items.get({"Fingerprint": {"S": fp}})
+        return _record(item) if item is not None else None
 
     def open(self, record: AlertRecord) -> bool:
         item = {
@@ -141,24 +115,18 @@ class DynamoAlertStore:
 
     def sight(self, fp: str, observed: str, now: datetime) -> int:
         """Count the sweeps that saw this alert's lock byte-for-byte unchanged; returns the count."""
-        client = self._client
-        try:
-            resp = client.update_item(
-                TableName=self.table,
-                Key={"Fingerprint": {"S": fp}},
-                UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now",
-                ConditionExpression="#s = :open AND Observed = :obs",
-                ExpressionAttributeNames={"#s": "Status"},
-                ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN},
-                                           ":obs": {"S": observed}},
-                ReturnValues="UPDATED_NEW",
-            )
+        resp = self._items.write_if(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now",
+            ConditionExpression="#s = :open AND Observed = :obs",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN},
+                                       ":obs": {"S": observed}},
+            ReturnValues="UPDATED_NEW",
+        )
+        if resp is not None:
             return int(resp["Attributes"]["Sightings"]["N"])
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
-                raise _translate("UpdateItem", exc) from exc
-        except BotoCoreError as exc:
-            raise _translate("UpdateItem", exc) from exc
         # First sighting, or the lock's bytes changed: start counting again.
         if self._conditional(
             "update_item",

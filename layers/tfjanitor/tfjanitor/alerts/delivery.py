@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import unicodedata
 
-from .adapters import Topic
-from .alerts import Notice
-from .emails import SUBJECT_LIMIT, Email, render
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, Email, render
+from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.aws.topic import Topic
 
 
 def sns_subject(subject: str) -> str:

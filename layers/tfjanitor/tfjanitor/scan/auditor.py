@@ -14,13 +14,13 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import audit
-from . import findings as build
-from .adapters import AwsError, AwsSession
-from .engine import _describe
-from .model import BucketFacts, BucketPosture, Finding, Inventory, Kind, ObjectVersion, ScanError, ScanResult
-from .posture import PostureReader
-from .terraform import LOCKFILE_SUFFIX
+from tfjanitor.aws.posture import PostureReader
+from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.checks import audit_rules as audit
+from tfjanitor.checks import findings as build
+from tfjanitor.model import BucketFacts, BucketPosture, Finding, Inventory, Kind, ObjectVersion, ScanError, ScanResult
+from tfjanitor.scan.sweeper import _describe
+from tfjanitor.terraform import LOCKFILE_SUFFIX
 
 CONNECTION_ERRORS = frozenset({
     "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",

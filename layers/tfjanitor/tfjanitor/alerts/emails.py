@@ -11,8 +11,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from .alerts import Notice
-from .findings import human_duration
+from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.durations import human_duration
 
 SUBJECT_LIMIT = 100
 _TITLES = {

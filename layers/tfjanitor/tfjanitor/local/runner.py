@@ -34,7 +34,7 @@ from typing import Any
 
 import boto3
 
-from .settings import auditor_settings, stream_settings, sweeper_settings
+from tfjanitor.runtime.settings import auditor_settings, stream_settings, sweeper_settings
 
 FINDINGS_TABLE = "tfjanitor-findings"
 ALERT_TOPIC = "tfjanitor-alerts"

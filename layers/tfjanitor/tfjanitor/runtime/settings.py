@@ -11,9 +11,9 @@ from typing import ClassVar, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
-from .durations import parse_duration, split_list
-from .model import StalePolicy
-from .release import ReleasePolicy
+from tfjanitor.durations import parse_duration, split_list
+from tfjanitor.model import StalePolicy
+from tfjanitor.release.auto import ReleasePolicy
 
 
 class SettingsError(ValueError):

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from .alerts import AlertStore, Notice, fingerprint, open_one, resolve_if_open
-from .model import Kind, ScanResult
-from .terraform import BadItem, DigestItem, LockInfo, LockItem, classify_item
+from tfjanitor.alerts.lifecycle import AlertStore, Notice, fingerprint, open_one, resolve_if_open
+from tfjanitor.model import Kind, ScanResult
+from tfjanitor.terraform import BadItem, DigestItem, LockInfo, LockItem, classify_item
 
 LOCK_ACQUIRED, LOCK_RELEASED = "lock_acquired", "lock_released"
 DIGEST_WRITTEN, DIGEST_REMOVED = "digest_written", "digest_removed"

@@ -11,8 +11,8 @@ from collections import Counter
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
-from .model import Kind, ScanResult, Severity
-from .monitor import BatchSummary
+from tfjanitor.model import Kind, ScanResult, Severity
+from tfjanitor.scan.stream import BatchSummary
 
 TABLE_DIMENSION = "Table"
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from .adapters import AwsError, AwsSession, LockWriter, Topic
-from .alert_store import DynamoAlertStore
-from .alerts import Notice, covered_scopes, process_findings
-from .audit import AUDIT_KINDS
-from .auditor import Auditor, AuditRequest
-from .engine import Sweeper, SweepRequest
-from .model import Kind, ScanError, ScanResult
-from .monitor import StreamMonitor
-from .notify import SnsNotifier
-from .release import auto_release
-from .settings import AuditorSettings, FunctionSettings, SweeperSettings
+from tfjanitor.alerts.delivery import SnsNotifier
+from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
+from tfjanitor.alerts.store import DynamoAlertStore
+from tfjanitor.aws.backend import LockWriter
+from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.aws.topic import Topic
+from tfjanitor.checks.audit_rules import AUDIT_KINDS
+from tfjanitor.model import Kind, ScanError, ScanResult
+from tfjanitor.release.auto import auto_release
+from tfjanitor.runtime.settings import AuditorSettings, FunctionSettings, SweeperSettings
+from tfjanitor.scan.auditor import Auditor, AuditRequest
+from tfjanitor.scan.stream import StreamMonitor
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 
 # The sweeper sees every one of these kinds whole, so it may also close them.
 SWEEPER_KINDS = {

@@ -13,8 +13,9 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from .adapters import AwsError, AwsSession, LockTable, _translate
-from .model import ObjectVersion, TableFacts
+from tfjanitor.aws.backend import LockTable
+from tfjanitor.aws.session import AwsError, AwsSession, _translate
+from tfjanitor.model import ObjectVersion, TableFacts
 
 T = TypeVar("T")
 

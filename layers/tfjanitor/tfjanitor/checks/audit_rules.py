@@ -22,9 +22,9 @@ from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from .findings import create_lock_table_command
-from .model import Finding, Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
-from .terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, DigestItem, LockItem, classify_item
+from tfjanitor.checks.findings import create_lock_table_command
+from tfjanitor.model import Finding, Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
+from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, DigestItem, LockItem, classify_item
 
 AUDIT_KINDS = frozenset({
     Kind.SPLIT_BRAIN_LOCK, Kind.REPLICATED_LOCK_TABLE, Kind.LOCK_TABLE_SCHEMA, Kind.TABLE_PITR_DISABLED,

@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from . import findings as build
-from .adapters import AwsError, AwsSession, Bucket, LockTable, ObjectEntry
-from .model import BucketFacts, Inventory, ObjectFacts, ScanError, ScanResult, StalePolicy, Stats, TableStats
-from .terraform import (
+from tfjanitor.aws.backend import Bucket, LockTable, ObjectEntry
+from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.checks import findings as build
+from tfjanitor.model import BucketFacts, Inventory, ObjectFacts, ScanError, ScanResult, StalePolicy, Stats, TableStats
+from tfjanitor.terraform import (
     DIGEST_SUFFIX,
     LOCKFILE_SUFFIX,
     BadItem,

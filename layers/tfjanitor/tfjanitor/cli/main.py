@@ -11,8 +11,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from .durations import parse_duration
-from .model import StalePolicy
+from tfjanitor.durations import parse_duration
+from tfjanitor.model import StalePolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
 
@@ -120,14 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _session_and_region(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile."""
-    import boto3  # noqa: PLC0415
-    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+    from tfjanitor.aws.session import AwsError, profile_session  # noqa: PLC0415
 
     region_choice = args.region or os.environ.get("AWS_REGION") or None
     try:
-        session = boto3.session.Session(profile_name=args.profile, region_name=region_choice)
-    except BotoCoreError as exc:
-        print(f"tfjanitor: {exc}", file=sys.stderr)
+        session = profile_session(args.profile, region_choice)
+    except AwsError as exc:
+        print(f"tfjanitor: {exc.message}", file=sys.stderr)
         return None, None
     if not session.region_name:
         print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
@@ -136,7 +135,7 @@ def _session_and_region(args: argparse.Namespace):  # type: ignore[no-untyped-de
 
 
 def cmd_unlock(args: argparse.Namespace) -> int:
-    from .unlock import run_unlock  # noqa: PLC0415
+    from tfjanitor.release.by_hand import run_unlock  # noqa: PLC0415
 
     if not args.state:
         print("tfjanitor unlock: name the state: BUCKET/KEY with --table, or KEY with --bucket", file=sys.stderr)
@@ -166,8 +165,8 @@ def cmd_unlock(args: argparse.Namespace) -> int:
 def cmd_local(args: argparse.Namespace) -> int:
     from pathlib import Path  # noqa: PLC0415
 
-    from .emulator import MotoServer  # noqa: PLC0415
-    from .local import LocalStack  # noqa: PLC0415
+    from tfjanitor.local.emulator import MotoServer  # noqa: PLC0415
+    from tfjanitor.local.runner import LocalStack  # noqa: PLC0415
 
     params = {}
     for item in args.param:
@@ -203,9 +202,9 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from .adapters import AwsSession  # noqa: PLC0415  (imported here: keeps `tfjanitor --help` fast)
-    from .engine import Sweeper, SweepRequest  # noqa: PLC0415
-    from .render import to_json, to_table  # noqa: PLC0415
+    from tfjanitor.aws.session import AwsSession  # noqa: PLC0415  (imported here: keeps `tfjanitor --help` fast)
+    from tfjanitor.cli.output import to_json, to_table  # noqa: PLC0415
+    from tfjanitor.scan.sweeper import Sweeper, SweepRequest  # noqa: PLC0415
 
     session, region = _session_and_region(args)
     if session is None:
@@ -219,7 +218,7 @@ def cmd_scan(args: argparse.Namespace) -> int:
     )
     result = Sweeper(aws).sweep(request)
     if not args.skip_audit:
-        from .auditor import Auditor, AuditRequest  # noqa: PLC0415
+        from tfjanitor.scan.auditor import Auditor, AuditRequest  # noqa: PLC0415
 
         Auditor(aws).audit(AuditRequest(region, request.tables, list(dict.fromkeys(args.peer_regions))), result)
     sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))

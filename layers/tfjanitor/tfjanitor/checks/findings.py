@@ -11,23 +11,10 @@ import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
-from .model import Finding, Kind, Severity
-from .regions import cross_region_cost
-from .terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time
-
-
-def human_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d{hours}h"
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+from tfjanitor.checks.regions import cross_region_cost
+from tfjanitor.durations import human_duration
+from tfjanitor.model import Finding, Kind, Severity
+from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time
 
 
 def _q(value: str) -> str:

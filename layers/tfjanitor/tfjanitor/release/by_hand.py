@@ -6,9 +6,10 @@ import json
 from datetime import datetime, timezone
 from typing import IO, Any
 
-from .adapters import AwsError, AwsSession, LockWriter
-from .findings import human_duration
-from .release import DYNAMODB, LOCKFILE, ObservedLock, ReleaseResult, observe, release
+from tfjanitor.aws.backend import LockWriter
+from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.durations import human_duration
+from tfjanitor.release.locks import DYNAMODB, LOCKFILE, ObservedLock, ReleaseResult, observe, release
 
 EXIT_OK, EXIT_NOT_RELEASED, EXIT_INCOMPLETE = 0, 1, 2
 

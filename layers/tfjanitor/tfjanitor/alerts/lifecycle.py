@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from .model import Finding, Kind, ScanResult, Severity
+from tfjanitor.model import Finding, Kind, ScanResult, Severity
 
 OPEN, CLOSED = "open", "closed"
 CLOSED_TTL = timedelta(days=30)
