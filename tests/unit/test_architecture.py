@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 AWS_SDK = {"boto3", "botocore"}
 SDK_ROOMS = {"aws", "local"}  # the only rooms that may import boto3 / botocore
-BASE_MODULES = {"terraform", "model", "durations"}
+BASE_MODULES = {"terraform", "model", "durations", "untrusted", "commands"}
 
 
 def room_of(module: str) -> str | None:
