@@ -11,6 +11,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tfjanitor.aws.session import AwsSession
+from tfjanitor.durations import Deadline
 from tfjanitor.runtime.observability import logger, metrics, tracer
 from tfjanitor.runtime.settings import auditor_settings
 from tfjanitor.runtime.telemetry import publish_audit
@@ -21,7 +22,7 @@ from tfjanitor.runtime.wiring import audit_and_alert
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, notices = audit_and_alert(auditor_settings(), AwsSession())
+    result, notices = audit_and_alert(auditor_settings(), AwsSession(), deadline=Deadline.of_lambda(context))
     publish_audit(result, metrics, logger, alerts_sent=len(notices))
     return {
         "complete": result.complete,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -9,13 +10,16 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tfjanitor.aws.session import AwsSession
+from tfjanitor.durations import Deadline, in_time
 from tfjanitor.runtime.observability import logger, metrics, tracer
 from tfjanitor.runtime.settings import stream_settings
 from tfjanitor.runtime.telemetry import publish_stream_batch
 from tfjanitor.runtime.wiring import stream_monitor
 from tfjanitor.scan.stream import StreamMonitor, event_from_record
 
-processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
+# A batch whose every record failed (e.g. out of time) is reported as failures like any other: Lambda
+# redelivers from the first, and this invocation still publishes its metrics.
+processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire_batch_failure=False)
 
 
 @logger.inject_lambda_context
@@ -24,7 +28,10 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     monitor: StreamMonitor = stream_monitor(stream_settings(), AwsSession(), log=logger)
 
+    deadline = Deadline.of_lambda(context, reserve=timedelta(seconds=10))
+
     def record_handler(record: DynamoDBRecord) -> None:
+        in_time(deadline)  # out of time: this record is a batch item failure, redelivered, not lost
         monitor.handle(event_from_record(record))
 
     try:

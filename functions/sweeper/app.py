@@ -7,6 +7,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tfjanitor.aws.session import AwsSession
+from tfjanitor.durations import Deadline
 from tfjanitor.runtime.observability import logger, metrics, tracer
 from tfjanitor.runtime.settings import sweeper_settings
 from tfjanitor.runtime.telemetry import publish_sweep
@@ -17,7 +18,9 @@ from tfjanitor.runtime.wiring import sweep_and_alert
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, notices = sweep_and_alert(sweeper_settings(), AwsSession(), sweep_id=context.aws_request_id)
+    result, notices = sweep_and_alert(
+        sweeper_settings(), AwsSession(), sweep_id=context.aws_request_id, deadline=Deadline.of_lambda(context)
+    )
     publish_sweep(result, metrics, logger, alerts_sent=len(notices))
     return {
         "complete": result.complete,

@@ -9,6 +9,8 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.support.builders import md5
-from tfjanitor.local.runner import LocalStack
+from tfjanitor.local.runner import FINDINGS_TABLE, LocalStack
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,3 +137,38 @@ def test_partial_batch_failure_retries_only_from_the_failed_record(terraform, ba
     assert stack.invoke(fn, {"Records": redelivered}) == {"batchItemFailures": []}  # idempotent
     stack.drain_emails()
     assert stack.emails == []
+
+
+def test_a_killed_plan_on_a_drifted_state_never_resolves_the_drift(terraform, backend, stack) -> None:
+    """Issue 9: a state edited by hand, then a plan killed while it holds the lock (retrying its checksum):
+    through five more sweeps the drift alert stays open, and `tfjanitor scan` still reports the drift."""
+    tf = terraform()
+    tf.init()
+    stack.setup()
+    tf.apply("v1")
+    s3 = client("s3", backend)
+    doc = json.loads(s3.get_object(Bucket=BUCKET, Key="dev/terraform.tfstate")["Body"].read())
+    doc["serial"] += 3
+    s3.put_object(Bucket=BUCKET, Key="dev/terraform.tfstate", Body=json.dumps(doc).encode())
+    wait_for(stack, lambda: any("Digest drift" in s for s in subjects(stack)))
+    killed = tf.start_plan_and_kill()
+    assert killed.lock["Operation"] == "OperationTypePlan" and tf.lock_item() is not None
+
+    def sweeps() -> int:
+        return sum(1 for name, _ in stack.invocations if name == "SweeperFunction")
+
+    done = sweeps()
+    wait_for(stack, lambda: sweeps() >= done + 5, timeout=60)
+    drift_mails = [s for s in subjects(stack) if "Digest drift" in s]
+    assert len(drift_mails) == 1 and drift_mails[0].startswith("[tfjanitor] CRITICAL Digest drift"), subjects(stack)
+    items = client("dynamodb", backend).scan(TableName=FINDINGS_TABLE)["Items"]
+    assert "digest_drift" in {json.loads(i["Finding"]["S"])["kind"] for i in items if i["Status"]["S"] == "open"}
+
+    scan = subprocess.run(
+        [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE, "--skip-audit",
+         "--format", "json", "--endpoint-url", backend.url],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    found = json.loads(scan.stdout)
+    [drift] = [f for f in found["findings"] if f["kind"] == "digest_drift"]
+    assert drift["details"]["locked_by"]["id"] == killed.lock["ID"] and scan.returncode == 1

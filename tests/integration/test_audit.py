@@ -303,22 +303,22 @@ def test_sweeper_and_auditor_share_the_lifecycle_and_never_close_each_others_ale
     put_state(s3, ddb, BUCKET, KEY, state_body())
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
     ddb.update_table(TableName=TABLE, DeletionProtectionEnabled=False)  # an auditor warning
-    aws, now = aws_for(backend), datetime.now(timezone.utc)
+    aws, now = aws_for(backend), datetime.now(timezone.utc)  # each run a minute after the last
     sweeper, auditor = SweeperSettings(**alerting), AuditorSettings(**alerting)
 
-    _, notices = sweep_and_alert(sweeper, aws, now)
+    _, notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=1))
     assert [(n.event, n.finding["kind"]) for n in notices] == [("opened", "stale_lock")]
-    _, notices = audit_and_alert(auditor, aws, now)
+    _, notices = audit_and_alert(auditor, aws, now + timedelta(minutes=2))
     assert [(n.event, n.finding["kind"]) for n in notices] == [("opened", "table_deletion_protection_disabled")]
     assert open_alerts(backend) == {"stale_lock", "table_deletion_protection_disabled"}  # the audit closed nothing
-    _, notices = sweep_and_alert(sweeper, aws, now)
+    _, notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=3))
     assert notices == [] and open_alerts(backend) == {"stale_lock", "table_deletion_protection_disabled"}
 
     ddb.update_table(TableName=TABLE, DeletionProtectionEnabled=True)
-    _, notices = audit_and_alert(auditor, aws, now)
+    _, notices = audit_and_alert(auditor, aws, now + timedelta(minutes=4))
     assert [(n.event, n.finding["kind"]) for n in notices] == [("resolved", "table_deletion_protection_disabled")]
     ddb.delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
-    _, notices = sweep_and_alert(sweeper, aws, now)
+    _, notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=5))
     assert [(n.event, n.finding["kind"]) for n in notices] == [("resolved", "stale_lock")]
     assert open_alerts(backend) == set()
 

@@ -107,3 +107,42 @@ def test_bad_environment_fails_loudly_naming_the_variable(handler, monkeypatch) 
     settings.sweeper_settings.cache_clear()
     with pytest.raises(settings.SettingsError, match="STALE_AFTER"):
         handler(EVENT, context())
+
+
+def test_a_sweep_near_the_lambda_timeout_stops_in_time_reports_incomplete_and_publishes(handler, backend, capsys) -> None:
+    """Issue 9.5: with less time left than the reserve for alerts and metrics, nothing is read, and the
+    result still says so (complete: false) and the metrics still go out."""
+    from tests.conftest import client
+
+    put_state(client("s3", backend), client("dynamodb", backend), BUCKET, "dev/terraform.tfstate", state_body(1))
+    response = handler(EVENT, FakeContext("tfjanitor-SweeperFunction", REGION, timeout=20))  # 20 s < 30 s reserve
+    assert response["complete"] is False and response["exit_code"] == 2
+    names = {m["Name"] for blob in emf_blobs(capsys.readouterr().out) for d in blob["_aws"]["CloudWatchMetrics"]
+             for m in d["Metrics"]}
+    assert "SweepErrors" in names and "SweepsCompleted" in names
+
+
+def test_stream_records_beyond_the_time_budget_are_batch_failures_not_lost(backend, monkeypatch) -> None:
+    """Issue 9.5: the stream monitor reports records it cannot reach in time as batch item failures."""
+    for name, value in {"AWS_REGION": REGION, "POWERTOOLS_SERVICE_NAME": "tfjanitor",
+                        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+        monkeypatch.setenv(name, value)
+    from tfjanitor.runtime import settings
+
+    settings.stream_settings.cache_clear()
+    spec = importlib.util.spec_from_file_location("stream_app", ROOT / "functions" / "stream_monitor" / "app.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-11-25T00:00:00.000"
+    records = [
+        {"eventID": str(i), "eventName": "INSERT", "eventSource": "aws:dynamodb", "eventSourceARN": arn,
+         "dynamodb": {"SequenceNumber": f"{100 + i}", "ApproximateCreationDateTime": 1764000000 + i,
+                      "NewImage": {"LockID": {"S": f"{BUCKET}/s{i}.tfstate"},
+                                   "Info": {"S": lock_info(f"{BUCKET}/s{i}.tfstate")}}}}
+        for i in range(3)
+    ]
+    plenty = module.lambda_handler({"Records": records}, FakeContext("stream", REGION, timeout=60))
+    assert plenty == {"batchItemFailures": []}
+    late = module.lambda_handler({"Records": records}, FakeContext("stream", REGION, timeout=5))  # < 10 s reserve
+    assert [f["itemIdentifier"] for f in late["batchItemFailures"]] == ["100", "101", "102"]
+    settings.stream_settings.cache_clear()

@@ -27,12 +27,27 @@ class FakeAlertStore:
         with self._lock:
             return copy.deepcopy(self.records.get(fp))
 
+    @staticmethod
+    def _closed_before(current: AlertRecord | None, evidence: datetime) -> bool:
+        return current is None or (
+            current.status == CLOSED and (current.changed_at is None or current.changed_at < evidence)
+        )
+
     def open(self, record: AlertRecord) -> bool:
         with self._lock:
             current = self.records.get(record.fingerprint)
-            if current is not None and current.status != CLOSED:
+            if not self._closed_before(current, record.changed_at or record.opened_at):
                 return False
             self.records[record.fingerprint] = copy.deepcopy(record)
+            return True
+
+    def tombstone(self, fp: str, evidence: datetime) -> bool:
+        with self._lock:
+            current = self.records.get(fp)
+            if not self._closed_before(current, evidence):
+                return False
+            base = current or AlertRecord(fp, CLOSED, "warning", "warning", "", {}, evidence, evidence)
+            self.records[fp] = replace(base, status=CLOSED, changed_at=evidence)
             return True
 
     def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool:
@@ -52,12 +67,13 @@ class FakeAlertStore:
             self.records[fp] = replace(r, last_notified_at=now)
             return True
 
-    def resolve(self, fp: str, now: datetime, resolution: str) -> bool:
+    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+        evidence = evidence or now
         with self._lock:
             r = self.records.get(fp)
-            if r is None or r.status != OPEN:
+            if r is None or r.status != OPEN or (r.changed_at is not None and r.changed_at >= evidence):
                 return False
-            self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution=resolution)
+            self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution=resolution, changed_at=evidence)
             return True
 
 
@@ -76,7 +92,7 @@ class FakeAlertStore:
             r = self.records.get(fp)
             if r is None or r.status != OPEN:
                 return False
-            self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution="released by tfjanitor")
+            self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution="released by tfjanitor", changed_at=now)
             self.releases[fp] = record
             return True
 

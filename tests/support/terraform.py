@@ -304,24 +304,31 @@ class TerraformProject:
         self, v: str, sleep: int = 300, workspace: str = "default", timeout: float = 60.0
     ) -> KilledApply:
         """Start an apply whose provisioner sleeps, wait until it holds the lock, SIGKILL its group."""
-        log_path = self.workdir / f"killed-apply-{v}.log"
+        args = ["apply", "-auto-approve", "-input=false", "-no-color", "-var", f"v={v}", "-var", f"sleep={sleep}"]
+        return self.start_and_kill(args, f"apply-{v}", workspace, timeout)
+
+    def start_plan_and_kill(self, workspace: str = "default", timeout: float = 60.0) -> KilledApply:
+        """Start a plan, wait until it holds the lock (on a drifted state it retries its checksum for
+        about 10 s meanwhile), SIGKILL its group."""
+        return self.start_and_kill(["plan", "-input=false", "-no-color"], "plan", workspace, timeout)
+
+    def start_and_kill(self, args: list[str], label: str, workspace: str = "default", timeout: float = 60.0) -> KilledApply:
+        """Start a terraform command, wait until it holds the state's lock, SIGKILL its process group."""
+        log_path = self.workdir / f"killed-{label}.log"
         with open(log_path, "wb") as log:
-            proc = self._spawn(
-                ["apply", "-auto-approve", "-input=false", "-no-color", "-var", f"v={v}", "-var", f"sleep={sleep}"],
-                log, subprocess.STDOUT,
-            )
+            proc = self._spawn(args, log, subprocess.STDOUT)
             try:
                 deadline = time.monotonic() + timeout
                 held = None
                 while held is None:
                     if proc.poll() is not None:
                         raise TerraformError(
-                            f"apply exited ({proc.returncode}) before it was seen holding the lock:\n"
+                            f"{args[0]} exited ({proc.returncode}) before it was seen holding the lock:\n"
                             f"{log_path.read_text(errors='replace')}"
                         )
                     if time.monotonic() > deadline:
                         raise TerraformError(
-                            f"apply did not take the lock within {timeout:.0f}s:\n{log_path.read_text(errors='replace')}"
+                            f"{args[0]} did not take the lock within {timeout:.0f}s:\n{log_path.read_text(errors='replace')}"
                         )
                     held = self._held_lock(workspace)
                     if held is None:

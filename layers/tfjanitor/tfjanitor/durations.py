@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import time
+from collections.abc import Callable
 from datetime import timedelta
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
@@ -35,6 +37,7 @@ def split_list(value: object) -> list[str]:
         return [str(v).strip() for v in value if str(v).strip()]
     return [part.strip() for part in str(value).split(",") if part.strip()]
 
+
 def human_duration(seconds: float) -> str:
     seconds = int(seconds)
     days, rest = divmod(seconds, 86400)
@@ -47,3 +50,43 @@ def human_duration(seconds: float) -> str:
     if minutes:
         return f"{minutes}m{secs:02d}s"
     return f"{secs}s"
+
+
+class OutOfTime(Exception):
+    """The run's time budget ran out: stop reading, report what was read as incomplete."""
+
+
+class Deadline:
+    """A run's time budget: the Lambda's remaining time less a reserve (to send notices and
+    metrics), or the CLI's ``--time-budget``. ``check()`` raises :class:`OutOfTime` once spent."""
+
+    def __init__(self, seconds_left: Callable[[], float], budget: str):
+        self._left = seconds_left
+        self.budget = budget  # what the budget was, for the error message
+
+    @classmethod
+    def after(cls, budget: timedelta, clock: Callable[[], float] = time.monotonic) -> Deadline:
+        end = clock() + budget.total_seconds()
+        return cls(lambda: end - clock(), f"--time-budget {human_duration(budget.total_seconds())}")
+
+    @classmethod
+    def of_lambda(cls, context: object, reserve: timedelta = timedelta(seconds=30)) -> Deadline | None:
+        """From a Lambda context's ``get_remaining_time_in_millis`` (None without one)."""
+        remaining = getattr(context, "get_remaining_time_in_millis", None)
+        if not callable(remaining):
+            return None
+        spare = reserve.total_seconds()
+        return cls(lambda: remaining() / 1000 - spare, f"the function timeout less {human_duration(spare)} for alerts and metrics")
+
+    def left(self) -> float:
+        return self._left()
+
+    def check(self) -> None:
+        if self._left() <= 0:
+            raise OutOfTime(f"the time budget ({self.budget}) ran out")
+
+
+def in_time(deadline: Deadline | None) -> None:
+    """Raise :class:`OutOfTime` if ``deadline`` (if any) is spent."""
+    if deadline is not None:
+        deadline.check()

@@ -77,6 +77,12 @@ class ScanError:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def out_of_time(cls, target: str, what: str, reason: object) -> ScanError:
+        """The run's time budget ran out (``reason`` says which budget): incomplete, so it resolves nothing."""
+        return cls("time_budget", target, "TimeBudgetExceeded",
+                   f"{reason} before the {what} finished: what it found so far is real, nothing was resolved")
+
 
 @dataclass
 class TableStats:
@@ -203,6 +209,22 @@ class BucketPosture:
     lifecycle_rules: list[dict[str, Any]] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class Unverified:
+    """A state whose digest this run could not judge (it may be mid-write): neither drift nor healthy.
+
+    An open alert on it stays open, unrepeated, until a later run verifies the state.
+    """
+
+    bucket: str
+    key: str
+    table: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
 @dataclass
 class ScanResult:
     region: str
@@ -214,6 +236,10 @@ class ScanResult:
     # What the sweep read, for the audit; never serialized (to_dict lists its fields explicitly).
     inventory: Inventory | None = field(default=None, repr=False, compare=False)
     releases: list[dict[str, Any]] = field(default_factory=list)  # auto-release decisions (sweeper)
+    unverified: list[Unverified] = field(default_factory=list)
+    # When this run's first read started: its evidence is no newer than this, so it never resolves or
+    # reopens an alert changed after it (see alerts.lifecycle).
+    read_at: datetime | None = None
 
     @property
     def complete(self) -> bool:
@@ -243,5 +269,6 @@ class ScanResult:
             "buckets": list(self.buckets),
             "findings": [f.to_dict() for f in self.findings],
             "errors": [e.to_dict() for e in self.errors],
+            "unverified": [u.to_dict() for u in self.unverified],
             "stats": self.stats.to_dict(),
         }

@@ -51,6 +51,9 @@ class AlertRecord:
     last_notified_at: datetime
     closed_at: datetime | None = None
     resolution: str = ""
+    # The time of the evidence behind the last open or close (a sweep's first read, a stream
+    # record's timestamp): a decision on older evidence never undoes it.
+    changed_at: datetime | None = None
 
 
 @dataclass
@@ -71,16 +74,26 @@ class AlertStore(Protocol):
 
     def list_open(self) -> list[AlertRecord]: ...
     def get(self, fp: str) -> AlertRecord | None: ...
-    def open(self, record: AlertRecord) -> bool: ...
+    def open(self, record: AlertRecord) -> bool:
+        """Open (or reopen) unless open already, or closed on evidence newer than ``record.changed_at``."""
     def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool: ...
     def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool: ...
-    def resolve(self, fp: str, now: datetime, resolution: str) -> bool: ...
+    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+        """Close an open alert, unless it changed on evidence newer than ``evidence`` (default ``now``)."""
+
+    def tombstone(self, fp: str, evidence: datetime) -> bool:
+        """Remember that the problem was gone at ``evidence`` (no alert was open): a run that read
+        before that cannot open it."""
     def sight(self, fp: str, observed: str, now: datetime) -> int: ...
     def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool: ...
 
 
 def _rank(severity: str) -> int:
     return Severity(severity).rank
+
+
+def _state(finding: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return finding.get("table"), finding.get("bucket"), finding.get("key")
 
 
 def process_findings(
@@ -91,13 +104,18 @@ def process_findings(
     reminder: timedelta = DEFAULT_REMINDER,
     resolvable_kinds: set[Kind] | None = None,
     resolution: str = "no longer seen",
+    evidence_at: datetime | None = None,
+    unverified: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
 ) -> list[Notice]:
     """Reconcile what a check saw with the open alerts; return the notices this caller must send.
 
     ``covered_scopes``: scopes the check read completely. An open alert is resolved only if
     its scope is covered and the check no longer sees it: an incomplete sweep never closes
-    (never falsely all-clears) what it did not look at.
+    (never falsely all-clears) what it did not look at. ``evidence_at``: when the check's first
+    read started (default ``now``): an alert opened or closed after that is left as it is.
+    ``unverified``: (table, bucket, key) of states the check could not judge: their alerts stay open.
     """
+    evidence = evidence_at or now
     notices: list[Notice] = []
     open_records = {r.fingerprint: r for r in store.list_open()}
     current: dict[str, Finding] = {}
@@ -108,7 +126,7 @@ def process_findings(
         doc = f.to_dict()
         record = open_records.get(fp)
         if record is None:
-            new = AlertRecord(fp, OPEN, f.severity.value, f.severity.value, scope_of(f), doc, now, now)
+            new = AlertRecord(fp, OPEN, f.severity.value, f.severity.value, scope_of(f), doc, now, now, changed_at=evidence)
             if store.open(new):
                 notices.append(Notice("opened", doc, fp, now, now))
             continue
@@ -120,11 +138,13 @@ def process_findings(
             if store.remind(fp, record.last_notified_at, now):
                 notices.append(Notice("reminder", doc, fp, now, record.opened_at))
     for fp, record in open_records.items():
-        if fp in current or record.scope not in covered_scopes:
+        if fp in current or record.scope not in covered_scopes or _state(record.finding) in unverified:
             continue
         if resolvable_kinds is not None and record.finding.get("kind") not in {k.value for k in resolvable_kinds}:
             continue
-        if store.resolve(fp, now, resolution):
+        if record.changed_at is not None and record.changed_at >= evidence:
+            continue  # opened on evidence newer than ours: we cannot know it is gone
+        if store.resolve(fp, now, resolution, evidence):
             notices.append(Notice("resolved", record.finding, fp, now, record.opened_at, resolution))
     return notices
 
@@ -142,19 +162,33 @@ def covered_scopes(result: ScanResult) -> set[str]:
     return scopes
 
 
-def resolve_if_open(store: AlertStore, fp: str, now: datetime, resolution: str) -> Notice | None:
-    """Close one alert (e.g. the stream monitor saw the lock released); a notice if we closed it."""
-    record = store.get(fp)
-    if record is None or record.status != OPEN:
-        return None
-    if store.resolve(fp, now, resolution):
-        return Notice("resolved", record.finding, fp, now, record.opened_at, resolution)
+def resolve_if_open(
+    store: AlertStore, fp: str, now: datetime, resolution: str, evidence: datetime | None = None,
+    tombstone: bool = False,
+) -> Notice | None:
+    """Close one alert on evidence from ``evidence`` (default ``now``): e.g. the stream monitor saw the
+    lock released at that time. A notice if we closed it. With ``tombstone``, remember the problem was
+    gone then even if no alert is open, so a sweep that read before it cannot open it afterwards."""
+    evidence = evidence or now
+    for _ in range(3):  # a racing sweep may open it between our read and our write: look again
+        record = store.get(fp)
+        if record is not None and record.status == OPEN:
+            if record.changed_at is not None and record.changed_at >= evidence:
+                return None  # opened on newer evidence than ours
+            if store.resolve(fp, now, resolution, evidence):
+                return Notice("resolved", record.finding, fp, now, record.opened_at, resolution)
+            return None
+        if not tombstone or store.tombstone(fp, evidence):
+            return None
+        if record is not None and record.changed_at is not None and record.changed_at >= evidence:
+            return None  # closed already, on newer evidence
     return None
 
 
-def open_one(store: AlertStore, finding: Finding, now: datetime) -> Notice | None:
-    """Open one alert outside a sweep (the stream monitor's drift check)."""
+def open_one(store: AlertStore, finding: Finding, now: datetime, evidence: datetime | None = None) -> Notice | None:
+    """Open one alert outside a sweep (the stream monitor's drift check, read at ``evidence``)."""
     fp = finding_fingerprint(finding)
     doc = finding.to_dict()
-    record = AlertRecord(fp, OPEN, finding.severity.value, finding.severity.value, scope_of(finding), doc, now, now)
+    record = AlertRecord(fp, OPEN, finding.severity.value, finding.severity.value, scope_of(finding), doc, now, now,
+                         changed_at=evidence or now)
     return Notice("opened", doc, fp, now, now) if store.open(record) else None

@@ -7,7 +7,7 @@ with TTL (``ExpiresAt``) set on closed alerts.
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord
@@ -19,8 +19,17 @@ def _iso(value: datetime) -> str:
     return value.isoformat()
 
 
+def _epoch_us(value: datetime) -> str:
+    """Evidence times as a number (microseconds since the epoch), so conditions compare them exactly."""
+    return str(int(value.timestamp() * 1_000_000))
+
+
 def _record(item: dict[str, Any]) -> AlertRecord:
     s = {k: v.get("S") for k, v in item.items() if "S" in v}
+    changed = item.get("ChangedAt", {}).get("N")
+    changed_at = datetime.fromtimestamp(int(changed) / 1_000_000, timezone.utc) if changed else None
+    if "OpenedAt" not in s:  # a tombstone: the problem was seen gone, no alert was ever open
+        s["OpenedAt"] = s["LastNotifiedAt"] = (changed_at or datetime.fromtimestamp(0, timezone.utc)).isoformat()
     return AlertRecord(
         fingerprint=s["Fingerprint"],
         status=s.get("Status", OPEN),
@@ -32,7 +41,13 @@ def _record(item: dict[str, Any]) -> AlertRecord:
         last_notified_at=datetime.fromisoformat(s["LastNotifiedAt"]),
         closed_at=datetime.fromisoformat(s["ClosedAt"]) if s.get("ClosedAt") else None,
         resolution=s.get("Resolution", ""),
+        changed_at=changed_at,
     )
+
+
+# A write that opens an alert, or records that its problem is gone, stands only on evidence newer than
+# the record's last open/close: a run that read before the stream saw a lock go never reopens it.
+_CLOSED_BEFORE = "attribute_not_exists(Fingerprint) OR (#s = :closed AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev))"
 
 
 class DynamoAlertStore:
@@ -68,13 +83,26 @@ class DynamoAlertStore:
             "Finding": {"S": json.dumps(record.finding, ensure_ascii=False)},
             "OpenedAt": {"S": _iso(record.opened_at)},
             "LastNotifiedAt": {"S": _iso(record.last_notified_at)},
+            "ChangedAt": {"N": _epoch_us(record.changed_at or record.opened_at)},
         }
         return self._conditional(
             "put_item",
             Item=item,
-            ConditionExpression="attribute_not_exists(Fingerprint) OR #s = :closed",
+            ConditionExpression=_CLOSED_BEFORE,
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":closed": {"S": CLOSED}},
+            ExpressionAttributeValues={":closed": {"S": CLOSED}, ":ev": item["ChangedAt"]},
+        )
+
+    def tombstone(self, fp: str, evidence: datetime) -> bool:
+        # An update, not a put: a closed alert keeps its record (the finding, a release record).
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET #s = :closed, ChangedAt = :ev, ExpiresAt = if_not_exists(ExpiresAt, :ttl)",
+            ConditionExpression=_CLOSED_BEFORE,
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":closed": {"S": CLOSED}, ":ev": {"N": _epoch_us(evidence)},
+                                       ":ttl": {"N": str(int((evidence + CLOSED_TTL).timestamp()))}},
         )
 
     def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool:
@@ -100,16 +128,17 @@ class DynamoAlertStore:
             ExpressionAttributeValues={":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": _iso(seen_last)}},
         )
 
-    def resolve(self, fp: str, now: datetime, resolution: str) -> bool:
+    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
         return self._conditional(
             "update_item",
             Key={"Fingerprint": {"S": fp}},
-            UpdateExpression="SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl",
-            ConditionExpression="#s = :open",
+            UpdateExpression="SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ChangedAt = :ev",
+            ConditionExpression="#s = :open AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev)",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={
                 ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
                 ":r": {"S": resolution}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":ev": {"N": _epoch_us(evidence or now)},
             },
         )
 
@@ -147,7 +176,7 @@ class DynamoAlertStore:
             Key={"Fingerprint": {"S": fp}},
             UpdateExpression=(
                 "SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ReleasedAt = :now, "
-                "ReleaseRecord = :rec"
+                "ReleaseRecord = :rec, ChangedAt = :ev"
             ),
             ConditionExpression="#s = :open",
             ExpressionAttributeNames={"#s": "Status"},
@@ -155,5 +184,6 @@ class DynamoAlertStore:
                 ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
                 ":r": {"S": "released by tfjanitor"}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
                 ":rec": {"S": json.dumps(record, ensure_ascii=False)},
+                ":ev": {"N": _epoch_us(now)},
             },
         )

@@ -124,12 +124,13 @@ class Bucket:
             raise err from exc
         return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), resp["LastModified"])
 
-    def md5(self, key: str) -> tuple[str, int]:
-        """Stream the object through MD5 in chunks: (hex digest, bytes read). Never kept."""
+    def md5(self, key: str) -> tuple[str, int, datetime]:
+        """Stream the object through MD5 in chunks: (hex digest, bytes read, its LastModified). Never kept."""
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
-            body = self._s3().get_object(Bucket=self.name, Key=key)["Body"]
+            resp = self._s3().get_object(Bucket=self.name, Key=key)
+            body, written = resp["Body"], resp["LastModified"]
             try:
                 for chunk in body.iter_chunks(CHUNK_SIZE):
                     digest.update(chunk)
@@ -138,7 +139,7 @@ class Bucket:
                 body.close()
         except (ClientError, BotoCoreError) as exc:
             raise _translate("GetObject", exc) from exc
-        return digest.hexdigest(), size
+        return digest.hexdigest(), size, written
 
     def read_small(self, key: str, limit: int = 64 * 1024) -> tuple[bytes, str]:
         """A lock object's body (lock info is tiny; larger bodies are cut) and its ETag."""

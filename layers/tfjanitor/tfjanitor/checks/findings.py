@@ -106,8 +106,15 @@ def digest_drift(
     etag: str,
     size: int,
     has_lockfile_history: bool = False,
+    locked_by: dict[str, Any] | None = None,
 ) -> Finding:
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    also_locked = (
+        f" The state is also locked (lock {locked_by.get('id')}, {locked_by.get('operation') or 'unknown operation'} "
+        f"by {locked_by.get('who') or 'unknown'} since {locked_by.get('created')}), but the object is older than "
+        "that lock: the mismatch predates the run holding it, which is not writing it now."
+        if locked_by else ""
+    )
     item = {"LockID": {"S": digest_id}, "Digest": {"S": actual}}
     return Finding(
         kind=Kind.DIGEST_DRIFT,
@@ -118,9 +125,10 @@ def digest_drift(
         key=key,
         lock_id=None,
         message=(
-            f"The digest stored in {table} for {bucket}/{key} does not match the state object in S3 "
-            "and the state is not locked: the next terraform run that locks it with this table "
+            f"The digest stored in {table} for {bucket}/{key} does not match the state object in S3: "
+            "the next terraform run that locks it with this table "
             '(dynamodb_table) will fail with "state data in S3 does not have the expected content".'
+            + also_locked
         ),
         details={
             "stored_md5": stored,
@@ -129,6 +137,7 @@ def digest_drift(
             "size": size,
             "digest_lock_id": digest_id,
             "lockfile_present": has_lockfile_history,
+            "locked_by": locked_by,
         },
         fix=[
             f"Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "

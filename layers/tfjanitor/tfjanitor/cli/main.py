@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from tfjanitor.durations import parse_duration
+from tfjanitor.durations import Deadline, parse_duration
 from tfjanitor.model import StalePolicy
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
@@ -72,6 +72,10 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument(
         "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
         help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
+    )
+    scan.add_argument(
+        "--time-budget", type=_duration, default=None, metavar="DURATION",
+        help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
     )
     _output_and_aws_options(scan)
 
@@ -215,12 +219,14 @@ def cmd_scan(args: argparse.Namespace) -> int:
         tables=list(dict.fromkeys(args.tables)),
         buckets=list(dict.fromkeys(args.buckets)),
         policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
+        deadline=Deadline.after(args.time_budget) if args.time_budget else None,
     )
     result = Sweeper(aws).sweep(request)
     if not args.skip_audit:
         from tfjanitor.scan.auditor import Auditor, AuditRequest  # noqa: PLC0415
 
-        Auditor(aws).audit(AuditRequest(region, request.tables, list(dict.fromkeys(args.peer_regions))), result)
+        Auditor(aws).audit(AuditRequest(region, request.tables, list(dict.fromkeys(args.peer_regions))), result,
+                           request.deadline)
     sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
     return result.exit_code
 

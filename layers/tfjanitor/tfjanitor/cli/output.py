@@ -7,6 +7,7 @@ from collections import Counter
 
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Finding, ScanResult
+from tfjanitor.untrusted import shown
 
 
 def to_json(result: ScanResult) -> str:
@@ -73,11 +74,20 @@ def to_table(result: ScanResult) -> str:
             out.append(f"    {f.message}")
             for step in f.fix:
                 out.append(f"    fix: {step}")
-    elif result.complete:
+    elif result.complete and not result.unverified:
         out.append(
             "No findings: no stale lock, every digest matches its state, every bucket is in the table's region, "
             "and the tables and buckets are set up as recommended."
         )
+    if result.unverified:
+        n = len(result.unverified)
+        out.append("")
+        out.append(
+            f"{n} digest{'s were' if n != 1 else ' was'} NOT verified (neither drift nor healthy: a later scan judges "
+            f"{'them' if n != 1 else 'it'}):"
+        )
+        for u in result.unverified:
+            out.append(f"  - {shown(u.bucket)}/{shown(u.key)} (table {shown(u.table)}): {shown(u.reason, 2000)}")
     if result.errors:
         out.append("")
         out.append(

@@ -58,6 +58,8 @@ class LocalFunction:
     handler: str
     environment: dict[str, str]
     events: dict[str, Any]
+    timeout: float = 240  # seconds, from the template (Globals merged)
+    memory: int = 256
 
     @property
     def schedule_seconds(self) -> float | None:
@@ -87,19 +89,23 @@ def load_functions(template: Path, parameters: dict[str, str]) -> list[LocalFunc
         env = {k: str(v) for k, v in ((fn.environment or {}).get("Variables") or {}).items()}
         code = Path(fn.codeuri)
         code = code if code.is_absolute() else template.parent / code
-        functions.append(LocalFunction(fn.name, code, fn.handler, env, dict(fn.events or {})))
+        functions.append(LocalFunction(fn.name, code, fn.handler, env, dict(fn.events or {}),
+                                       float(fn.timeout or 3), int(fn.memory or 128)))
     return functions
 
 
 class FakeContext:
-    def __init__(self, name: str, region: str):
+    """Lambda's context: the remaining time counts down from the function's ``Timeout``."""
+
+    def __init__(self, name: str, region: str, timeout: float = 240, memory: int = 256):
         self.function_name = name
-        self.memory_limit_in_mb = 256
+        self.memory_limit_in_mb = memory
         self.aws_request_id = f"local-{time.monotonic_ns()}"
         self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{name}"
+        self._ends = time.monotonic() + timeout
 
     def get_remaining_time_in_millis(self) -> int:
-        return 240_000
+        return max(0, int((self._ends - time.monotonic()) * 1000))
 
 
 def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
@@ -237,7 +243,7 @@ class LocalStack:
         try:
             handler = getattr(self._module(fn), fn.handler.rpartition(".")[2])
             with contextlib.redirect_stdout(out):
-                response = handler(event, FakeContext(fn.name, self.region))
+                response = handler(event, FakeContext(fn.name, self.region, fn.timeout, fn.memory))
         finally:
             for k, v in saved.items():
                 if v is None:

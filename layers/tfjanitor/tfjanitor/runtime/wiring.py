@@ -12,6 +12,7 @@ from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
 from tfjanitor.checks.audit_rules import AUDIT_KINDS
+from tfjanitor.durations import Deadline
 from tfjanitor.model import Kind, ScanError, ScanResult
 from tfjanitor.release.auto import auto_release
 from tfjanitor.runtime.settings import AuditorSettings, FunctionSettings, SweeperSettings
@@ -44,7 +45,8 @@ def _alert(
         return []
     try:
         notices = process_findings(
-            result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds
+            result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds,
+            evidence_at=result.read_at, unverified={(u.table, u.bucket, u.key) for u in result.unverified},
         )
         if then is not None:
             notices += then(store)
@@ -59,11 +61,13 @@ def _alert(
 
 
 def sweep_and_alert(
-    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None
+    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None,
+    deadline: Deadline | None = None,
 ) -> tuple[ScanResult, list[Notice]]:
-    """One scheduled sweep: find, alert, and (opt-in) release stale locks."""
+    """One scheduled sweep: find, alert, and (opt-in) release stale locks. With a ``deadline``, the
+    sweep stops in time (incomplete: it resolves nothing) and still alerts."""
     now = now or datetime.now(timezone.utc)
-    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy)
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline)
     result = Sweeper(aws, now=now).sweep(request)
 
     def release_stale(store: DynamoAlertStore) -> list[Notice]:
@@ -84,15 +88,16 @@ def sweep_and_alert(
 
 
 def audit_and_alert(
-    settings: AuditorSettings, aws: AwsSession, now: datetime | None = None
+    settings: AuditorSettings, aws: AwsSession, now: datetime | None = None, deadline: Deadline | None = None,
 ) -> tuple[ScanResult, list[Notice]]:
     """One scheduled audit (no state object is read): region, topology and posture findings, then
     the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds."""
     now = now or datetime.now(timezone.utc)
-    result = Sweeper(aws, now=now).survey(SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets))
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, deadline=deadline)
     streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
+    result = Sweeper(aws, now=now).survey(request)
     Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
-                                result)  # a survey judges nothing: every finding here is one of AUDIT_KINDS
+                                result, deadline)  # a survey judges nothing: every finding is one of AUDIT_KINDS
     return result, _alert(result, settings, aws, now, set(AUDIT_KINDS))
 
 

@@ -18,6 +18,7 @@ from tfjanitor.aws.posture import PostureReader
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
+from tfjanitor.durations import Deadline, OutOfTime, in_time
 from tfjanitor.model import BucketFacts, BucketPosture, Finding, Inventory, Kind, ObjectVersion, ScanError, ScanResult
 from tfjanitor.scan.sweeper import _describe
 from tfjanitor.terraform import LOCKFILE_SUFFIX
@@ -50,11 +51,23 @@ class Auditor:
         self._reader = PostureReader(aws)
         self._peer_digests: dict[tuple[str, str], set[str]] = defaultdict(set)
 
-    def audit(self, request: AuditRequest, result: ScanResult) -> ScanResult:
+    def audit(self, request: AuditRequest, result: ScanResult, deadline: Deadline | None = None) -> ScanResult:
         """Add the audit's findings and errors to ``result`` (a sweep's or a survey's) and return it."""
         started = time.monotonic()
-        now = self._now or datetime.now(timezone.utc)
         calls_before = dict(self._aws.counter.calls)
+        try:
+            self._audit(request, result, deadline)
+        except OutOfTime as exc:
+            result.errors.append(ScanError.out_of_time(",".join(request.tables) or request.region, "audit", exc))
+        for op, n in self._aws.counter.calls.items():
+            if n > calls_before.get(op, 0):
+                result.stats.api_calls[op] += n - calls_before.get(op, 0)
+        result.stats.duration_seconds += time.monotonic() - started
+        result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
+        return result
+
+    def _audit(self, request: AuditRequest, result: ScanResult, deadline: Deadline | None) -> None:
+        now = self._now or datetime.now(timezone.utc)
         inventory = result.inventory or Inventory()
         tables = list(dict.fromkeys(request.tables))
         streams = {t: arn for arn in request.stream_arns if (t := stream_table(arn)) is not None}
@@ -64,23 +77,19 @@ class Auditor:
         unreachable = {e.target.partition("/")[0] for e in result.errors if e.code in CONNECTION_ERRORS}
         for table in tables:
             if table not in unreachable:
+                in_time(deadline)
                 self._table(result, table, streams.get((request.region, table)))
         peers = [p for p in dict.fromkeys(request.peer_regions) if p and p != request.region]
         for table in tables:
             if table in inventory.tables_read:
                 for peer in peers:
+                    in_time(deadline)
                     self._split_brain(result, inventory, table, peer)
         for name, facts in inventory.buckets.items():
             # Missing: an orphan finding; no region or unreachable: already an error.
             if facts.exists and facts.region and name not in unreachable:
+                in_time(deadline)
                 self._bucket(result, inventory, name, facts, now)
-
-        for op, n in self._aws.counter.calls.items():
-            if n > calls_before.get(op, 0):
-                result.stats.api_calls[op] += n - calls_before.get(op, 0)
-        result.stats.duration_seconds += time.monotonic() - started
-        result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
-        return result
 
     # -- one lock table ---------------------------------------------------------------------
 

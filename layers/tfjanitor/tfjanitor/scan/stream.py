@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from tfjanitor.alerts.lifecycle import AlertStore, Notice, fingerprint, open_one, resolve_if_open
@@ -39,6 +39,10 @@ class StreamEvent:
     lock: LockInfo | None = None
     at: datetime | None = None
     reason: str = ""
+
+    def happened_by(self, now: datetime) -> datetime:
+        """A time the change had surely happened by: stream timestamps are whole seconds, rounded down."""
+        return self.at + timedelta(seconds=1) if self.at is not None else now
 
     @property
     def hold_seconds(self) -> float | None:
@@ -127,8 +131,10 @@ class StreamMonitor:
             if event.hold_seconds is not None:
                 self.summary.hold_seconds[klass].append(event.hold_seconds)
             if self.store is not None:
+                # Gone at the record's time: a sweep that read the lock before cannot reopen it afterwards.
                 fp = fingerprint(Kind.STALE_LOCK, event.region, event.table, event.bucket, event.key, event.lock.id)
-                self._notify(resolve_if_open(self.store, fp, now, "lock released"))
+                self._notify(resolve_if_open(self.store, fp, now, "lock released", evidence=event.happened_by(now),
+                                             tombstone=True))
             self._check(event, now)  # a digest written under the lock is judged now
         elif event.kind == DIGEST_WRITTEN:
             self._check(event, now)
@@ -136,7 +142,7 @@ class StreamMonitor:
             if self.store is not None:
                 for kind in (Kind.ORPHAN_DIGEST, Kind.DIGEST_DRIFT):
                     fp = fingerprint(kind, event.region, event.table, event.bucket, event.key, None)
-                    self._notify(resolve_if_open(self.store, fp, now, "digest removed"))
+                    self._notify(resolve_if_open(self.store, fp, now, "digest removed", evidence=event.happened_by(now)))
         elif event.kind == FOREIGN:
             self.summary.foreign += 1
             self._say("info", "foreign item in the lock table", table=event.table, reason=event.reason)
@@ -149,17 +155,18 @@ class StreamMonitor:
         result = self.checker.check_state(event.region, event.table, event.bucket, event.key)
         if result.errors:
             raise CheckFailed("; ".join(e.message for e in result.errors))
-        if result.stats.skipped_locked:
-            return  # still locked: the release record triggers the check
+        if result.unverified:
+            return  # locked, maybe mid-write: the release record triggers the check; open alerts stay open
         for finding in result.findings:
             self.summary.drift_detected += finding.kind is Kind.DIGEST_DRIFT
             self._say("warning", finding.message, finding=finding.to_dict())
             if self.store is not None:
-                self._notify(open_one(self.store, finding, now))
+                self._notify(open_one(self.store, finding, now, evidence=result.read_at))
         if not result.findings and self.store is not None:
             for kind in (Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST):
                 fp = fingerprint(kind, event.region, event.table, event.bucket, event.key, None)
-                self._notify(resolve_if_open(self.store, fp, now, "digest matches the state again"))
+                self._notify(resolve_if_open(self.store, fp, now, "digest matches the state again",
+                                             evidence=result.read_at))
 
 
 def event_from_record(record: Any) -> StreamEvent:

@@ -14,16 +14,30 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from typing import Any
 
 from tfjanitor.aws.backend import Bucket, LockTable, ObjectEntry
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import findings as build
-from tfjanitor.model import BucketFacts, Inventory, ObjectFacts, ScanError, ScanResult, StalePolicy, Stats, TableStats
+from tfjanitor.checks.evidence import lock_taken_at, locked_reason, may_write, predates_lock
+from tfjanitor.durations import Deadline, OutOfTime, in_time
+from tfjanitor.model import (
+    BucketFacts,
+    Inventory,
+    ObjectFacts,
+    ScanError,
+    ScanResult,
+    StalePolicy,
+    Stats,
+    TableStats,
+    Unverified,
+)
 from tfjanitor.terraform import (
     DIGEST_SUFFIX,
     LOCKFILE_SUFFIX,
     BadItem,
     DigestItem,
+    LockInfo,
     LockItem,
     MalformedItem,
     classify_item,
@@ -41,6 +55,7 @@ class SweepRequest:
     tables: list[str]
     buckets: list[str] = field(default_factory=list)
     policy: StalePolicy = field(default_factory=StalePolicy)
+    deadline: Deadline | None = None
 
 
 @dataclass
@@ -100,6 +115,7 @@ class _Candidate:
     actual: str | None  # None: the object does not exist
     etag: str = ""
     size: int = 0
+    written: datetime | None = None  # the hashed object's LastModified
 
 
 class Sweeper:
@@ -108,16 +124,43 @@ class Sweeper:
         self._now = now
 
     def sweep(self, request: SweepRequest) -> ScanResult:
+        return self._run(request, self._sweep, "sweep")
+
+    def survey(self, request: SweepRequest) -> ScanResult:
+        """Stages 1-2 only (tables scanned, buckets located and listed), for the auditor.
+
+        No state object is read and nothing is judged: the result has no findings, its
+        errors, stats and ``inventory``. Needs only Scan, GetBucketLocation and ListBucket.
+        """
+        return self._run(request, self._survey_stages, "survey")
+
+    def _run(self, request: SweepRequest, stages, what: str) -> ScanResult:  # type: ignore[no-untyped-def]
         started = time.monotonic()
         now = self._now or datetime.now(timezone.utc)
-        region = request.region
-        result = ScanResult(region=region, tables=list(request.tables), buckets=[])
-        stats = result.stats
+        result = ScanResult(region=request.region, tables=list(request.tables), buckets=[], read_at=now)
         calls_before = dict(self._aws.counter.calls)
         attempts_before = self._aws.counter.attempts
+        try:
+            stages(request, now, result)
+        except OutOfTime as exc:
+            result.errors.append(ScanError.out_of_time(",".join(request.tables) or request.region, what, exc))
+        self._count_calls(result.stats, calls_before)
+        result.stats.retries = max(0, self._aws.counter.attempts - attempts_before - result.stats.total_api_calls)
+        result.stats.duration_seconds = time.monotonic() - started
+        result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
+        return result
 
+    def _survey_stages(self, request: SweepRequest, now: datetime, result: ScanResult) -> None:
+        read = self._read(request, now, result)
+        result.stats.states = len(read.states())
+        result.stats.lockfiles = sum(len(v.lockfiles) for v in read.views.values())
+        result.inventory = read.inventory()
+
+    def _sweep(self, request: SweepRequest, now: datetime, result: ScanResult) -> None:
+        region, stats, deadline = request.region, result.stats, request.deadline
         read = self._read(request, now, result)
         locks, digests, views, handles = read.locks, read.digests, read.views, read.handles
+        result.inventory = read.inventory()
         for table, bad in read.bad:
             result.findings.append(_malformed(region, table, bad))
         self._cross_region(result, read)
@@ -139,6 +182,7 @@ class Sweeper:
             for key, obj in view.lockfiles.items():
                 if (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
                     continue
+                in_time(deadline)
                 self._check_lockfile(result, handles[name], key, obj, now, request.policy)
 
         # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
@@ -162,11 +206,14 @@ class Sweeper:
                 stats.etag_proven += 1
                 read.md5[(digest.bucket, digest.key)] = etag
                 continue
-            if (digest.bucket, digest.key) in locks or digest.key in view.lockfiles:
-                stats.skipped_locked += 1  # Terraform may be between its object and digest writes
-                continue
+            held = [item.lock for _, item in locks.get((digest.bucket, digest.key), [])]
+            lockfile = view.lockfiles.get(digest.key)
+            taken = lock_taken_at(held, lockfile.last_modified if lockfile else None)
+            if taken is not None and not predates_lock(obj.last_modified, taken):
+                self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
+                continue  # Terraform may be between its object and digest writes: judge it later
             to_hash.append((table, digest, etag))
-        for (table, digest, etag), outcome in zip(to_hash, self._hash_all(handles, to_hash), strict=True):
+        for (table, digest, etag), outcome in zip(to_hash, self._hash_all(handles, to_hash, deadline), strict=True):
             if isinstance(outcome, AwsError):
                 if outcome.not_found:
                     candidates.append(_Candidate(table, digest, None))
@@ -177,42 +224,24 @@ class Sweeper:
                                   _describe(outcome, "state object", f"s3://{target}"))
                     )
                 continue
-            actual, size = outcome
+            actual, size, written = outcome
             stats.downloads += 1
             stats.bytes_downloaded += size
             read.md5[(digest.bucket, digest.key)] = actual
             if actual != digest.digest:
-                candidates.append(_Candidate(table, digest, actual, etag, size))
+                candidates.append(_Candidate(table, digest, actual, etag, size, written))
 
         # 6. Confirm suspects with consistent reads before crying wolf.
+        in_time(deadline)
         self._confirm(result, candidates, views)
-
         result.inventory = read.inventory()
-        self._count_calls(stats, calls_before)
-        stats.retries = max(0, self._aws.counter.attempts - attempts_before - stats.total_api_calls)
-        stats.duration_seconds = time.monotonic() - started
-        result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
-        return result
 
-    def survey(self, request: SweepRequest) -> ScanResult:
-        """Stages 1-2 only (tables scanned, buckets located and listed), for the auditor.
-
-        No state object is read and nothing is judged: the result has no findings, its
-        errors, stats and ``inventory``. Needs only Scan, GetBucketLocation and ListBucket.
-        """
-        started = time.monotonic()
-        now = self._now or datetime.now(timezone.utc)
-        result = ScanResult(region=request.region, tables=list(request.tables), buckets=[])
-        calls_before = dict(self._aws.counter.calls)
-        attempts_before = self._aws.counter.attempts
-        read = self._read(request, now, result)
-        result.stats.states = len(read.states())
-        result.stats.lockfiles = sum(len(v.lockfiles) for v in read.views.values())
-        result.inventory = read.inventory()
-        self._count_calls(result.stats, calls_before)
-        result.stats.retries = max(0, self._aws.counter.attempts - attempts_before - result.stats.total_api_calls)
-        result.stats.duration_seconds = time.monotonic() - started
-        return result
+    @staticmethod
+    def _unverified(
+        result: ScanResult, table: str, digest: DigestItem, lock: LockInfo | None, taken: datetime, written: datetime
+    ) -> None:
+        result.stats.skipped_locked += 1
+        result.unverified.append(Unverified(digest.bucket, digest.key, table, locked_reason(lock, taken, written)))
 
     def _read(self, request: SweepRequest, now: datetime, result: ScanResult) -> _Read:
         """1. Lock tables: one paginated, consistent Scan each. 2. Buckets: location and one listing each."""
@@ -223,6 +252,7 @@ class Sweeper:
             per_table = stats.tables[table] = TableStats()
             try:
                 for raw in LockTable(self._aws, region, table).scan():
+                    in_time(request.deadline)
                     stats.items += 1
                     per_table.items += 1
                     item = classify_item(raw)
@@ -259,7 +289,9 @@ class Sweeper:
             wanted[bucket_name].add(key)
         read.handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
         self._aws.s3(region)  # create the client once, before the buckets are read concurrently
-        surveys = self._in_parallel(lambda name: self._survey(read.handles[name], wanted[name]), bucket_names)
+        surveys = self._in_parallel(
+            lambda name: self._survey(read.handles[name], wanted[name], request.deadline), bucket_names
+        )
         for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
             read.views[name] = view
             read.regions[name] = bucket_region
@@ -290,7 +322,9 @@ class Sweeper:
                 )
 
     @staticmethod
-    def _survey(bucket: Bucket, wanted: set[str]) -> tuple[_BucketView, str | None, list[ScanError]]:
+    def _survey(
+        bucket: Bucket, wanted: set[str], deadline: Deadline | None = None
+    ) -> tuple[_BucketView, str | None, list[ScanError]]:
         """One bucket: its region, then one listing that keeps only the keys we care about."""
         view = _BucketView()
         errors: list[ScanError] = []
@@ -305,6 +339,7 @@ class Sweeper:
             bucket_region = None
         try:
             for obj in bucket.list_objects():
+                in_time(deadline)
                 view.objects_seen += 1
                 if obj.key.endswith(LOCKFILE_SUFFIX):
                     view.lockfiles[obj.key[: -len(LOCKFILE_SUFFIX)]] = obj
@@ -327,11 +362,12 @@ class Sweeper:
             return list(pool.map(work, items))
 
     def _hash_all(
-        self, handles: dict[str, Bucket], work: list[tuple[str, DigestItem, str]]
-    ) -> list[tuple[str, int] | AwsError]:
+        self, handles: dict[str, Bucket], work: list[tuple[str, DigestItem, str]], deadline: Deadline | None = None
+    ) -> list[tuple[str, int, datetime] | AwsError]:
         """MD5 of each suspect state, a few streams at a time (each read in 64 KiB chunks)."""
 
-        def one(item: tuple[str, DigestItem, str]) -> tuple[str, int] | AwsError:
+        def one(item: tuple[str, DigestItem, str]) -> tuple[str, int, datetime] | AwsError:
+            in_time(deadline)
             digest = item[1]
             try:
                 return handles[digest.bucket].md5(digest.key)
@@ -349,28 +385,23 @@ class Sweeper:
     def check_state(self, region: str, table: str, bucket: str, key: str) -> ScanResult:
         """Check one state now (the stream monitor, after a digest write or a lock release).
 
-        The result has a drift or orphan finding, nothing (digest proven, state locked, no
-        digest), or an error. ``stats.skipped_locked`` is 1 when the state is locked: the
-        caller re-checks after the release instead of reporting early.
+        The result has a drift or orphan finding, nothing (digest proven, no digest), an
+        ``unverified`` entry (locked, and the object may be the holder's write in flight: the
+        caller re-checks after the release), or an error.
         """
         started = time.monotonic()
-        result = ScanResult(region=region, tables=[table], buckets=[bucket])
+        now = self._now or datetime.now(timezone.utc)
+        result = ScanResult(region=region, tables=[table], buckets=[bucket], read_at=now)
         calls_before = dict(self._aws.counter.calls)
         lock_id, digest_id = f"{bucket}/{key}", f"{bucket}/{key}{DIGEST_SUFFIX}"
         try:
             items = LockTable(self._aws, region, table).get_many([lock_id, digest_id])
-            if lock_id in items:
-                result.stats.skipped_locked = 1
-                return result
             digest = classify_item(items.get(digest_id, {}))
             if not isinstance(digest, DigestItem):
                 return result  # no digest (lockfile-only state, deleted workspace): nothing to compare
             result.stats.states = result.stats.digest_items = 1
             handle = Bucket(self._aws, region, bucket)
             view = _BucketView(listed=True)
-            if handle.head(key + LOCKFILE_SUFFIX) is not None:
-                result.stats.skipped_locked = 1
-                return result
             obj = handle.head(key)
             candidate = _Candidate(table, digest, None)
             if obj is not None:
@@ -378,11 +409,18 @@ class Sweeper:
                 if etag == digest.digest:
                     result.stats.etag_proven = 1
                     return result
-                actual, size = handle.md5(key)
+                lock = classify_item(items[lock_id]) if lock_id in items else None
+                held = [lock.lock] if isinstance(lock, LockItem) else []
+                lockfile = handle.head(key + LOCKFILE_SUFFIX)
+                taken = lock_taken_at(held, lockfile.last_modified if lockfile else None)
+                if taken is not None and not predates_lock(obj.last_modified, taken):
+                    self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
+                    return result
+                actual, size, written = handle.md5(key)
                 result.stats.downloads, result.stats.bytes_downloaded = 1, size
                 if actual == digest.digest:
                     return result
-                candidate = _Candidate(table, digest, actual, etag, size)
+                candidate = _Candidate(table, digest, actual, etag, size, written)
             self._confirm(result, [candidate], {bucket: view})
         except AwsError as exc:
             result.errors.append(ScanError("check_state", lock_id, exc.code, _describe(exc, "state", lock_id)))
@@ -442,24 +480,37 @@ class Sweeper:
                 )
                 continue
             for c in group:
-                d = c.digest
-                if f"{d.bucket}/{d.key}" in now_items:
-                    result.stats.skipped_locked += 1
-                    continue
-                current = classify_item(now_items.get(f"{d.bucket}/{d.key}{DIGEST_SUFFIX}", {}))
-                if not isinstance(current, DigestItem) or current.digest != d.digest:
-                    continue  # rewritten or removed since the scan: the next sweep judges it afresh
-                view = views.get(d.bucket)
-                if c.actual is None:
-                    missing = view is not None and not view.exists
-                    result.findings.append(build.orphan_digest(result.region, table, d.bucket, d.key, d.digest, missing))
-                else:
-                    result.findings.append(
-                        build.digest_drift(
-                            result.region, table, d.bucket, d.key, d.digest, c.actual, c.etag, c.size,
-                            has_lockfile_history=view is not None and d.key in view.lockfiles,
-                        )
-                    )
+                self._judge(result, c, now_items, views.get(c.digest.bucket))
+
+    def _judge(
+        self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: _BucketView | None
+    ) -> None:
+        """One suspect, with its lock and digest items as re-read after its object was hashed."""
+        d = c.digest
+        current = classify_item(now_items.get(f"{d.bucket}/{d.key}{DIGEST_SUFFIX}", {}))
+        if not isinstance(current, DigestItem) or current.digest != d.digest:
+            # Rewritten or removed since the scan: the next run judges it afresh.
+            result.unverified.append(Unverified(d.bucket, d.key, c.table, "the digest changed while it was being checked"))
+            return
+        lock = classify_item(now_items.get(f"{d.bucket}/{d.key}", {}))
+        # A lock held now: judged only if the object we hashed is older than it. A lock held at the
+        # scan and released since, with the digest unchanged, wrote nothing: the mismatch stands.
+        locked_by = lock.lock if isinstance(lock, LockItem) else None
+        in_flight = locked_by is not None and may_write(locked_by)
+        if in_flight and (c.written is None or not predates_lock(c.written, locked_by.created)):
+            self._unverified(result, c.table, d, locked_by, locked_by.created, c.written or locked_by.created)
+            return
+        if c.actual is None:
+            missing = view is not None and not view.exists
+            result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.digest, missing))
+        else:
+            result.findings.append(
+                build.digest_drift(
+                    result.region, c.table, d.bucket, d.key, d.digest, c.actual, c.etag, c.size,
+                    has_lockfile_history=view is not None and d.key in view.lockfiles,
+                    locked_by=locked_by.summary() if locked_by is not None else None,
+                )
+            )
 
 
 def _malformed(region: str, table: str, item: BadItem):  # type: ignore[no-untyped-def]

@@ -1,0 +1,1 @@
+"""Alert lifecycle (open, worse, remind, resolve), its store, email rendering and delivery."""

@@ -1,0 +1,194 @@
+"""Alert lifecycle: open, worse, reminder, resolved - each notice sent exactly once.
+
+The stack keeps its own small table of findings keyed by a stable fingerprint.
+Every transition is a conditional write on what the writer last saw, so two
+sweeps (or a sweep and the stream monitor) racing each other never send the
+same notice twice: only the writer whose condition held sends it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from tfjanitor.model import Finding, Kind, ScanResult, Severity
+
+OPEN, CLOSED = "open", "closed"
+CLOSED_TTL = timedelta(days=30)
+DEFAULT_REMINDER = timedelta(hours=24)
+ALERT_AT = Severity.WARNING  # info findings are logged and counted, never emailed
+
+
+def fingerprint(kind: Kind | str, region: str, table: str | None, bucket: str | None, key: str | None,
+                lock_id: str | None) -> str:
+    """Stable identity of a problem: a new lock on the same state is a new alert."""
+    kind_value = kind.value if isinstance(kind, Kind) else kind
+    raw = json.dumps([kind_value, region, table, bucket, key, lock_id], ensure_ascii=False)
+    return hashlib.sha256(raw.encode()).hexdigest()[:24]
+
+
+def finding_fingerprint(f: Finding) -> str:
+    return fingerprint(f.kind, f.region, f.table, f.bucket, f.key, f.lock_id)
+
+
+def scope_of(f: Finding) -> str:
+    """What a sweep must have fully read to say this finding is gone."""
+    return f"table:{f.region}:{f.table}" if f.table else f"bucket:{f.region}:{f.bucket}"
+
+
+@dataclass
+class AlertRecord:
+    fingerprint: str
+    status: str
+    severity: str  # the finding's severity as last seen
+    notified_severity: str  # the severity the last notice announced
+    scope: str
+    finding: dict[str, Any]
+    opened_at: datetime
+    last_notified_at: datetime
+    closed_at: datetime | None = None
+    resolution: str = ""
+    # The time of the evidence behind the last open or close (a sweep's first read, a stream
+    # record's timestamp): a decision on older evidence never undoes it.
+    changed_at: datetime | None = None
+
+
+@dataclass
+class Notice:
+    """One email-worthy transition."""
+
+    event: str  # opened | worse | reminder | resolved
+    finding: dict[str, Any]
+    fingerprint: str
+    at: datetime
+    opened_at: datetime
+    resolution: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class AlertStore(Protocol):
+    """The findings table; each method returns False when its condition did not hold."""
+
+    def list_open(self) -> list[AlertRecord]: ...
+    def get(self, fp: str) -> AlertRecord | None: ...
+    def open(self, record: AlertRecord) -> bool:
+        """Open (or reopen) unless open already, or closed on evidence newer than ``record.changed_at``."""
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool: ...
+    def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool: ...
+    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+        """Close an open alert, unless it changed on evidence newer than ``evidence`` (default ``now``)."""
+
+    def tombstone(self, fp: str, evidence: datetime) -> bool:
+        """Remember that the problem was gone at ``evidence`` (no alert was open): a run that read
+        before that cannot open it."""
+    def sight(self, fp: str, observed: str, now: datetime) -> int: ...
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool: ...
+
+
+def _rank(severity: str) -> int:
+    return Severity(severity).rank
+
+
+def _state(finding: dict[str, Any]) -> tuple[Any, Any, Any]:
+    return finding.get("table"), finding.get("bucket"), finding.get("key")
+
+
+def process_findings(
+    findings: list[Finding],
+    covered_scopes: set[str],
+    store: AlertStore,
+    now: datetime,
+    reminder: timedelta = DEFAULT_REMINDER,
+    resolvable_kinds: set[Kind] | None = None,
+    resolution: str = "no longer seen",
+    evidence_at: datetime | None = None,
+    unverified: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
+) -> list[Notice]:
+    """Reconcile what a check saw with the open alerts; return the notices this caller must send.
+
+    ``covered_scopes``: scopes the check read completely. An open alert is resolved only if
+    its scope is covered and the check no longer sees it: an incomplete sweep never closes
+    (never falsely all-clears) what it did not look at. ``evidence_at``: when the check's first
+    read started (default ``now``): an alert opened or closed after that is left as it is.
+    ``unverified``: (table, bucket, key) of states the check could not judge: their alerts stay open.
+    """
+    evidence = evidence_at or now
+    notices: list[Notice] = []
+    open_records = {r.fingerprint: r for r in store.list_open()}
+    current: dict[str, Finding] = {}
+    for f in findings:
+        if f.severity.rank >= ALERT_AT.rank:
+            current[finding_fingerprint(f)] = f
+    for fp, f in current.items():
+        doc = f.to_dict()
+        record = open_records.get(fp)
+        if record is None:
+            new = AlertRecord(fp, OPEN, f.severity.value, f.severity.value, scope_of(f), doc, now, now, changed_at=evidence)
+            if store.open(new):
+                notices.append(Notice("opened", doc, fp, now, now))
+            continue
+        if _rank(f.severity.value) > _rank(record.notified_severity):
+            if store.escalate(fp, record.notified_severity, f.severity.value, doc, now):
+                notices.append(Notice("worse", doc, fp, now, record.opened_at,
+                                      extra={"was": record.notified_severity}))
+        elif now - record.last_notified_at >= reminder:
+            if store.remind(fp, record.last_notified_at, now):
+                notices.append(Notice("reminder", doc, fp, now, record.opened_at))
+    for fp, record in open_records.items():
+        if fp in current or record.scope not in covered_scopes or _state(record.finding) in unverified:
+            continue
+        if resolvable_kinds is not None and record.finding.get("kind") not in {k.value for k in resolvable_kinds}:
+            continue
+        if record.changed_at is not None and record.changed_at >= evidence:
+            continue  # opened on evidence newer than ours: we cannot know it is gone
+        if store.resolve(fp, now, resolution, evidence):
+            notices.append(Notice("resolved", record.finding, fp, now, record.opened_at, resolution))
+    return notices
+
+
+def covered_scopes(result: ScanResult) -> set[str]:
+    """Scopes a sweep read completely (tables scanned, and the buckets they name, without error)."""
+    scopes = set()
+    failed = {e.target.partition("/")[0] for e in result.errors}
+    for table in result.tables:
+        if not result.table_errors(table):
+            scopes.add(f"table:{result.region}:{table}")
+    for bucket in result.buckets:
+        if bucket not in failed:
+            scopes.add(f"bucket:{result.region}:{bucket}")
+    return scopes
+
+
+def resolve_if_open(
+    store: AlertStore, fp: str, now: datetime, resolution: str, evidence: datetime | None = None,
+    tombstone: bool = False,
+) -> Notice | None:
+    """Close one alert on evidence from ``evidence`` (default ``now``): e.g. the stream monitor saw the
+    lock released at that time. A notice if we closed it. With ``tombstone``, remember the problem was
+    gone then even if no alert is open, so a sweep that read before it cannot open it afterwards."""
+    evidence = evidence or now
+    for _ in range(3):  # a racing sweep may open it between our read and our write: look again
+        record = store.get(fp)
+        if record is not None and record.status == OPEN:
+            if record.changed_at is not None and record.changed_at >= evidence:
+                return None  # opened on newer evidence than ours
+            if store.resolve(fp, now, resolution, evidence):
+                return Notice("resolved", record.finding, fp, now, record.opened_at, resolution)
+            return None
+        if not tombstone or store.tombstone(fp, evidence):
+            return None
+        if record is not None and record.changed_at is not None and record.changed_at >= evidence:
+            return None  # closed already, on newer evidence
+    return None
+
+
+def open_one(store: AlertStore, finding: Finding, now: datetime, evidence: datetime | None = None) -> Notice | None:
+    """Open one alert outside a sweep (the stream monitor's drift check, read at ``evidence``)."""
+    fp = finding_fingerprint(finding)
+    doc = finding.to_dict()
+    record = AlertRecord(fp, OPEN, finding.severity.value, finding.severity.value, scope_of(finding), doc, now, now,
+                         changed_at=evidence or now)
+    return Notice("opened", doc, fp, now, now) if store.open(record) else None

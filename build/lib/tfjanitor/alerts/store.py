@@ -1,0 +1,189 @@
+"""Alert records on the stack's findings table (the store behind :mod:`tfjanitor.alerts.lifecycle`).
+
+Never Terraform's lock table: a table of the stack's own, keyed by ``Fingerprint``,
+with TTL (``ExpiresAt``) set on closed alerts.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord
+from tfjanitor.aws.items import ItemTable
+from tfjanitor.aws.session import AwsSession
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _epoch_us(value: datetime) -> str:
+    """Evidence times as a number (microseconds since the epoch), so conditions compare them exactly."""
+    return str(int(value.timestamp() * 1_000_000))
+
+
+def _record(item: dict[str, Any]) -> AlertRecord:
+    s = {k: v.get("S") for k, v in item.items() if "S" in v}
+    changed = item.get("ChangedAt", {}).get("N")
+    changed_at = datetime.fromtimestamp(int(changed) / 1_000_000, timezone.utc) if changed else None
+    if "OpenedAt" not in s:  # a tombstone: the problem was seen gone, no alert was ever open
+        s["OpenedAt"] = s["LastNotifiedAt"] = (changed_at or datetime.fromtimestamp(0, timezone.utc)).isoformat()
+    return AlertRecord(
+        fingerprint=s["Fingerprint"],
+        status=s.get("Status", OPEN),
+        severity=s.get("Severity", "warning"),
+        notified_severity=s.get("NotifiedSeverity", s.get("Severity", "warning")),
+        scope=s.get("Scope", ""),
+        finding=json.loads(s.get("Finding") or "{}"),
+        opened_at=datetime.fromisoformat(s["OpenedAt"]),
+        last_notified_at=datetime.fromisoformat(s["LastNotifiedAt"]),
+        closed_at=datetime.fromisoformat(s["ClosedAt"]) if s.get("ClosedAt") else None,
+        resolution=s.get("Resolution", ""),
+        changed_at=changed_at,
+    )
+
+
+# A write that opens an alert, or records that its problem is gone, stands only on evidence newer than
+# the record's last open/close: a run that read before the stream saw a lock go never reopens it.
+_CLOSED_BEFORE = "attribute_not_exists(Fingerprint) OR (#s = :closed AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev))"
+
+
+class DynamoAlertStore:
+    """:class:`~tfjanitor.alerts.lifecycle.AlertStore` on the stack's findings table."""
+
+    def __init__(self, aws: AwsSession, region: str, table: str):
+        self._items = ItemTable(aws, region, table)
+        self.table = table
+
+    def _conditional(self, op: str, **kwargs: Any) -> bool:
+        return self._items.write_if(op, **kwargs) is not None
+
+    def list_open(self) -> list[AlertRecord]:
+        items = self._items.scan(
+            FilterExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":open": {"S": OPEN}},
+        )
+        return [_record(i) for i in items]
+
+    def get(self, fp: str) -> AlertRecord | None:
+        item = self._items.get({"Fingerprint": {"S": fp}})
+        return _record(item) if item is not None else None
+
+    def open(self, record: AlertRecord) -> bool:
+        item = {
+            "Fingerprint": {"S": record.fingerprint},
+            "Status": {"S": OPEN},
+            "Severity": {"S": record.severity},
+            "NotifiedSeverity": {"S": record.notified_severity},
+            "Scope": {"S": record.scope},
+            "Kind": {"S": str(record.finding.get("kind", ""))},
+            "Finding": {"S": json.dumps(record.finding, ensure_ascii=False)},
+            "OpenedAt": {"S": _iso(record.opened_at)},
+            "LastNotifiedAt": {"S": _iso(record.last_notified_at)},
+            "ChangedAt": {"N": _epoch_us(record.changed_at or record.opened_at)},
+        }
+        return self._conditional(
+            "put_item",
+            Item=item,
+            ConditionExpression=_CLOSED_BEFORE,
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":closed": {"S": CLOSED}, ":ev": item["ChangedAt"]},
+        )
+
+    def tombstone(self, fp: str, evidence: datetime) -> bool:
+        # An update, not a put: a closed alert keeps its record (the finding, a release record).
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET #s = :closed, ChangedAt = :ev, ExpiresAt = if_not_exists(ExpiresAt, :ttl)",
+            ConditionExpression=_CLOSED_BEFORE,
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":closed": {"S": CLOSED}, ":ev": {"N": _epoch_us(evidence)},
+                                       ":ttl": {"N": str(int((evidence + CLOSED_TTL).timestamp()))}},
+        )
+
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool:
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET NotifiedSeverity = :sev, Severity = :sev, Finding = :f, LastNotifiedAt = :now",
+            ConditionExpression="#s = :open AND NotifiedSeverity = :seen",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={
+                ":sev": {"S": severity}, ":f": {"S": json.dumps(finding, ensure_ascii=False)},
+                ":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": seen_notified},
+            },
+        )
+
+    def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool:
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET LastNotifiedAt = :now",
+            ConditionExpression="#s = :open AND LastNotifiedAt = :seen",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": _iso(seen_last)}},
+        )
+
+    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ChangedAt = :ev",
+            ConditionExpression="#s = :open AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev)",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={
+                ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
+                ":r": {"S": resolution}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":ev": {"N": _epoch_us(evidence or now)},
+            },
+        )
+
+    def sight(self, fp: str, observed: str, now: datetime) -> int:
+        """Count the sweeps that saw this alert's lock byte-for-byte unchanged; returns the count."""
+        resp = self._items.write_if(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now",
+            ConditionExpression="#s = :open AND Observed = :obs",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN},
+                                       ":obs": {"S": observed}},
+            ReturnValues="UPDATED_NEW",
+        )
+        if resp is not None:
+            return int(resp["Attributes"]["Sightings"]["N"])
+        # First sighting, or the lock's bytes changed: start counting again.
+        if self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression="SET Sightings = :one, Observed = :obs, LastSeenAt = :now",
+            ConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":obs": {"S": observed}, ":now": {"S": _iso(now)},
+                                       ":open": {"S": OPEN}},
+        ):
+            return 1
+        return 0
+
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
+        """Close the alert as released by tfjanitor, keeping the record of what was deleted and why."""
+        return self._conditional(
+            "update_item",
+            Key={"Fingerprint": {"S": fp}},
+            UpdateExpression=(
+                "SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ReleasedAt = :now, "
+                "ReleaseRecord = :rec, ChangedAt = :ev"
+            ),
+            ConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={
+                ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
+                ":r": {"S": "released by tfjanitor"}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":rec": {"S": json.dumps(record, ensure_ascii=False)},
+                ":ev": {"N": _epoch_us(now)},
+            },
+        )

@@ -1,0 +1,225 @@
+"""Terraform's own lock tables and state buckets: bulk reads, and the conditional lock deletes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mypy_boto3_s3 import S3Client
+
+from tfjanitor.aws.session import AwsError, AwsSession, _translate
+
+CHUNK_SIZE = 64 * 1024
+BATCH_GET_LIMIT = 100
+
+@dataclass(frozen=True)
+class ObjectEntry:
+    key: str
+    etag: str
+    size: int
+    last_modified: datetime
+
+
+class LockTable:
+    """Read access to one Terraform lock table."""
+
+    def __init__(self, aws: AwsSession, region: str, name: str):
+        self._aws = aws
+        self.region = region
+        self.name = name
+
+    def scan(self) -> Iterator[dict[str, Any]]:
+        """Every item, page by page (strongly consistent, low-level typed)."""
+        client = self._aws.dynamodb(self.region)
+        kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
+        while True:
+            try:
+                page = client.scan(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate("Scan", exc) from exc
+            yield from page.get("Items", [])
+            last = page.get("LastEvaluatedKey")
+            if not last:
+                return
+            kwargs["ExclusiveStartKey"] = last
+
+    def get_many(self, lock_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Consistent BatchGetItem of the given LockIDs; absent ones are left out."""
+        client = self._aws.dynamodb(self.region)
+        found: dict[str, dict[str, Any]] = {}
+        unique = list(dict.fromkeys(lock_ids))
+        for start in range(0, len(unique), BATCH_GET_LIMIT):
+            request: dict[str, Any] = {
+                self.name: {
+                    "Keys": [{"LockID": {"S": i}} for i in unique[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True,
+                }
+            }
+            for _ in range(10):
+                try:
+                    resp = client.batch_get_item(RequestItems=request)
+                except (ClientError, BotoCoreError) as exc:
+                    raise _translate("BatchGetItem", exc) from exc
+                for item in resp.get("Responses", {}).get(self.name, []):
+                    found[item["LockID"]["S"]] = item
+                request = resp.get("UnprocessedKeys") or {}
+                if not request:
+                    break
+            else:
+                raise AwsError("BatchGetItem", "UnprocessedKeys", "keys left unprocessed after 10 tries")
+        return found
+
+
+class Bucket:
+    """Read access to one state bucket (never a write: the janitor does not touch state)."""
+
+    def __init__(self, aws: AwsSession, scan_region: str, name: str):
+        self._aws = aws
+        self._scan_region = scan_region
+        self.name = name
+        self.region: str | None = None  # known after location()
+
+    def location(self) -> str:
+        try:
+            resp = self._aws.s3(self._scan_region).get_bucket_location(Bucket=self.name)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetBucketLocation", exc) from exc
+        constraint = resp.get("LocationConstraint")
+        # An empty location means us-east-1; "EU" is the legacy name of eu-west-1.
+        self.region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)
+        return self.region  # type: ignore[return-value]
+
+    def _s3(self) -> S3Client:
+        return self._aws.s3(self.region or self._scan_region)
+
+    def list_objects(self) -> Iterator[ObjectEntry]:
+        client = self._s3()
+        kwargs: dict[str, Any] = {"Bucket": self.name}
+        while True:
+            try:
+                page = client.list_objects_v2(**kwargs)
+            except (ClientError, BotoCoreError) as exc:
+                raise _translate("ListObjectsV2", exc) from exc
+            for obj in page.get("Contents", []):
+                yield ObjectEntry(obj["Key"], obj.get("ETag", ""), obj.get("Size", 0), obj["LastModified"])
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+            kwargs["ContinuationToken"] = token
+
+    def head(self, key: str) -> ObjectEntry | None:
+        """One object's listing entry, or None if it does not exist."""
+        try:
+            resp = self._s3().head_object(Bucket=self.name, Key=key)
+        except (ClientError, BotoCoreError) as exc:
+            err = _translate("HeadObject", exc)
+            if err.not_found:
+                return None
+            raise err from exc
+        return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), resp["LastModified"])
+
+    def md5(self, key: str) -> tuple[str, int, datetime]:
+        """Stream the object through MD5 in chunks: (hex digest, bytes read, its LastModified). Never kept."""
+        digest = hashlib.md5(usedforsecurity=False)
+        size = 0
+        try:
+            resp = self._s3().get_object(Bucket=self.name, Key=key)
+            body, written = resp["Body"], resp["LastModified"]
+            try:
+                for chunk in body.iter_chunks(CHUNK_SIZE):
+                    digest.update(chunk)
+                    size += len(chunk)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetObject", exc) from exc
+        return digest.hexdigest(), size, written
+
+    def read_small(self, key: str, limit: int = 64 * 1024) -> tuple[bytes, str]:
+        """A lock object's body (lock info is tiny; larger bodies are cut) and its ETag."""
+        try:
+            resp = self._s3().get_object(Bucket=self.name, Key=key)
+            body = resp["Body"]
+            try:
+                data = body.read(limit)
+            finally:
+                body.close()
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetObject", exc) from exc
+        return data, resp.get("ETag", "")
+
+
+class LockGone(Exception):
+    """A conditional delete found the lock changed or gone: nothing was deleted."""
+
+
+def _is_condition_failure(exc: ClientError) -> bool:
+    err = exc.response.get("Error", {})
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return err.get("Code") in {"ConditionalCheckFailedException", "PreconditionFailed"} or status == 412
+
+
+class LockWriter:
+    """The only code that deletes Terraform locks: each delete is conditional on the exact lock observed.
+
+    Never touches digest items or state objects: DynamoDB deletes require ``Info`` to equal
+    what was read (a digest item has no Info), S3 deletes only ``*.tflock`` keys and require
+    the ETag that was read.
+    """
+
+    def __init__(self, aws: AwsSession, region: str):
+        self._aws = aws
+        self._region = region
+
+    def read_lock_item(self, table: str, lock_id: str) -> str | None:
+        """The lock item's raw Info (consistent read), or None if there is no lock item."""
+        try:
+            resp = self._aws.dynamodb(self._region).get_item(
+                TableName=table, Key={"LockID": {"S": lock_id}}, ConsistentRead=True
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("GetItem", exc) from exc
+        info = resp.get("Item", {}).get("Info", {})
+        return info.get("S") if isinstance(info, dict) else None
+
+    def delete_lock_item(self, table: str, lock_id: str, info: str) -> None:
+        try:
+            self._aws.dynamodb(self._region).delete_item(
+                TableName=table,
+                Key={"LockID": {"S": lock_id}},
+                ConditionExpression="Info = :info",
+                ExpressionAttributeValues={":info": {"S": info}},
+            )
+        except ClientError as exc:
+            if _is_condition_failure(exc):
+                raise LockGone(f"the lock item {lock_id} changed or was released since it was read") from exc
+            raise _translate("DeleteItem", exc) from exc
+        except BotoCoreError as exc:
+            raise _translate("DeleteItem", exc) from exc
+
+    def read_lockfile(self, bucket: str, key: str, region: str | None = None) -> tuple[bytes, str] | None:
+        """A ``.tflock`` object's body and ETag, or None if it does not exist."""
+        try:
+            return Bucket(self._aws, region or self._region, bucket).read_small(key)
+        except AwsError as exc:
+            if exc.not_found:
+                return None
+            raise
+
+    def delete_lockfile(self, bucket: str, key: str, etag: str, region: str | None = None) -> None:
+        if not key.endswith(".tflock"):
+            raise ValueError(f"refusing to delete {key!r}: only .tflock lock objects are ever deleted")
+        try:
+            self._aws.s3(region or self._region).delete_object(Bucket=bucket, Key=key, IfMatch=etag)
+        except ClientError as exc:
+            if _is_condition_failure(exc) or _translate("DeleteObject", exc).not_found:
+                raise LockGone(f"s3://{bucket}/{key} changed or was released since it was read") from exc
+            raise _translate("DeleteObject", exc) from exc
+        except BotoCoreError as exc:
+            raise _translate("DeleteObject", exc) from exc

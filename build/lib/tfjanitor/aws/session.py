@@ -1,0 +1,141 @@
+"""Every boto3 client the package uses: lazily created, counted, and its errors made domain errors.
+
+Clients are created lazily (never at import time), counted (every API call is tallied by
+operation for the sweep's stats) and their errors are turned into :class:`AwsError`, so no
+other room inspects botocore error dicts.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+class AwsError(Exception):
+    """An AWS call failed for good (after botocore's retries)."""
+
+    def __init__(self, operation: str, code: str, message: str):
+        super().__init__(f"{operation}: {code}: {message}")
+        self.operation = operation
+        self.code = code
+        self.message = message
+
+    @property
+    def not_found(self) -> bool:
+        return self.code in {
+            "ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "404", "NotFound",
+        }
+
+
+_HTTP_CODES = {"403": "AccessDenied", "404": "NotFound", "503": "SlowDown"}
+
+
+def _translate(operation: str, exc: Exception) -> AwsError:
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "Unknown"))
+        code = _HTTP_CODES.get(code, code)  # HEAD-like errors carry only a status
+        return AwsError(operation, code, str(err.get("Message") or code))
+    return AwsError(operation, exc.__class__.__name__, str(exc))
+
+
+@dataclass
+class CallCounter:
+    """Counts API calls by operation, and HTTP attempts beyond the first (retries)."""
+
+    calls: Counter[str]
+    attempts: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def on_call(self, model: Any = None, **_: Any) -> None:
+        with self._lock:
+            self.calls[model.name if model is not None else "Unknown"] += 1
+
+    def on_send(self, **_: Any) -> None:
+        with self._lock:
+            self.attempts += 1
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - sum(self.calls.values()))
+
+
+class AwsSession:
+    """Regional, counted, lazily created clients for one sweep."""
+
+    def __init__(
+        self,
+        session: boto3.session.Session | None = None,
+        endpoint_url: str | None = None,
+        counter: CallCounter | None = None,
+        max_attempts: int = 5,
+    ):
+        self._session = session or boto3.session.Session()
+        self._endpoint_url = endpoint_url
+        self.counter = counter or CallCounter(Counter())
+        self._clients: dict[tuple[str, str], Any] = {}
+        self._lock = threading.Lock()
+        # botocore's standard retry mode: backoff with jitter on throttling and 5xx.
+        self._retries = {"mode": "standard", "max_attempts": max_attempts}
+
+    @property
+    def default_region(self) -> str | None:
+        return self._session.region_name
+
+    def _client(self, service: str, region: str) -> Any:
+        cached = self._clients.get((service, region))
+        if cached is not None:
+            return cached
+        with self._lock:  # boto3 sessions are not thread-safe while creating clients
+            return self._new_client(service, region)
+
+    def _new_client(self, service: str, region: str) -> Any:
+        cached = self._clients.get((service, region))
+        if cached is not None:
+            return cached
+        custom_endpoint = self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        config = Config(
+            retries=self._retries,  # type: ignore[arg-type]
+            connect_timeout=5,
+            read_timeout=30,
+            s3={"addressing_style": "path"} if custom_endpoint else None,
+        )
+        client = self._session.client(
+            service, region_name=region, endpoint_url=self._endpoint_url, config=config
+        )
+        client.meta.events.register("before-call", self.counter.on_call)
+        client.meta.events.register("before-send", self.counter.on_send)
+        self._clients[(service, region)] = client
+        return client
+
+    def dynamodb(self, region: str) -> DynamoDBClient:
+        return self._client("dynamodb", region)  # type: ignore[no-any-return]
+
+    def s3(self, region: str) -> S3Client:
+        return self._client("s3", region)  # type: ignore[no-any-return]
+
+    def sns(self, region: str) -> Any:
+        return self._client("sns", region)
+
+
+
+
+def profile_session(profile: str | None, region: str | None) -> boto3.session.Session:
+    """A boto3 session chosen the way the AWS CLI chooses one (profile, then environment).
+
+    Raises :class:`AwsError` for a profile that does not exist or a broken configuration.
+    """
+    try:
+        return boto3.session.Session(profile_name=profile, region_name=region)
+    except BotoCoreError as exc:
+        raise AwsError("Session", exc.__class__.__name__, str(exc)) from exc

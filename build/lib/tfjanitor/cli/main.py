@@ -1,0 +1,246 @@
+"""The ``tfjanitor`` command line.
+
+Exit codes (scan): 0 complete and nothing at warning or above; 1 findings at
+warning or above; 2 the scan could not complete, or bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from tfjanitor.durations import Deadline, parse_duration
+from tfjanitor.model import StalePolicy
+
+EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
+
+
+def _duration(text: str):  # type: ignore[no-untyped-def]
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _output_and_aws_options(parser: argparse.ArgumentParser) -> None:
+    """What every AWS-reading command shares: output format, and the AWS CLI's endpoint/profile overrides."""
+    parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
+    parser.add_argument("--endpoint-url", help="AWS endpoint override (default: AWS_ENDPOINT_URL)")
+    parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tfjanitor",
+        description="Find stale Terraform locks, digest drift and cross-region lock tables (S3 backend).",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    scan = sub.add_parser(
+        "scan",
+        help="sweep lock tables and state buckets once and report findings",
+        description=(
+            "Sweep Terraform lock tables (DynamoDB) and state buckets (S3) in one region. "
+            "Exit 0: complete, nothing at warning or above; 1: findings at warning or above; "
+            "2: the scan could not complete (see errors) or bad usage."
+        ),
+    )
+    scan.add_argument("--region", help="AWS region of the lock tables (default: AWS_REGION / profile)")
+    scan.add_argument(
+        "--table", dest="tables", action="append", required=True, metavar="NAME",
+        help="lock table name (repeatable)",
+    )
+    scan.add_argument(
+        "--bucket", dest="buckets", action="append", default=[], metavar="NAME",
+        help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
+    )
+    scan.add_argument(
+        "--peer-region", dest="peer_regions", action="append", default=[], metavar="REGION",
+        help="also read the same-named lock tables in REGION, to catch split-brain locking (repeatable)",
+    )
+    scan.add_argument(
+        "--skip-audit", action="store_true",
+        help="only the sweep checks (locks, digests, cross-region buckets): no table/bucket posture or "
+             "peer-region audit, as the scheduled sweeper runs",
+    )
+    scan.add_argument(
+        "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
+        help="age after which a lock is stale (default 1h; e.g. 90s, 15m, 2h, 1d)",
+    )
+    scan.add_argument(
+        "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
+        help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
+    )
+    scan.add_argument(
+        "--time-budget", type=_duration, default=None, metavar="DURATION",
+        help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
+    )
+    _output_and_aws_options(scan)
+
+    unlock = sub.add_parser(
+        "unlock",
+        help="release one stale lock, conditionally on the exact lock shown",
+        description=(
+            "Release a Terraform lock without a working directory. Shows the lock and asks before deleting it; "
+            "the delete only happens if the lock is still exactly what was shown (DynamoDB: Info unchanged; "
+            "S3: the .tflock's ETag unchanged). Never touches digest items or state objects. "
+            "Exit 0: released; 1: nothing released (no lock, --id mismatch, declined, or it changed); "
+            "2: could not complete, or bad usage."
+        ),
+    )
+    unlock.add_argument("state", nargs="?", metavar="BUCKET/KEY | KEY",
+                        help="BUCKET/KEY with --table; KEY with --bucket (the state key, workspace prefix included)")
+    unlock.add_argument("--region", help="AWS region (default: AWS_REGION / profile)")
+    unlock.add_argument("--table", metavar="NAME", help="lock table holding the DynamoDB lock item")
+    unlock.add_argument("--bucket", metavar="NAME", help="state bucket (with --lockfile: release the .tflock)")
+    unlock.add_argument("--lockfile", action="store_true", help="release the S3 lock file <KEY>.tflock")
+    unlock.add_argument("--id", dest="lock_id", metavar="LOCK_ID", help="refuse unless the lock has this ID")
+    unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    _output_and_aws_options(unlock)
+
+    local = sub.add_parser(
+        "local",
+        help="run template.yaml's functions locally against an emulator (schedules, stream, emails)",
+        description=(
+            "Run the stack the way Lambda would: scheduled functions on their rate, the lock table's stream "
+            "in the template's batch size, alert emails captured and shown. Uses --endpoint-url / "
+            "AWS_ENDPOINT_URL, or starts the embedded emulator (moto server on 127.0.0.1)."
+        ),
+    )
+    local.add_argument("--template", default="template.yaml", help="SAM template (default template.yaml)")
+    local.add_argument("--region", default=None, help="region of the stack (default AWS_REGION or ap-northeast-2)")
+    local.add_argument("--endpoint-url", help="emulator endpoint (default AWS_ENDPOINT_URL, else start one)")
+    local.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE",
+        help="template parameter override, e.g. --param StaleAfter=5m (repeatable)",
+    )
+    local.add_argument("--time-scale", type=float, default=1.0, help="run schedules N times faster (default 1)")
+    local.add_argument("--duration", type=_duration, default=None, metavar="DURATION", help="stop after (default: Ctrl-C)")
+    local.add_argument("--emails-dir", default=None, help="also write each alert email as an .eml file here")
+    return parser
+
+
+def _session_and_region(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile."""
+    from tfjanitor.aws.session import AwsError, profile_session  # noqa: PLC0415
+
+    region_choice = args.region or os.environ.get("AWS_REGION") or None
+    try:
+        session = profile_session(args.profile, region_choice)
+    except AwsError as exc:
+        print(f"tfjanitor: {exc.message}", file=sys.stderr)
+        return None, None
+    if not session.region_name:
+        print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
+        return None, None
+    return session, session.region_name
+
+
+def cmd_unlock(args: argparse.Namespace) -> int:
+    from tfjanitor.release.by_hand import run_unlock  # noqa: PLC0415
+
+    if not args.state:
+        print("tfjanitor unlock: name the state: BUCKET/KEY with --table, or KEY with --bucket", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if args.lockfile and not args.bucket:
+        print("tfjanitor unlock: --lockfile needs --bucket NAME", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if not args.table and not args.lockfile:
+        print("tfjanitor unlock: give --table NAME (DynamoDB lock) and/or --bucket NAME --lockfile", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    if args.bucket:
+        bucket, key = args.bucket, args.state
+    else:
+        bucket, sep, key = args.state.partition("/")
+        if not sep or not bucket or not key:
+            print(f"tfjanitor unlock: {args.state!r} is not BUCKET/KEY", file=sys.stderr)
+            return EXIT_INCOMPLETE
+    session, region = _session_and_region(args)
+    if session is None:
+        return EXIT_INCOMPLETE
+    return run_unlock(
+        session, region, args.endpoint_url, bucket, key, args.table, args.lockfile, args.lock_id, args.yes,
+        args.format, sys.stdin, sys.stdout, sys.stderr,
+    )
+
+
+def cmd_local(args: argparse.Namespace) -> int:
+    from pathlib import Path  # noqa: PLC0415
+
+    from tfjanitor.local.emulator import MotoServer  # noqa: PLC0415
+    from tfjanitor.local.runner import LocalStack  # noqa: PLC0415
+
+    params = {}
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            print(f"tfjanitor: --param wants KEY=VALUE, got {item!r}", file=sys.stderr)
+            return EXIT_INCOMPLETE
+        params[key] = value
+    region = args.region or os.environ.get("AWS_REGION") or "ap-northeast-2"
+    endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    server = None
+    if not endpoint:
+        server = MotoServer().start()
+        endpoint = server.url
+        print(f"[local] embedded emulator on {endpoint} (stopped on exit)")
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
+    try:
+        stack = LocalStack(
+            Path(args.template), endpoint, region, params, args.time_scale,
+            Path(args.emails_dir) if args.emails_dir else None,
+        )
+        stack.setup()
+        try:
+            stack.run(args.duration.total_seconds() if args.duration else float("inf"))
+        except KeyboardInterrupt:
+            pass
+        print(f"[local] {len(stack.invocations)} invocations, {len(stack.emails)} emails")
+    finally:
+        if server is not None:
+            server.stop()
+    return EXIT_OK
+
+
+def cmd_scan(args: argparse.Namespace) -> int:
+    from tfjanitor.aws.session import AwsSession  # noqa: PLC0415  (imported here: keeps `tfjanitor --help` fast)
+    from tfjanitor.cli.output import to_json, to_table  # noqa: PLC0415
+    from tfjanitor.scan.sweeper import Sweeper, SweepRequest  # noqa: PLC0415
+
+    session, region = _session_and_region(args)
+    if session is None:
+        return EXIT_INCOMPLETE
+    aws = AwsSession(session, endpoint_url=args.endpoint_url)
+    request = SweepRequest(
+        region=region,
+        tables=list(dict.fromkeys(args.tables)),
+        buckets=list(dict.fromkeys(args.buckets)),
+        policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
+        deadline=Deadline.after(args.time_budget) if args.time_budget else None,
+    )
+    result = Sweeper(aws).sweep(request)
+    if not args.skip_audit:
+        from tfjanitor.scan.auditor import Auditor, AuditRequest  # noqa: PLC0415
+
+        Auditor(aws).audit(AuditRequest(region, request.tables, list(dict.fromkeys(args.peer_regions))), result,
+                           request.deadline)
+    sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
+    return result.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "scan":
+        return cmd_scan(args)
+    if args.command == "local":
+        return cmd_local(args)
+    if args.command == "unlock":
+        return cmd_unlock(args)
+    return EXIT_INCOMPLETE  # pragma: no cover (argparse rejects unknown commands)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

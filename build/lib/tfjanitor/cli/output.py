@@ -1,0 +1,100 @@
+"""How a sweep looks to people (table) and to programs (json)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+from tfjanitor.durations import human_duration
+from tfjanitor.model import Finding, ScanResult
+from tfjanitor.untrusted import shown
+
+
+def to_json(result: ScanResult) -> str:
+    return json.dumps(result.to_dict(), indent=2, ensure_ascii=False, default=str)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return f"{n} B"  # pragma: no cover
+
+
+def _state(f: Finding) -> str:
+    if f.bucket and f.key:
+        return f"{f.bucket}/{f.key}"
+    if f.bucket:
+        return f"bucket {f.bucket}"
+    if f.details.get("item_lock_id"):
+        return str(f.details["item_lock_id"])
+    return f"table {f.table}" if f.table else "-"
+
+
+def _age(f: Finding) -> str:
+    age = f.details.get("age_seconds")
+    return human_duration(age) if isinstance(age, (int, float)) else "-"
+
+
+def _table(rows: list[list[str]]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def to_table(result: ScanResult) -> str:
+    s = result.stats
+    out: list[str] = []
+    out.append(
+        f"tfjanitor scan  region {result.region}  tables {', '.join(result.tables) or '-'}  "
+        f"buckets {', '.join(result.buckets) or '-'}"
+    )
+    by_sev = Counter(f.severity.value for f in result.findings)
+    counts = ", ".join(f"{by_sev[k]} {k}" for k in ("critical", "warning", "info") if by_sev[k])
+    status = "sweep complete" if result.complete else "SWEEP INCOMPLETE"
+    out.append(
+        f"{len(result.findings)} finding{'s' if len(result.findings) != 1 else ''}"
+        f"{f' ({counts})' if counts else ''} - {status}"
+    )
+    out.append(
+        f"read {s.items} items, {s.states} states, {s.objects_listed} objects listed; "
+        f"{s.total_api_calls} API calls, {s.downloads} downloads ({_size(s.bytes_downloaded)}), "
+        f"{s.duration_seconds:.2f}s"
+    )
+    out.append("")
+    if result.findings:
+        rows = [["#", "SEVERITY", "KIND", "STATE", "LOCK ID", "AGE"]]
+        for i, f in enumerate(result.findings, 1):
+            rows.append([str(i), f.severity.value, f.kind.value, _state(f), f.lock_id or "-", _age(f)])
+        out += _table(rows)
+        for i, f in enumerate(result.findings, 1):
+            out.append("")
+            where = f"table {f.table}" if f.table else f"region {f.region}"
+            out.append(f"[{i}] {f.severity.value.upper()} {f.kind.value} ({where})")
+            out.append(f"    {f.message}")
+            for step in f.fix:
+                out.append(f"    fix: {step}")
+    elif result.complete and not result.unverified:
+        out.append(
+            "No findings: no stale lock, every digest matches its state, every bucket is in the table's region, "
+            "and the tables and buckets are set up as recommended."
+        )
+    if result.unverified:
+        n = len(result.unverified)
+        out.append("")
+        out.append(
+            f"{n} digest{'s were' if n != 1 else ' was'} NOT verified (neither drift nor healthy: a later scan judges "
+            f"{'them' if n != 1 else 'it'}):"
+        )
+        for u in result.unverified:
+            out.append(f"  - {shown(u.bucket)}/{shown(u.key)} (table {shown(u.table)}): {shown(u.reason, 2000)}")
+    if result.errors:
+        out.append("")
+        out.append(
+            f"SWEEP INCOMPLETE: {len(result.errors)} check{'s' if len(result.errors) != 1 else ''} could not run, "
+            "so what they cover is NOT known to be healthy:"
+        )
+        out += ["  " + line for line in _table([["CHECK", "TARGET", "ERROR"]] + [[e.check, e.target, e.code] for e in result.errors])]
+        for e in result.errors:
+            out.append(f"  - {e.message}")
+    return "\n".join(out) + "\n"

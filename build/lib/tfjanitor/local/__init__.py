@@ -1,0 +1,1 @@
+"""The local stack runner and the embedded emulator. Never imported by the Lambda path."""

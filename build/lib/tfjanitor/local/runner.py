@@ -1,0 +1,455 @@
+"""Run the stack on a laptop: template.yaml's functions, the way Lambda would, against an emulator.
+
+- Functions, handlers, environment and events come from SAM CLI's own template providers
+  (what ``sam local`` stands on), so Globals, parameters and ``!Ref`` resolve as in AWS.
+- Scheduled functions run on their rate, optionally compressed (``time_scale``).
+- The lock table's DynamoDB stream is polled and handed to the stream function in the
+  template's batch size, in Lambda's record shape; partial batch failures are retried
+  from the first failed record, up to the template's retry limit, then set aside (DLQ).
+- The stack's own resources (findings table, alert topic) are created in the emulator;
+  SNS messages are captured through an SQS subscription and shown as the emails a user
+  would get (and written as ``.eml`` files).
+
+Not for the Lambda layer's hot path: imported only by ``tfjanitor local`` and the demo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from email import policy as email_policy
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from tfjanitor.runtime.settings import auditor_settings, stream_settings, sweeper_settings
+
+FINDINGS_TABLE = "tfjanitor-findings"
+ALERT_TOPIC = "tfjanitor-alerts"
+CAPTURE_QUEUE = "tfjanitor-alert-capture"
+DEAD_LETTER_QUEUE = "tfjanitor-stream-dlq"
+_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def rate_seconds(expression: str) -> float:
+    match = _RATE.match(expression.strip())
+    if not match:
+        raise ValueError(f"only rate() schedules run locally, not {expression!r}")
+    return int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")]
+
+
+@dataclass
+class LocalFunction:
+    name: str
+    code_dir: Path
+    handler: str
+    environment: dict[str, str]
+    events: dict[str, Any]
+    timeout: float = 240  # seconds, from the template (Globals merged)
+    memory: int = 256
+
+    @property
+    def schedule_seconds(self) -> float | None:
+        for event in self.events.values():
+            if event.get("Type") in ("Schedule", "ScheduleV2"):
+                expression = event["Properties"].get("ScheduleExpression") or event["Properties"].get("Schedule")
+                return rate_seconds(str(expression))
+        return None
+
+    @property
+    def stream_event(self) -> dict[str, Any] | None:
+        for event in self.events.values():
+            if event.get("Type") == "DynamoDB":
+                return dict(event["Properties"])
+        return None
+
+
+def load_functions(template: Path, parameters: dict[str, str]) -> list[LocalFunction]:
+    """The template's functions as SAM CLI resolves them (Globals merged, parameters applied)."""
+    os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
+    from samcli.lib.providers.sam_function_provider import SamFunctionProvider  # noqa: PLC0415
+    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider  # noqa: PLC0415
+
+    stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters)
+    functions = []
+    for fn in SamFunctionProvider(stacks).get_all():
+        env = {k: str(v) for k, v in ((fn.environment or {}).get("Variables") or {}).items()}
+        code = Path(fn.codeuri)
+        code = code if code.is_absolute() else template.parent / code
+        functions.append(LocalFunction(fn.name, code, fn.handler, env, dict(fn.events or {}),
+                                       float(fn.timeout or 3), int(fn.memory or 128)))
+    return functions
+
+
+class FakeContext:
+    """Lambda's context: the remaining time counts down from the function's ``Timeout``."""
+
+    def __init__(self, name: str, region: str, timeout: float = 240, memory: int = 256):
+        self.function_name = name
+        self.memory_limit_in_mb = memory
+        self.aws_request_id = f"local-{time.monotonic_ns()}"
+        self.invoked_function_arn = f"arn:aws:lambda:{region}:123456789012:function:{name}"
+        self._ends = time.monotonic() + timeout
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._ends - time.monotonic()) * 1000))
+
+
+def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
+    """A record read with boto3 from the emulator's stream, in the shape Lambda delivers."""
+    out = json.loads(json.dumps(record, default=str))
+    stamp = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
+    if isinstance(stamp, datetime):
+        out["dynamodb"]["ApproximateCreationDateTime"] = stamp.timestamp()
+    out["awsRegion"] = stream_arn.split(":")[3]  # moto says us-east-1 whatever the table's region
+    out["eventSourceARN"] = stream_arn
+    return out
+
+
+@dataclass
+class Metric:
+    at: float
+    name: str
+    dimensions: dict[str, str]
+    values: list[float]
+
+
+@dataclass
+class CapturedEmail:
+    subject: str
+    body: str
+    plain: str
+    received: datetime
+
+
+@dataclass
+class LocalStack:
+    template: Path
+    endpoint_url: str
+    region: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    time_scale: float = 1.0
+    emails_dir: Path | None = None
+    echo: Callable[[str], None] = print
+    metrics: list[Metric] = field(default_factory=list)
+    emails: list[CapturedEmail] = field(default_factory=list)
+    invocations: list[tuple[str, Any]] = field(default_factory=list)
+    log_level: str = "ERROR"  # findings are shown as emails; logs only for failures
+
+    def __post_init__(self) -> None:
+        self._modules: dict[str, Any] = {}
+        self._next_run: dict[str, float] = {}
+        self._iterators: dict[str, str] = {}
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._retries: dict[str, int] = {}
+
+    # -- emulator resources ------------------------------------------------------
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service, region_name=self.region, endpoint_url=self.endpoint_url,
+            aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
+            aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
+        )
+
+    def setup(self) -> None:
+        """Create the stack's own resources in the emulator and resolve the template's functions."""
+        ddb, sns, sqs = self.client("dynamodb"), self.client("sns"), self.client("sqs")
+        with contextlib.suppress(ddb.exceptions.ResourceInUseException):
+            ddb.create_table(
+                TableName=FINDINGS_TABLE, BillingMode="PAY_PER_REQUEST",
+                KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
+                AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
+            )
+        self.topic_arn = sns.create_topic(Name=ALERT_TOPIC)["TopicArn"]
+        queue_url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+        self.capture_url = queue_url
+        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn,
+                      Attributes={"RawMessageDelivery": "true"})
+        self.dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
+
+        params = dict(self.parameters)
+        if "LockTableStreamArn" not in params:
+            table = params.get("LockTableNames", "terraform-state-lock").split(",")[0]
+            arn = self.ensure_stream(table)
+            if arn:
+                params["LockTableStreamArn"] = arn
+        self.functions = load_functions(self.template, params)
+        resources = {"FindingsTable": FINDINGS_TABLE, "AlertTopic": self.topic_arn}
+        for fn in self.functions:
+            fn.environment = {k: resources.get(v, v) for k, v in fn.environment.items()}
+            self.echo(f"[local] {fn.name}: {fn.handler} from {fn.code_dir}"
+                      + (f", every {fn.schedule_seconds / self.time_scale:g}s (rate / {self.time_scale:g})"
+                         if fn.schedule_seconds else "")
+                      + (f", stream batch size {fn.stream_event['BatchSize']}" if fn.stream_event else ""))
+            props = fn.stream_event
+            if props is not None and str(props.get("Stream", "")).startswith("arn:aws:dynamodb"):
+                self._open_iterator(fn, props)
+
+    def ensure_stream(self, table: str) -> str | None:
+        ddb = self.client("dynamodb")
+        try:
+            desc = ddb.describe_table(TableName=table)["Table"]
+        except ddb.exceptions.ResourceNotFoundException:
+            self.echo(f"[local] lock table {table} does not exist yet: no stream monitor")
+            return None
+        spec = desc.get("StreamSpecification") or {}
+        if not spec.get("StreamEnabled"):
+            self.echo(f"[local] enabling NEW_AND_OLD_IMAGES stream on {table} (emulator only)")
+            desc = ddb.update_table(
+                TableName=table, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+            )["TableDescription"]
+        return str(desc["LatestStreamArn"])
+
+    # -- invoking a function the way Lambda would --------------------------------
+
+    def _module(self, fn: LocalFunction) -> Any:
+        if fn.name not in self._modules:
+            module_name, _, _ = fn.handler.rpartition(".")
+            path = fn.code_dir / f"{module_name.replace('.', '/')}.py"
+            spec = importlib.util.spec_from_file_location(f"tfjanitor_local_{fn.name}", path)
+            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            self._modules[fn.name] = module
+        return self._modules[fn.name]
+
+    def invoke(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
+        env = {
+            **fn.environment,
+            "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name, "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_LOG_LEVEL": self.log_level,
+        }
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        sweeper_settings.cache_clear()
+        stream_settings.cache_clear()
+        auditor_settings.cache_clear()
+        out = io.StringIO()
+        try:
+            handler = getattr(self._module(fn), fn.handler.rpartition(".")[2])
+            with contextlib.redirect_stdout(out):
+                response = handler(event, FakeContext(fn.name, self.region, fn.timeout, fn.memory))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+            self._collect_emf(out.getvalue())
+        self.invocations.append((fn.name, response))
+        return response
+
+    def _collect_emf(self, stdout: str) -> None:
+        for line in stdout.splitlines():
+            if '"_aws"' not in line:
+                if line.strip():
+                    print(line, file=sys.stderr)
+                continue
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                dims = {d: str(blob[d]) for group in directive["Dimensions"] for d in group}
+                for metric in directive["Metrics"]:
+                    values = blob[metric["Name"]]
+                    values = values if isinstance(values, list) else [values]
+                    self.metrics.append(Metric(time.time(), metric["Name"], dims, [float(v) for v in values]))
+
+    # -- schedules, stream, emails -------------------------------------------------
+
+    def run_due_schedules(self, now: float) -> None:
+        for fn in self.functions:
+            period = fn.schedule_seconds
+            if period is None:
+                continue
+            due = self._next_run.setdefault(fn.name, now)
+            if now >= due:
+                self._next_run[fn.name] = now + period / self.time_scale
+                event = {
+                    "version": "0", "id": f"local-{int(now)}", "detail-type": "Scheduled Event",
+                    "source": "aws.scheduler", "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": self.region, "resources": [], "detail": {},
+                }
+                response = self.invoke(fn, event)
+                self.echo(f"[local] {fn.name} -> {response}")
+
+    def _open_iterator(self, fn: LocalFunction, props: dict[str, Any]) -> None:
+        """Where the event source mapping starts reading: LATEST is 'from when the stack started'."""
+        streams = self.client("dynamodbstreams")
+        arn = props["Stream"]
+        shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        start = "TRIM_HORIZON" if props.get("StartingPosition") == "TRIM_HORIZON" else "LATEST"
+        self._iterators[fn.name] = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=start)[
+            "ShardIterator"
+        ]
+
+    def poll_streams(self) -> None:
+        streams = self.client("dynamodbstreams")
+        for fn in self.functions:
+            props = fn.stream_event
+            if props is None or not str(props.get("Stream", "")).startswith("arn:aws:dynamodb"):
+                continue
+            arn = props["Stream"]
+            if fn.name not in self._iterators:
+                self._open_iterator(fn, props)
+            pending = self._pending.setdefault(fn.name, [])
+            resp = streams.get_records(ShardIterator=self._iterators[fn.name], Limit=1000)
+            self._iterators[fn.name] = resp["NextShardIterator"]
+            pending += [lambda_record(r, arn) for r in resp.get("Records", [])]
+            batch_size = int(props.get("BatchSize", 100))
+            while pending:
+                batch = pending[:batch_size]
+                response = self.invoke(fn, {"Records": batch}) or {}
+                failures = [f["itemIdentifier"] for f in response.get("batchItemFailures", [])]
+                if not failures:
+                    del pending[: len(batch)]
+                    self._retries[fn.name] = 0
+                    continue
+                # Lambda redelivers from the lowest failed sequence number on.
+                seqs = [r["dynamodb"]["SequenceNumber"] for r in batch]
+                first = min(seqs.index(f) for f in failures if f in seqs)
+                del pending[:first]
+                self._retries[fn.name] = self._retries.get(fn.name, 0) + 1
+                if self._retries[fn.name] > int(props.get("MaximumRetryAttempts", 0)):
+                    failed = pending.pop(0)
+                    self.client("sqs").send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(
+                        {"requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": fn.name},
+                         "DDBStreamBatchInfo": {"streamArn": arn,
+                                                "startSequenceNumber": failed["dynamodb"]["SequenceNumber"]}}))
+                    self.echo(f"[local] {fn.name}: record {failed['dynamodb']['SequenceNumber']} failed every "
+                              "retry: set aside in the dead-letter queue")
+                    self._retries[fn.name] = 0
+                break  # retry on the next poll
+
+    def drain_emails(self) -> list[CapturedEmail]:
+        sqs = self.client("sqs")
+        new: list[CapturedEmail] = []
+        while True:
+            messages = sqs.receive_message(QueueUrl=self.capture_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                doc = json.loads(message["Body"])
+                email = CapturedEmail(doc["subject"], doc["email"], doc["plain"], datetime.now(timezone.utc))
+                new.append(email)
+                sqs.delete_message(QueueUrl=self.capture_url, ReceiptHandle=message["ReceiptHandle"])
+        for email in new:
+            self.emails.append(email)
+            self.echo(format_email(email))
+            if self.emails_dir is not None:
+                write_eml(email, self.emails_dir, len(self.emails), self.parameters.get("AlertEmail"))
+        return new
+
+    def step(self) -> None:
+        self.run_due_schedules(time.monotonic())
+        self.poll_streams()
+        self.drain_emails()
+
+    def run(self, duration: float, stop: Callable[[], bool] | None = None, interval: float = 0.25) -> None:
+        deadline = time.monotonic() + duration
+        while time.monotonic() < deadline and not (stop and stop()):
+            self.step()
+            time.sleep(interval)
+
+
+def format_email(email: CapturedEmail) -> str:
+    bar = "-" * 78
+    return f"\n{bar}\nSubject: {email.subject}\n{bar}\n{email.body}{bar}"
+
+
+def write_eml(email: CapturedEmail, directory: Path, n: int, to: str | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    msg = EmailMessage()
+    msg["From"] = "tfjanitor <no-reply@sns.amazonaws.com>"
+    msg["To"] = to or "on-call@example.com"
+    msg["Subject"] = email.subject
+    msg["Date"] = format_datetime(email.received)
+    msg.set_content(email.plain)  # the link-free plain text first ...
+    msg.add_alternative(_html(email.body), subtype="html")  # ... and the version with console links
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", email.subject.replace("[tfjanitor]", "")).strip("-")[:60]
+    path = directory / f"{n:02d}-{slug}.eml"
+    path.write_bytes(msg.as_bytes(policy=email_policy.default.clone(max_line_length=998)))
+    return path
+
+
+def _html(text: str) -> str:
+    import html  # noqa: PLC0415
+
+    escaped = html.escape(text)
+    linked = re.sub(r"(https://[^\s<]+)", r'<a href="\1">\1</a>', escaped)
+    return f"<html><body><pre style=\"font-family: monospace\">{linked}</pre></body></html>"
+
+
+# The dashboard's main widgets: (title, metric names, how to combine one invocation's values)
+DASHBOARD_PANELS: list[tuple[str, tuple[str, ...], str]] = [
+    ("Active locks per table", ("ActiveLocks",), "max"),
+    ("Stale locks", ("StaleLocks", "StaleLockfiles"), "max"),
+    ("Oldest lock age (s)", ("OldestLockAgeSeconds",), "max"),
+    ("Digest drift and orphan digests", ("DigestDrift", "OrphanDigests", "DriftDetected"), "max"),
+    ("Lock acquisitions by operation", ("LocksAcquired",), "sum"),
+    ("Lock hold time by operation (s)", ("LockHoldSeconds",), "each"),
+    ("Open findings / alerts sent", ("OpenFindings", "AlertsSent"), "max"),
+    ("Sweeps completed / errors", ("SweepsCompleted", "SweepErrors"), "sum"),
+]
+
+
+def render_dashboard(metrics: list[Metric], path: Path, title: str = "tfjanitor") -> Path:
+    """Draw the dashboard's main widgets from the metrics a local run emitted (EMF)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    start = min((m.at for m in metrics), default=time.time())
+    fig, axes = plt.subplots(4, 2, figsize=(14, 13))
+    for ax, (panel, names, how) in zip(axes.flat, DASHBOARD_PANELS, strict=True):
+        drawn = False
+        for name in names:
+            series: dict[str, list[tuple[float, float]]] = {}
+            for m in metrics:
+                if m.name != name:
+                    continue
+                label = name
+                if "Table" in m.dimensions:
+                    label = f"{name} {m.dimensions['Table']}" if len(names) > 1 else m.dimensions["Table"]
+                elif "OperationClass" in m.dimensions:
+                    label = m.dimensions["OperationClass"] if len(names) == 1 else f"{name} {m.dimensions['OperationClass']}"
+                points = series.setdefault(label, [])
+                t = m.at - start
+                if how == "each":
+                    points += [(t, v) for v in m.values]
+                else:
+                    points.append((t, sum(m.values) if how == "sum" else max(m.values)))
+            for label, points in sorted(series.items()):
+                xs, ys = zip(*points, strict=True)
+                if how == "each":
+                    ax.scatter(xs, ys, label=label, s=18)
+                else:
+                    ax.step(xs, ys, where="post", label=label, marker="o", markersize=3)
+                drawn = True
+        ax.set_title(panel, fontsize=11)
+        ax.set_xlabel("seconds since start", fontsize=8)
+        ax.grid(True, alpha=0.3)
+        if drawn:
+            ax.legend(fontsize=8, loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
+    fig.suptitle(f"{title} - dashboard widgets from the run's own metrics", fontsize=14)
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+    return path

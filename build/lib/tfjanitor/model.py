@@ -1,0 +1,274 @@
+"""Plain result types shared by the engine, the CLI and the functions."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+
+class Severity(str, Enum):
+    INFO = "info"
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+    @property
+    def rank(self) -> int:
+        return {"info": 0, "warning": 1, "critical": 2}[self.value]
+
+
+class Kind(str, Enum):
+    STALE_LOCK = "stale_lock"
+    STALE_LOCKFILE = "stale_lockfile"
+    DIGEST_DRIFT = "digest_drift"
+    ORPHAN_DIGEST = "orphan_digest"
+    CROSS_REGION_BUCKET = "cross_region_bucket"
+    MALFORMED_ITEM = "malformed_item"
+    # Region, topology and posture audit (audit.py): the names are part of the CLI contract.
+    SPLIT_BRAIN_LOCK = "split_brain_lock"
+    REPLICATED_LOCK_TABLE = "replicated_lock_table"
+    LOCK_TABLE_SCHEMA = "lock_table_schema"
+    TABLE_PITR_DISABLED = "table_pitr_disabled"
+    TABLE_DELETION_PROTECTION_DISABLED = "table_deletion_protection_disabled"
+    TABLE_STREAM_DISABLED = "table_stream_disabled"
+    BUCKET_VERSIONING_DISABLED = "bucket_versioning_disabled"
+    BUCKET_PUBLIC_ACCESS_OPEN = "bucket_public_access_open"
+    BUCKET_TLS_NOT_ENFORCED = "bucket_tls_not_enforced"
+    LOCKFILE_VERSIONS_ACCUMULATING = "lockfile_versions_accumulating"
+    LOCKFILE_MIGRATION = "lockfile_migration"
+
+
+@dataclass
+class Finding:
+    kind: Kind
+    severity: Severity
+    region: str
+    table: str | None
+    bucket: str | None
+    key: str | None
+    lock_id: str | None
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+    fix: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["kind"] = self.kind.value
+        doc["severity"] = self.severity.value
+        doc["details"] = {**self.details, "fix": list(self.fix)}
+        del doc["fix"]
+        return doc
+
+
+@dataclass
+class ScanError:
+    """A check that could not run: the sweep is incomplete because of it."""
+
+    # scan_table | list_bucket | bucket_location | read_state | read_lockfile | confirm; the audit adds
+    # describe_table | continuous_backups | scan_peer_table | bucket_versioning | public_access_block |
+    # bucket_policy | bucket_lifecycle | list_versions
+    check: str
+    target: str  # table or bucket (and key) the check was about
+    code: str  # AWS error code, or a short name of ours
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def out_of_time(cls, target: str, what: str, reason: object) -> ScanError:
+        """The run's time budget ran out (``reason`` says which budget): incomplete, so it resolves nothing."""
+        return cls("time_budget", target, "TimeBudgetExceeded",
+                   f"{reason} before the {what} finished: what it found so far is real, nothing was resolved")
+
+
+@dataclass
+class TableStats:
+    """Per lock table: what the metrics and the dashboard show."""
+
+    items: int = 0
+    active_locks: int = 0
+    oldest_lock_age_seconds: float = 0.0
+    buckets: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Stats:
+    items: int = 0
+    lock_items: int = 0
+    digest_items: int = 0
+    malformed_items: int = 0
+    states: int = 0
+    lockfiles: int = 0
+    objects_listed: int = 0
+    etag_proven: int = 0
+    downloads: int = 0
+    bytes_downloaded: int = 0
+    skipped_locked: int = 0
+    api_calls: Counter[str] = field(default_factory=Counter)
+    retries: int = 0
+    duration_seconds: float = 0.0
+    tables: dict[str, TableStats] = field(default_factory=dict)
+
+    @property
+    def total_api_calls(self) -> int:
+        return sum(self.api_calls.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        for t in doc["tables"].values():
+            t["oldest_lock_age_seconds"] = int(t["oldest_lock_age_seconds"])
+        doc["api_calls"] = dict(sorted(self.api_calls.items()))
+        doc["total_api_calls"] = self.total_api_calls
+        doc["duration_seconds"] = round(self.duration_seconds, 3)
+        return doc
+
+
+@dataclass(frozen=True)
+class StalePolicy:
+    """When a lock counts as stale: one default, a shorter one for plan/refresh."""
+
+    default: timedelta = timedelta(hours=1)
+    read_only: timedelta = timedelta(minutes=15)
+
+    def threshold(self, read_only: bool) -> timedelta:
+        # A read-only threshold longer than the default would make no sense: cap it.
+        return min(self.read_only, self.default) if read_only else self.default
+
+
+@dataclass(frozen=True)
+class ObjectFacts:
+    """One state object as a listing showed it (never its contents)."""
+
+    etag: str  # without quotes
+    size: int
+    last_modified: datetime
+
+
+@dataclass
+class BucketFacts:
+    region: str | None = None  # None: unknown (GetBucketLocation failed) or the bucket is missing
+    exists: bool = True
+    listed: bool = False
+    objects: dict[str, ObjectFacts] = field(default_factory=dict)  # state keys the tables name
+    lockfiles: set[str] = field(default_factory=set)  # state keys with a current .tflock
+
+
+@dataclass
+class Inventory:
+    """What a sweep read, kept for the audit (audit.py): who holds what for each state.
+
+    Keys are (bucket, state key). Only tables read without error appear in ``tables_read``.
+    """
+
+    locks: dict[tuple[str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)  # -> {table: lock summary}
+    digests: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)  # -> {table: digest}
+    buckets: dict[str, BucketFacts] = field(default_factory=dict)
+    md5: dict[tuple[str, str], str] = field(default_factory=dict)  # object MD5s the sweep proved or computed
+    tables_read: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class TableFacts:
+    """A lock table's DescribeTable, reduced to what the audit judges."""
+
+    name: str
+    region: str
+    key_schema: tuple[tuple[str, str, str], ...]  # (attribute, HASH|RANGE, S|N|B)
+    status: str = "ACTIVE"
+    deletion_protection: bool = False
+    replicas: tuple[tuple[str, str], ...] = ()  # (region, ReplicaStatus), the table's own region included
+    multi_region_consistency: str | None = None  # EVENTUAL (MREC) | STRONG (MRSC) | None
+    global_table_version: str | None = None
+    stream_enabled: bool = False
+    stream_view_type: str | None = None
+    latest_stream_arn: str | None = None
+
+
+@dataclass(frozen=True)
+class ObjectVersion:
+    """One entry of ListObjectVersions (a version or a delete marker)."""
+
+    key: str
+    version_id: str
+    is_latest: bool
+    last_modified: datetime
+    delete_marker: bool = False
+    size: int = 0
+
+
+@dataclass
+class BucketPosture:
+    """What a bucket's configuration calls returned (None: not configured at all)."""
+
+    versioning: str | None = None  # Enabled | Suspended | None (never enabled)
+    public_access_block: dict[str, bool] | None = None
+    policy: str | None = None  # the policy document (JSON text)
+    lifecycle_rules: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Unverified:
+    """A state whose digest this run could not judge (it may be mid-write): neither drift nor healthy.
+
+    An open alert on it stays open, unrepeated, until a later run verifies the state.
+    """
+
+    bucket: str
+    key: str
+    table: str
+    reason: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ScanResult:
+    region: str
+    tables: list[str]
+    buckets: list[str]
+    findings: list[Finding] = field(default_factory=list)
+    errors: list[ScanError] = field(default_factory=list)
+    stats: Stats = field(default_factory=Stats)
+    # What the sweep read, for the audit; never serialized (to_dict lists its fields explicitly).
+    inventory: Inventory | None = field(default=None, repr=False, compare=False)
+    releases: list[dict[str, Any]] = field(default_factory=list)  # auto-release decisions (sweeper)
+    unverified: list[Unverified] = field(default_factory=list)
+    # When this run's first read started: its evidence is no newer than this, so it never resolves or
+    # reopens an alert changed after it (see alerts.lifecycle).
+    read_at: datetime | None = None
+
+    @property
+    def complete(self) -> bool:
+        return not self.errors
+
+    @property
+    def worst(self) -> Severity | None:
+        return max((f.severity for f in self.findings), key=lambda s: s.rank, default=None)
+
+    @property
+    def exit_code(self) -> int:
+        if not self.complete:
+            return 2
+        worst = self.worst
+        return 1 if worst is not None and worst.rank >= Severity.WARNING.rank else 0
+
+    def table_errors(self, table: str) -> list[ScanError]:
+        """Errors that leave this table's part of the sweep incomplete."""
+        buckets = self.stats.tables.get(table, TableStats()).buckets
+        return [e for e in self.errors if e.target == table or e.target.partition("/")[0] in buckets]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region,
+            "complete": self.complete,
+            "tables": list(self.tables),
+            "buckets": list(self.buckets),
+            "findings": [f.to_dict() for f in self.findings],
+            "errors": [e.to_dict() for e in self.errors],
+            "unverified": [u.to_dict() for u in self.unverified],
+            "stats": self.stats.to_dict(),
+        }

@@ -1,0 +1,1 @@
+"""Releasing stale locks: the conditional delete, by hand (`tfjanitor unlock`) and automatically."""

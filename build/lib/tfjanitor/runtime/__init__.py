@@ -1,0 +1,1 @@
+"""What each Lambda function calls: settings, wiring, telemetry and observability objects."""

@@ -1,0 +1,106 @@
+"""Wiring used by the functions and the local runner: settings in, adapters built, one call out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+from tfjanitor.alerts.delivery import SnsNotifier
+from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
+from tfjanitor.alerts.store import DynamoAlertStore
+from tfjanitor.aws.backend import LockWriter
+from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.aws.topic import Topic
+from tfjanitor.checks.audit_rules import AUDIT_KINDS
+from tfjanitor.durations import Deadline
+from tfjanitor.model import Kind, ScanError, ScanResult
+from tfjanitor.release.auto import auto_release
+from tfjanitor.runtime.settings import AuditorSettings, FunctionSettings, SweeperSettings
+from tfjanitor.scan.auditor import Auditor, AuditRequest
+from tfjanitor.scan.stream import StreamMonitor
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest
+
+# The sweeper sees every one of these kinds whole, so it may also close them.
+SWEEPER_KINDS = {
+    Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST,
+    Kind.CROSS_REGION_BUCKET, Kind.MALFORMED_ITEM,
+}
+# The auditor's kinds (audit.AUDIT_KINDS) are disjoint from these: neither closes the other's alerts.
+
+
+def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, SnsNotifier] | tuple[None, None]:
+    if not settings.alerts_enabled:
+        return None, None
+    store = DynamoAlertStore(aws, settings.region, settings.findings_table)  # type: ignore[arg-type]
+    return store, SnsNotifier(Topic(aws, settings.region, settings.alert_topic_arn))  # type: ignore[arg-type]
+
+
+def _alert(
+    result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, kinds: set[Kind],
+    then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
+) -> list[Notice]:
+    """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then email the notices."""
+    store, notifier = alerting(settings, aws)
+    if store is None or notifier is None:
+        return []
+    try:
+        notices = process_findings(
+            result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds,
+            evidence_at=result.read_at, unverified={(u.table, u.bucket, u.key) for u in result.unverified},
+        )
+        if then is not None:
+            notices += then(store)
+        for notice in notices:
+            notifier.send(notice)
+    except AwsError as exc:
+        result.errors.append(
+            ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
+        )
+        return []
+    return notices
+
+
+def sweep_and_alert(
+    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None,
+    deadline: Deadline | None = None,
+) -> tuple[ScanResult, list[Notice]]:
+    """One scheduled sweep: find, alert, and (opt-in) release stale locks. With a ``deadline``, the
+    sweep stops in time (incomplete: it resolves nothing) and still alerts."""
+    now = now or datetime.now(timezone.utc)
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline)
+    result = Sweeper(aws, now=now).sweep(request)
+
+    def release_stale(store: DynamoAlertStore) -> list[Notice]:
+        if not settings.auto_release:
+            return []
+        released, decisions = auto_release(
+            result.findings, store, LockWriter(aws, settings.region), settings.release_policy, now,
+            sweep_id=sweep_id or now.isoformat(),
+        )
+        result.releases = [
+            {"lock_id": d.observed.lock_id, "key": d.observed.key, "source": d.observed.source,
+             "release": d.release, "rule": d.rule, **d.details}
+            for d in decisions
+        ]
+        return released
+
+    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale)
+
+
+def audit_and_alert(
+    settings: AuditorSettings, aws: AwsSession, now: datetime | None = None, deadline: Deadline | None = None,
+) -> tuple[ScanResult, list[Notice]]:
+    """One scheduled audit (no state object is read): region, topology and posture findings, then
+    the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds."""
+    now = now or datetime.now(timezone.utc)
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, deadline=deadline)
+    streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
+    result = Sweeper(aws, now=now).survey(request)
+    Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
+                                result, deadline)  # a survey judges nothing: every finding is one of AUDIT_KINDS
+    return result, _alert(result, settings, aws, now, set(AUDIT_KINDS))
+
+
+def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
+    store, notifier = alerting(settings, aws)
+    return StreamMonitor(checker=Sweeper(aws), store=store, notifier=notifier, log=log)

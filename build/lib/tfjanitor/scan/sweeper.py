@@ -1,0 +1,535 @@
+"""The sweep: read every lock table and bucket in bulk, judge, report.
+
+Cost is proportional to the number of states: one paginated Scan per table,
+one GetBucketLocation and a paginated ListObjectsV2 per bucket; a state is
+downloaded (streamed through MD5) only when its ETag cannot prove its digest.
+A suspected drift is confirmed with one consistent BatchGetItem per 50 states
+before it is reported, so a healthy apply racing the sweep is never drift.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from tfjanitor.aws.backend import Bucket, LockTable, ObjectEntry
+from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.checks import findings as build
+from tfjanitor.checks.evidence import lock_taken_at, locked_reason, may_write, predates_lock
+from tfjanitor.durations import Deadline, OutOfTime, in_time
+from tfjanitor.model import (
+    BucketFacts,
+    Inventory,
+    ObjectFacts,
+    ScanError,
+    ScanResult,
+    StalePolicy,
+    Stats,
+    TableStats,
+    Unverified,
+)
+from tfjanitor.terraform import (
+    DIGEST_SUFFIX,
+    LOCKFILE_SUFFIX,
+    BadItem,
+    DigestItem,
+    LockInfo,
+    LockItem,
+    MalformedItem,
+    classify_item,
+    normalize_etag,
+    parse_lock_info,
+)
+
+StateRef = tuple[str, str]  # (bucket, key)
+IO_WORKERS = 8  # concurrent bucket listings / state downloads (memory: 8 x 64 KiB chunks at most)
+
+
+@dataclass(frozen=True)
+class SweepRequest:
+    region: str
+    tables: list[str]
+    buckets: list[str] = field(default_factory=list)
+    policy: StalePolicy = field(default_factory=StalePolicy)
+    deadline: Deadline | None = None
+
+
+@dataclass
+class _BucketView:
+    """What one bucket listing told us, kept small: only keys we care about."""
+
+    exists: bool = True
+    listed: bool = False
+    objects_seen: int = 0
+    objects: dict[str, ObjectEntry] = field(default_factory=dict)  # state keys named by digests
+    lockfiles: dict[str, ObjectEntry] = field(default_factory=dict)  # state key -> its .tflock
+
+
+@dataclass
+class _Read:
+    """Stages 1-2 of a sweep: what the tables hold and what each bucket listing showed."""
+
+    locks: dict[StateRef, list[tuple[str, LockItem]]] = field(default_factory=lambda: defaultdict(list))
+    digests: list[tuple[str, DigestItem]] = field(default_factory=list)
+    bad: list[tuple[str, BadItem]] = field(default_factory=list)
+    buckets_by_table: dict[str, dict[str, int]] = field(default_factory=dict)
+    handles: dict[str, Bucket] = field(default_factory=dict)
+    views: dict[str, _BucketView] = field(default_factory=dict)
+    regions: dict[str, str | None] = field(default_factory=dict)
+    tables_read: set[str] = field(default_factory=set)
+    md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing
+
+    def states(self) -> set[StateRef]:
+        states: set[StateRef] = set(self.locks)
+        states.update((d.bucket, d.key) for _, d in self.digests)
+        states.update((b, k) for b, v in self.views.items() for k in v.lockfiles)
+        return states
+
+    def inventory(self) -> Inventory:
+        inv = Inventory(tables_read=set(self.tables_read), md5=dict(self.md5))
+        for ref, held in self.locks.items():
+            inv.locks.setdefault(ref, {}).update({table: item.lock.summary() for table, item in held})
+        for table, d in self.digests:
+            inv.digests.setdefault((d.bucket, d.key), {})[table] = d.digest
+        for name, view in self.views.items():
+            inv.buckets[name] = BucketFacts(
+                region=self.regions.get(name),
+                exists=view.exists,
+                listed=view.listed,
+                objects={
+                    k: ObjectFacts(normalize_etag(o.etag), o.size, o.last_modified) for k, o in view.objects.items()
+                },
+                lockfiles=set(view.lockfiles),
+            )
+        return inv
+
+
+@dataclass
+class _Candidate:
+    table: str
+    digest: DigestItem
+    actual: str | None  # None: the object does not exist
+    etag: str = ""
+    size: int = 0
+    written: datetime | None = None  # the hashed object's LastModified
+
+
+class Sweeper:
+    def __init__(self, aws: AwsSession, now: datetime | None = None):
+        self._aws = aws
+        self._now = now
+
+    def sweep(self, request: SweepRequest) -> ScanResult:
+        return self._run(request, self._sweep, "sweep")
+
+    def survey(self, request: SweepRequest) -> ScanResult:
+        """Stages 1-2 only (tables scanned, buckets located and listed), for the auditor.
+
+        No state object is read and nothing is judged: the result has no findings, its
+        errors, stats and ``inventory``. Needs only Scan, GetBucketLocation and ListBucket.
+        """
+        return self._run(request, self._survey_stages, "survey")
+
+    def _run(self, request: SweepRequest, stages, what: str) -> ScanResult:  # type: ignore[no-untyped-def]
+        started = time.monotonic()
+        now = self._now or datetime.now(timezone.utc)
+        result = ScanResult(region=request.region, tables=list(request.tables), buckets=[], read_at=now)
+        calls_before = dict(self._aws.counter.calls)
+        attempts_before = self._aws.counter.attempts
+        try:
+            stages(request, now, result)
+        except OutOfTime as exc:
+            result.errors.append(ScanError.out_of_time(",".join(request.tables) or request.region, what, exc))
+        self._count_calls(result.stats, calls_before)
+        result.stats.retries = max(0, self._aws.counter.attempts - attempts_before - result.stats.total_api_calls)
+        result.stats.duration_seconds = time.monotonic() - started
+        result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
+        return result
+
+    def _survey_stages(self, request: SweepRequest, now: datetime, result: ScanResult) -> None:
+        read = self._read(request, now, result)
+        result.stats.states = len(read.states())
+        result.stats.lockfiles = sum(len(v.lockfiles) for v in read.views.values())
+        result.inventory = read.inventory()
+
+    def _sweep(self, request: SweepRequest, now: datetime, result: ScanResult) -> None:
+        region, stats, deadline = request.region, result.stats, request.deadline
+        read = self._read(request, now, result)
+        locks, digests, views, handles = read.locks, read.digests, read.views, read.handles
+        result.inventory = read.inventory()
+        for table, bad in read.bad:
+            result.findings.append(_malformed(region, table, bad))
+        self._cross_region(result, read)
+        stats.states = len(read.states())
+
+        # 3. Stale DynamoDB locks.
+        for (bucket_name, key), held in locks.items():
+            for table, item in held:
+                threshold = request.policy.threshold(item.lock.read_only)
+                if item.lock.age_seconds(now) > threshold.total_seconds():
+                    result.findings.append(
+                        build.stale_lock(region, table, bucket_name, key, item.lock, now, threshold)
+                    )
+
+        # 4. Stale .tflock objects: only old ones are worth reading.
+        shortest = min(request.policy.threshold(True), request.policy.threshold(False))
+        for name, view in views.items():
+            stats.lockfiles += len(view.lockfiles)
+            for key, obj in view.lockfiles.items():
+                if (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
+                    continue
+                in_time(deadline)
+                self._check_lockfile(result, handles[name], key, obj, now, request.policy)
+
+        # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
+        candidates: list[_Candidate] = []
+        to_hash: list[tuple[str, DigestItem, str]] = []
+        for table, digest in digests:
+            view = views.get(digest.bucket)
+            if view is None:
+                continue
+            if not view.exists:
+                candidates.append(_Candidate(table, digest, None))
+                continue
+            if not view.listed:
+                continue  # the listing failed: already an error, never a silent all-clear
+            obj = view.objects.get(digest.key)
+            if obj is None:
+                candidates.append(_Candidate(table, digest, None))
+                continue
+            etag = normalize_etag(obj.etag)
+            if etag == digest.digest:
+                stats.etag_proven += 1
+                read.md5[(digest.bucket, digest.key)] = etag
+                continue
+            held = [item.lock for _, item in locks.get((digest.bucket, digest.key), [])]
+            lockfile = view.lockfiles.get(digest.key)
+            taken = lock_taken_at(held, lockfile.last_modified if lockfile else None)
+            if taken is not None and not predates_lock(obj.last_modified, taken):
+                self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
+                continue  # Terraform may be between its object and digest writes: judge it later
+            to_hash.append((table, digest, etag))
+        for (table, digest, etag), outcome in zip(to_hash, self._hash_all(handles, to_hash, deadline), strict=True):
+            if isinstance(outcome, AwsError):
+                if outcome.not_found:
+                    candidates.append(_Candidate(table, digest, None))
+                else:
+                    target = f"{digest.bucket}/{digest.key}"
+                    result.errors.append(
+                        ScanError("read_state", target, outcome.code,
+                                  _describe(outcome, "state object", f"s3://{target}"))
+                    )
+                continue
+            actual, size, written = outcome
+            stats.downloads += 1
+            stats.bytes_downloaded += size
+            read.md5[(digest.bucket, digest.key)] = actual
+            if actual != digest.digest:
+                candidates.append(_Candidate(table, digest, actual, etag, size, written))
+
+        # 6. Confirm suspects with consistent reads before crying wolf.
+        in_time(deadline)
+        self._confirm(result, candidates, views)
+        result.inventory = read.inventory()
+
+    @staticmethod
+    def _unverified(
+        result: ScanResult, table: str, digest: DigestItem, lock: LockInfo | None, taken: datetime, written: datetime
+    ) -> None:
+        result.stats.skipped_locked += 1
+        result.unverified.append(Unverified(digest.bucket, digest.key, table, locked_reason(lock, taken, written)))
+
+    def _read(self, request: SweepRequest, now: datetime, result: ScanResult) -> _Read:
+        """1. Lock tables: one paginated, consistent Scan each. 2. Buckets: location and one listing each."""
+        region = request.region
+        stats = result.stats
+        read = _Read(buckets_by_table={t: defaultdict(int) for t in request.tables})
+        for table in dict.fromkeys(request.tables):
+            per_table = stats.tables[table] = TableStats()
+            try:
+                for raw in LockTable(self._aws, region, table).scan():
+                    in_time(request.deadline)
+                    stats.items += 1
+                    per_table.items += 1
+                    item = classify_item(raw)
+                    if isinstance(item, LockItem):
+                        stats.lock_items += 1
+                        per_table.active_locks += 1
+                        per_table.oldest_lock_age_seconds = max(
+                            per_table.oldest_lock_age_seconds, item.lock.age_seconds(now)
+                        )
+                        read.locks[(item.bucket, item.key)].append((table, item))
+                        read.buckets_by_table[table][item.bucket] += 1
+                    elif isinstance(item, DigestItem):
+                        stats.digest_items += 1
+                        read.digests.append((table, item))
+                        read.buckets_by_table[table][item.bucket] += 1
+                    else:
+                        stats.malformed_items += 1
+                        read.bad.append((table, item))
+                read.tables_read.add(table)
+            except AwsError as exc:
+                result.errors.append(ScanError("scan_table", table, exc.code, _describe(exc, "table", table)))
+
+        # Buckets: those the tables name plus those given explicitly.
+        for table, named in read.buckets_by_table.items():
+            stats.tables[table].buckets = sorted(named)
+        bucket_names = list(
+            dict.fromkeys([b for t in read.buckets_by_table.values() for b in t] + list(request.buckets))
+        )
+        result.buckets = bucket_names
+        wanted: dict[str, set[str]] = defaultdict(set)
+        for _, d in read.digests:
+            wanted[d.bucket].add(d.key)
+        for bucket_name, key in read.locks:  # the audit compares lock holders with the object too
+            wanted[bucket_name].add(key)
+        read.handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
+        self._aws.s3(region)  # create the client once, before the buckets are read concurrently
+        surveys = self._in_parallel(
+            lambda name: self._survey(read.handles[name], wanted[name], request.deadline), bucket_names
+        )
+        for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
+            read.views[name] = view
+            read.regions[name] = bucket_region
+            stats.objects_listed += view.objects_seen
+            result.errors += errors
+        return read
+
+    def _cross_region(self, result: ScanResult, read: _Read) -> None:
+        """A bucket in another region than the table naming it: every lock operation crosses regions."""
+        keys_by_table: dict[tuple[str, str], set[str]] = defaultdict(set)
+        for (bucket_name, key), held in read.locks.items():
+            for table, _ in held:
+                keys_by_table[(table, bucket_name)].add(key)
+        for table, d in read.digests:
+            keys_by_table[(table, d.bucket)].add(d.key)
+        for name, bucket_region in read.regions.items():
+            if not bucket_region or bucket_region == result.region:
+                continue
+            view = read.views[name]
+            for table, named in read.buckets_by_table.items():
+                if not named.get(name):
+                    continue
+                sizes = [view.objects[k].size for k in keys_by_table[(table, name)] if k in view.objects]
+                result.findings.append(
+                    build.cross_region_bucket(
+                        result.region, table, name, bucket_region, named[name], state_sizes=sizes,
+                    )
+                )
+
+    @staticmethod
+    def _survey(
+        bucket: Bucket, wanted: set[str], deadline: Deadline | None = None
+    ) -> tuple[_BucketView, str | None, list[ScanError]]:
+        """One bucket: its region, then one listing that keeps only the keys we care about."""
+        view = _BucketView()
+        errors: list[ScanError] = []
+        name = bucket.name
+        try:
+            bucket_region: str | None = bucket.location()
+        except AwsError as exc:
+            if exc.code == "NoSuchBucket":
+                view.exists = False
+                return view, None, errors
+            errors.append(ScanError("bucket_location", name, exc.code, _describe(exc, "bucket", name)))
+            bucket_region = None
+        try:
+            for obj in bucket.list_objects():
+                in_time(deadline)
+                view.objects_seen += 1
+                if obj.key.endswith(LOCKFILE_SUFFIX):
+                    view.lockfiles[obj.key[: -len(LOCKFILE_SUFFIX)]] = obj
+                elif obj.key in wanted:
+                    view.objects[obj.key] = obj
+            view.listed = True
+        except AwsError as exc:
+            if exc.code == "NoSuchBucket":
+                view.exists = False
+            else:
+                errors.append(ScanError("list_bucket", name, exc.code, _describe(exc, "bucket", name)))
+        return view, bucket_region, errors
+
+    @staticmethod
+    def _in_parallel(work, items):  # type: ignore[no-untyped-def]
+        """Map ``work`` over ``items`` a few at a time (I/O bound: boto3 clients are thread-safe)."""
+        if len(items) <= 1:
+            return [work(item) for item in items]
+        with ThreadPoolExecutor(max_workers=min(IO_WORKERS, len(items))) as pool:
+            return list(pool.map(work, items))
+
+    def _hash_all(
+        self, handles: dict[str, Bucket], work: list[tuple[str, DigestItem, str]], deadline: Deadline | None = None
+    ) -> list[tuple[str, int, datetime] | AwsError]:
+        """MD5 of each suspect state, a few streams at a time (each read in 64 KiB chunks)."""
+
+        def one(item: tuple[str, DigestItem, str]) -> tuple[str, int, datetime] | AwsError:
+            in_time(deadline)
+            digest = item[1]
+            try:
+                return handles[digest.bucket].md5(digest.key)
+            except AwsError as exc:
+                return exc
+
+        return self._in_parallel(one, work)  # type: ignore[no-any-return]
+
+    def _count_calls(self, stats: Stats, before: dict[str, int]) -> None:
+        """This run's API calls by operation (the session may be shared by several runs)."""
+        for op, n in self._aws.counter.calls.items():
+            if n > before.get(op, 0):
+                stats.api_calls[op] += n - before.get(op, 0)
+
+    def check_state(self, region: str, table: str, bucket: str, key: str) -> ScanResult:
+        """Check one state now (the stream monitor, after a digest write or a lock release).
+
+        The result has a drift or orphan finding, nothing (digest proven, no digest), an
+        ``unverified`` entry (locked, and the object may be the holder's write in flight: the
+        caller re-checks after the release), or an error.
+        """
+        started = time.monotonic()
+        now = self._now or datetime.now(timezone.utc)
+        result = ScanResult(region=region, tables=[table], buckets=[bucket], read_at=now)
+        calls_before = dict(self._aws.counter.calls)
+        lock_id, digest_id = f"{bucket}/{key}", f"{bucket}/{key}{DIGEST_SUFFIX}"
+        try:
+            items = LockTable(self._aws, region, table).get_many([lock_id, digest_id])
+            digest = classify_item(items.get(digest_id, {}))
+            if not isinstance(digest, DigestItem):
+                return result  # no digest (lockfile-only state, deleted workspace): nothing to compare
+            result.stats.states = result.stats.digest_items = 1
+            handle = Bucket(self._aws, region, bucket)
+            view = _BucketView(listed=True)
+            obj = handle.head(key)
+            candidate = _Candidate(table, digest, None)
+            if obj is not None:
+                etag = normalize_etag(obj.etag)
+                if etag == digest.digest:
+                    result.stats.etag_proven = 1
+                    return result
+                lock = classify_item(items[lock_id]) if lock_id in items else None
+                held = [lock.lock] if isinstance(lock, LockItem) else []
+                lockfile = handle.head(key + LOCKFILE_SUFFIX)
+                taken = lock_taken_at(held, lockfile.last_modified if lockfile else None)
+                if taken is not None and not predates_lock(obj.last_modified, taken):
+                    self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
+                    return result
+                actual, size, written = handle.md5(key)
+                result.stats.downloads, result.stats.bytes_downloaded = 1, size
+                if actual == digest.digest:
+                    return result
+                candidate = _Candidate(table, digest, actual, etag, size, written)
+            self._confirm(result, [candidate], {bucket: view})
+        except AwsError as exc:
+            result.errors.append(ScanError("check_state", lock_id, exc.code, _describe(exc, "state", lock_id)))
+        finally:
+            self._count_calls(result.stats, calls_before)
+            result.stats.duration_seconds = time.monotonic() - started
+        return result
+
+    def _check_lockfile(
+        self, result: ScanResult, bucket: Bucket, key: str, obj: ObjectEntry, now: datetime, policy: StalePolicy
+    ) -> None:
+        region = result.region
+        try:
+            body, etag = bucket.read_small(key + LOCKFILE_SUFFIX)
+        except AwsError as exc:
+            if not exc.not_found:  # released since the listing: nothing to report
+                result.errors.append(
+                    ScanError(
+                        "read_lockfile", f"{bucket.name}/{key}{LOCKFILE_SUFFIX}", exc.code,
+                        _describe(exc, "lock object", f"s3://{bucket.name}/{key}{LOCKFILE_SUFFIX}"),
+                    )
+                )
+            return
+        result.stats.downloads += 1
+        result.stats.bytes_downloaded += len(body)
+        try:
+            lock = parse_lock_info(body.decode("utf-8"))
+        except (MalformedItem, UnicodeDecodeError) as exc:
+            reason = str(exc) if isinstance(exc, MalformedItem) else "body is not UTF-8"
+            result.findings.append(build.malformed_lockfile(region, bucket.name, key, reason, obj.last_modified))
+            return
+        threshold = policy.threshold(lock.read_only)
+        if lock.age_seconds(now) > threshold.total_seconds():
+            result.findings.append(
+                build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now, threshold)
+            )
+
+    def _confirm(self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView]) -> None:
+        """Re-read lock and digest items (consistently) after the object was read.
+
+        Terraform writes the object, then the digest, under the lock. If the
+        digest is unchanged and no lock is held now, the object we hashed was
+        not a write in progress: the mismatch is real.
+        """
+        by_table: dict[str, list[_Candidate]] = defaultdict(list)
+        for c in candidates:
+            by_table[c.table].append(c)
+        for table, group in by_table.items():
+            ids: list[str] = []
+            for c in group:
+                ids += [f"{c.digest.bucket}/{c.digest.key}", f"{c.digest.bucket}/{c.digest.key}{DIGEST_SUFFIX}"]
+            try:
+                now_items = LockTable(self._aws, result.region, table).get_many(ids)
+            except AwsError as exc:
+                result.errors.append(
+                    ScanError("confirm", table, exc.code, _describe(exc, "table", table) + " (drift not confirmed)")
+                )
+                continue
+            for c in group:
+                self._judge(result, c, now_items, views.get(c.digest.bucket))
+
+    def _judge(
+        self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: _BucketView | None
+    ) -> None:
+        """One suspect, with its lock and digest items as re-read after its object was hashed."""
+        d = c.digest
+        current = classify_item(now_items.get(f"{d.bucket}/{d.key}{DIGEST_SUFFIX}", {}))
+        if not isinstance(current, DigestItem) or current.digest != d.digest:
+            # Rewritten or removed since the scan: the next run judges it afresh.
+            result.unverified.append(Unverified(d.bucket, d.key, c.table, "the digest changed while it was being checked"))
+            return
+        lock = classify_item(now_items.get(f"{d.bucket}/{d.key}", {}))
+        # A lock held now: judged only if the object we hashed is older than it. A lock held at the
+        # scan and released since, with the digest unchanged, wrote nothing: the mismatch stands.
+        locked_by = lock.lock if isinstance(lock, LockItem) else None
+        in_flight = locked_by is not None and may_write(locked_by)
+        if in_flight and (c.written is None or not predates_lock(c.written, locked_by.created)):
+            self._unverified(result, c.table, d, locked_by, locked_by.created, c.written or locked_by.created)
+            return
+        if c.actual is None:
+            missing = view is not None and not view.exists
+            result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.digest, missing))
+        else:
+            result.findings.append(
+                build.digest_drift(
+                    result.region, c.table, d.bucket, d.key, d.digest, c.actual, c.etag, c.size,
+                    has_lockfile_history=view is not None and d.key in view.lockfiles,
+                    locked_by=locked_by.summary() if locked_by is not None else None,
+                )
+            )
+
+
+def _malformed(region: str, table: str, item: BadItem):  # type: ignore[no-untyped-def]
+    return build.malformed_item(region, table, item.lock_id, item.reason, item.foreign)
+
+
+_HINTS = {
+    "ResourceNotFoundException": "does not exist in this region",
+    "NoSuchBucket": "does not exist",
+    "AccessDenied": "access denied: the credentials lack a read permission",
+    "AccessDeniedException": "access denied: the credentials lack a read permission",
+    "ProvisionedThroughputExceededException": "throttled past retries",
+    "ThrottlingException": "throttled past retries",
+    "RequestLimitExceeded": "throttled past retries",
+    "SlowDown": "throttled past retries",
+    "EndpointConnectionError": "endpoint unreachable",
+}
+
+
+def _describe(exc: AwsError, what: str, name: str) -> str:
+    hint = _HINTS.get(exc.code, exc.message)
+    return f"{what} {name}: {hint} ({exc.operation} {exc.code}); its checks did not run"

@@ -1,0 +1,196 @@
+"""The formats Terraform's S3 backend writes, parsed exactly (no AWS here).
+
+See shared/terraform-backend.md: lock items carry ``Info`` (LockInfo JSON),
+digest items carry ``Digest`` (hex MD5 of the state bytes) under
+``<bucket>/<key>-md5``; ``.tflock`` objects carry the same LockInfo JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+LOCKFILE_SUFFIX = ".tflock"
+DIGEST_SUFFIX = "-md5"
+
+# Operations that only read state: Terraform holds their lock for minutes, not hours.
+READ_ONLY_OPERATIONS = frozenset({"OperationTypePlan", "OperationTypeRefresh"})
+APPLY_OPERATIONS = frozenset({"OperationTypeApply"})
+
+_HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_RFC3339 = re.compile(
+    r"^(?P<base>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})"
+    r"(?:\.(?P<frac>\d{1,9}))?"
+    r"(?P<tz>[Zz]|[+-]\d{2}:\d{2})$"
+)
+
+
+class MalformedItem(ValueError):
+    """A lock-table item or lock object Terraform could not have written."""
+
+
+@dataclass(frozen=True)
+class LockInfo:
+    """Terraform's LockInfo, as stored in ``Info`` or a ``.tflock`` body."""
+
+    id: str
+    operation: str
+    who: str
+    version: str
+    created: datetime
+    path: str
+    info: str
+    raw: str
+
+    @property
+    def operation_class(self) -> str:
+        """A fixed small set (apply / plan / other), safe as a metric dimension."""
+        if self.operation in APPLY_OPERATIONS:
+            return "apply"
+        if self.operation in READ_ONLY_OPERATIONS:
+            return "plan"
+        return "other"
+
+    @property
+    def read_only(self) -> bool:
+        return self.operation in READ_ONLY_OPERATIONS
+
+    def age_seconds(self, now: datetime) -> float:
+        return max(0.0, (now - self.created).total_seconds())
+
+    def summary(self) -> dict[str, Any]:
+        """What a finding may show about a lock: never anything from the state."""
+        return {
+            "id": self.id,
+            "operation": self.operation,
+            "who": self.who,
+            "version": self.version,
+            "created": format_time(self.created),
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
+class LockItem:
+    bucket: str
+    key: str
+    lock: LockInfo
+
+    @property
+    def lock_id_key(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+@dataclass(frozen=True)
+class DigestItem:
+    bucket: str
+    key: str
+    digest: str
+
+
+@dataclass(frozen=True)
+class BadItem:
+    """A table item that is neither a valid lock nor a valid digest."""
+
+    lock_id: str | None
+    reason: str
+    foreign: bool  # True when it has neither Terraform attribute (another workload's item)
+
+
+def parse_time(value: str) -> datetime:
+    """RFC 3339 with 0..9 fractional digits (Terraform writes nanoseconds)."""
+    match = _RFC3339.match(value.strip()) if isinstance(value, str) else None
+    if not match:
+        raise MalformedItem(f"Created is not an RFC 3339 time: {value!r}")
+    frac = (match["frac"] or "")[:6].ljust(6, "0")
+    tz = match["tz"]
+    tz = "+00:00" if tz in ("Z", "z") else tz
+    base = match["base"].replace("t", "T").replace(" ", "T")
+    try:
+        return datetime.fromisoformat(f"{base}.{frac}{tz}").astimezone(timezone.utc)
+    except ValueError as exc:
+        raise MalformedItem(f"Created is not a valid time: {value!r}") from exc
+
+
+def format_time(value: datetime) -> str:
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_lock_info(raw: str) -> LockInfo:
+    try:
+        doc = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise MalformedItem(f"lock info is not JSON ({exc.__class__.__name__})") from exc
+    if not isinstance(doc, dict):
+        raise MalformedItem("lock info is not a JSON object")
+    lock_id = doc.get("ID")
+    if not isinstance(lock_id, str) or not lock_id:
+        raise MalformedItem("lock info has no ID")
+    for field in ("Operation", "Who", "Version", "Path", "Info"):
+        if field in doc and not isinstance(doc[field], str):
+            raise MalformedItem(f"lock info field {field} is not a string")
+    created = doc.get("Created")
+    if not isinstance(created, str):
+        raise MalformedItem("lock info has no Created time")
+    return LockInfo(
+        id=lock_id,
+        operation=doc.get("Operation", ""),
+        who=doc.get("Who", ""),
+        version=doc.get("Version", ""),
+        created=parse_time(created),
+        path=doc.get("Path", ""),
+        info=doc.get("Info", ""),
+        raw=raw,
+    )
+
+
+def split_lock_id(lock_id: str) -> tuple[str, str]:
+    """``<bucket>/<key>``: bucket names cannot contain '/', keys can."""
+    bucket, sep, key = lock_id.partition("/")
+    if not sep or not bucket or not key:
+        raise MalformedItem(f"LockID is not <bucket>/<key>: {lock_id!r}")
+    return bucket, key
+
+
+def _string_attr(item: dict[str, Any], name: str) -> str | None:
+    """The S value of a low-level DynamoDB attribute; MalformedItem if another type."""
+    if name not in item:
+        return None
+    value = item[name]
+    if not isinstance(value, dict) or "S" not in value or not isinstance(value["S"], str):
+        kind = next(iter(value), "?") if isinstance(value, dict) else type(value).__name__
+        raise MalformedItem(f"{name} is of type {kind}, not a string (S)")
+    return value["S"]
+
+
+def classify_item(item: dict[str, Any]) -> LockItem | DigestItem | BadItem:
+    """Classify one low-level (typed) DynamoDB item from the lock table."""
+    lock_id: str | None = None
+    try:
+        lock_id = _string_attr(item, "LockID")
+        if lock_id is None:
+            raise MalformedItem("item has no LockID")
+        has_info, has_digest = "Info" in item, "Digest" in item
+        if has_info and has_digest:
+            raise MalformedItem("item has both Info and Digest")
+        if not has_info and not has_digest:
+            return BadItem(lock_id, "item has neither Info (lock) nor Digest (state digest)", True)
+        bucket, key = split_lock_id(lock_id)
+        if has_digest:
+            digest = _string_attr(item, "Digest") or ""
+            if not key.endswith(DIGEST_SUFFIX) or len(key) == len(DIGEST_SUFFIX):
+                raise MalformedItem("digest item's LockID does not end in -md5")
+            if not _HEX_MD5.match(digest):
+                raise MalformedItem("Digest is not a lowercase hex MD5 (Terraform skips its check)")
+            return DigestItem(bucket, key[: -len(DIGEST_SUFFIX)], digest)
+        info = parse_lock_info(_string_attr(item, "Info") or "")
+        return LockItem(bucket, key, info)
+    except MalformedItem as exc:
+        return BadItem(lock_id, str(exc), False)
+
+
+def normalize_etag(etag: str | None) -> str:
+    return (etag or "").strip().strip('"').lower()
