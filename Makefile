@@ -8,7 +8,7 @@ SAM_ENV := PYENV_VERSION=3.11.7:3.12.1:3.13.0 SAM_CLI_TELEMETRY=0
 ENV ?= seoul
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy bench clean
+.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -48,8 +48,11 @@ build: setup ## sam build (layer built for python3.13 / arm64)
 deploy: build ## sam deploy --config-env $(ENV) (see samconfig.toml)
 	$(SAM_ENV) $(BIN)/sam deploy --config-env $(ENV)
 
+stackset: build ## plain CloudFormation for a StackSet (build/stackset/) and the commands to deploy it to an OU
+	$(BIN)/python scripts/stackset.py
+
 bench: setup ## API calls, bytes, time and memory: tfjanitor vs a naive scanner at 1,000 and 10,000 states
 	$(BIN)/python bench/bench.py
 
 clean: ## remove build and run outputs (keeps .venv)
-	rm -rf .aws-sam demo-output bench-output .pytest_cache
+	rm -rf .aws-sam build demo-output bench-output .pytest_cache

@@ -52,6 +52,7 @@ class Finding:
     message: str
     details: dict[str, Any] = field(default_factory=dict)
     fix: list[str] = field(default_factory=list)
+    account: str | None = None  # the 12-digit AWS account, where known (the CLI asks STS; the Lambda its ARN)
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -73,6 +74,7 @@ class ScanError:
     target: str  # table or bucket (and key) the check was about
     code: str  # AWS error code, or a short name of ours
     message: str
+    region: str | None = None  # set when a run reads several regions
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -240,6 +242,8 @@ class ScanResult:
     # When this run's first read started: its evidence is no newer than this, so it never resolves or
     # reopens an alert changed after it (see alerts.lifecycle).
     read_at: datetime | None = None
+    account: str | None = None
+    regions: list[str] = field(default_factory=list)  # every region read (a fleet scan reads several)
 
     @property
     def complete(self) -> bool:
@@ -263,7 +267,9 @@ class ScanResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "account": self.account,
             "region": self.region,
+            "regions": list(self.regions or [self.region]),
             "complete": self.complete,
             "tables": list(self.tables),
             "buckets": list(self.buckets),

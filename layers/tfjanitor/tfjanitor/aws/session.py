@@ -86,11 +86,28 @@ class AwsSession:
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
         # botocore's standard retry mode: backoff with jitter on throttling and 5xx.
-        self._retries = {"mode": "standard", "max_attempts": max_attempts}
+        self._max_attempts = max_attempts
 
     @property
     def default_region(self) -> str | None:
         return self._session.region_name
+
+    def fork(self) -> AwsSession:
+        """The same credentials and endpoint in a session of its own (own clients, own call counts), for
+        reading another region concurrently: boto3 sessions are not thread-safe."""
+        creds = self._session.get_credentials()
+        frozen = creds.get_frozen_credentials() if creds is not None else None
+        session = boto3.session.Session(
+            aws_access_key_id=frozen.access_key if frozen else None,
+            aws_secret_access_key=frozen.secret_key if frozen else None,
+            aws_session_token=frozen.token if frozen else None,
+            region_name=self._session.region_name,
+        )
+        return AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts)
+
+    def client(self, service: str, region: str) -> Any:
+        """A counted client of any other service (STS, EC2) in ``region``."""
+        return self._client(service, region)
 
     def _client(self, service: str, region: str) -> Any:
         cached = self._clients.get((service, region))
@@ -105,7 +122,7 @@ class AwsSession:
             return cached
         custom_endpoint = self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
         config = Config(
-            retries=self._retries,  # type: ignore[arg-type]
+            retries={"mode": "standard", "max_attempts": self._max_attempts},
             connect_timeout=5,
             read_timeout=30,
             s3={"addressing_style": "path"} if custom_endpoint else None,

@@ -47,11 +47,23 @@ def build_parser() -> argparse.ArgumentParser:
             "2: the scan could not complete (see errors) or bad usage."
         ),
     )
-    scan.add_argument("--region", help="AWS region of the lock tables (default: AWS_REGION / profile)")
     scan.add_argument(
-        "--table", dest="tables", action="append", required=True, metavar="NAME",
+        "--region", dest="regions", action="append", default=[], metavar="REGION",
+        help="AWS region of the lock tables (repeatable; default: AWS_REGION / profile)",
+    )
+    scan.add_argument(
+        "--all-regions", action="store_true", help="every region enabled in the account (read concurrently)",
+    )
+    scan.add_argument(
+        "--table", dest="tables", action="append", default=[], metavar="NAME",
         help="lock table name (repeatable)",
     )
+    scan.add_argument(
+        "--discover-tables", action="store_true",
+        help="also find lock tables by their key schema (LockID, HASH, String) in each region scanned",
+    )
+    scan.add_argument("--role-arn", metavar="ARN", help="assume this role first (e.g. the read-only role of roles/reader.yaml)")
+    scan.add_argument("--external-id", metavar="ID", help="external ID for --role-arn")
     scan.add_argument(
         "--bucket", dest="buckets", action="append", default=[], metavar="NAME",
         help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
@@ -122,11 +134,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _session_and_region(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _session_and_region(args: argparse.Namespace, region: str | None = None):  # type: ignore[no-untyped-def]
     """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile."""
     from tfjanitor.aws.session import AwsError, profile_session  # noqa: PLC0415
 
-    region_choice = args.region or os.environ.get("AWS_REGION") or None
+    region_choice = region or getattr(args, "region", None) or os.environ.get("AWS_REGION") or None
     try:
         session = profile_session(args.profile, region_choice)
     except AwsError as exc:
@@ -206,27 +218,41 @@ def cmd_local(args: argparse.Namespace) -> int:
 
 
 def cmd_scan(args: argparse.Namespace) -> int:
-    from tfjanitor.aws.session import AwsSession  # noqa: PLC0415  (imported here: keeps `tfjanitor --help` fast)
+    from tfjanitor.aws.identity import account_id, assume_role, enabled_regions  # noqa: PLC0415 (keeps --help fast)
+    from tfjanitor.aws.session import AwsError, AwsSession  # noqa: PLC0415
     from tfjanitor.cli.output import to_json, to_table  # noqa: PLC0415
-    from tfjanitor.scan.sweeper import Sweeper, SweepRequest  # noqa: PLC0415
+    from tfjanitor.scan.fleet import FleetRequest, scan_regions  # noqa: PLC0415
 
-    session, region = _session_and_region(args)
+    if not args.tables and not args.discover_tables:
+        print("tfjanitor scan: name a lock table (--table NAME) or use --discover-tables", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    session, region = _session_and_region(args, args.regions[0] if args.regions else None)
     if session is None:
         return EXIT_INCOMPLETE
-    aws = AwsSession(session, endpoint_url=args.endpoint_url)
-    request = SweepRequest(
-        region=region,
+    try:
+        if args.role_arn:
+            session = assume_role(session, args.role_arn, args.external_id, region, args.endpoint_url)
+        aws = AwsSession(session, endpoint_url=args.endpoint_url)
+        regions = enabled_regions(aws, region) if args.all_regions else list(dict.fromkeys(args.regions or [region]))
+    except AwsError as exc:
+        print(f"tfjanitor: {exc.operation}: {exc.code}: {exc.message}", file=sys.stderr)
+        return EXIT_INCOMPLETE
+    try:
+        account: str | None = account_id(aws, region)
+    except AwsError as exc:  # the scan itself can still run: only the findings' account stays unknown
+        print(f"tfjanitor: cannot tell the account ({exc.code}): findings carry account null", file=sys.stderr)
+        account = None
+    request = FleetRequest(
+        regions=regions,
         tables=list(dict.fromkeys(args.tables)),
         buckets=list(dict.fromkeys(args.buckets)),
+        discover_tables=args.discover_tables,
+        peer_regions=list(dict.fromkeys(args.peer_regions)),
         policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
+        audit=not args.skip_audit,
         deadline=Deadline.after(args.time_budget) if args.time_budget else None,
     )
-    result = Sweeper(aws).sweep(request)
-    if not args.skip_audit:
-        from tfjanitor.scan.auditor import Auditor, AuditRequest  # noqa: PLC0415
-
-        Auditor(aws).audit(AuditRequest(region, request.tables, list(dict.fromkeys(args.peer_regions))), result,
-                           request.deadline)
+    result = scan_regions(aws, request, account)
     sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
     return result.exit_code
 

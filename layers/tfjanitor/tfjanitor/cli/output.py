@@ -46,7 +46,9 @@ def to_table(result: ScanResult) -> str:
     s = result.stats
     out: list[str] = []
     out.append(
-        f"tfjanitor scan  region {result.region}  tables {', '.join(result.tables) or '-'}  "
+        f"tfjanitor scan  {'account ' + result.account + '  ' if result.account else ''}"
+        f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
+        f"tables {', '.join(result.tables) or '-'}  "
         f"buckets {', '.join(result.buckets) or '-'}"
     )
     by_sev = Counter(f.severity.value for f in result.findings)
@@ -70,6 +72,8 @@ def to_table(result: ScanResult) -> str:
         for i, f in enumerate(result.findings, 1):
             out.append("")
             where = f"table {f.table}" if f.table else f"region {f.region}"
+            if len(result.regions) > 1:
+                where += f", {f.region}"
             out.append(f"[{i}] {f.severity.value.upper()} {f.kind.value} ({where})")
             out.append(f"    {f.message}")
             for step in f.fix:
@@ -94,7 +98,9 @@ def to_table(result: ScanResult) -> str:
             f"SWEEP INCOMPLETE: {len(result.errors)} check{'s' if len(result.errors) != 1 else ''} could not run, "
             "so what they cover is NOT known to be healthy:"
         )
-        out += ["  " + line for line in _table([["CHECK", "TARGET", "ERROR"]] + [[e.check, e.target, e.code] for e in result.errors])]
+        out += ["  " + line for line in _table(
+            [["CHECK", "REGION", "TARGET", "ERROR"]] + [[e.check, e.region or result.region, e.target, e.code] for e in result.errors]
+        )]
         for e in result.errors:
             out.append(f"  - {e.message}")
     return "\n".join(out) + "\n"

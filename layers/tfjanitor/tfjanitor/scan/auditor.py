@@ -20,7 +20,7 @@ from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
 from tfjanitor.durations import Deadline, OutOfTime, in_time
 from tfjanitor.model import BucketFacts, BucketPosture, Finding, Inventory, Kind, ObjectVersion, ScanError, ScanResult
-from tfjanitor.scan.sweeper import _describe
+from tfjanitor.scan.sweeper import describe_error
 from tfjanitor.terraform import LOCKFILE_SUFFIX
 
 CONNECTION_ERRORS = frozenset({
@@ -94,7 +94,7 @@ class Auditor:
     # -- one lock table ---------------------------------------------------------------------
 
     def _error(self, result: ScanResult, check: str, target: str, exc: AwsError, what: str, name: str) -> None:
-        result.errors.append(ScanError(check, target, exc.code, _describe(exc, what, name)))
+        result.errors.append(ScanError(check, target, exc.code, describe_error(exc, what, name)))
 
     def _table(self, result: ScanResult, table: str, stream_arn: str | None) -> None:
         region = result.region
@@ -132,7 +132,7 @@ class Auditor:
                 return  # no same-named table there: nothing to split
             result.errors.append(ScanError(
                 "scan_peer_table", table, exc.code,
-                _describe(exc, "peer table", f"{table} in {peer}") + " (split-brain check)",
+                describe_error(exc, "peer table", f"{table} in {peer}") + " (split-brain check)",
             ))
             return
         for (bucket, key), holder in audit.peer_holders(items).items():

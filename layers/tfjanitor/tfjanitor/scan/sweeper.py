@@ -221,7 +221,7 @@ class Sweeper:
                     target = f"{digest.bucket}/{digest.key}"
                     result.errors.append(
                         ScanError("read_state", target, outcome.code,
-                                  _describe(outcome, "state object", f"s3://{target}"))
+                                  describe_error(outcome, "state object", f"s3://{target}"))
                     )
                 continue
             actual, size, written = outcome
@@ -273,7 +273,7 @@ class Sweeper:
                         read.bad.append((table, item))
                 read.tables_read.add(table)
             except AwsError as exc:
-                result.errors.append(ScanError("scan_table", table, exc.code, _describe(exc, "table", table)))
+                result.errors.append(ScanError("scan_table", table, exc.code, describe_error(exc, "table", table)))
 
         # Buckets: those the tables name plus those given explicitly.
         for table, named in read.buckets_by_table.items():
@@ -335,7 +335,7 @@ class Sweeper:
             if exc.code == "NoSuchBucket":
                 view.exists = False
                 return view, None, errors
-            errors.append(ScanError("bucket_location", name, exc.code, _describe(exc, "bucket", name)))
+            errors.append(ScanError("bucket_location", name, exc.code, describe_error(exc, "bucket", name)))
             bucket_region = None
         try:
             for obj in bucket.list_objects():
@@ -350,7 +350,7 @@ class Sweeper:
             if exc.code == "NoSuchBucket":
                 view.exists = False
             else:
-                errors.append(ScanError("list_bucket", name, exc.code, _describe(exc, "bucket", name)))
+                errors.append(ScanError("list_bucket", name, exc.code, describe_error(exc, "bucket", name)))
         return view, bucket_region, errors
 
     @staticmethod
@@ -423,7 +423,7 @@ class Sweeper:
                 candidate = _Candidate(table, digest, actual, etag, size, written)
             self._confirm(result, [candidate], {bucket: view})
         except AwsError as exc:
-            result.errors.append(ScanError("check_state", lock_id, exc.code, _describe(exc, "state", lock_id)))
+            result.errors.append(ScanError("check_state", lock_id, exc.code, describe_error(exc, "state", lock_id)))
         finally:
             self._count_calls(result.stats, calls_before)
             result.stats.duration_seconds = time.monotonic() - started
@@ -440,7 +440,7 @@ class Sweeper:
                 result.errors.append(
                     ScanError(
                         "read_lockfile", f"{bucket.name}/{key}{LOCKFILE_SUFFIX}", exc.code,
-                        _describe(exc, "lock object", f"s3://{bucket.name}/{key}{LOCKFILE_SUFFIX}"),
+                        describe_error(exc, "lock object", f"s3://{bucket.name}/{key}{LOCKFILE_SUFFIX}"),
                     )
                 )
             return
@@ -476,7 +476,7 @@ class Sweeper:
                 now_items = LockTable(self._aws, result.region, table).get_many(ids)
             except AwsError as exc:
                 result.errors.append(
-                    ScanError("confirm", table, exc.code, _describe(exc, "table", table) + " (drift not confirmed)")
+                    ScanError("confirm", table, exc.code, describe_error(exc, "table", table) + " (drift not confirmed)")
                 )
                 continue
             for c in group:
@@ -530,6 +530,6 @@ _HINTS = {
 }
 
 
-def _describe(exc: AwsError, what: str, name: str) -> str:
+def describe_error(exc: AwsError, what: str, name: str) -> str:
     hint = _HINTS.get(exc.code, exc.message)
     return f"{what} {name}: {hint} ({exc.operation} {exc.code}); its checks did not run"
