@@ -9,13 +9,15 @@ from tfjanitor.runtime.settings import SettingsError, SweeperSettings, parse_dur
 
 
 @pytest.mark.parametrize(
-    ("text", "seconds"), [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1.5h", 5400), ("45", 45)]
+    ("text", "seconds"),
+    [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1.5h", 5400), ("45", 45),
+     ("1h30m", 5400), ("2m30s", 150), ("1d12h", 129600), ("1h0m5s", 3605)],  # compound, as Go and Terraform write them
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)
 
 
-@pytest.mark.parametrize("bad", ["", "2x", "h", "-5m", "0s", "1 week"])
+@pytest.mark.parametrize("bad", ["", "2x", "h", "-5m", "0s", "1 week", "1h30", "h30m", "1h 30m", "0h0m"])
 def test_bad_durations(bad: str) -> None:
     with pytest.raises(ValueError, match="duration"):
         parse_duration(bad)

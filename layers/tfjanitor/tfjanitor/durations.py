@@ -7,23 +7,24 @@ import time
 from collections.abc import Callable
 from datetime import timedelta
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$", re.IGNORECASE)
+_PART = r"(\d+(?:\.\d+)?)([smhd])"
+_DURATION = re.compile(rf"(?:{_PART})+", re.IGNORECASE)  # Go style: 90s, 1h30m, 2m30s, 1.5h
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``2h``, ``1d`` (a bare number is seconds)."""
+    """``90s``, ``15m``, ``2h``, ``1d``, compound as Terraform users write them (``1h30m``, ``2m30s``);
+    a bare number is seconds."""
     if isinstance(text, (int, float)):
         seconds = float(text)
     else:
         stripped = str(text).strip()
-        match = _DURATION.match(stripped)
-        if match:
-            seconds = float(match[1]) * _UNITS[match[2].lower()]
+        if _DURATION.fullmatch(stripped):
+            seconds = sum(float(n) * _UNITS[unit.lower()] for n, unit in re.findall(_PART, stripped, re.IGNORECASE))
         elif re.fullmatch(r"\d+(?:\.\d+)?", stripped):
             seconds = float(stripped)
         else:
-            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 2h, 1d)")
+            raise ValueError(f"not a duration: {text!r} (use e.g. 90s, 15m, 1h30m, 2h, 1d)")
     if seconds <= 0:
         raise ValueError(f"duration must be positive: {text!r}")
     return timedelta(seconds=seconds)

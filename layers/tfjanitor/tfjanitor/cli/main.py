@@ -79,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
-        help="age after which a lock is stale (default 1h; e.g. 90s, 15m, 2h, 1d)",
+        help="age after which a lock is stale (default 1h; e.g. 90s, 15m, 1h30m, 2h, 1d)",
     )
     scan.add_argument(
         "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
