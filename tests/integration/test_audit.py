@@ -289,7 +289,7 @@ def alerting(backend):  # type: ignore[no-untyped-def]
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
     topic = client("sns", backend).create_topic(Name="tfjanitor-alerts")["TopicArn"]
-    return {"region": REGION, "findings_table": "tfjanitor-findings", "alert_topic_arn": topic,
+    return {"region": REGION, "findings_table": "tfjanitor-findings", "alert_topic_arns": [topic],
             "lock_tables": [TABLE]}
 
 
@@ -342,7 +342,7 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     ddb.update_table(TableName=TABLE, StreamSpecification={"StreamEnabled": False})
     env = {
         "AWS_REGION": REGION, "LOCK_TABLES": TABLE, "PEER_REGIONS": PEER, "LOCK_TABLE_STREAM_ARN": old_arn,
-        "FINDINGS_TABLE": alerting["findings_table"], "ALERT_TOPIC_ARN": alerting["alert_topic_arn"],
+        "FINDINGS_TABLE": alerting["findings_table"], "ALERT_TOPIC_ARN": alerting["alert_topic_arns"][0],
         "POWERTOOLS_SERVICE_NAME": "tfjanitor", "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }

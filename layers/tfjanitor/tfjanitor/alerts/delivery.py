@@ -1,11 +1,13 @@
-"""Send a notice as an email through the alert topic (subject made SNS-safe)."""
+"""Send a notice as an email through the alert topics (subject made SNS-safe)."""
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Sequence
 
 from tfjanitor.alerts.emails import SUBJECT_LIMIT, Email, render
 from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.aws.session import AwsError
 from tfjanitor.aws.topic import Topic
 
 
@@ -17,11 +19,20 @@ def sns_subject(subject: str) -> str:
 
 
 class SnsNotifier:
-    def __init__(self, topic: Topic):
-        self._topic = topic
+    """Publishes each notice to every alert topic: the stack's own and/or the one AlertTopicArn names."""
+
+    def __init__(self, topics: Sequence[Topic]):
+        self._topics = list(topics)
         self.sent: list[Email] = []
 
     def send(self, notice: Notice) -> None:
         email = render(notice)
-        self._topic.publish(sns_subject(email.subject), email.body, email.plain)
+        failed: list[AwsError] = []
+        for topic in self._topics:  # one topic failing does not keep the notice from the others
+            try:
+                topic.publish(sns_subject(email.subject), email.body, email.plain)
+            except AwsError as exc:
+                failed.append(exc)
+        if failed:
+            raise failed[0]
         self.sent.append(email)

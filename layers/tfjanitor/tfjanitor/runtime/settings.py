@@ -21,21 +21,26 @@ class SettingsError(ValueError):
 
 
 class FunctionSettings(BaseModel):
-    """What every function reads: its region and the alert lifecycle's table and topic."""
+    """What every function reads: its region and the alert lifecycle's table and topics."""
 
     model_config = ConfigDict(frozen=True)
     # field -> environment variable (template.yaml sets these)
     ENV: ClassVar[dict[str, str]] = {
         "region": "AWS_REGION",
         "findings_table": "FINDINGS_TABLE",
-        "alert_topic_arn": "ALERT_TOPIC_ARN",
+        "alert_topic_arns": "ALERT_TOPIC_ARN",  # comma-separated: the stack's own and/or AlertTopicArn
         "reminder_interval": "REMINDER_INTERVAL",
     }
 
     region: str
     findings_table: str | None = None
-    alert_topic_arn: str | None = None
+    alert_topic_arns: list[str] = []
     reminder_interval: timedelta = timedelta(hours=24)
+
+    @field_validator("alert_topic_arns", mode="before")
+    @classmethod
+    def _topics(cls, value: object) -> list[str]:
+        return split_list(value)
 
     @field_validator("reminder_interval", mode="before")
     @classmethod
@@ -44,7 +49,7 @@ class FunctionSettings(BaseModel):
 
     @property
     def alerts_enabled(self) -> bool:
-        return bool(self.findings_table and self.alert_topic_arn)
+        return bool(self.findings_table and self.alert_topic_arns)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

@@ -32,7 +32,9 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
     if not settings.alerts_enabled:
         return None, None
     store = DynamoAlertStore(aws, settings.region, settings.findings_table)  # type: ignore[arg-type]
-    return store, SnsNotifier(Topic(aws, settings.region, settings.alert_topic_arn))  # type: ignore[arg-type]
+    # A topic named by AlertTopicArn may live in another region: publish where it is.
+    topics = [Topic(aws, arn.split(":")[3] or settings.region, arn) for arn in settings.alert_topic_arns]
+    return store, SnsNotifier(topics)
 
 
 def _alert(

@@ -1,0 +1,68 @@
+"""AlertTopicArn: alerts go to an existing topic (PagerDuty, Opsgenie, chat) instead of, or besides, the stack's own."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from tests.conftest import BUCKET, REGION, TABLE, client
+from tests.integration.conftest import session
+from tests.support.builders import lock_info, put_lock, put_state, state_body
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.runtime.settings import SweeperSettings
+from tfjanitor.runtime.wiring import sweep_and_alert
+
+KEY = "app/terraform.tfstate"
+ELSEWHERE = "us-east-1"  # an organisation's paging topic need not live in the stack's region
+
+
+def topic_with_queue(server, name: str, region: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+    sns, sqs = client("sns", server, region), client("sqs", server, region)
+    arn = sns.create_topic(Name=name)["TopicArn"]
+    url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+    return arn, url
+
+
+def subjects(server, url: str, region: str) -> list[str]:  # type: ignore[no-untyped-def]
+    messages = client("sqs", server, region).receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return [json.loads(m["Body"])["subject"] for m in messages]
+
+
+def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:  # type: ignore[no-untyped-def]
+    client("dynamodb", backend).create_table(
+        TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
+    )
+    s3, ddb = client("s3", backend), client("dynamodb", backend)
+    put_state(s3, ddb, BUCKET, KEY, state_body())
+    put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
+    # ALERT_TOPIC_ARN as the template sets it: a comma-separated list.
+    return SweeperSettings.from_env({"AWS_REGION": REGION, "LOCK_TABLES": TABLE, "FINDINGS_TABLE": "tfjanitor-findings",
+                                     "ALERT_TOPIC_ARN": ",".join(topics)})
+
+
+def test_each_alert_reaches_the_stacks_topic_and_the_existing_one_in_another_region(backend) -> None:
+    own, own_inbox = topic_with_queue(backend, "tfjanitor-alerts", REGION)
+    paging, paging_inbox = topic_with_queue(backend, "pagerduty", ELSEWHERE)
+    settings = stale_lock_settings(backend, [own, paging])
+
+    result, notices = sweep_and_alert(settings, AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc))
+
+    assert [n.event for n in notices] == ["opened"] and result.errors == []
+    [subject] = subjects(backend, own_inbox, REGION)
+    assert subject.startswith("[tfjanitor] WARNING Stale lock")
+    assert subjects(backend, paging_inbox, ELSEWHERE) == [subject]
+
+
+def test_a_topic_that_fails_does_not_keep_the_alert_from_the_other_and_is_reported(backend) -> None:
+    gone = f"arn:aws:sns:{REGION}:123456789012:deleted-topic"
+    paging, paging_inbox = topic_with_queue(backend, "pagerduty", ELSEWHERE)
+    settings = stale_lock_settings(backend, [gone, paging])
+
+    result, _ = sweep_and_alert(settings, AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc))
+
+    assert [s.startswith("[tfjanitor] WARNING Stale lock") for s in subjects(backend, paging_inbox, ELSEWHERE)] == [True]
+    assert [e.check for e in result.errors] == ["alerts"] and not result.complete
