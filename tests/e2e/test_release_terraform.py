@@ -98,7 +98,8 @@ def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backen
 
 
 def _stack(backend, tmp_path, **params: str) -> LocalStack:  # type: ignore[no-untyped-def]
-    base = {"StaleAfter": "2s", "ReadOnlyStaleAfter": "2s", "StateBucketNames": BUCKET, "AutoRelease": "true",
+    base = {"StaleAfter": "2s", "ReadOnlyStaleAfter": "2s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
+            "AutoRelease": "true",
             "ReleaseGracePeriod": "3s", "ReleaseOperationClasses": "apply,plan,other"}
     return LocalStack(ROOT / "template.yaml", backend.url, REGION, base | params, time_scale=300,
                       emails_dir=tmp_path / "emails", echo=lambda _: None)

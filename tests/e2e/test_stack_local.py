@@ -36,7 +36,7 @@ def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:  # ty
 @pytest.fixture
 def stack(backend, tmp_path) -> LocalStack:  # type: ignore[no-untyped-def]
     params = {
-        "StaleAfter": "3s", "ReadOnlyStaleAfter": "3s", "StateBucketNames": BUCKET,
+        "StaleAfter": "3s", "ReadOnlyStaleAfter": "3s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
         "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5",
     }
     local = LocalStack(ROOT / "template.yaml", backend.url, REGION, params, time_scale=300, emails_dir=tmp_path / "emails",

@@ -1,27 +1,39 @@
-"""template.yaml as a user deploys it: read-only IAM, and settings that match the code."""
+"""template.yaml as a user deploys it: read-only IAM scoped to this account, region and partition, and
+settings that match the code."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import re
+import tomllib
+from typing import Any
 
+import botocore
+import botocore.session
 import pytest
-from cfnlint.decode import decode_str
 
+from tests.support.cfn import ROOT, Rendered, actions, load_template, resources
 from tfjanitor.runtime.settings import AUDITOR_ENV, SWEEPER_ENV
 
-ROOT = Path(__file__).resolve().parents[2]
 READ_ONLY = {
     "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
     "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject",
 }
+# The least a deploy needs (see test_deploy_parameters.py), and a fuller one.
+CHOSEN = {"StateBucketNames": "my-terraform-state", "AlertEmail": "oncall@example.com"}
+FULL = CHOSEN | {
+    "LockTableNames": "terraform-state-lock,platform-locks", "StateBucketNames": "state-a,state-b",
+    "AutoRelease": "true", "LockTableStreamArn": "arn:aws:dynamodb:ap-northeast-2:123456789012:table/x/stream/2026",
+    "AlertTopicArn": "arn:aws:sns:us-east-1:123456789012:pager",
+    "StateKmsKeyArns": "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+}
+FUNCTIONS = ("SweeperFunction", "AuditorFunction", "StreamMonitorFunction")
+TABLE_ARNS = [f"arn:*:dynamodb:*:${{aws:PrincipalAccount}}:table/{t}" for t in ("terraform-state-lock", "platform-locks")]
 
 
 @pytest.fixture(scope="module")
 def template() -> dict:
-    doc, problems = decode_str((ROOT / "template.yaml").read_text())
-    assert not problems, problems
-    return doc
+    return load_template()
 
 
 # SAM policy templates a function may hold, and the only resources they may name: the stack's own.
@@ -33,80 +45,125 @@ OWN_RESOURCE_POLICIES = {
 STREAM_READ = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 
 
+def iam(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The plain IAM statements (SAM policy templates left out)."""
+    return [st for st in statements if "Effect" in st]
+
+
+def by_action(statements: list[dict[str, Any]], action: str) -> dict[str, Any]:
+    [statement] = [st for st in iam(statements) if action in actions(st)]
+    return statement
+
+
 def test_terraform_backend_access_is_read_only(template) -> None:
-    policy = template["Resources"]["ReadTerraformBackendPolicy"]["Properties"]["PolicyDocument"]
-    actions = {a for s in policy["Statement"] for a in s["Action"]}
-    assert actions == READ_ONLY
-    assert all(s["Effect"] == "Allow" for s in policy["Statement"])
-
-
-def rendered_policies(template: dict, function: str, parameters: dict[str, str]) -> list:
-    """The function's policies as CloudFormation renders them for these parameter values."""
-    params = {name: spec.get("Default") for name, spec in template["Parameters"].items()} | parameters
-
-    def condition(name: str) -> bool:
-        spec = template["Conditions"][name]
-        (op, args), = spec.items()
-        if op == "Fn::Equals":
-            left, right = (params[a["Ref"]] if isinstance(a, dict) else a for a in args)
-            return left == right
-        if op == "Fn::Not":
-            (inner_op, inner_args), = args[0].items()
-            return not condition_value(inner_op, inner_args)
-        raise AssertionError(op)
-
-    def condition_value(op: str, args: list) -> bool:
-        assert op == "Fn::Equals"
-        vals = []
-        for a in args:
-            if isinstance(a, dict) and "Ref" in a:
-                vals.append(params[a["Ref"]])
-            elif isinstance(a, dict) and "Fn::Join" in a:
-                sep, parts = a["Fn::Join"]
-                vals.append(sep.join([params[parts["Ref"]]] if isinstance(parts, dict) else parts))
-            else:
-                vals.append(a)
-        return vals[0] == vals[1]
-
-    rendered = []
-    for policy in template["Resources"][function]["Properties"]["Policies"]:
-        if isinstance(policy, dict) and "Fn::If" in policy:
-            name, then, other = policy["Fn::If"]
-            policy = then if condition(name) else other
-            if policy == {"Ref": "AWS::NoValue"}:
-                continue
-        rendered.append(policy)
-    return rendered
+    for params in (CHOSEN, FULL):
+        policy = Rendered(template, params).value(template["Resources"]["ReadTerraformBackendPolicy"]["Properties"])
+        statements = policy["PolicyDocument"]["Statement"]
+        assert {a for s in statements for a in actions(s)} == READ_ONLY | ({"kms:Decrypt"} if params is FULL else set())
+        assert all(s["Effect"] == "Allow" for s in statements)
 
 
 def test_auto_release_off_means_no_delete_permission_at_all(template) -> None:
-    for function in ("SweeperFunction", "StreamMonitorFunction"):
-        text = json.dumps(rendered_policies(template, function, {"AutoRelease": "false"}))
-        assert "Delete" not in text, function
-    managed = json.dumps(template["Resources"]["ReadTerraformBackendPolicy"])
-    assert "Delete" not in managed
+    for function in FUNCTIONS:
+        statements = Rendered(template, FULL | {"AutoRelease": "false"}).statements(function)
+        assert "Delete" not in json.dumps([actions(st) for st in iam(statements)]), function
 
 
-def test_auto_release_on_deletes_only_lock_items_and_tflock_objects(template) -> None:
-    policies = rendered_policies(template, "SweeperFunction", {"AutoRelease": "true", "StateBucketNames": "a,b"})
-    deletes = [st for p in policies if "Statement" in p for st in p["Statement"]]
-    assert {st["Action"] for st in deletes} == {"dynamodb:DeleteItem", "s3:DeleteObject"}
-    s3_delete = next(st for st in deletes if st["Action"] == "s3:DeleteObject")
-    assert json.dumps(s3_delete["Resource"]).count("/*.tflock") >= 1 and "/*\"" not in json.dumps(s3_delete["Resource"])
+def test_auto_release_on_deletes_only_lock_items_and_tflock_objects_of_this_account_and_region(template) -> None:
+    stack = Rendered(template, FULL)
+    statements = stack.statements("SweeperFunction")
+    deletes = [st for st in iam(statements) if any("Delete" in a for a in actions(st))]
+    assert sorted(a for st in deletes for a in actions(st)) == ["dynamodb:DeleteItem", "s3:DeleteObject"]
+    items = by_action(statements, "dynamodb:DeleteItem")
+    assert resources(items) == TABLE_ARNS
+    assert items["Condition"] == {"StringEquals": {"aws:RequestedRegion": "ap-northeast-2"}}
+    assert resources(by_action(statements, "s3:DeleteObject")) == ["arn:*:s3:::state-a/*.tflock", "arn:*:s3:::state-b/*.tflock"]
+    assert "Delete" not in json.dumps(iam(stack.statements("StreamMonitorFunction")))  # only the sweeper releases
 
 
-@pytest.mark.parametrize("function", ["SweeperFunction", "StreamMonitorFunction"])
+@pytest.mark.parametrize("function", FUNCTIONS)
 def test_functions_write_only_to_the_stacks_own_table_topic_and_queue(template, function) -> None:
-    policies = rendered_policies(template, function, {"AutoRelease": "false"})
-    for policy in policies:
-        if policy == {"Ref": "ReadTerraformBackendPolicy"}:
+    statements = Rendered(template, FULL | {"AutoRelease": "false"}).statements(function)
+    for statement in statements:
+        if "Effect" not in statement:  # a SAM policy template: on the stack's own resources only
+            [(name, args)] = statement.items()
+            assert OWN_RESOURCE_POLICIES.get(name) == args, (name, args)
             continue
-        [(name, args)] = policy.items()
-        if name == "Statement":
-            actions = {a for s in args for a in s["Action"]}
-            assert actions <= STREAM_READ, actions
-            continue
-        assert OWN_RESOURCE_POLICIES.get(name) == args, (name, args)
+        writes = [a for a in actions(statement) if not a.startswith(("dynamodb:Scan", "dynamodb:Get", "dynamodb:Batch",
+                                                                     "dynamodb:Describe", "dynamodb:ListStreams",
+                                                                     "s3:List", "s3:Get", "kms:Decrypt"))]
+        if writes:  # the one other write: alerts to the topic the user named in AlertTopicArn
+            assert (writes, resources(statement)) == (["sns:Publish"], [FULL["AlertTopicArn"]]), statement
+
+
+def test_no_arn_names_a_partition(template) -> None:
+    """GovCloud and China deploy the same template: single ARNs use ${AWS::Partition}; per-name lists
+    (Fn::Join takes only a literal delimiter) use "*", the same grant since a role stays in its partition."""
+    text = json.dumps({k: template[k] for k in ("Globals", "Resources", "Outputs")})
+    partitions = set(re.findall(r"arn:([^:\"]*):", text))
+    assert partitions <= {"*", "${AWS::Partition}"}, partitions
+    assert "arn:*:" in text  # the per-name lists below
+
+
+def test_lock_tables_are_this_accounts_in_this_region_and_the_auditors_peer_regions(template) -> None:
+    for function in ("SweeperFunction", "StreamMonitorFunction"):
+        read = by_action(Rendered(template, FULL).statements(function), "dynamodb:GetItem")
+        assert resources(read) == TABLE_ARNS  # ${aws:PrincipalAccount}: IAM's name for the role's own account
+        assert read["Condition"] == {"StringEquals": {"aws:RequestedRegion": "ap-northeast-2"}}
+    auditor = by_action(Rendered(template, FULL).statements("AuditorFunction"), "dynamodb:Scan")
+    assert resources(auditor) == TABLE_ARNS
+    assert auditor["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["ap-northeast-2"]}}
+    peers = by_action(Rendered(template, FULL | {"PeerRegions": "us-east-1,eu-west-1"}).statements("AuditorFunction"),
+                      "dynamodb:Scan")
+    assert peers["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["ap-northeast-2", "us-east-1", "eu-west-1"]}}
+    # Every statement on a lock table pins account and region.
+    for function in FUNCTIONS:
+        for st in iam(Rendered(template, FULL).statements(function)):
+            if any(":table/" in str(r) and "/stream/" not in str(r) for r in resources(st)):
+                assert all("${aws:PrincipalAccount}" in r for r in resources(st)), st
+                assert "aws:RequestedRegion" in st["Condition"]["StringEquals"], st
+
+
+def test_state_buckets_are_exactly_the_named_ones_and_star_only_when_chosen(template) -> None:
+    named = Rendered(template, FULL).statements("SweeperFunction")
+    assert resources(by_action(named, "s3:ListBucket")) == ["arn:*:s3:::state-a", "arn:*:s3:::state-b"]
+    assert resources(by_action(named, "s3:GetObject")) == ["arn:*:s3:::state-a/*", "arn:*:s3:::state-b/*"]
+    everything = Rendered(template, FULL | {"StateBucketNames": "*"}).statements("SweeperFunction")
+    assert resources(by_action(everything, "s3:GetObject")) == ["arn:*:s3:::*/*"]
+    assert "Default" not in template["Parameters"]["StateBucketNames"]
+
+
+def test_kms_decrypt_only_for_the_state_readers_only_through_s3_in_this_region(template) -> None:
+    keys = FULL["StateKmsKeyArns"].split(",")
+    for function in ("SweeperFunction", "StreamMonitorFunction"):
+        decrypt = by_action(Rendered(template, FULL).statements(function), "kms:Decrypt")
+        assert actions(decrypt) == ["kms:Decrypt"] and resources(decrypt) == keys
+        assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": ["s3.ap-northeast-2.amazonaws.com"] * 2}}
+    china = by_action(Rendered(template, FULL, region="cn-north-1", partition="aws-cn").statements("SweeperFunction"),
+                      "kms:Decrypt")
+    assert china["Condition"]["StringEquals"]["kms:ViaService"] == ["s3.cn-north-1.amazonaws.com",
+                                                                    "s3.cn-north-1.amazonaws.com.cn"]
+    assert "kms:" not in json.dumps(iam(Rendered(template, FULL).statements("AuditorFunction")))  # never reads a state
+    for function in FUNCTIONS:  # no key named: no KMS permission at all
+        assert "kms:" not in json.dumps(iam(Rendered(template, CHOSEN | {"LockTableStreamArn": "s"}).statements(function)))
+
+
+def test_the_layer_runs_the_boto3_the_tests_run_with_the_conditional_delete() -> None:
+    """Lambda's own boto3 may predate S3 DeleteObject's IfMatch (botocore 1.35.67, from botocore's S3
+    service model history): the layer pins the versions the tests ran, and the CLI's floor has it."""
+    pins = dict(line.split("==") for line in (ROOT / "layers/tfjanitor/requirements.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert sorted(project["optional-dependencies"]["lambda"]) == sorted(f"{k}=={v}" for k, v in pins.items())
+    assert botocore.__version__ == pins["botocore"]  # what the tests run is what Lambda runs
+    model = botocore.session.get_session().get_service_model("s3")
+    assert "IfMatch" in model.operation_model("DeleteObject").input_shape.members
+    [floor] = [d.removeprefix("boto3>=") for d in project["dependencies"] if d.startswith("boto3>=")]
+
+    def version(text: str) -> tuple[int, ...]:
+        return tuple(int(p) for p in text.split("."))
+
+    assert version("1.35.67") <= version(floor) <= version(pins["boto3"])
 
 
 def test_sweeper_environment_covers_its_settings(template) -> None:
@@ -126,8 +183,6 @@ def test_layer_is_built_for_the_functions_runtime(template) -> None:
 
 
 def test_schedule_event_file_is_a_scheduler_event() -> None:
-    import json
-
     event = json.loads((ROOT / "events/schedule.json").read_text())
     assert event["detail-type"] == "Scheduled Event"
 
@@ -142,19 +197,13 @@ AUDITOR_READ = {
 
 
 def test_auditor_is_read_only_and_never_reads_a_state(template) -> None:
+    statements = Rendered(template, FULL | {"AlertTopicArn": ""}).statements("AuditorFunction")
+    assert {a for st in iam(statements) for a in actions(st)} == AUDITOR_READ
+    assert all(st["Effect"] == "Allow" for st in iam(statements))
     policies = template["Resources"]["AuditorFunction"]["Properties"]["Policies"]
-    statements = [st for p in policies if "Statement" in p for st in p["Statement"]]
-    assert {a for st in statements for a in st["Action"]} == AUDITOR_READ
-    assert all(st["Effect"] == "Allow" for st in statements)
     assert {"Ref": "ReadTerraformBackendPolicy"} not in policies  # that one holds s3:GetObject
-    others = [p for p in policies if "Statement" not in p]
-    for policy in others:
-        [(name, args)] = policy.items()
-        assert OWN_RESOURCE_POLICIES.get(name) == args, (name, args)
+    others = [st for st in statements if "Effect" not in st]
     assert {next(iter(p)) for p in others} == {"DynamoDBCrudPolicy", "SNSPublishMessagePolicy"}
-    # Same-named tables in every region (the peer regions), and only the named lock tables.
-    table_resource = json.dumps(next(st for st in statements if "dynamodb:Scan" in st["Action"])["Resource"])
-    assert "arn:aws:dynamodb:*:*:table/" in table_resource and "LockTableNames" in table_resource
 
 
 def test_auditor_environment_covers_its_settings_and_runs_daily_by_default(template) -> None:
@@ -166,13 +215,3 @@ def test_auditor_environment_covers_its_settings_and_runs_daily_by_default(templ
     assert event["Type"] == "ScheduleV2" and event["Properties"]["ScheduleExpression"] == {"Ref": "AuditSchedule"}
     assert template["Parameters"]["AuditSchedule"]["Default"] == "rate(1 day)"
     assert template["Parameters"]["PeerRegions"]["Default"] == ""
-
-
-def test_samconfig_environments_peer_each_other() -> None:
-    import tomllib
-
-    config = tomllib.loads((ROOT / "samconfig.toml").read_text())
-    regions = {env: config[env]["deploy"]["parameters"]["region"] for env in ("seoul", "virginia")}
-    for env, other in (("seoul", "virginia"), ("virginia", "seoul")):
-        overrides = config[env]["deploy"]["parameters"]["parameter_overrides"]
-        assert f"PeerRegions={regions[other]}" in overrides.split(), overrides

@@ -178,11 +178,23 @@ def cmd_unlock(args: argparse.Namespace) -> int:
     )
 
 
+# What `tfjanitor local` imports beyond the CLI's own boto3: the `local` extra (module -> distribution).
+LOCAL_EXTRA = {"moto": "moto[server]", "samcli": "aws-sam-cli", "aws_lambda_powertools": "aws-lambda-powertools",
+               "pydantic": "pydantic"}
+
+
 def cmd_local(args: argparse.Namespace) -> int:
+    import importlib.util  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
+    missing = [dist for module, dist in LOCAL_EXTRA.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"tfjanitor local: needs the 'local' extra (missing {', '.join(missing)}): "
+              "pip install 'tfjanitor[local]'", file=sys.stderr)
+        return EXIT_INCOMPLETE
+
     from tfjanitor.local.emulator import MotoServer  # noqa: PLC0415
-    from tfjanitor.local.runner import LocalStack  # noqa: PLC0415
+    from tfjanitor.local.runner import LocalStack, ParameterError  # noqa: PLC0415
 
     params = {}
     for item in args.param:
@@ -205,7 +217,11 @@ def cmd_local(args: argparse.Namespace) -> int:
             Path(args.template), endpoint, region, params, args.time_scale,
             Path(args.emails_dir) if args.emails_dir else None,
         )
-        stack.setup()
+        try:
+            stack.setup()
+        except ParameterError as exc:
+            print(f"tfjanitor local: {args.template}: {exc}", file=sys.stderr)
+            return EXIT_INCOMPLETE
         try:
             stack.run(args.duration.total_seconds() if args.duration else float("inf"))
         except KeyboardInterrupt:

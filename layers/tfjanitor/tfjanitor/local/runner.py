@@ -2,6 +2,8 @@
 
 - Functions, handlers, environment and events come from SAM CLI's own template providers
   (what ``sam local`` stands on), so Globals, parameters and ``!Ref`` resolve as in AWS.
+- Parameters are checked as CloudFormation checks them when it creates a change set (required
+  values, AllowedValues, AllowedPattern per list element, Rules), with the same messages.
 - Scheduled functions run on their rate, optionally compressed (``time_scale``).
 - The lock table's DynamoDB stream is polled and handed to the stream function in the
   template's batch size, in Lambda's record shape; partial batch failures are retried
@@ -77,11 +79,67 @@ class LocalFunction:
         return None
 
 
+class ParameterError(ValueError):
+    """Parameter values CloudFormation would refuse when creating the change set."""
+
+
+def _rule_value(expr: Any, values: dict[str, Any]) -> Any:
+    """The rule-specific intrinsic functions template.yaml's Rules use."""
+    if not isinstance(expr, dict):
+        return expr
+    [(op, args)] = expr.items()
+    if op == "Ref":
+        return values[args]
+    if op == "Fn::Equals":
+        left, right = (_rule_value(a, values) for a in args)
+        return left == right
+    if op == "Fn::Not":
+        return not _rule_value(args[0], values)
+    if op == "Fn::And":
+        return all(_rule_value(a, values) for a in args)
+    if op == "Fn::Or":
+        return any(_rule_value(a, values) for a in args)
+    raise ValueError(f"rule function {op} is not supported locally")
+
+
+def check_parameters(template: dict[str, Any], overrides: dict[str, str]) -> list[str]:
+    """What CloudFormation would say about these parameter values, in its words ([] when it accepts them)."""
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for name, spec in template.get("Parameters", {}).items():
+        if name not in overrides and "Default" not in spec:
+            problems.append(f"Parameters: [{name}] must have values")
+            continue
+        raw = str(overrides.get(name, spec.get("Default")))
+        is_list = spec.get("Type") == "CommaDelimitedList"
+        values[name] = raw.split(",") if is_list else raw
+        allowed = [str(v) for v in spec.get("AllowedValues", [])]
+        pattern = spec.get("AllowedPattern")
+        for element in values[name] if is_list else [raw]:
+            if (allowed and element not in allowed) or (pattern and not re.fullmatch(pattern, element)):
+                problems.append(f"Parameter '{name}' must satisfy constraint: "
+                                f"{spec.get('ConstraintDescription') or f'[AllowedValues: {allowed}]'} (got {element!r})")
+                break
+    if problems:
+        return problems
+    for rule in template.get("Rules", {}).values():
+        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
+            continue
+        problems += [a["AssertDescription"] for a in rule["Assertions"] if not _rule_value(a["Assert"], values)]
+    return problems
+
+
 def load_functions(template: Path, parameters: dict[str, str]) -> list[LocalFunction]:
-    """The template's functions as SAM CLI resolves them (Globals merged, parameters applied)."""
+    """The template's functions as SAM CLI resolves them (Globals merged, parameters applied), after
+    the parameter checks CloudFormation makes (``ParameterError`` lists what it would refuse)."""
     os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
     from samcli.lib.providers.sam_function_provider import SamFunctionProvider  # noqa: PLC0415
     from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider  # noqa: PLC0415
+    from samcli.yamlhelper import yaml_parse  # noqa: PLC0415
+
+    problems = check_parameters(yaml_parse(template.read_text()), parameters)
+    if problems:
+        raise ParameterError("; ".join(problems))
 
     stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters)
     functions = []
@@ -190,8 +248,9 @@ class LocalStack:
                 params["LockTableStreamArn"] = arn
         self.functions = load_functions(self.template, params)
         resources = {"FindingsTable": FINDINGS_TABLE, "AlertTopic": self.topic_arn}
-        for fn in self.functions:
-            fn.environment = {k: resources.get(v, v) for k, v in fn.environment.items()}
+        for fn in self.functions:  # a !Ref to one of the stack's resources resolves to its logical ID
+            fn.environment = {k: ",".join(resources.get(part, part) for part in v.split(","))
+                              for k, v in fn.environment.items()}
             self.echo(f"[local] {fn.name}: {fn.handler} from {fn.code_dir}"
                       + (f", every {fn.schedule_seconds / self.time_scale:g}s (rate / {self.time_scale:g})"
                          if fn.schedule_seconds else "")
