@@ -1,3 +1,0 @@
-"""tfjanitor: stale Terraform locks, digest drift and cross-region lock tables, found and explained."""
-
-__version__ = "0.1.0"

@@ -1,1 +1,0 @@
-"""Alert lifecycle (open, worse, remind, resolve), its store, email rendering and delivery."""

@@ -1,1 +1,0 @@
-"""Releasing stale locks: the conditional delete, by hand (`tfjanitor unlock`) and automatically."""

@@ -1,1 +1,0 @@
-"""What each Lambda function calls: settings, wiring, telemetry and observability objects."""

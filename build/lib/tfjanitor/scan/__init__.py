@@ -1,1 +1,0 @@
-"""The readers: the sweep (lock tables and buckets), the audit (settings and peers), the stream monitor."""
