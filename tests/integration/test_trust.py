@@ -76,7 +76,7 @@ def alerting(backend) -> dict[str, Any]:  # type: ignore[no-untyped-def]
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
     )
     topic = client("sns", backend).create_topic(Name="tfjanitor-alerts")["TopicArn"]
-    return {"region": REGION, "findings_table": FINDINGS, "alert_topic_arn": topic, "lock_tables": [TABLE]}
+    return {"region": REGION, "findings_table": FINDINGS, "alert_topic_arns": [topic], "lock_tables": [TABLE]}
 
 
 def alerts(backend) -> dict[str, str]:  # type: ignore[no-untyped-def]

@@ -9,7 +9,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from tfjanitor.durations import parse_duration, split_list
 from tfjanitor.model import StalePolicy
@@ -34,7 +34,8 @@ class FunctionSettings(BaseModel):
 
     region: str
     findings_table: str | None = None
-    alert_topic_arns: list[str] = []
+    # (alert_topic_arn: its name when it held one topic, still accepted)
+    alert_topic_arns: list[str] = Field([], validation_alias=AliasChoices("alert_topic_arns", "alert_topic_arn"))
     reminder_interval: timedelta = timedelta(hours=24)
 
     @field_validator("alert_topic_arns", mode="before")
