@@ -105,6 +105,25 @@ def test_no_arn_names_a_partition(template) -> None:
     assert "arn:*:" in text  # the per-name lists below
 
 
+def test_policy_variables_are_read_as_variables(template) -> None:
+    """IAM reads ${aws:PrincipalAccount} as a variable only in a "2012-10-17" document (SAM writes none)."""
+    documents: list[dict[str, Any]] = []
+
+    def collect(node: Any) -> None:
+        if isinstance(node, dict):
+            if "Statement" in node and "${aws:" in json.dumps(node):
+                documents.append(node)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for value in node:
+                collect(value)
+
+    collect(template["Resources"])
+    assert len(documents) == 3  # the sweeper's reads and release, the auditor's reads
+    assert all(doc.get("Version") == "2012-10-17" for doc in documents)
+
+
 def test_lock_tables_are_this_accounts_in_this_region_and_the_auditors_peer_regions(template) -> None:
     for function in ("SweeperFunction", "StreamMonitorFunction"):
         read = by_action(Rendered(template, FULL).statements(function), "dynamodb:GetItem")
