@@ -122,8 +122,8 @@ def test_outputs_say_what_to_do_next(template) -> None:
     assert command == ("tfjanitor scan --region ap-northeast-2 --table terraform-state-lock --table platform-locks"
                        " --bucket lockfile-states --peer-region us-east-1")
     args = build_parser().parse_args(shlex.split(command)[1:])  # the CLI takes it as printed
-    assert (args.region, args.tables, args.buckets, args.peer_regions) == (
-        "ap-northeast-2", ["terraform-state-lock", "platform-locks"], ["lockfile-states"], ["us-east-1"])
+    assert (args.regions, args.tables, args.buckets, args.peer_regions) == (
+        ["ap-northeast-2"], ["terraform-state-lock", "platform-locks"], ["lockfile-states"], ["us-east-1"])
     assert Rendered(template, CHOSEN).output("ScanCommand") == (
         "tfjanitor scan --region ap-northeast-2 --table terraform-state-lock")
 
