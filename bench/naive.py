@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 import boto3
 from botocore.config import Config
 
-READ_ONLY = {"OperationTypePlan", "OperationTypeRefresh"}
+READ_ONLY = {"OperationTypePlan", "migration source state"}  # as tfjanitor: the rest may write state
 
 
 def _created(text: str) -> datetime:

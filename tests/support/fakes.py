@@ -9,13 +9,13 @@ from datetime import datetime
 from typing import Any
 
 from tfjanitor.alerts.emails import Email, render
-from tfjanitor.alerts.lifecycle import CLOSED, OPEN, AlertRecord, Notice
+from tfjanitor.alerts.lifecycle import CLOSED, OPEN, AlertRecord, Notice, Sighting
 
 
 class FakeAlertStore:
     def __init__(self) -> None:
         self.records: dict[str, AlertRecord] = {}
-        self.sightings: dict[str, tuple[str, int]] = {}
+        self.sightings: dict[str, tuple[str, int, datetime]] = {}  # fp -> (observed, count, first seen)
         self.releases: dict[str, dict[str, Any]] = {}
         self._lock = threading.Lock()
 
@@ -77,15 +77,17 @@ class FakeAlertStore:
             return True
 
 
-    def sight(self, fp: str, observed: str, now: datetime) -> int:
+    def sight(self, fp: str, observed: str, now: datetime) -> Sighting:
         with self._lock:
             r = self.records.get(fp)
             if r is None or r.status != OPEN:
-                return 0
+                return Sighting(0, None)
             seen = self.sightings.get(fp)
-            count = seen[1] + 1 if seen and seen[0] == observed else 1
-            self.sightings[fp] = (observed, count)
-            return count
+            if seen and seen[0] == observed:
+                self.sightings[fp] = (observed, seen[1] + 1, seen[2])
+            else:
+                self.sightings[fp] = (observed, 1, now)
+            return Sighting(self.sightings[fp][1], self.sightings[fp][2])
 
     def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
         with self._lock:

@@ -8,7 +8,7 @@ import pytest
 
 from tests.support.builders import lock_info
 from tests.support.fakes import FakeAlertStore
-from tfjanitor.alerts.lifecycle import process_findings
+from tfjanitor.alerts.lifecycle import Sighting, process_findings
 from tfjanitor.checks import findings as build
 from tfjanitor.release.auto import ReleasePolicy, auto_release, decide, observed_from_finding
 from tfjanitor.terraform import parse_lock_info
@@ -23,6 +23,9 @@ def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePla
     return build.stale_lock("ap-northeast-2", "t", "b", key, lock, now, timedelta(hours=1))
 
 
+SEEN_LONG_AGO = NOW - timedelta(hours=1)  # tfjanitor has seen the lock for the whole 1h threshold
+
+
 @pytest.mark.parametrize(
     ("policy", "key", "operation", "opened", "sightings", "release", "why"),
     [
@@ -32,18 +35,70 @@ def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePla
         (ON, "dev/s", "OperationTypePlan", NOW - timedelta(hours=1), 1, False, "1 of 2 sweeps"),
         (ON, "prod/network/s", "OperationTypePlan", NOW - timedelta(hours=1), 5, False, "protected pattern 'prod/**'"),
         (ON, "prod", "OperationTypePlan", NOW - timedelta(hours=1), 5, False, "protected"),
+        (ON, "env:/staging/prod/s", "OperationTypePlan", NOW - timedelta(hours=1), 5, False, "protected pattern"),
         (ON, "dev/s", "OperationTypeApply", NOW - timedelta(hours=1), 5, False, "apply locks are not allowed"),
         (ON, "dev/s", "OperationTypePlan", NOW - timedelta(hours=1), 2, True, "unchanged in 2 sweeps"),
-        (ON, "dev/s", "state-mv", NOW - timedelta(hours=1), 2, True, "operation class other allowed"),
+        (ON, "dev/s", "migration source state", NOW - timedelta(hours=1), 2, True, "operation class other allowed"),
+        # Writers are apply-class: not released by the default classes.
+        (ON, "dev/s", "state-mv", NOW - timedelta(hours=1), 2, False, "apply locks are not allowed"),
+        (ON, "dev/s", "OperationTypeRefresh", NOW - timedelta(hours=1), 2, False, "apply locks are not allowed"),
+        (ON, "dev/s", "OperationTypeFromTheFuture", NOW - timedelta(hours=1), 2, False, "apply locks are not allowed"),
         (ReleasePolicy(enabled=True, grace=timedelta(0), operations=frozenset({"apply"})), "prod/s",
          "OperationTypeApply", NOW, 2, True, "apply allowed"),
     ],
 )
 def test_decide(policy, key, operation, opened, sightings, release, why) -> None:  # type: ignore[no-untyped-def]
     finding = stale(key, operation)
-    decision = decide(policy, finding, observed_from_finding(finding), opened, sightings, NOW)
+    decision = decide(policy, finding, observed_from_finding(finding), opened, Sighting(sightings, SEEN_LONG_AGO), NOW)
     assert decision.release is release
     assert why in decision.rule
+
+
+def test_staleness_for_release_is_measured_from_first_sight_not_from_created() -> None:
+    """Created says 2h (the holder's clock, or a long -lock-timeout wait), but tfjanitor first saw the
+    lock 40 minutes ago: a 1h threshold is not yet met, whatever Created says."""
+    finding = stale()
+    observed = observed_from_finding(finding)
+    opened = NOW - timedelta(minutes=40)
+    early = decide(ON, finding, observed, opened, Sighting(5, NOW - timedelta(minutes=40)), NOW)
+    assert early.release is False and "first seen by tfjanitor 40m" in early.rule
+    assert decide(ON, finding, observed, opened, Sighting(5, None), NOW).release is False
+    later = decide(ON, finding, observed, opened, Sighting(9, NOW - timedelta(minutes=61)), NOW)
+    assert later.release is True and "held for 1h01m since tfjanitor first saw it" in later.rule
+
+
+@pytest.mark.parametrize(
+    ("pattern", "key", "protected"),
+    [
+        ("prod/**", "prod/app.tfstate", True),
+        ("prod/**", "prod", True),
+        ("prod/**", "production/app.tfstate", False),
+        ("prod/**", "dev/app.tfstate", False),
+        # The prod/app.tfstate state in workspace staging, default and custom workspace_key_prefix.
+        ("prod/**", "env:/staging/prod/app.tfstate", True),
+        ("prod/**", "workspaces/staging/prod/app.tfstate", True),
+        ("prod/**", "team/workspaces/staging/prod/net/app.tfstate", True),  # a prefix with "/" in it
+        ("prod/**", "staging/prod/app.tfstate", True),  # workspace_key_prefix = "" gives <workspace>/<key>
+        # app.tfstate in workspace prod: its key inside the prefix is prod/app.tfstate too.
+        ("prod/**", "env:/prod/app.tfstate", True),
+        ("env:/prod/**", "env:/prod/app.tfstate", True),  # a pattern may name the workspace path itself
+        ("env:/prod/**", "prod/app.tfstate", False),  # ... which the default workspace's key is not
+        ("*/terraform.tfstate", "env:/staging/dev/terraform.tfstate", True),
+        ("dev/*.tfstate", "dev/a/b.tfstate", False),  # "*" stays within a segment
+        ("dev/**.tfstate", "dev/a/b.tfstate", True),  # "**" crosses segments
+        ("a/**/b", "a/b", True),
+        ("a/**/b", "a/x/y/b", True),
+        ("app-?.tfstate", "app-1.tfstate", True),
+        ("app-?.tfstate", "app-12.tfstate", False),
+        # "[" is literal, never a character class.
+        ("svc[1]/**", "svc[1]/terraform.tfstate", True),
+        ("svc[1]/**", "svc1/terraform.tfstate", False),
+        ("svc[!x]/**", "svca/terraform.tfstate", False),
+        ("a.b", "axb", False),  # regex characters are literal too
+    ],
+)
+def test_protected_key_patterns(pattern: str, key: str, protected: bool) -> None:
+    assert (ReleasePolicy(protected=(pattern,)).protected_by(key) == pattern) is protected
 
 
 class RecordingWriter:
@@ -59,15 +114,17 @@ class RecordingWriter:
 def test_staged_release_over_sweeps_is_recorded_once() -> None:
     store, writer = FakeAlertStore(), RecordingWriter()
     policy = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), operations=frozenset({"plan"}))
-    timeline = [NOW, NOW + timedelta(minutes=5), NOW + timedelta(minutes=31), NOW + timedelta(minutes=36)]
+    # Grace ends at +30m, but tfjanitor first saw the lock at NOW: the 1h threshold by its own clock ends at +60m.
+    timeline = [NOW + timedelta(minutes=m) for m in (0, 5, 31, 36, 61, 66)]
     released_at = []
     for t in timeline:
         finding = stale(now=t)
         process_findings([finding], {"table:ap-northeast-2:t"}, store, t)
         notices, _ = auto_release([finding], store, writer, policy, t, sweep_id=f"s-{t:%M}")  # type: ignore[arg-type]
         released_at += [(t, n) for n in notices]
-    assert [(t, n.event) for t, n in released_at] == [(NOW + timedelta(minutes=31), "released")]
+    assert [(t, n.event) for t, n in released_at] == [(NOW + timedelta(minutes=61), "released")]
     [(table, lock_id, info)] = writer.deleted
     assert (table, lock_id) == ("t", "b/dev/terraform.tfstate") and '"ID":"L-1"' in info
     [record] = store.releases.values()
-    assert record["original_info"] == info and "grace 30m" in record["rule"] and record["sweep"] == "s-31"
+    assert record["original_info"] == info and "grace 30m" in record["rule"] and record["sweep"] == "s-01"
+    assert record["first_seen_at"] == NOW.isoformat()

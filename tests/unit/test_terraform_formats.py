@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tfjanitor.model import StalePolicy
 from tfjanitor.terraform import (
     BadItem,
     DigestItem,
@@ -114,17 +115,36 @@ def test_lock_ids_are_not_validated_as_uuid4() -> None:
     ("operation", "klass", "read_only"),
     [
         ("OperationTypePlan", "plan", True),
-        ("OperationTypeRefresh", "plan", True),
+        ("migration source state", "other", True),  # init -migrate-state copies the source, never writes it
         ("OperationTypeApply", "apply", False),
-        ("OperationTypeInvalid", "other", False),
-        ("state-mv", "other", False),
-        ("migration source state", "other", False),
+        # Everything else may write state: the apply threshold and the apply release class.
+        ("OperationTypeRefresh", "apply", False),  # terraform refresh persists the refreshed state
+        ("OperationTypeInvalid", "apply", False),  # import (or console: indistinguishable)
+        ("init", "apply", False),
+        ("workspace-new", "apply", False),
+        ("state-mv", "apply", False),
+        ("state-push", "apply", False),
+        ("state-rm", "apply", False),
+        ("state-replace-provider", "apply", False),
+        ("taint", "apply", False),
+        ("untaint", "apply", False),
+        ("migration destination state", "apply", False),
+        ("backend from plan", "apply", False),
+        ("OperationTypeSomethingNew", "apply", False),  # unknown: assume it writes
+        ("", "apply", False),
     ],
 )
 def test_operation_classes(operation: str, klass: str, read_only: bool) -> None:
     info = parse_lock_info(REAL_INFO.replace("OperationTypeApply", operation))
     assert info.operation_class == klass
     assert info.read_only is read_only
+
+
+def test_a_refresh_lock_is_stale_only_after_the_apply_threshold() -> None:
+    """A refresh writes state: judging it by the short read-only threshold would release a live writer."""
+    info = parse_lock_info(REAL_INFO.replace("OperationTypeApply", "OperationTypeRefresh"))
+    policy = StalePolicy(default=timedelta(hours=1), read_only=timedelta(minutes=15))
+    assert policy.threshold(info.read_only) == timedelta(hours=1)
 
 
 def test_etag_normalization() -> None:

@@ -16,9 +16,14 @@ from typing import Any
 LOCKFILE_SUFFIX = ".tflock"
 DIGEST_SUFFIX = "-md5"
 
-# Operations that only read state: Terraform holds their lock for minutes, not hours.
-READ_ONLY_OPERATIONS = frozenset({"OperationTypePlan", "OperationTypeRefresh"})
-APPLY_OPERATIONS = frozenset({"OperationTypeApply"})
+# Operations known to only read the state they lock: plan, and the source of a backend migration
+# (`terraform init -migrate-state` copies it, never writes it). Every other operation, known or not,
+# may write state and is judged like an apply: OperationTypeRefresh persists the refreshed state,
+# OperationTypeInvalid is import (or console), and the literal ones (init, workspace-new, state-mv,
+# state-push, state-rm, state-replace-provider, taint, untaint, migration destination state,
+# backend from plan, ...) write, replace or delete state.
+READ_ONLY_OPERATIONS = frozenset({"OperationTypePlan", "migration source state"})
+PLAN_OPERATIONS = frozenset({"OperationTypePlan"})
 
 _HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
 _RFC3339 = re.compile(
@@ -47,12 +52,13 @@ class LockInfo:
 
     @property
     def operation_class(self) -> str:
-        """A fixed small set (apply / plan / other), safe as a metric dimension."""
-        if self.operation in APPLY_OPERATIONS:
-            return "apply"
-        if self.operation in READ_ONLY_OPERATIONS:
+        """A fixed small set, safe as a metric dimension: ``plan``; ``other`` (another operation known
+        to only read state); ``apply`` (everything that may write state, unknown operations included)."""
+        if self.operation in PLAN_OPERATIONS:
             return "plan"
-        return "other"
+        if self.operation in READ_ONLY_OPERATIONS:
+            return "other"
+        return "apply"
 
     @property
     def read_only(self) -> bool:

@@ -69,6 +69,15 @@ class Notice:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Sighting:
+    """What the findings table knows of one exact lock (its bytes): how many sweeps in a row saw it,
+    and when tfjanitor first saw it (its own clock, never the lock's ``Created``)."""
+
+    count: int
+    first_seen: datetime | None
+
+
 class AlertStore(Protocol):
     """The findings table; each method returns False when its condition did not hold."""
 
@@ -84,7 +93,7 @@ class AlertStore(Protocol):
     def tombstone(self, fp: str, evidence: datetime) -> bool:
         """Remember that the problem was gone at ``evidence`` (no alert was open): a run that read
         before that cannot open it."""
-    def sight(self, fp: str, observed: str, now: datetime) -> int: ...
+    def sight(self, fp: str, observed: str, now: datetime) -> Sighting: ...
     def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool: ...
 
 

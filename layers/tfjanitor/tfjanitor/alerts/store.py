@@ -10,7 +10,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord
+from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord, Sighting
 from tfjanitor.aws.items import ItemTable
 from tfjanitor.aws.session import AwsSession
 
@@ -142,32 +142,34 @@ class DynamoAlertStore:
             },
         )
 
-    def sight(self, fp: str, observed: str, now: datetime) -> int:
-        """Count the sweeps that saw this alert's lock byte-for-byte unchanged; returns the count."""
+    def sight(self, fp: str, observed: str, now: datetime) -> Sighting:
+        """Count the sweeps that saw this alert's lock byte-for-byte unchanged, and keep when the first did
+        (``FirstSeenAt``: the sweep's own time, never the lock's ``Created``)."""
         resp = self._items.write_if(
             "update_item",
             Key={"Fingerprint": {"S": fp}},
-            UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now",
+            UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now, FirstSeenAt = if_not_exists(FirstSeenAt, :now)",
             ConditionExpression="#s = :open AND Observed = :obs",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN},
                                        ":obs": {"S": observed}},
-            ReturnValues="UPDATED_NEW",
+            ReturnValues="ALL_NEW",
         )
         if resp is not None:
-            return int(resp["Attributes"]["Sightings"]["N"])
-        # First sighting, or the lock's bytes changed: start counting again.
+            attributes = resp["Attributes"]
+            return Sighting(int(attributes["Sightings"]["N"]), datetime.fromisoformat(attributes["FirstSeenAt"]["S"]))
+        # First sighting, or the lock's bytes changed: a new lock, seen first now.
         if self._conditional(
             "update_item",
             Key={"Fingerprint": {"S": fp}},
-            UpdateExpression="SET Sightings = :one, Observed = :obs, LastSeenAt = :now",
+            UpdateExpression="SET Sightings = :one, Observed = :obs, LastSeenAt = :now, FirstSeenAt = :now",
             ConditionExpression="#s = :open",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={":one": {"N": "1"}, ":obs": {"S": observed}, ":now": {"S": _iso(now)},
                                        ":open": {"S": OPEN}},
         ):
-            return 1
-        return 0
+            return Sighting(1, now)
+        return Sighting(0, None)
 
     def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
         """Close the alert as released by tfjanitor, keeping the record of what was deleted and why."""

@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
-        help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
+        help="threshold for plan locks (default 15m, never longer than --stale-after); refresh and every other "
+             "operation may write state and uses --stale-after",
     )
     scan.add_argument(
         "--time-budget", type=_duration, default=None, metavar="DURATION",

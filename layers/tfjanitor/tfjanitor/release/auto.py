@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import fnmatch
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Any
 
-from tfjanitor.alerts.lifecycle import OPEN, AlertStore, Notice, finding_fingerprint
+from tfjanitor.alerts.lifecycle import OPEN, AlertStore, Notice, Sighting, finding_fingerprint
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Finding, Kind
@@ -15,18 +16,60 @@ from tfjanitor.release.locks import DYNAMODB, LOCKFILE, ObservedLock, lock_info_
 from tfjanitor.terraform import normalize_etag
 
 
+@lru_cache(maxsize=256)
+def _glob(pattern: str) -> re.Pattern[str]:
+    """``*`` any run of characters within one segment, ``**`` any run across segments (``a/**`` also
+    matches ``a``; ``a/**/b`` also ``a/b``), ``?`` one character other than ``/``; everything else,
+    ``[`` included, is literal."""
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("/**", i) and i + 3 == len(pattern):
+            out.append("(?:/.*)?")
+            break
+        if pattern.startswith("**", i):
+            if (i == 0 or pattern[i - 1] == "/") and pattern.startswith("/", i + 2):
+                out.append("(?:.*/)?")  # a whole-segment "**/": zero or more segments
+                i += 3
+            else:
+                out.append(".*")
+                i += 2
+            continue
+        ch = pattern[i]
+        out.append("[^/]*" if ch == "*" else "[^/]" if ch == "?" else re.escape(ch))
+        i += 1
+    return re.compile("".join(out), re.DOTALL)
+
+
+def glob_match(pattern: str, key: str) -> bool:
+    return _glob(pattern).fullmatch(key) is not None
+
+
+def configured_keys(key: str) -> list[str]:
+    """Every state key (the backend's ``key``) that an object key can be the state of.
+
+    The default workspace stores ``<key>``; workspace W stores ``<workspace_key_prefix>/W/<key>``
+    (``env:/W/<key>`` by default; a custom prefix may itself contain ``/``, and an empty prefix gives
+    ``W/<key>``). The prefix and the workspace cannot be told apart from the key alone, so every
+    suffix that starts after a ``/`` may be the configured key: protection errs toward protecting.
+    """
+    parts = key.split("/")
+    return [suffix for suffix in ("/".join(parts[i:]) for i in range(len(parts))) if suffix]
+
+
 @dataclass(frozen=True)
 class ReleasePolicy:
     enabled: bool = False
     grace: timedelta = timedelta(minutes=30)  # after the stale alert, before any release
     min_sightings: int = 2  # sweeps that saw the lock byte-for-byte unchanged
-    protected: tuple[str, ...] = ()  # globs on the state key, e.g. "prod/**"
+    protected: tuple[str, ...] = ()  # globs on the state key, e.g. "prod/**" (see glob_match)
     operations: frozenset[str] = frozenset({"plan", "other"})  # apply only when allowed explicitly
 
     def protected_by(self, key: str) -> str | None:
+        """The first pattern matching the key as stored or as configured inside any workspace prefix."""
+        candidates = configured_keys(key)
         for pattern in self.protected:
-            # "**" crosses "/" like "*" does in fnmatch; "prod/**" also covers "prod" itself.
-            if fnmatch.fnmatchcase(key, pattern) or fnmatch.fnmatchcase(key, pattern.replace("/**", "*")):
+            if any(glob_match(pattern, candidate) for candidate in candidates):
                 return pattern
         return None
 
@@ -42,9 +85,14 @@ class Decision:
 
 def decide(
     policy: ReleasePolicy, finding: Finding, observed: ObservedLock, opened_at: datetime | None,
-    sightings: int, now: datetime,
+    sighting: Sighting, now: datetime,
 ) -> Decision:
-    """Whether the sweeper may release this stale lock now, and the rule that says so."""
+    """Whether the sweeper may release this stale lock now, and the rule that says so.
+
+    Staleness is measured from when tfjanitor first saw this exact lock (``sighting.first_seen``), not
+    from its ``Created``: that comes from the holder's clock and predates any ``-lock-timeout`` wait.
+    """
+    sightings = sighting.count
     lock = observed.lock
     if not policy.enabled:
         return Decision(finding, observed, False, "auto-release is off")
@@ -57,6 +105,12 @@ def decide(
         return Decision(finding, observed, False, f"grace period: {left} left after the stale alert")
     if sightings < policy.min_sightings:
         return Decision(finding, observed, False, f"seen unchanged in {sightings} of {policy.min_sightings} sweeps")
+    threshold = timedelta(seconds=float(finding.details.get("threshold_seconds") or 0))
+    held = now - sighting.first_seen if sighting.first_seen is not None else timedelta(0)
+    if sighting.first_seen is None or held < threshold:
+        return Decision(finding, observed, False,
+                        f"first seen by tfjanitor {human_duration(held.total_seconds())} ago: not yet held for the "
+                        f"{human_duration(threshold.total_seconds())} threshold by tfjanitor's own clock")
     pattern = policy.protected_by(observed.key)
     if pattern:
         return Decision(finding, observed, False, f"state key matches protected pattern {pattern!r}")
@@ -64,8 +118,9 @@ def decide(
         return Decision(finding, observed, False,
                         f"{lock.operation_class} locks are not allowed for auto-release")
     rule = (
-        f"stale for {human_duration(lock.age_seconds(now))} (threshold "
-        f"{human_duration(finding.details.get('threshold_seconds', 0))}), alerted {human_duration((now - opened_at).total_seconds())} "
+        f"held for {human_duration(held.total_seconds())} since tfjanitor first saw it (threshold "
+        f"{human_duration(threshold.total_seconds())}; Created says {human_duration(lock.age_seconds(now))}), "
+        f"alerted {human_duration((now - opened_at).total_seconds())} "
         f"ago (grace {human_duration(policy.grace.total_seconds())}), unchanged in {sightings} sweeps, "
         f"operation class {lock.operation_class} allowed, key not protected"
     )
@@ -101,8 +156,8 @@ def auto_release(
         fp = finding_fingerprint(finding)
         record = store.get(fp)
         opened_at = record.opened_at if record is not None and record.status == OPEN else None
-        sightings = store.sight(fp, observed.fingerprint, now) if opened_at is not None else 0
-        decision = decide(policy, finding, observed, opened_at, sightings, now)
+        sighting = store.sight(fp, observed.fingerprint, now) if opened_at is not None else Sighting(0, None)
+        decision = decide(policy, finding, observed, opened_at, sighting, now)
         decisions.append(decision)
         if not decision.release:
             continue
@@ -116,6 +171,7 @@ def auto_release(
             "released_at": now.isoformat(), "sweep": sweep_id, "rule": decision.rule, "source": observed.source,
             "table": observed.table, "bucket": observed.bucket, "key": observed.key, "etag": observed.etag,
             "original_info": observed.raw,
+            "first_seen_at": sighting.first_seen.isoformat() if sighting.first_seen else None,
         }
         if store.record_release(fp, entry, now):
             doc = finding.to_dict()
