@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
+from xml.etree.ElementTree import ParseError
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -90,6 +91,8 @@ class Bucket:
             resp = self._aws.s3(self._scan_region).get_bucket_location(Bucket=self.name)
         except (ClientError, BotoCoreError) as exc:
             raise _translate("GetBucketLocation", exc) from exc
+        except ParseError as exc:  # botocore's own GetBucketLocation handler parses the body as XML
+            raise AwsError("GetBucketLocation", "MalformedResponse", "the response is not S3's XML") from exc
         constraint = resp.get("LocationConstraint")
         # An empty location means us-east-1; "EU" is the legacy name of eu-west-1.
         self.region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)

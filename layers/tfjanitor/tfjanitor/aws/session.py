@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
+from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -32,18 +33,25 @@ class AwsError(Exception):
 
     @property
     def not_found(self) -> bool:
-        return self.code in {
-            "ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "404", "NotFound",
-        }
+        """AWS said the table, bucket or object does not exist (never a bare HTTP 404: see _translate)."""
+        return self.code in {"ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "NotFound"}
 
 
-_HTTP_CODES = {"403": "AccessDenied", "404": "NotFound", "503": "SlowDown"}
+_HTTP_CODES = {"403": "AccessDenied", "503": "SlowDown"}
+BARE_404 = "HTTP404"
 
 
 def _translate(operation: str, exc: Exception) -> AwsError:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "Unknown"))
+        if code == "404":
+            # A status without an AWS error code. HEAD responses have no body, so there it is S3's "no such
+            # object"; anywhere else it is not AWS saying the table or bucket does not exist (a proxy, a
+            # wrong --endpoint-url): an error, never "missing".
+            if operation.startswith("Head"):
+                return AwsError(operation, "NotFound", str(err.get("Message") or "Not Found"))
+            return AwsError(operation, BARE_404, "HTTP 404 without an AWS error code: is the endpoint an AWS endpoint?")
         code = _HTTP_CODES.get(code, code)  # HEAD-like errors carry only a status
         return AwsError(operation, code, str(err.get("Message") or code))
     return AwsError(operation, exc.__class__.__name__, str(exc))
@@ -127,9 +135,12 @@ class AwsSession:
             read_timeout=30,
             s3={"addressing_style": "path"} if custom_endpoint else None,
         )
-        client = self._session.client(
-            service, region_name=region, endpoint_url=self._endpoint_url, config=config
-        )
+        try:
+            client = self._session.client(
+                service, region_name=region, endpoint_url=self._endpoint_url, config=config
+            )
+        except (BotoCoreError, ValueError) as exc:  # a malformed region or endpoint URL
+            raise AwsError("CreateClient", exc.__class__.__name__, str(exc)) from exc
         client.meta.events.register("before-call", self.counter.on_call)
         client.meta.events.register("before-send", self.counter.on_send)
         self._clients[(service, region)] = client
@@ -147,12 +158,20 @@ class AwsSession:
 
 
 
-def profile_session(profile: str | None, region: str | None) -> boto3.session.Session:
+def profile_session(profile: str | None, region: str | None, endpoint_url: str | None = None) -> boto3.session.Session:
     """A boto3 session chosen the way the AWS CLI chooses one (profile, then environment).
 
-    Raises :class:`AwsError` for a profile that does not exist or a broken configuration.
+    Raises :class:`AwsError` for a profile that does not exist, a broken configuration, or a region
+    name or endpoint URL no client could be made with (botocore would only say so at the first call).
     """
     try:
-        return boto3.session.Session(profile_name=profile, region_name=region)
+        session = boto3.session.Session(profile_name=profile, region_name=region)
+        if session.region_name:
+            validate_region_name(session.region_name)
+    except InvalidRegionError:
+        raise AwsError("Session", "InvalidRegion", f"not a region name: {session.region_name!r} (e.g. us-east-1)") from None
     except BotoCoreError as exc:
         raise AwsError("Session", exc.__class__.__name__, str(exc)) from exc
+    if endpoint_url and not (is_valid_endpoint_url(endpoint_url) or is_valid_ipv6_endpoint_url(endpoint_url)):
+        raise AwsError("Session", "InvalidEndpoint", f"not an endpoint URL: {endpoint_url!r} (e.g. http://127.0.0.1:5000)")
+    return session

@@ -1,20 +1,77 @@
 """The ``tfjanitor`` command line.
 
 Exit codes (scan): 0 complete and nothing at warning or above; 1 findings at
-warning or above; 2 the scan could not complete, or bad usage.
+warning or above; 2 the scan could not complete, or bad usage. Whatever the input, no
+traceback: bad usage and unexpected errors are 2 with one line on stderr (and, with
+``--format json``, one JSON object on stdout), Ctrl-C is 130, a closed stdout pipe ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
+import tfjanitor
 from tfjanitor.durations import Deadline, parse_duration
 from tfjanitor.model import StalePolicy
+from tfjanitor.untrusted import shown
 
-EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE = 0, 1, 2
+EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class CliError(Exception):
+    """The command cannot run as asked (bad usage, no region, unknown profile): exit 2."""
+
+    def __init__(self, message: str, code: str = "UsageError", usage: str = ""):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # type: ignore[no-untyped-def,override]
+        """argparse's usage errors become ours: reported like every other (JSON included), never a bare exit."""
+        raise CliError(f"{self.prog}: error: {message}", usage=self.format_usage())
+
+
+class _Stdout:
+    """stdout that outlives a reader that went away (``tfjanitor scan | head -c1``): the rest is dropped."""
+
+    def __init__(self, stream: IO[str]):
+        self._stream = stream
+        self.wrote = False
+        self.closed = False
+
+    def write(self, text: str) -> int:
+        self.wrote = True
+        if not self.closed:
+            try:
+                self._stream.write(text)
+            except BrokenPipeError:
+                self.close()
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed:
+            try:
+                self._stream.flush()
+            except BrokenPipeError:
+                self.close()
+
+    def close(self) -> None:
+        """Point the descriptor at /dev/null, so the interpreter's last flush has nowhere to fail."""
+        self.closed = True
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self._stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
 
 
 def _duration(text: str):  # type: ignore[no-untyped-def]
@@ -32,10 +89,11 @@ def _output_and_aws_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfjanitor",
         description="Find stale Terraform locks, digest drift and cross-region lock tables (S3 backend).",
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {tfjanitor.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     scan = sub.add_parser(
@@ -83,8 +141,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     scan.add_argument(
         "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
-        help="threshold for plan locks (default 15m, never longer than --stale-after); refresh and every other "
-             "operation may write state and uses --stale-after",
+        help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
     )
     scan.add_argument(
         "--time-budget", type=_duration, default=None, metavar="DURATION",
@@ -136,46 +193,41 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _session_and_region(args: argparse.Namespace, region: str | None = None):  # type: ignore[no-untyped-def]
-    """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile."""
+    """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile.
+
+    Raises :class:`CliError` for an unknown profile, no region, a malformed region or endpoint URL.
+    """
     from tfjanitor.aws.session import AwsError, profile_session  # noqa: PLC0415
 
     region_choice = region or getattr(args, "region", None) or os.environ.get("AWS_REGION") or None
     try:
-        session = profile_session(args.profile, region_choice)
+        session = profile_session(args.profile, region_choice, args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL"))
     except AwsError as exc:
-        print(f"tfjanitor: {exc.message}", file=sys.stderr)
-        return None, None
+        raise CliError(exc.message, exc.code) from None
     if not session.region_name:
-        print("tfjanitor: no region: pass --region or set AWS_REGION", file=sys.stderr)
-        return None, None
+        raise CliError("no region: pass --region or set AWS_REGION", "NoRegion")
     return session, session.region_name
 
 
-def cmd_unlock(args: argparse.Namespace) -> int:
+def cmd_unlock(args: argparse.Namespace, out: _Stdout) -> int:
     from tfjanitor.release.by_hand import run_unlock  # noqa: PLC0415
 
     if not args.state:
-        print("tfjanitor unlock: name the state: BUCKET/KEY with --table, or KEY with --bucket", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        raise CliError("tfjanitor unlock: name the state: BUCKET/KEY with --table, or KEY with --bucket")
     if args.lockfile and not args.bucket:
-        print("tfjanitor unlock: --lockfile needs --bucket NAME", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        raise CliError("tfjanitor unlock: --lockfile needs --bucket NAME")
     if not args.table and not args.lockfile:
-        print("tfjanitor unlock: give --table NAME (DynamoDB lock) and/or --bucket NAME --lockfile", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        raise CliError("tfjanitor unlock: give --table NAME (DynamoDB lock) and/or --bucket NAME --lockfile")
     if args.bucket:
         bucket, key = args.bucket, args.state
     else:
         bucket, sep, key = args.state.partition("/")
         if not sep or not bucket or not key:
-            print(f"tfjanitor unlock: {args.state!r} is not BUCKET/KEY", file=sys.stderr)
-            return EXIT_INCOMPLETE
+            raise CliError(f"tfjanitor unlock: {args.state!r} is not BUCKET/KEY")
     session, region = _session_and_region(args)
-    if session is None:
-        return EXIT_INCOMPLETE
     return run_unlock(
         session, region, args.endpoint_url, bucket, key, args.table, args.lockfile, args.lock_id, args.yes,
-        args.format, sys.stdin, sys.stdout, sys.stderr,
+        args.format, sys.stdin, out, sys.stderr,  # type: ignore[arg-type]
     )
 
 
@@ -184,15 +236,14 @@ LOCAL_EXTRA = {"moto": "moto[server]", "samcli": "aws-sam-cli", "aws_lambda_powe
                "pydantic": "pydantic"}
 
 
-def cmd_local(args: argparse.Namespace) -> int:
+def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
     import importlib.util  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     missing = [dist for module, dist in LOCAL_EXTRA.items() if importlib.util.find_spec(module) is None]
     if missing:
-        print(f"tfjanitor local: needs the 'local' extra (missing {', '.join(missing)}): "
-              "pip install 'tfjanitor[local]'", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        raise CliError(f"tfjanitor local: needs the 'local' extra (missing {', '.join(missing)}): "
+                       "pip install 'tfjanitor[local]'", "MissingExtra")
 
     from tfjanitor.local.emulator import MotoServer  # noqa: PLC0415
     from tfjanitor.local.runner import LocalStack, ParameterError  # noqa: PLC0415
@@ -201,8 +252,7 @@ def cmd_local(args: argparse.Namespace) -> int:
     for item in args.param:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            print(f"tfjanitor: --param wants KEY=VALUE, got {item!r}", file=sys.stderr)
-            return EXIT_INCOMPLETE
+            raise CliError(f"tfjanitor local: --param wants KEY=VALUE, got {item!r}")
         params[key] = value
     region = args.region or os.environ.get("AWS_REGION") or "ap-northeast-2"
     endpoint = args.endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
@@ -221,8 +271,7 @@ def cmd_local(args: argparse.Namespace) -> int:
         try:
             stack.setup()
         except ParameterError as exc:
-            print(f"tfjanitor local: {args.template}: {exc}", file=sys.stderr)
-            return EXIT_INCOMPLETE
+            raise CliError(f"tfjanitor local: {args.template}: {exc}", "TemplateParameters") from None
         try:
             stack.run(args.duration.total_seconds() if args.duration else float("inf"))
         except KeyboardInterrupt:
@@ -234,26 +283,22 @@ def cmd_local(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def cmd_scan(args: argparse.Namespace) -> int:
+def cmd_scan(args: argparse.Namespace, out: _Stdout) -> int:
     from tfjanitor.aws.identity import account_id, assume_role, enabled_regions  # noqa: PLC0415 (keeps --help fast)
     from tfjanitor.aws.session import AwsError, AwsSession  # noqa: PLC0415
     from tfjanitor.cli.output import to_json, to_table  # noqa: PLC0415
     from tfjanitor.scan.fleet import FleetRequest, scan_regions  # noqa: PLC0415
 
     if not args.tables and not args.discover_tables:
-        print("tfjanitor scan: name a lock table (--table NAME) or use --discover-tables", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        raise CliError("tfjanitor scan: name a lock table (--table NAME) or use --discover-tables")
     session, region = _session_and_region(args, args.regions[0] if args.regions else None)
-    if session is None:
-        return EXIT_INCOMPLETE
     try:
         if args.role_arn:
             session = assume_role(session, args.role_arn, args.external_id, region, args.endpoint_url)
         aws = AwsSession(session, endpoint_url=args.endpoint_url)
         regions = enabled_regions(aws, region) if args.all_regions else list(dict.fromkeys(args.regions or [region]))
     except AwsError as exc:
-        print(f"tfjanitor: {exc.operation}: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_INCOMPLETE
+        raise CliError(f"{exc.operation}: {exc.code}: {exc.message}", exc.code) from None
     try:
         account: str | None = account_id(aws, region)
     except AwsError as exc:  # the scan itself can still run: only the findings' account stays unknown
@@ -270,19 +315,67 @@ def cmd_scan(args: argparse.Namespace) -> int:
         deadline=Deadline.after(args.time_budget) if args.time_budget else None,
     )
     result = scan_regions(aws, request, account)
-    sys.stdout.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
+    out.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
     return result.exit_code
 
 
+COMMANDS: dict[str, Callable[[argparse.Namespace, _Stdout], int]] = {
+    "scan": cmd_scan, "unlock": cmd_unlock, "local": cmd_local,
+}
+
+
+def _wants_json(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for JSON, read before (or without) a successful parse."""
+    for i, arg in enumerate(argv):
+        name, eq, value = arg.partition("=")
+        if len(name) > 3 and "--format".startswith(name):  # argparse accepts unambiguous prefixes
+            if (value if eq else (argv[i + 1] if i + 1 < len(argv) else "")) == "json":
+                return True
+    return False
+
+
+def _failed(out: _Stdout, json_wanted: bool, command: str | None, code: str, message: str, exit_code: int,
+            usage: str = "") -> int:
+    """Say why the command stopped: on stderr, one line (after argparse's usage, for usage errors), and
+    with --format json as the one JSON object on stdout, unless the command already printed its own."""
+    line = shown(message, 4096)
+    try:
+        sys.stderr.write(f"{usage}{line}\n" if usage else f"tfjanitor: {line}\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        pass
+    if json_wanted and not out.wrote:
+        doc: dict[str, Any] = {
+            "command": command, "complete": False,
+            "errors": [{"check": "cli", "target": command or "tfjanitor", "code": code, "message": message}],
+        }
+        out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    out.flush()
+    return exit_code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    if args.command == "scan":
-        return cmd_scan(args)
-    if args.command == "local":
-        return cmd_local(args)
-    if args.command == "unlock":
-        return cmd_unlock(args)
-    return EXIT_INCOMPLETE  # pragma: no cover (argparse rejects unknown commands)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    out = _Stdout(sys.stdout)
+    json_wanted = _wants_json(argv)
+    command = next((a for a in argv if a in COMMANDS), None)
+    try:
+        args = build_parser().parse_args(argv)
+        command, json_wanted = args.command, getattr(args, "format", "table") == "json"
+        code = COMMANDS[args.command](args, out)
+        out.flush()
+        return code
+    except CliError as exc:
+        return _failed(out, json_wanted, command, exc.code, exc.message, EXIT_INCOMPLETE, exc.usage)
+    except KeyboardInterrupt:
+        return _failed(out, json_wanted, command, "Interrupted", "interrupted: nothing more was done",
+                       EXIT_INTERRUPTED)
+    except BrokenPipeError:
+        out.close()  # the reader went away: nobody is left to tell
+        return EXIT_INCOMPLETE
+    except Exception as exc:  # noqa: BLE001  (1 means findings: an unexpected error must never look like one)
+        return _failed(out, json_wanted, command, "InternalError",
+                       f"internal error: {exc.__class__.__name__}: {exc}", EXIT_INCOMPLETE)
 
 
 if __name__ == "__main__":
