@@ -117,7 +117,7 @@ def parse_time(value: str) -> datetime:
     base = match["base"].replace("t", "T").replace(" ", "T")
     try:
         return datetime.fromisoformat(f"{base}.{frac}{tz}").astimezone(timezone.utc)
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
         raise MalformedItem(f"Created is not a valid time: {value!r}") from exc
 
 
@@ -125,10 +125,19 @@ def format_time(value: datetime) -> str:
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """As Go's encoding/json reads it: a lone UTF-16 surrogate escape (``\\ud800``) becomes U+FFFD, so every
+    field can be encoded as UTF-8 (emails, SNS, logs) like any other text."""
+    return _LONE_SURROGATE.sub("\ufffd", value)
+
+
 def parse_lock_info(raw: str) -> LockInfo:
     try:
         doc = json.loads(raw)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:  # RecursionError: "[[[[..." nested past the limit
         raise MalformedItem(f"lock info is not JSON ({exc.__class__.__name__})") from exc
     if not isinstance(doc, dict):
         raise MalformedItem("lock info is not a JSON object")
@@ -142,13 +151,13 @@ def parse_lock_info(raw: str) -> LockInfo:
     if not isinstance(created, str):
         raise MalformedItem("lock info has no Created time")
     return LockInfo(
-        id=lock_id,
-        operation=doc.get("Operation", ""),
-        who=doc.get("Who", ""),
-        version=doc.get("Version", ""),
+        id=_text(lock_id),
+        operation=_text(doc.get("Operation", "")),
+        who=_text(doc.get("Who", "")),
+        version=_text(doc.get("Version", "")),
         created=parse_time(created),
-        path=doc.get("Path", ""),
-        info=doc.get("Info", ""),
+        path=_text(doc.get("Path", "")),
+        info=_text(doc.get("Info", "")),
         raw=raw,
     )
 
@@ -169,12 +178,17 @@ def _string_attr(item: dict[str, Any], name: str) -> str | None:
     if not isinstance(value, dict) or "S" not in value or not isinstance(value["S"], str):
         kind = next(iter(value), "?") if isinstance(value, dict) else type(value).__name__
         raise MalformedItem(f"{name} is of type {kind}, not a string (S)")
+    if _LONE_SURROGATE.search(value["S"]):  # DynamoDB stores UTF-8: only a forged event carries these
+        raise MalformedItem(f"{name} is not valid Unicode text")
     return value["S"]
 
 
 def classify_item(item: dict[str, Any]) -> LockItem | DigestItem | BadItem:
-    """Classify one low-level (typed) DynamoDB item from the lock table."""
+    """Classify one low-level (typed) DynamoDB item from the lock table. Never raises: anything Terraform
+    could not have written is a :class:`BadItem`."""
     lock_id: str | None = None
+    if not isinstance(item, dict):
+        return BadItem(None, f"item is a {type(item).__name__}, not a map of attributes", False)
     try:
         lock_id = _string_attr(item, "LockID")
         if lock_id is None:

@@ -181,6 +181,6 @@ def event_from_record(record: Any) -> StreamEvent:
         stamp = raw.get("ApproximateCreationDateTime")
         at = datetime.fromtimestamp(float(stamp), timezone.utc) if stamp is not None else None
         name = record.event_name.name if record.event_name is not None else ""
-    except (MalformedRecord, AttributeError, TypeError, ValueError, KeyError) as exc:
+    except (MalformedRecord, AttributeError, TypeError, ValueError, KeyError, OverflowError, OSError) as exc:
         return StreamEvent(MALFORMED, "", "", reason=f"unreadable stream record: {exc}")
     return classify_record(name, region, table, raw.get("NewImage"), raw.get("OldImage"), at)
