@@ -8,8 +8,6 @@ is pinned with a botocore Stubber (the response shape AWS documents for MREC and
 from __future__ import annotations
 
 import copy
-import importlib
-import importlib.util
 import json
 import logging
 import os
@@ -26,6 +24,7 @@ from botocore.stub import Stubber
 from tests.conftest import BUCKET, REGION, TABLE, client, create_bucket, create_lock_table
 from tests.integration.conftest import session
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
+from tests.support.lambdas import load_function
 from tests.support.posture import enforce_tls, harden_bucket, harden_table
 from tfjanitor.alerts.lifecycle import covered_scopes
 from tfjanitor.aws.session import AwsSession
@@ -348,13 +347,10 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from tfjanitor.runtime import observability, settings
+    from tfjanitor.runtime import settings
 
-    importlib.reload(observability)
     settings.auditor_settings.cache_clear()
-    spec = importlib.util.spec_from_file_location("auditor_app", ROOT / "functions" / "auditor" / "app.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = load_function("auditor")
     # Powertools configures the "tfjanitor" logger once per process (an earlier local-stack test may have
     # set it to ERROR): this test wants the INFO records.
     caplog.set_level(logging.INFO, logger="tfjanitor")

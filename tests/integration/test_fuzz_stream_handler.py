@@ -5,11 +5,8 @@ every malformed record in its MalformedRecords metric."""
 from __future__ import annotations
 
 import contextlib
-import importlib
-import importlib.util
 import io
 import json
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,10 +16,9 @@ from hypothesis import strategies as st
 
 from tests.conftest import REGION
 from tests.support.hostile import stream_records
+from tests.support.lambdas import load_function
 from tfjanitor.local.runner import FakeContext
 from tfjanitor.scan.stream import MALFORMED, event_from_record
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -31,15 +27,10 @@ def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
                         "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor", "POWERTOOLS_TRACE_DISABLED": "true",
                         "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
         monkeypatch.setenv(name, value)
-    from tfjanitor.runtime import observability
     from tfjanitor.runtime import settings as function_settings
 
-    importlib.reload(observability)
     function_settings.stream_settings.cache_clear()
-    spec = importlib.util.spec_from_file_location("stream_app", ROOT / "functions" / "stream_monitor" / "app.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    yield module.lambda_handler
+    yield load_function("stream_monitor").lambda_handler
     function_settings.stream_settings.cache_clear()
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 from datetime import timedelta
 from pathlib import Path
@@ -12,6 +10,7 @@ import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE
 from tests.support.builders import lock_info, put_lock, put_state, state_body
+from tests.support.lambdas import load_function
 from tfjanitor.local.runner import FakeContext
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,16 +40,13 @@ def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    from tfjanitor.runtime import observability, settings
+    from tfjanitor.runtime import settings
 
-    importlib.reload(observability)
+    settings.sweeper_settings.cache_clear()
+    module = load_function("sweeper")
     # Powertools reuses the named logger across reloads: another test (the local runner) may have
     # left it at ERROR.
-    observability.logger.setLevel("INFO")
-    settings.sweeper_settings.cache_clear()
-    spec = importlib.util.spec_from_file_location("sweeper_app", ROOT / "functions" / "sweeper" / "app.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module.logger.setLevel("INFO")
     yield module.lambda_handler
     settings.sweeper_settings.cache_clear()
 
@@ -130,9 +126,7 @@ def test_stream_records_beyond_the_time_budget_are_batch_failures_not_lost(backe
     from tfjanitor.runtime import settings
 
     settings.stream_settings.cache_clear()
-    spec = importlib.util.spec_from_file_location("stream_app", ROOT / "functions" / "stream_monitor" / "app.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    module = load_function("stream_monitor")
     arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-11-25T00:00:00.000"
     records = [
         {"eventID": str(i), "eventName": "INSERT", "eventSource": "aws:dynamodb", "eventSourceARN": arn,
