@@ -50,7 +50,7 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
         ROOT / "template.yaml", backend.url, REGION,
         {"StaleAfter": "2s", "ReadOnlyStaleAfter": "2s", "StateBucketNames": BUCKET, "ExtraBucketNames": BUCKET,
          "SweepIntervalMinutes": "5", "AutoRelease": "true", "ReleaseGracePeriod": "1s",
-         "ReleaseOperationClasses": "apply,plan,other"},
+         "ReleaseOperationClasses": "apply,plan,other", "AlertEmail": "oncall@example.com"},
         time_scale=300, emails_dir=tmp_path / "emails", echo=echoed.append, log_level="DEBUG",
     )
     stack.setup()

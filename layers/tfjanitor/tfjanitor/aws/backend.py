@@ -14,7 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
-from tfjanitor.aws.session import AwsError, AwsSession, _translate
+from tfjanitor.aws.session import CALL_ERRORS, AwsError, AwsSession, _translate
 
 CHUNK_SIZE = 64 * 1024
 BATCH_GET_LIMIT = 100
@@ -89,7 +89,7 @@ class Bucket:
     def location(self) -> str:
         try:
             resp = self._aws.s3(self._scan_region).get_bucket_location(Bucket=self.name)
-        except (ClientError, BotoCoreError) as exc:
+        except CALL_ERRORS as exc:
             raise _translate("GetBucketLocation", exc) from exc
         except ParseError as exc:  # botocore's own GetBucketLocation handler parses the body as XML
             raise AwsError("GetBucketLocation", "MalformedResponse", "the response is not S3's XML") from exc

@@ -9,9 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
-from botocore.exceptions import BotoCoreError, ClientError
 
-from tfjanitor.aws.session import AwsSession, _translate
+from tfjanitor.aws.session import CALL_ERRORS, AwsSession, _translate
 
 SESSION_NAME = "tfjanitor"
 
@@ -25,7 +24,7 @@ def assume_role(
         kwargs["ExternalId"] = external_id
     try:
         creds = session.client("sts", region_name=region, endpoint_url=endpoint_url).assume_role(**kwargs)["Credentials"]
-    except (ClientError, BotoCoreError) as exc:
+    except CALL_ERRORS as exc:
         raise _translate("AssumeRole", exc) from exc
     return boto3.session.Session(
         aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
@@ -36,7 +35,7 @@ def assume_role(
 def account_id(aws: AwsSession, region: str) -> str:
     try:
         return str(aws.client("sts", region).get_caller_identity()["Account"])
-    except (ClientError, BotoCoreError) as exc:
+    except CALL_ERRORS as exc:
         raise _translate("GetCallerIdentity", exc) from exc
 
 
@@ -44,7 +43,7 @@ def enabled_regions(aws: AwsSession, region: str) -> list[str]:
     """Every region enabled in the account (opt-in regions only once opted in)."""
     try:
         resp = aws.client("ec2", region).describe_regions(AllRegions=False)
-    except (ClientError, BotoCoreError) as exc:
+    except CALL_ERRORS as exc:
         raise _translate("DescribeRegions", exc) from exc
     return sorted(r["RegionName"] for r in resp.get("Regions", []))
 
@@ -63,13 +62,13 @@ def discover_lock_tables(aws: AwsSession, region: str) -> list[str]:
     try:
         for page in client.get_paginator("list_tables").paginate():
             names += page.get("TableNames", [])
-    except (ClientError, BotoCoreError) as exc:
+    except CALL_ERRORS as exc:
         raise _translate("ListTables", exc) from exc
     found = []
     for name in names:
         try:
             table = client.describe_table(TableName=name)["Table"]
-        except (ClientError, BotoCoreError) as exc:
+        except CALL_ERRORS as exc:
             err = _translate("DescribeTable", exc)
             if err.not_found:
                 continue  # deleted since the listing

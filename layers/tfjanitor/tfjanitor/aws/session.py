@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
+from botocore.parsers import ResponseParserError
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -36,6 +37,10 @@ class AwsError(Exception):
         """AWS said the table, bucket or object does not exist (never a bare HTTP 404: see _translate)."""
         return self.code in {"ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "NotFound"}
 
+
+# What one API call can raise: AWS's answer, botocore's own failures, and a body it could not parse
+# (an endpoint that is not AWS: a bare HTTP 404, an HTML error page).
+CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 
 _HTTP_CODES = {"403": "AccessDenied", "503": "SlowDown"}
 BARE_404 = "HTTP404"
