@@ -76,7 +76,7 @@ def s3api_objects(operation: str, region: str, profile: str | None, params: dict
 
 def aws_context(region: str, profile: str | None = None) -> list[str]:
     """The context the user ran with, for every ``aws`` / ``tfjanitor`` command we print."""
-    return ["--region", region, *(["--profile", profile] if profile else [])]
+    return [*option("--region", region), *(option("--profile", profile) if profile else [])]
 
 
 def printed(commands: Sequence[str], alternatives: Sequence[dict[str, Any]], indent: str) -> list[str]:

@@ -49,7 +49,7 @@ def dynamodb(operation: str, region: str, profile: str | None, table: str, *args
 
 def unlock_command(region: str, profile: str | None, bucket: str, key: str, lock_id: str, table: str | None) -> Argv:
     """``tfjanitor unlock``: shows the lock, asks, and deletes it only if it is still exactly this one."""
-    where = [*option("--table", table), "--", f"{bucket}/{key}"] if table else [
+    where = [*option("--table", table), "--", f"{bucket}/{key}"] if table is not None else [
         *option("--bucket", bucket), "--lockfile", "--", key]
     return ["tfjanitor", "unlock", *aws_context(region, profile), *option("--id", lock_id), *where]
 
