@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,13 @@ def aws_cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
         if on_ci():
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture
+def shell(emulator: MotoServer, aws_cli: Path, tmp_path: Path) -> awscli.Shell:
+    """Where a test pastes printed command lines: the real AWS CLI, tfjanitor and terraform, the emulator as AWS."""
+    terraform = shutil.which("terraform")
+    return awscli.Shell(aws_cli, emulator.url, tmp_path / "shell", (str(Path(terraform).parent),) if terraform else ())
 
 
 @pytest.fixture(scope="session")

@@ -31,11 +31,6 @@ RAW_CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]")  # anythi
 
 
 @pytest.fixture
-def shell(backend: MotoServer, aws_cli: Path, tmp_path: Path) -> Shell:
-    return Shell(aws_cli, backend.url, tmp_path / "shell")
-
-
-@pytest.fixture
 def work(tmp_path: Path) -> Path:
     path = tmp_path / "work"  # the state's working directory: empty, and it must stay so
     path.mkdir()
