@@ -22,7 +22,7 @@ from tests.support.builders import lock_info, md5, put_lock, put_state, state_bo
 from tfjanitor.local.emulator import MotoServer
 from tfjanitor.model import Kind, StalePolicy
 
-KEY = "-dev/it's $(touch pwned) `touch pwned2`; \"q\" \\ ü ✓\x1b[31m/terraform.tfstate"
+KEY = "-dev/it's $(touch pwned) `touch pwned2`; \"q\" \\ ü ✓\x1b[31m\x85\u202e/terraform.tfstate"
 LOCKFILE_KEY = "file:///tmp/tfjanitor-paste/$(touch pwned)/terraform.tfstate"  # the AWS CLI would read that file
 LOCK_ID = "-h'; $(touch pwned) `touch pwned3`\x1b]0;title\x07"
 WHO = "evil\x1b[2J\r\x85\u202e@host"

@@ -154,17 +154,21 @@ def unlock_meaning(reg: str, prof: str | None, lock_id: str, *, table: str | Non
     return ("tfjanitor", "unlock", reg, prof, table, bucket, bucket is not None, lock_id, state)
 
 
-def bare_strings(m: tuple[Any, ...]) -> list[str]:
-    """The values a command line passes as bare arguments (JSON carries a NUL escaped; argv cannot)."""
-    values = [v for v in m if isinstance(v, str)]
-    if m[0] == "aws":
-        values += [v for v in m[3].values() if isinstance(v, str)]
-    return values
+def passable(m: tuple[Any, ...]) -> bool:
+    """Whether a command line can pass this meaning: argv cannot hold a NUL (JSON carries one escaped), and
+    argparse (the AWS CLI, tfjanitor) drops an option value that is exactly ``--``."""
+    if m[0] == "terraform":
+        return "\x00" not in m[2]
+    if m[0] == "tfjanitor":
+        options, positional = [v for v in m[1:-1] if isinstance(v, str)], [m[-1]]  # the state comes after "--"
+    else:
+        options, positional = [v for v in m[3].values() if isinstance(v, str)], []
+    return not any("\x00" in v for v in options + positional) and "--" not in options
 
 
 def check_means(finding: Finding, options: list[list[tuple[Any, ...]]]) -> None:
     """``options``: the intended fixes, recommended first; one a command line cannot pass is left out."""
-    usable = [o for o in options if o and not any("\x00" in v for m in o for v in bare_strings(m))]
+    usable = [o for o in options if o and all(passable(m) for m in o)]
     got = [[meaning(a) for a in finding.commands]] + [[meaning(a) for a in alt.commands] for alt in finding.alternatives]
     if not usable:
         assert got == [[]]
@@ -292,9 +296,10 @@ def test_audit_commands_name_exactly_the_table_and_bucket(sandbox, reg, prof, ta
             assert names & {table, bucket, f"{table}-terraform-lock"}, argv
         check_printed(sandbox, finding)
     split = findings[-1]
-    delete = meaning(split.commands[-1])[3]
-    assert (delete["--region"], delete["--key"], delete["--expression-attribute-values"]) == (
-        "eu-west-1", digest_key(f"{bucket}/{key}-md5"), {":d": {"S": digest}})
+    if split.commands:  # none when the table's name cannot be passed at all (a NUL)
+        delete = meaning(split.commands[-1])[3]
+        assert (delete["--region"], delete["--key"], delete["--expression-attribute-values"]) == (
+            "eu-west-1", digest_key(f"{bucket}/{key}-md5"), {":d": {"S": digest}})
 
 
 @pytest.mark.parametrize("make", [

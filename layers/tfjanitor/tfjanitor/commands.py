@@ -42,8 +42,9 @@ def quote(arg: str) -> str:
 
 
 def representable(argv: Sequence[str]) -> bool:
-    """Whether a command line can pass ``argv`` at all (no argument of any program can hold a NUL)."""
-    return not any("\x00" in str(a) for a in argv)
+    """Whether a command line can pass ``argv`` at all: no program's argument can hold a NUL, and argparse
+    (so the AWS CLI and ``tfjanitor``) drops an option value that is exactly ``--``."""
+    return not any("\x00" in a or (a.startswith("--") and a.endswith("=--")) for a in map(str, argv))
 
 
 def shell_line(argv: Sequence[str]) -> str:

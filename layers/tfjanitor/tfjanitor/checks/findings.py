@@ -90,10 +90,18 @@ def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[s
     }
 
 
-def _check_holder(lock: LockInfo) -> str:
-    return (
+def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without: Argv) -> Finding:
+    """A stale lock's fix: ``tfjanitor unlock``, the AWS CLI's delete of exactly ``what``, or Terraform's own."""
+    finding.fix = [
         f"Check that no terraform run by {lock.who or 'the holder'} is still alive (Who is <os user>@<hostname>): "
-        "releasing the lock of a live run lets another run write the same state."
+        "releasing the lock of a live run lets another run write the same state.",
+        f"Then release it (no working directory needed): tfjanitor unlock shows the lock, asks, and deletes {what}.",
+    ]
+    return with_fix(
+        finding,
+        ("Release it with tfjanitor", [unlock]),
+        (f"Without tfjanitor, delete {what}", [without]),
+        (FORCE_UNLOCK_LABEL, [force_unlock_command(lock.id)]),
     )
 
 
@@ -118,21 +126,13 @@ def stale_lock(
             "the run that took it has probably died."
         ),
         details=_lock_details(lock, now, threshold),
-        fix=[
-            _check_holder(lock),
-            "Then release it (no working directory needed): tfjanitor unlock shows the lock, asks, and deletes "
-            "the item only if it still holds exactly this lock (Info unchanged).",
-        ],
     )
-    return with_fix(
-        finding,
-        ("Release it with tfjanitor", [unlock_command(region, profile, bucket, key, lock.id, table)]),
-        ("Without tfjanitor, delete the item only if it still holds exactly this lock (Info unchanged)", [
-            dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id_key),
-                     "--condition-expression", "Info = :info",
-                     "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})),
-        ]),
-        (FORCE_UNLOCK_LABEL, [force_unlock_command(lock.id)]),
+    return _release(
+        finding, lock, unlock_command(region, profile, bucket, key, lock.id, table),
+        "the item only if it still holds exactly this lock (Info unchanged)",
+        dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id_key),
+                 "--condition-expression", "Info = :info",
+                 "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})),
     )
 
 
@@ -155,20 +155,11 @@ def stale_lockfile(
             f"{human_duration(threshold.total_seconds())} threshold: the run that took it has probably died."
         ),
         details={**_lock_details(lock, now, threshold), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
-        fix=[
-            _check_holder(lock),
-            "Then release it (no working directory needed): tfjanitor unlock shows the lock, asks, and deletes "
-            "the lock object only if it is unchanged (If-Match its ETag).",
-        ],
     )
-    return with_fix(
-        finding,
-        ("Release it with tfjanitor", [unlock_command(region, profile, bucket, key, lock.id, None)]),
-        ("Without tfjanitor, delete the lock object only if it is unchanged (If-Match its ETag)", [
-            s3api_objects("delete-object", region, profile,
-                          {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
-        ]),
-        (FORCE_UNLOCK_LABEL, [force_unlock_command(lock.id)]),
+    return _release(
+        finding, lock, unlock_command(region, profile, bucket, key, lock.id, None),
+        "the lock object only if it is unchanged (If-Match its ETag)",
+        s3api_objects("delete-object", region, profile, {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
     )
 
 
