@@ -28,6 +28,7 @@ import boto3  # noqa: E402
 
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body  # noqa: E402
 from tests.support.posture import harden_bucket, harden_table  # noqa: E402
+from tfjanitor.commands import shell_line  # noqa: E402
 from tfjanitor.local.emulator import MotoServer  # noqa: E402
 from tfjanitor.local.runner import LocalStack, render_dashboard  # noqa: E402
 
@@ -107,7 +108,8 @@ class TerraformStory:
 
     def force_unlock(self) -> None:
         self.ci.force_unlock(self.lock_id)
-        print(f"    terraform force-unlock -force {self.lock_id}   (from the ci-job working directory)")
+        print(f"    {shell_line(['terraform', 'force-unlock', '-force', '--', self.lock_id])}"
+              "   (from the ci-job working directory)")
 
     def close(self) -> None:
         for p in (self.net, self.app, self.ci, self.billing):
@@ -148,7 +150,7 @@ def repair_digest(url: str, stack: LocalStack) -> None:
     assert md5(body) == actual
     ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/billing/terraform.tfstate-md5"},
                                         "Digest": {"S": actual}})
-    print(f"    aws dynamodb put-item ... Digest = {actual}   (the command in the alert)")
+    print(f"    aws dynamodb put-item ... Digest = {actual}, only if still the digest seen   (the command in the alert)")
 
 
 def metrics_summary(stack: LocalStack) -> None:

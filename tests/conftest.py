@@ -3,17 +3,48 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
 
+from tests.support import awscli
 from tests.support.posture import harden_bucket, harden_table
 from tfjanitor.local.emulator import MotoServer
 
 REGION = "ap-northeast-2"
 TABLE = "terraform-state-lock"
 BUCKET = "tfstate-demo"
+
+
+def on_ci() -> bool:
+    """CI sets ``CI``: there a missing tool is a failure, never a silent skip."""
+    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
+
+
+@pytest.fixture(scope="session")
+def aws_cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The real AWS CLI's bin directory (a venv of its own, kept in the pytest cache between runs)."""
+    cache = request.config.cache
+    where = cache.mkdir("awscli") if cache is not None else tmp_path_factory.mktemp("awscli")
+    try:
+        return awscli.install(where)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError) as exc:
+        detail = getattr(exc, "stderr", b"") or b""
+        message = f"pip could not install {awscli.AWSCLI}: {exc} {detail.decode(errors='replace')[-500:]}"
+        if on_ci():
+            pytest.fail(message, pytrace=False)
+        pytest.skip(message)
+
+
+@pytest.fixture
+def shell(emulator: MotoServer, aws_cli: Path, tmp_path: Path) -> awscli.Shell:
+    """Where a test pastes printed command lines: the real AWS CLI, tfjanitor and terraform, the emulator as AWS."""
+    terraform = shutil.which("terraform")
+    return awscli.Shell(aws_cli, emulator.url, tmp_path / "shell", (str(Path(terraform).parent),) if terraform else ())
 
 
 @pytest.fixture(scope="session")

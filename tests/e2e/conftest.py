@@ -7,23 +7,18 @@ broken CI image cannot turn the end-to-end suite into a silent pass.
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import BUCKET, REGION, TABLE
+from tests.conftest import BUCKET, REGION, TABLE, on_ci
 from tests.support.terraform import BackendConfig, TerraformProject
 from tfjanitor.local.emulator import MotoServer
 
 MISSING = "terraform not on PATH: end-to-end tests need the real binary"
 HERE = Path(__file__).parent
-
-
-def _on_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in {"", "0", "false", "no", "off"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -36,7 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def terraform_bin() -> str:
     path = shutil.which("terraform")
     if path is None:
-        if _on_ci():
+        if on_ci():
             pytest.fail(f"{MISSING} (CI is set, so this is a failure, not a skip)", pytrace=False)
         pytest.skip(MISSING)
     return path

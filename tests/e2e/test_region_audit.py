@@ -1,8 +1,8 @@
 """End to end: the region, topology and posture audit on backends real Terraform used.
 
 Each test drives the terraform binary against the moto server (two regions: ap-northeast-2 and
-us-east-1), then runs ``tfjanitor scan`` as a user would, and where a finding names a fix, runs
-that exact AWS CLI command (tests/support/awscli.py) and scans again.
+us-east-1), then runs ``tfjanitor scan`` as a user would, and where a finding names a fix, pastes
+its printed commands into bash with the real AWS CLI (tests/support/awscli.py) and scans again.
 
 About TLS: the emulator serves plain HTTP and moto refuses every object request to a bucket with
 a Deny on aws:SecureTransport = false (bucket-level reads still work). A TLS-only policy is
@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE, client, create_bucket, create_lock_table
-from tests.support import awscli
+from tests.support.awscli import Shell
 from tests.support.builders import md5
 from tests.support.posture import enforce_tls, harden_bucket, harden_table
 from tests.support.terraform import BackendConfig, TerraformProject
@@ -35,6 +35,14 @@ pytestmark = pytest.mark.e2e
 
 PEER = "us-east-1"
 KEY = "dev/terraform.tfstate"
+
+
+def paste_all(shell: Shell, tf: TerraformProject, finding: dict[str, Any]) -> None:
+    """Paste a finding's commands, in order, from a working directory of the backend."""
+    assert finding["details"]["commands"], finding["kind"]
+    for line in finding["details"]["commands"]:
+        ran = shell.paste(line, tf.workdir)
+        assert ran.ok, ran.output
 
 
 @dataclass
@@ -113,7 +121,9 @@ def test_well_configured_backend_produces_no_audit_finding(terraform, backend: M
 # -- b. split brain: two real configurations, same bucket/key, same-named tables in two regions ------------
 
 
-def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(terraform, backend: MotoServer) -> None:
+def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(
+    terraform, backend: MotoServer, shell: Shell
+) -> None:
     create_lock_table(backend, TABLE, PEER)
     seoul = terraform("seoul")
     virginia = terraform("virginia", region=PEER)  # copied config, `region` changed: its table is Virginia's
@@ -166,14 +176,12 @@ def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(terrafor
     # Seoul's next run would fail its digest check, and the sweep says so too.
     assert result.one("digest_drift")["details"]["stored_md5"] == seoul_digest
 
-    # The fix, in the finding's order: Seoul's digest made current if stale, Virginia's config moved to
-    # Seoul's table, then Virginia's digest removed.
-    for step in split["details"]["fix"]:
-        if "terraform init -reconfigure" in step:
-            assert f'region = "{REGION}"' in step
-            reconfigure(virginia, region=REGION)
-        elif "aws dynamodb" in step:
-            awscli.run(step, backend.url)
+    # The fix: its commands (look at the versions, make Seoul's stale digest current, remove Virginia's),
+    # and the setting it names (Virginia's config moved to Seoul's table).
+    paste_all(shell, seoul, split)
+    [step] = [step for step in split["details"]["fix"] if "terraform init -reconfigure" in step]
+    assert f'region = "{REGION}"' in step
+    reconfigure(virginia, region=REGION)
     assert digest(backend, PEER) is None and digest(backend, REGION) == actual
     # Now the locks exclude each other: while a Seoul run holds the lock, Virginia's run cannot take it.
     killed = seoul.start_apply_and_kill("again")  # leaves its lock in Seoul's table, deterministically
@@ -188,7 +196,9 @@ def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(terrafor
 # -- c. migration: DynamoDB -> both -> the lock file only ---------------------------------------------------
 
 
-def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(terraform, backend: MotoServer) -> None:
+def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(
+    terraform, backend: MotoServer, shell: Shell
+) -> None:
     plain = terraform("a", key="a/terraform.tfstate")  # stays on DynamoDB
     half = terraform("b", key="b/terraform.tfstate")  # moves to both
     moved = terraform("c", key="c/terraform.tfstate")  # moves to both, then to the lock file only
@@ -215,7 +225,7 @@ def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(
     assert result.one("digest_drift")["key"] == "c/terraform.tfstate"
     assert result.code == 1
 
-    awscli.run(migration["details"]["fix"][0], backend.url)  # the guarded delete of the leftover
+    paste_all(shell, moved, migration)  # the guarded delete of the leftover
     after = scan(backend)
     assert after.code == 0, after.stdout
     assert "digest_drift" not in after.kinds()
@@ -226,7 +236,9 @@ def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(
 # -- d. each posture finding on an unconfigured backend, and each fix ---------------------------------------
 
 
-def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(terraform, backend: MotoServer) -> None:
+def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(
+    terraform, backend: MotoServer, shell: Shell
+) -> None:
     create_lock_table(backend, "plain-lock")
     create_bucket(backend, "tfstate-plain")
     tf = terraform("plain", bucket="tfstate-plain", dynamodb_table="plain-lock")
@@ -244,7 +256,7 @@ def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(ter
     }
     for kind in ("bucket_versioning_disabled", "bucket_public_access_open", "table_deletion_protection_disabled",
                  "table_pitr_disabled"):
-        awscli.run(first.one(kind)["details"]["fix"][0], backend.url)
+        paste_all(shell, tf, first.one(kind))
 
     # Versioned now: locks with the lock file leave old .tflock versions and delete markers behind.
     reconfigure(tf, use_lockfile=True)
@@ -256,14 +268,14 @@ def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(ter
     versions = second.one("lockfile_versions_accumulating")
     assert versions["details"]["noncurrent_versions"] >= 2 and versions["details"]["delete_markers"] >= 2
     assert second.one("lockfile_migration")["details"]["counts"] == {"dynamodb": 0, "both": 1, "lockfile": 0}
-    awscli.run(versions["details"]["fix"][0], backend.url)
+    paste_all(shell, tf, versions)
     rules = client("s3", backend).get_bucket_lifecycle_configuration(Bucket="tfstate-plain")["Rules"]
     assert any(r.get("Expiration", {}).get("ExpiredObjectDeleteMarker") for r in rules)
 
     # TLS last: after it, the emulator refuses object requests (Terraform's included).
     third = scan(backend, table="plain-lock")
     assert sorted(third.kinds()) == ["bucket_tls_not_enforced", "lockfile_migration"]
-    awscli.run(third.one("bucket_tls_not_enforced")["details"]["fix"][0], backend.url)
+    paste_all(shell, tf, third.one("bucket_tls_not_enforced"))
     final = scan(backend, table="plain-lock")
     assert final.code == 0 and final.doc["complete"] is True, final.stdout
     assert final.kinds() == ["lockfile_migration"]  # mid-migration (both): a note, not a posture problem
@@ -272,7 +284,9 @@ def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(ter
 # -- e. a lock table Terraform cannot use -----------------------------------------------------------------
 
 
-def test_wrong_or_missing_lock_table_fails_terraform_and_is_critical(terraform, backend: MotoServer) -> None:
+def test_wrong_or_missing_lock_table_fails_terraform_and_is_critical(
+    terraform, backend: MotoServer, shell: Shell
+) -> None:
     client("dynamodb", backend).create_table(
         TableName="keyed-by-id", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
@@ -287,7 +301,7 @@ def test_wrong_or_missing_lock_table_fails_terraform_and_is_critical(terraform, 
     schema = result.one("lock_table_schema")
     assert schema["severity"] == "critical" and schema["details"]["key_schema"] == [["id", "HASH", "S"]]
     assert "partition key is id" in schema["message"]
-    awscli.run(schema["details"]["fix"][0], backend.url)  # the new table the fix names ...
+    paste_all(shell, wrong, schema)  # the new table the fix names ...
     reconfigure(wrong, dynamodb_table="keyed-by-id-terraform-lock")  # ... and the setting it names
     assert wrong.apply("v1").ok
 
@@ -319,6 +333,7 @@ def test_cross_region_bucket_estimates_latency_and_transfer_from_what_it_saw(ter
     assert d["state_bytes_seen"] == size
     assert d["write_rate_source"] == "measured: 3 state versions in the last 30 days" and d["applies_per_month"] == 3
     assert d["monthly_gb_if_terraform_runs_near_table"] == round(3 * size * 2 / 1024**3, 4)
+    assert far["details"]["commands"][0].startswith(f"aws dynamodb create-table --region {PEER} --table-name {TABLE} ")
     steps = " ".join(far["details"]["fix"])
-    assert "create-table --region us-east-1" in steps and "terraform init -migrate-state" in steps
+    assert "terraform init -migrate-state" in steps
     assert "use_lockfile = true" in steps

@@ -69,7 +69,7 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     wait_for(stack, lambda: len(stack.emails) >= 1)
     [opened_lock] = stack.emails
     assert opened_lock.subject.startswith(f"[tfjanitor] WARNING Stale lock: {BUCKET}/dev/terraform.tfstate (held ")
-    assert f"terraform force-unlock -force {lock_id}" in opened_lock.body
+    assert f"    terraform force-unlock -force -- {lock_id}" in opened_lock.body.splitlines()
 
     # Hand edit while the stale lock still stands, then release it: the drift is judged after release.
     s3, ddb = client("s3", backend), client("dynamodb", backend)

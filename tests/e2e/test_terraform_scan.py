@@ -11,7 +11,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import boto3
 import pytest
 
 from tests.conftest import BUCKET, REGION, TABLE
+from tests.support.awscli import Shell
 from tests.support.terraform import BackendConfig, TerraformProject
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.local.emulator import MotoServer
@@ -102,18 +102,16 @@ def sweeper(server: MotoServer, now: datetime | None = None) -> Sweeper:
     return Sweeper(AwsSession(session, endpoint_url=server.url), now=now)
 
 
-def aws_cli_options(fix: str) -> tuple[str, dict[str, str]]:
-    """The AWS CLI command inside a finding's fix text: ("dynamodb put-item", {"--opt": value})."""
-    match = re.search(r"\baws (dynamodb|s3api) ", fix)
-    assert match, f"no aws command in fix: {fix}"
-    words = shlex.split(fix[match.start():])
-    command = f"{words[1]} {words[2]}"
-    options: dict[str, str] = {}
-    rest = words[3:]
-    for i in range(0, len(rest), 2):
-        assert rest[i].startswith("--"), f"unexpected word {rest[i]!r} in {fix}"
-        options[rest[i]] = rest[i + 1]
-    return command, options
+def paste_all(shell: Shell, tf: TerraformProject, lines: list[str], answer: str | None = None) -> None:
+    """Paste printed command lines, in order, from the state's Terraform working directory."""
+    for line in lines:
+        ran = shell.paste(line, tf.workdir, answer)
+        assert ran.ok, ran.output
+
+
+def alternative(finding: dict[str, Any], words: str) -> list[str]:
+    [chosen] = [a["commands"] for a in finding["details"]["alternatives"] if words in a["label"]]
+    return chosen  # type: ignore[no-any-return]
 
 
 def md5(data: bytes) -> str:
@@ -200,7 +198,7 @@ def test_workspace_state_is_swept_too_and_clean(terraform, backend: MotoServer) 
 # -- c. killed apply, DynamoDB lock --------------------------------------------------
 
 
-def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, backend: MotoServer) -> None:
+def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform()
     tf.init()
     tf.apply("one")
@@ -259,17 +257,11 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     assert [(f.kind.value, f.lock_id) for f in after.findings] == [("stale_lock", info["ID"])]
     assert after.exit_code == 1
 
-    # Follow the finding's own no-working-directory fix (conditional delete), then Terraform works again.
+    # Paste the finding's own fix (tfjanitor unlock, answered at the terminal), then Terraform works again.
     put_state(tf, original)
-    command, opts = aws_cli_options(finding["details"]["fix"][1])
-    assert command == "dynamodb delete-item"
-    assert opts["--region"] == REGION and opts["--table-name"] == TABLE
-    tf.client("dynamodb").delete_item(
-        TableName=opts["--table-name"],
-        Key=json.loads(opts["--key"]),
-        ConditionExpression=opts["--condition-expression"],
-        ExpressionAttributeValues=json.loads(opts["--expression-attribute-values"]),
-    )
+    assert finding["details"]["commands"] == [
+        f"tfjanitor unlock --region {REGION} --id {info['ID']} --table {TABLE} -- {BUCKET}/{KEY}"]
+    paste_all(shell, tf, finding["details"]["commands"], answer="yes")
     assert tf.lock_item() is None
     tf.apply("three")
     cleared = scan(backend, "--stale-after", "1s")
@@ -281,7 +273,7 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
 
 
 def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
-    terraform, backend: MotoServer
+    terraform, backend: MotoServer, shell: Shell
 ) -> None:
     tf = terraform(dynamodb_table=None, use_lockfile=True)
     tf.init()
@@ -317,11 +309,8 @@ def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
     assert finding["details"]["lockfile"] == f"{KEY}.tflock"
     assert stale.stats["digest_items"] == 0  # use_lockfile alone stores no digest anywhere
 
-    # Follow the finding's fix: delete the lock object only if unchanged (If-Match its ETag).
-    command, opts = aws_cli_options(finding["details"]["fix"][1])
-    assert command == "s3api delete-object"
-    assert opts["--bucket"] == BUCKET and opts["--key"] == f"{KEY}.tflock"
-    tf.client("s3").delete_object(Bucket=opts["--bucket"], Key=opts["--key"], IfMatch=opts["--if-match"])
+    # Paste the fix without tfjanitor: the AWS CLI deletes the lock object only if unchanged (If-Match its ETag).
+    paste_all(shell, tf, alternative(finding, "Without tfjanitor"))
     assert tf.lockfile() is None
     tf.apply("two")
     cleared = scan(backend, "--bucket", BUCKET, "--stale-after", "1s", "--read-only-stale-after", "1s")
@@ -333,7 +322,7 @@ def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
 
 
 def test_hand_edited_state_breaks_terraform_and_is_reported_without_leaking_it(
-    terraform, backend: MotoServer
+    terraform, backend: MotoServer, shell: Shell
 ) -> None:
     tf = terraform()
     tf.init()
@@ -373,11 +362,8 @@ def test_hand_edited_state_breaks_terraform_and_is_reported_without_leaking_it(
     assert marker not in printed
     assert lineage not in printed
 
-    # The fix the finding suggests when the object is the wanted state: store its digest.
-    command, opts = aws_cli_options(finding["details"]["fix"][1])
-    assert command == "dynamodb put-item"
-    assert opts["--region"] == REGION and opts["--table-name"] == TABLE
-    tf.client("dynamodb").put_item(TableName=opts["--table-name"], Item=json.loads(opts["--item"]))
+    # Paste the finding's fix (the object is the wanted state: store its digest, only if still the one seen).
+    paste_all(shell, tf, finding["details"]["commands"])
     assert digest_of(tf) == actual
 
     fixed = tf.plan(marker)
@@ -480,7 +466,7 @@ def test_multipart_state_is_hashed_not_judged_by_its_etag(terraform, backend: Mo
 # -- h. a deleted state: orphan digest --------------------------------------------------
 
 
-def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, backend: MotoServer) -> None:
+def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform()
     tf.init()
     tf.apply("one")
@@ -499,9 +485,7 @@ def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, b
     assert finding["key"] == KEY and finding["details"]["stored_md5"] == stored
     assert finding["details"]["bucket_missing"] is False
 
-    command, opts = aws_cli_options(finding["details"]["fix"][0])
-    assert command == "dynamodb delete-item"
-    tf.client("dynamodb").delete_item(TableName=opts["--table-name"], Key=json.loads(opts["--key"]))
+    paste_all(shell, tf, finding["details"]["commands"])
     tf.apply("one")  # Terraform works again (and writes a fresh state and digest)
     clean = scan(backend)
     assert clean.code == 0, clean.stdout
@@ -512,7 +496,7 @@ def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, b
 
 
 def test_killed_apply_with_both_locks_reports_both_and_force_unlock_clears_them(
-    terraform, backend: MotoServer
+    terraform, backend: MotoServer, shell: Shell
 ) -> None:
     tf = terraform(use_lockfile=True)  # dynamodb_table too
     tf.init()
@@ -529,10 +513,10 @@ def test_killed_apply_with_both_locks_reports_both_and_force_unlock_clears_them(
     locks = [f for f in stale.findings if f["kind"] in ("stale_lock", "stale_lockfile")]  # both, per the line above
     assert {f["lock_id"] for f in locks} == {lock_id}
 
-    # The first fix of both findings: terraform force-unlock from the working directory.
+    # Terraform's own release, offered by both findings, pasted into the configuration's working directory.
     for finding in locks:
-        assert f"terraform force-unlock -force {lock_id}" in finding["details"]["fix"][0]
-    tf.force_unlock(lock_id)
+        assert alternative(finding, "Terraform's own release") == [f"terraform force-unlock -force -- {lock_id}"]
+    paste_all(shell, tf, alternative(locks[0], "Terraform's own release"))
     assert tf.lock_item() is None
     assert tf.lockfile() is None
     cleared = scan(backend, "--stale-after", "1s", "--read-only-stale-after", "1s")
@@ -547,7 +531,7 @@ def test_killed_apply_with_both_locks_reports_both_and_force_unlock_clears_them(
 # which runs fail, and names both remedies.
 
 
-def test_leftover_digest_after_moving_to_use_lockfile_names_the_leftover_remedy(terraform, backend: MotoServer) -> None:
+def test_leftover_digest_after_moving_to_use_lockfile_names_the_leftover_remedy(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform()
     tf.init()
     tf.apply("one")  # dynamodb_table: a digest is stored
@@ -563,5 +547,7 @@ def test_leftover_digest_after_moving_to_use_lockfile_names_the_leftover_remedy(
     result = scan(backend, "--bucket", BUCKET)
     [drift] = [f for f in result.findings if f["kind"] == "digest_drift"]
     assert "locks it with this table (dynamodb_table) will fail" in drift["message"]
-    leftover = [step for step in drift["details"]["fix"] if "use_lockfile only" in step]
-    assert leftover and "delete-item" in leftover[0] and f"{BUCKET}/dev/terraform.tfstate-md5" in leftover[0]
+    assert any("use_lockfile only" in step for step in drift["details"]["fix"])
+    paste_all(shell, tf, alternative(drift, "use_lockfile only"))  # the leftover digest, deleted only if unchanged
+    assert tf.client("dynamodb").get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}-md5"}}).get("Item") is None
+    assert tf.plan("two").ok

@@ -59,7 +59,9 @@ def test_stale_after_flag_and_table_output_shows_the_fix(backend) -> None:
     header = next(line for line in lines if line.startswith("#"))
     assert header.split() == ["#", "SEVERITY", "KIND", "STATE", "LOCK", "ID", "AGE"]
     assert any("stale_lock" in line and "cafe-0001" in line and "3m0" in line for line in lines)
-    assert "terraform force-unlock -force cafe-0001" in proc.stdout
+    # Each command on a line of its own, the recommended release first.
+    assert f"      tfjanitor unlock --region {REGION} --id cafe-0001 --table {TABLE} -- {BUCKET}/dev/terraform.tfstate" in lines
+    assert "      terraform force-unlock -force -- cafe-0001" in lines
 
 
 def test_incomplete_scan_exits_2_and_says_what_was_not_checked(backend) -> None:

@@ -43,7 +43,9 @@ def test_stale_lock_uses_the_operation_threshold(backend, s3, ddb) -> None:
     assert finding.lock_id == apply_id and finding.severity is Severity.WARNING
     assert finding.details["operation"] == "OperationTypeApply" and finding.details["who"] == "ci@runner-7"
     assert 7190 < finding.details["age_seconds"] < 7300
-    assert any(f"terraform force-unlock -force {apply_id}" in step for step in finding.fix)
+    assert finding.command_lines() == [
+        f"tfjanitor unlock --region {REGION} --id {apply_id} --table {TABLE} -- {BUCKET}/apply/terraform.tfstate"]
+    assert finding.alternative_lines()[-1]["commands"] == [f"terraform force-unlock -force -- {apply_id}"]
     assert result.exit_code == 1
     assert result.stats.tables[TABLE].active_locks == 3
     # Raising both thresholds quiets them.
@@ -266,8 +268,11 @@ def test_stale_and_malformed_lockfiles(backend, s3) -> None:
     assert set(by_kind) == {Kind.STALE_LOCKFILE, Kind.MALFORMED_ITEM}
     stale = by_kind[Kind.STALE_LOCKFILE]
     assert stale.lock_id == stale_id and stale.key == "lf/terraform.tfstate" and stale.table is None
-    assert "--if-match" in stale.fix[1]
-    assert by_kind[Kind.MALFORMED_ITEM].details["source"] == "lockfile"
+    assert stale.command_lines() == [
+        f"tfjanitor unlock --region {REGION} --id {stale_id} --bucket {BUCKET} --lockfile -- lf/terraform.tfstate"]
+    assert '"IfMatch":' in stale.alternative_lines()[0]["commands"][0]  # without tfjanitor: only if unchanged
+    junk = by_kind[Kind.MALFORMED_ITEM]
+    assert junk.details["source"] == "lockfile" and '"IfMatch":' in junk.command_lines()[0]
     assert result.stats.lockfiles == 2
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 import threading
@@ -17,6 +19,7 @@ from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.session import AwsSession
+from tfjanitor.release.by_hand import run_unlock
 from tfjanitor.release.locks import observe, release
 
 KEY = "dev/terraform.tfstate"
@@ -72,6 +75,29 @@ def test_lockfile_release_and_both_kinds_with_one_id(backend) -> None:
     proc = run(backend, "--table", TABLE, f"{BUCKET}/{KEY}", "--yes", "--format", "json")
     doc = json.loads(proc.stdout)
     assert proc.returncode == 0 and sorted(r["source"] for r in doc["released"]) == ["dynamodb", "lockfile"]
+
+
+class Terminal(io.StringIO):
+    """A person at a terminal: stdin that is a tty and answers the prompt."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_the_prompt_and_everything_shown_escape_a_hostile_lock(backend) -> None:
+    evil = "\x1b]0;pwned\x07\x1b[2J\r\x85\u202e"
+    key = f"dev/{evil}/terraform.tfstate"
+    info = lock_info(f"{BUCKET}/{key}", lock_id=f"id-{evil}", who=f"ci{evil}@host", operation=f"Apply{evil}")
+    put_lock(client("dynamodb", backend), BUCKET, key, info)
+    out, err = io.StringIO(), io.StringIO()
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
+    code = run_unlock(session, REGION, backend.url, BUCKET, key, TABLE, False, f"id-{evil}", False, "table",
+                      Terminal("yes\n"), out, err)
+    assert code == 0, out.getvalue() + err.getvalue()
+    shown = out.getvalue() + err.getvalue()
+    assert "Release 1 lock on" in err.getvalue() and "\\x1b]0;pwned\\x07" in shown and "ci\\x1b" in shown
+    assert not re.search("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e]", shown), shown
+    assert "Item" not in client("dynamodb", backend).get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{key}"}})
 
 
 def test_no_lock_no_terminal_and_bad_usage(backend) -> None:

@@ -1,61 +1,89 @@
-"""Run the AWS CLI command inside a finding's fix text, against the emulator, through boto3.
+"""Paste a finding's printed command lines into bash, as the engineer on call would, with the real tools.
 
-The AWS CLI is not installed here; its command line maps one to one onto the API (``put-bucket-
-versioning --bucket B --versioning-configuration JSON`` is PutBucketVersioning(Bucket=B,
-VersioningConfiguration=...)). Parameter types come from botocore's service model, so a string
-stays a string (a policy document) and a structure is parsed from its JSON. A fix that does not
-parse fails the test: the commands users paste must be exact.
+The real AWS CLI (v1, from the package registry) lives in a virtual environment of its own: its
+botocore pin differs from boto3's. ``install`` builds it once under the pytest cache. ``paste`` runs
+one printed line with ``bash -c`` in a given directory, the AWS CLI and a ``tfjanitor`` shim (this
+checkout's package) first on PATH, every AWS call pointed at the emulator, and a terminal on stdin
+so ``tfjanitor unlock`` can ask and a person (the test) can answer.
 """
 
 from __future__ import annotations
 
-import json
-import re
-import shlex
-from typing import Any
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
 
-import boto3
-
-SERVICES = {"dynamodb": "dynamodb", "s3api": "s3"}
-
-
-def parse(fix: str) -> tuple[str, str, str | None, dict[str, Any]]:
-    """(boto3 service, operation name, --region, raw options) of the first aws command in ``fix``."""
-    match = re.search(r"\baws (dynamodb|s3api) ", fix)
-    assert match, f"no aws command in fix: {fix}"
-    words = shlex.split(fix[match.start():])
-    service, operation = SERVICES[words[1]], "".join(p.capitalize() for p in words[2].split("-"))
-    options: dict[str, Any] = {}
-    rest = words[3:]
-    i = 0
-    while i < len(rest):
-        assert rest[i].startswith("--"), f"unexpected word {rest[i]!r} in {fix}"
-        if i + 1 < len(rest) and not rest[i + 1].startswith("--"):
-            options[rest[i]] = rest[i + 1]
-            i += 2
-        else:
-            options[rest[i]] = True  # a flag, e.g. --deletion-protection-enabled
-            i += 1
-    region = options.pop("--region", None)
-    return service, operation, region, options
+AWSCLI = "awscli==1.46.3"  # DeleteObject --if-match needs a 2024-11 or later botocore
 
 
-def run(fix: str, endpoint_url: str) -> dict[str, Any]:
-    service, operation, region, options = parse(fix)
-    client = boto3.client(service, region_name=region, endpoint_url=endpoint_url,
-                          aws_access_key_id="test", aws_secret_access_key="test")
-    members = client.meta.service_model.operation_model(operation).input_shape.members
-    params: dict[str, Any] = {}
-    for option, value in options.items():
-        name = "".join(p.capitalize() for p in option[2:].split("-"))
-        name = next((m for m in members if m.lower() == name.lower()), name)
-        assert name in members, f"{operation} has no parameter for {option}"
-        kind = members[name].type_name
-        if kind == "boolean":
-            params[name] = value is True or str(value).lower() == "true"
-        elif kind in ("structure", "list", "map"):
-            params[name] = json.loads(value)
-        else:
-            params[name] = value
-    method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
-    return getattr(client, method)(**params)  # type: ignore[no-any-return]
+def install(where: Path) -> Path:
+    """The ``bin`` directory of a venv with the real AWS CLI (built once; rebuilt if broken)."""
+    home = where / AWSCLI.replace("==", "-")
+    aws = home / "bin" / "aws"
+    if aws.exists() and subprocess.run([aws, "--version"], capture_output=True, timeout=60, check=False).returncode == 0:
+        return aws.parent
+    subprocess.run([sys.executable, "-m", "venv", "--clear", home], check=True, capture_output=True, timeout=300)
+    subprocess.run([home / "bin" / "python", "-m", "pip", "install", "--quiet", AWSCLI], check=True,
+                   capture_output=True, timeout=600)
+    return aws.parent
+
+
+@dataclass
+class Pasted:
+    line: str
+    code: int
+    output: str
+
+    @property
+    def ok(self) -> bool:
+        return self.code == 0
+
+
+class Shell:
+    """Where printed lines are pasted: PATH with the real AWS CLI and ``tfjanitor``, the emulator as AWS."""
+
+    def __init__(self, aws_bin: Path, endpoint_url: str, scratch: Path, extra_path: tuple[str, ...] = ()):
+        shims = scratch / "shims"
+        shims.mkdir(parents=True, exist_ok=True)
+        shim = shims / "tfjanitor"
+        shim.write_text(f'#!/bin/sh\nexec "{sys.executable}" -m tfjanitor "$@"\n')
+        shim.chmod(0o755)
+        self.home = scratch / "home"
+        self.home.mkdir(exist_ok=True)
+        self.env = {
+            "PATH": os.pathsep.join([str(shims), str(aws_bin), *extra_path, "/usr/bin", "/bin"]),
+            "HOME": str(self.home),
+            "LC_ALL": "C.UTF-8",
+            "AWS_ENDPOINT_URL": endpoint_url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+            "AWS_CONFIG_FILE": str(self.home / "no-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self.home / "no-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "CHECKPOINT_DISABLE": "1",
+            **{k: v for k, v in os.environ.items() if k in ("PYTHONPATH", "TF_CLI_CONFIG_FILE")},
+        }
+
+    def paste(self, line: str, cwd: Path, answer: str | None = None, timeout: float = 120) -> Pasted:
+        """Run one printed command line; ``answer`` is typed at its terminal (a confirmation)."""
+        master, slave = os.openpty()
+        try:
+            proc = subprocess.Popen(["bash", "-c", line], cwd=cwd, env=self.env, stdin=slave, stdout=subprocess.PIPE,
+                                    stderr=subprocess.STDOUT, text=True)
+            os.close(slave)
+            slave = -1
+            if answer is not None:
+                os.write(master, answer.encode() + b"\n")
+            try:
+                output, _ = proc.communicate(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.communicate()
+                raise
+        finally:
+            os.close(master)
+            if slave >= 0:
+                os.close(slave)
+        return Pasted(line, proc.returncode, output)

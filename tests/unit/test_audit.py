@@ -24,9 +24,9 @@ def facts(**kw) -> TableFacts:  # type: ignore[no-untyped-def]
     return TableFacts(**(base | kw))
 
 
-def cli_json(fix: str, option: str) -> object:
-    """The JSON value of ``option`` in a fix's AWS CLI command."""
-    words = shlex.split(fix[fix.index("aws "):])
+def cli_json(line: str, option: str) -> object:
+    """The JSON value of ``option`` in one of a finding's command lines."""
+    words = shlex.split(line)
     return json.loads(words[words.index(option) + 1])
 
 
@@ -55,16 +55,17 @@ def test_terraform_key_schema_passes_and_every_other_schema_is_critical() -> Non
         finding = audit.lock_table_schema(facts(key_schema=schema))
         assert finding is not None and finding.kind is Kind.LOCK_TABLE_SCHEMA
         assert finding.severity is Severity.CRITICAL and why in finding.message
-        assert cli_json(finding.fix[0], "--key-schema") == [{"AttributeName": "LockID", "KeyType": "HASH"}]
-        assert cli_json(finding.fix[0], "--attribute-definitions") == [{"AttributeName": "LockID", "AttributeType": "S"}]
+        [create] = finding.command_lines()
+        assert cli_json(create, "--key-schema") == [{"AttributeName": "LockID", "KeyType": "HASH"}]
+        assert cli_json(create, "--attribute-definitions") == [{"AttributeName": "LockID", "AttributeType": "S"}]
 
 
 def test_missing_table_is_critical_and_names_the_create_command() -> None:
     finding = audit.lock_table_missing("ap-northeast-2", "terraform-state-lock")
     assert (finding.kind, finding.severity, finding.details["problem"]) == (Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, "missing")
     assert "cannot plan or apply" in finding.message
-    assert finding.fix[0].startswith("Create it: aws dynamodb create-table --region ap-northeast-2 "
-                                     "--table-name terraform-state-lock")
+    assert finding.command_lines()[0].startswith("aws dynamodb create-table --region ap-northeast-2 "
+                                                 "--table-name terraform-state-lock ")
 
 
 def test_replicas_under_mrec_are_unsafe_for_conditional_writes_and_mrsc_says_why_not() -> None:
@@ -73,7 +74,9 @@ def test_replicas_under_mrec_are_unsafe_for_conditional_writes_and_mrsc_says_why
     assert mrec is not None and mrec.severity is Severity.WARNING
     assert mrec.details["consistency_mode"] == "MREC" and mrec.details["replica_regions"] == ["eu-west-1", "us-east-1"]
     assert "attribute_not_exists(LockID)" in mrec.message and "both 'acquire' the lock" in mrec.message
-    assert cli_json(mrec.fix[0], "--replica-updates") == [{"Delete": {"RegionName": "<R>"}}]
+    # One removal per replica, named: no placeholder to fill in.
+    assert [cli_json(line, "--replica-updates") for line in mrec.command_lines()] == [
+        [{"Delete": {"RegionName": "eu-west-1"}}], [{"Delete": {"RegionName": "us-east-1"}}]]
     mrsc = audit.replicated_lock_table(facts(replicas=(("us-east-1", "ACTIVE"),), multi_region_consistency="STRONG"))
     assert mrsc is not None and mrsc.details["consistency_mode"] == "MRSC"
     assert "cannot both take the lock" in mrsc.message and "quorum" in mrsc.message
@@ -83,12 +86,12 @@ def test_deletion_protection_pitr_and_their_fixes() -> None:
     assert audit.deletion_protection_disabled(facts()) is None
     dp = audit.deletion_protection_disabled(facts(deletion_protection=False))
     assert dp is not None and dp.severity is Severity.WARNING
-    assert dp.fix == ["aws dynamodb update-table --region ap-northeast-2 --table-name terraform-state-lock "
-                      "--deletion-protection-enabled"]
+    assert dp.command_lines() == ["aws dynamodb update-table --region ap-northeast-2 --table-name terraform-state-lock "
+                                  "--deletion-protection-enabled"]
     assert audit.pitr_disabled("ap-northeast-2", "t", "ENABLED") is None
     pitr = audit.pitr_disabled("ap-northeast-2", "t", "DISABLED")
     assert pitr is not None and pitr.severity is Severity.INFO  # exit code 0: a hardening note
-    assert cli_json(pitr.fix[0], "--point-in-time-recovery-specification") == {"PointInTimeRecoveryEnabled": True}
+    assert cli_json(pitr.command_lines()[0], "--point-in-time-recovery-specification") == {"PointInTimeRecoveryEnabled": True}
 
 
 def test_stream_check_compares_the_monitors_stream_with_the_tables() -> None:
@@ -97,12 +100,16 @@ def test_stream_check_compares_the_monitors_stream_with_the_tables() -> None:
     assert audit.stream_disabled(live, arn) is None
     off = audit.stream_disabled(facts(), arn)
     assert off is not None and off.severity is Severity.WARNING and "disabled" in off.message
-    assert cli_json(off.fix[0], "--stream-specification") == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert cli_json(off.command_lines()[0], "--stream-specification") == {
+        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+    assert off.command_lines()[-1].endswith("--query Table.LatestStreamArn --output text")  # the ARN to deploy with
     replaced = audit.stream_disabled(facts(stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES",
                                            latest_stream_arn=arn.replace("11-01", "11-20")), arn)
     assert replaced is not None and "re-created" in replaced.message and "LockTableStreamArn" in replaced.fix[-1]
     keys_only = audit.stream_disabled(facts(stream_enabled=True, stream_view_type="KEYS_ONLY", latest_stream_arn=arn), arn)
     assert keys_only is not None and "cannot be changed in place" in keys_only.fix[0]
+    assert [cli_json(line, "--stream-specification")["StreamEnabled"] for line in keys_only.command_lines()[:2]] == [  # type: ignore[index]
+        False, True]
 
 
 # -- buckets --------------------------------------------------------------------------------------
@@ -113,14 +120,14 @@ def test_versioning_and_public_access_block() -> None:
     for status, word in ((None, "not enabled"), ("Suspended", "suspended")):
         finding = audit.versioning_disabled("r", "b", "r", status)
         assert finding is not None and finding.severity is Severity.WARNING and word in finding.message
-        assert cli_json(finding.fix[0], "--versioning-configuration") == {"Status": "Enabled"}
+        assert cli_json(finding.command_lines()[0], "--versioning-configuration") == {"Status": "Enabled"}
     full = dict.fromkeys(audit.PUBLIC_ACCESS_FLAGS, True)
     assert audit.public_access_open("r", "b", "r", full) is None
     missing = audit.public_access_open("r", "b", "r", None)
     assert missing is not None and "no public access block" in missing.message
     partial = audit.public_access_open("r", "b", "r", full | {"RestrictPublicBuckets": False})
     assert partial is not None and partial.details["off"] == ["RestrictPublicBuckets"]
-    assert cli_json(partial.fix[0], "--public-access-block-configuration") == full
+    assert cli_json(partial.command_lines()[0], "--public-access-block-configuration") == full
 
 
 TLS = {"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
@@ -152,11 +159,12 @@ def test_tls_fix_keeps_the_current_policy_and_then_passes() -> None:
     finding = audit.tls_not_enforced("ap-northeast-2", "b", "us-east-1", json.dumps({"Version": "2012-10-17",
                                                                                      "Statement": [allow]}))
     assert finding is not None and finding.severity is Severity.INFO and finding.details["bucket_region"] == "us-east-1"
-    merged = cli_json(finding.fix[0], "--policy")
+    [line] = finding.command_lines()
+    merged = cli_json(line, "--policy")
     assert merged["Statement"][0] == allow  # kept
     assert merged["Statement"][1]["Sid"] == "DenyInsecureTransport"
     assert audit.tls_enforced(json.dumps(merged), "b")
-    assert "--region us-east-1" in finding.fix[0]  # the bucket's region, not the table's
+    assert "--region us-east-1" in line  # the bucket's region, not the table's
 
 
 def lock_version(key: str, at: datetime, latest: bool = False, marker: bool = False) -> ObjectVersion:
@@ -185,7 +193,7 @@ def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_mar
     finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [])
     assert finding is not None and finding.severity is Severity.INFO
     assert (finding.details["noncurrent_versions"], finding.details["delete_markers"]) == (2, 2)
-    merged = cli_json(finding.fix[0], "--lifecycle-configuration")
+    merged = cli_json(finding.command_lines()[0], "--lifecycle-configuration")
     [rule] = merged["Rules"]
     assert rule["Filter"] == {"Prefix": "app/"} and rule["Expiration"] == {"ExpiredObjectDeleteMarker": True}
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
@@ -198,7 +206,7 @@ def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_mar
         finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, rules)
         assert finding is not None, rules
     finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [half])
-    merged = cli_json(finding.fix[0], "--lifecycle-configuration")  # type: ignore[union-attr]
+    merged = cli_json(finding.command_lines()[0], "--lifecycle-configuration")  # type: ignore[union-attr]
     assert merged["Rules"][0] == half and "NoncurrentVersionExpiration" not in merged["Rules"][1]
 
 
@@ -258,7 +266,7 @@ def test_migration_finding_lists_modes_and_leftovers_with_a_guarded_delete() -> 
     ]
     assert finding.details["leftover_digests"] == [
         {"table": "terraform-state-lock", "lock_id": "b/c/terraform.tfstate-md5", "digest": "f" * 32}]
-    delete = finding.fix[0]
+    [delete] = finding.command_lines()
     assert cli_json(delete, "--key") == {"LockID": {"S": "b/c/terraform.tfstate-md5"}}
     assert cli_json(delete, "--expression-attribute-values") == {":d": {"S": "f" * 32}}
     assert "--condition-expression 'Digest = :d'" in delete
@@ -290,13 +298,16 @@ def test_split_brain_says_who_holds_what_which_digest_matches_and_which_config_t
     assert (d["keep_region"], d["regions_to_fix"]) == ("ap-northeast-2", ["us-east-1"])  # the bucket's region
     assert "ci@runner-7" in finding.message and "does not exclude" in finding.message
     # In order: look for a lost write, make the kept table's stale digest current, move the configs, clean up.
-    assert "list-object-versions" in finding.fix[0]
-    assert "put-item" in finding.fix[1] and "terraform init -reconfigure" in finding.fix[2]
+    assert "terraform init -reconfigure" in finding.fix[2]
     assert 'region = "ap-northeast-2"' in finding.fix[2] and "use_lockfile = true" in finding.fix[2]
-    removal = next(f for f in finding.fix if "--region us-east-1" in f and "delete-item" in f)
-    assert cli_json(removal, "--expression-attribute-values") == {":d": {"S": "b" * 32}}
-    store = next(f for f in finding.fix if "put-item" in f)  # the kept table's digest is stale: the fix says so
+    look, store, removal = finding.command_lines()
+    assert look.startswith("aws s3api list-object-versions --region ap-northeast-2 ")
+    # The kept table's digest is stale: store the object's, only if that digest is still the stale one.
+    assert store.startswith("aws dynamodb put-item --region ap-northeast-2 ")
     assert cli_json(store, "--item") == {"LockID": {"S": "tfstate/dev/t.tfstate-md5"}, "Digest": {"S": "b" * 32}}
+    assert cli_json(store, "--expression-attribute-values") == {":d": {"S": "a" * 32}}
+    assert removal.startswith("aws dynamodb delete-item --region us-east-1 ")
+    assert cli_json(removal, "--expression-attribute-values") == {":d": {"S": "b" * 32}}
 
 
 def test_one_region_is_not_split_brain() -> None:
@@ -336,7 +347,7 @@ def test_cross_region_finding_estimates_latency_and_transfer_and_says_where_the_
     # 60 applies x 2 MiB average x (one read + one write) = 240 MiB when Terraform runs next to the table.
     assert d["monthly_gb_if_terraform_runs_near_table"] == round(240 / 1024, 4)
     assert "~" in assumed.message and "ms more per lock operation" in assumed.message
-    assert any("create-table --region us-east-1" in f for f in assumed.fix)
+    assert assumed.command_lines()[0].startswith("aws dynamodb create-table --region us-east-1 ")
     assert any("terraform init -migrate-state" in f for f in assumed.fix)
     assert any("use_lockfile = true" in f for f in assumed.fix)
     measured = cross_region_cost("ap-northeast-2", "us-east-1", [1024**2], 12.0, "measured: 12 state versions")
@@ -358,7 +369,7 @@ def test_audit_alert_emails_have_a_title_and_fit_the_subject_limit() -> None:
         assert f is not None
         email = render(Notice("opened", f.to_dict(), "fp", T0, T0))
         assert len(email.subject) < SUBJECT_LIMIT and "_" not in email.subject.split(":")[0]
-        assert f.fix[0] in email.plain or f.fix[0][:60] in email.plain  # the fix travels with the alert
+        assert f.fix[0] in email.plain and all(line in email.plain for line in f.command_lines())  # the fix travels
         subjects.append(email.subject)
     assert subjects[0].startswith("[tfjanitor] WARNING Lock table without deletion protection: ")
     assert subjects[1].startswith("[tfjanitor] CRITICAL Split-brain locking: b/env:/staging/")

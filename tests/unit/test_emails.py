@@ -25,10 +25,14 @@ def test_stale_lock_email_says_who_since_when_and_how_to_fix() -> None:
     email = render(stale_notice())
     assert email.subject == "[tfjanitor] WARNING Stale lock: tfstate-demo/ci/terraform.tfstate (held 3h00m)"
     for text in (email.body, email.plain):
-        assert f"terraform force-unlock -force {LOCK_ID}" in text
-        assert "aws dynamodb delete-item" in text and "contains(Info, :id)" in text
+        lines = text.splitlines()
+        # Each command on a line of its own: the recommended release, then the alternatives.
+        assert (f"    tfjanitor unlock --region ap-northeast-2 --id {LOCK_ID} --table terraform-state-lock "
+                "-- tfstate-demo/ci/terraform.tfstate") in lines
+        assert any(line.startswith("    aws dynamodb delete-item ") and "'Info = :info'" in line for line in lines)
+        assert f"    terraform force-unlock -force -- {LOCK_ID}" in lines
+        assert "run from the working directory of the configuration whose backend has this bucket and key" in text
         assert "ci@runner-7" in text and "OperationTypeApply" in text
-        assert 'key = "ci/terraform.tfstate"' in text  # which working directory
     assert "https://ap-northeast-2.console.aws.amazon.com/dynamodbv2/" in email.body
     assert "https://" not in email.plain
 
@@ -50,4 +54,5 @@ def test_drift_email_carries_digests_not_contents() -> None:
     f = build.digest_drift("ap-northeast-2", "t", "b", "k", "a" * 32, "b" * 32, "b" * 32, 123)
     email = render(Notice("opened", f.to_dict(), "fp", NOW, NOW))
     assert email.subject == "[tfjanitor] CRITICAL Digest drift: b/k"
-    assert "Stored MD5:  " + "a" * 32 in email.plain and "aws dynamodb put-item" in email.plain
+    assert "Stored MD5:  " + "a" * 32 in email.plain
+    assert f"    {f.command_lines()[0]}" in email.plain.splitlines() and "aws dynamodb put-item" in email.plain

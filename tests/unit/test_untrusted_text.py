@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 import subprocess
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, render
+from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.checks import findings as build
+from tfjanitor.cli.output import to_json, to_table
 from tfjanitor.commands import aws_context, shell_line
+from tfjanitor.model import Finding, ScanError, ScanResult
+from tfjanitor.terraform import parse_lock_info
 from tfjanitor.untrusted import FIELD_LIMIT, cap, is_capped, shown, subject_text
 
 HOSTILE = [
@@ -44,3 +53,44 @@ def test_cap_and_shown_bound_the_length() -> None:
 def test_subject_text_is_one_ascii_line() -> None:
     s = subject_text("Stale lock: ünï\r\nBcc: x@example.com \x1b[2J" + "k" * 500, 90)
     assert s.isascii() and "\n" not in s and "\r" not in s and len(s) <= 90
+
+
+# -- where lock-table text meets a person: emails, the scan table ------------------------------------
+
+# Raw characters a terminal or mail reader would obey: C0 but the line feed, DEL, C1, bidi overrides.
+OBEYED = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+EVIL = "\x1b]0;pwned\x07\x1b[2J\r\x85\x9b31m\u202e"
+NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
+
+
+def hostile_stale_lock() -> Finding:
+    key = f"dev/{EVIL}/terraform.tfstate"
+    raw = json.dumps({"ID": f"id-{EVIL}", "Operation": f"OperationTypeApply{EVIL}", "Info": "", "Who": f"ci{EVIL}@host",
+                      "Version": f"1.11{EVIL}", "Created": "2026-11-25T00:00:00Z", "Path": f"tfstate-demo/{key}"})
+    return build.stale_lock("ap-northeast-2", "terraform-state-lock", "tfstate-demo", key, parse_lock_info(raw), NOW,
+                            timedelta(hours=1))
+
+
+def test_emails_show_lock_fields_escaped_and_subjects_are_one_ascii_line() -> None:
+    doc = hostile_stale_lock().to_dict()
+    for event in ("opened", "reminder", "released", "resolved"):
+        email = render(Notice(event, doc, "fp", NOW, NOW - timedelta(hours=1), "gone", extra={"rule": "r"}))
+        for text in (email.body, email.plain):
+            assert not OBEYED.search(text), (event, [c for c in text if OBEYED.match(c)])
+            assert "\\x1b]0;pwned\\x07" in text  # shown, not hidden
+        assert email.subject.isascii() and email.subject.isprintable() and len(email.subject) < SUBJECT_LIMIT
+        if event == "opened":  # the commands are still exact: quoted, one per line
+            lines = email.plain.splitlines()
+            assert all(f"    {line}" in lines for line in doc["details"]["commands"])
+
+
+def test_scan_table_shows_lock_fields_escaped_and_each_command_on_its_own_line() -> None:
+    finding = hostile_stale_lock()
+    result = ScanResult("ap-northeast-2", ["terraform-state-lock"], [f"tfstate{EVIL}"], findings=[finding],
+                        errors=[ScanError("read_state", f"tfstate-demo/{EVIL}", "AccessDenied", f"cannot read {EVIL}")])
+    text = to_table(result)
+    assert not OBEYED.search(text), [c for c in text if OBEYED.match(c)]
+    lines = text.splitlines()
+    for line in [*finding.command_lines(), *(c for a in finding.alternative_lines() for c in a["commands"])]:
+        assert f"      {line}" in lines
+    assert json.loads(to_json(result))["findings"][0]["details"]["who"] == f"ci{EVIL}@host"  # JSON: raw, JSON-escaped

@@ -8,14 +8,23 @@ Quoting is POSIX: ``shlex.quote`` (single quotes) for ordinary text; an argument
 or text-reordering characters becomes a dollar-single-quoted string (``$'...'``, POSIX.1-2024,
 bash, zsh, ksh) with those characters as ``\\xHH`` UTF-8 byte escapes, so no raw control byte is
 ever printed and pasting passes exactly the original bytes.
+
+The AWS CLI has two traps of its own for untrusted values: a value that starts with ``-`` reads as an
+option (:func:`option` writes ``--name=value`` then), and a bare value that starts with ``file://``,
+``fileb://``, ``http://`` or ``https://`` is replaced by that file's or URL's contents. S3 object keys
+can start with anything, so commands about objects pass their parameters in ``--cli-input-json``
+(:func:`s3api_objects`), whose values the CLI takes literally; every other untrusted value (a lock
+table item's key, ``Info``, a digest) travels inside a JSON argument.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Sequence
+from typing import Any
 
-from tfjanitor.untrusted import is_unsafe
+from tfjanitor.untrusted import LINE_LIMIT, is_unsafe, shown
 
 
 def quote(arg: str) -> str:
@@ -32,11 +41,54 @@ def quote(arg: str) -> str:
     return "$'" + "".join(out) + "'"
 
 
+def representable(argv: Sequence[str]) -> bool:
+    """Whether a command line can pass ``argv`` at all: no program's argument can hold a NUL, and argparse
+    (so the AWS CLI and ``tfjanitor``) drops an option value that is exactly ``--``."""
+    return not any("\x00" in a or (a.startswith("--") and a.endswith("=--")) for a in map(str, argv))
+
+
 def shell_line(argv: Sequence[str]) -> str:
     """One command line that runs exactly ``argv``."""
+    if not representable(argv):
+        raise ValueError("an argument holds a NUL character: no command line can pass it")
     return " ".join(quote(str(a)) for a in argv)
+
+
+def option(name: str, value: str) -> list[str]:
+    """``name value``, or ``name=value`` when the value starts with ``-`` (argparse, and so the AWS CLI
+    and ``tfjanitor``, would read it as an option)."""
+    return [f"{name}={value}"] if value.startswith("-") else [name, value]
+
+
+def json_arg(doc: Any) -> str:
+    """A compact JSON argument (AWS CLI structures, ``--cli-input-json``)."""
+    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False)
+
+
+def aws(service: str, operation: str, region: str, profile: str | None, *args: str) -> list[str]:
+    """``aws SERVICE OPERATION --region R [--profile P] ARGS...``."""
+    return ["aws", service, operation, *aws_context(region, profile), *args]
+
+
+def s3api_objects(operation: str, region: str, profile: str | None, params: dict[str, Any]) -> list[str]:
+    """An ``aws s3api`` command about objects: its parameters (API names) in ``--cli-input-json``."""
+    return aws("s3api", operation, region, profile, "--cli-input-json", json_arg(params))
 
 
 def aws_context(region: str, profile: str | None = None) -> list[str]:
     """The context the user ran with, for every ``aws`` / ``tfjanitor`` command we print."""
-    return ["--region", region, *(["--profile", profile] if profile else [])]
+    return [*option("--region", region), *(option("--profile", profile) if profile else [])]
+
+
+def printed(commands: Sequence[str], alternatives: Sequence[dict[str, Any]], indent: str) -> list[str]:
+    """A finding's command lines for a person: each on a line of its own, the recommended ones first, then
+    each alternative under its label. The lines are printed as quoted, never escaped (escaping would change
+    what they run; a quoted line holds no control character)."""
+    out = []
+    if commands:
+        out.append(f"{indent}Run, in order:")
+        out += [f"{indent}  {line}" for line in commands]
+    for alternative in alternatives:
+        out.append(f"{indent}Or: {shown(str(alternative.get('label', '')), LINE_LIMIT)}:")
+        out += [f"{indent}  {line}" for line in alternative.get("commands", [])]
+    return out

@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
+from tfjanitor.commands import shell_line
+
 
 class Severity(str, Enum):
     INFO = "info"
@@ -41,6 +43,14 @@ class Kind(str, Enum):
 
 
 @dataclass
+class Alternative:
+    """Another way to fix a finding: what it is for, and its commands (argument lists) in order."""
+
+    label: str
+    commands: list[list[str]]
+
+
+@dataclass
 class Finding:
     kind: Kind
     severity: Severity
@@ -51,15 +61,29 @@ class Finding:
     lock_id: str | None
     message: str
     details: dict[str, Any] = field(default_factory=dict)
-    fix: list[str] = field(default_factory=list)
+    fix: list[str] = field(default_factory=list)  # the human explanation
     account: str | None = None  # the 12-digit AWS account, where known (the CLI asks STS; the Lambda its ARN)
+    # The recommended fix as argument lists, run in order from the state's working directory; printed
+    # as shell text only through commands.shell_line (details.commands / details.alternatives).
+    commands: list[list[str]] = field(default_factory=list)
+    alternatives: list[Alternative] = field(default_factory=list)
+
+    def command_lines(self) -> list[str]:
+        return [shell_line(argv) for argv in self.commands]
+
+    def alternative_lines(self) -> list[dict[str, Any]]:
+        return [{"label": a.label, "commands": [shell_line(argv) for argv in a.commands]} for a in self.alternatives]
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["kind"] = self.kind.value
         doc["severity"] = self.severity.value
-        doc["details"] = {**self.details, "fix": list(self.fix)}
-        del doc["fix"]
+        doc["details"] = {
+            **self.details, "fix": list(self.fix), "commands": self.command_lines(),
+            "alternatives": self.alternative_lines(),
+        }
+        for name in ("fix", "commands", "alternatives"):
+            del doc[name]
         return doc
 
 

@@ -104,6 +104,8 @@ class BadItem:
     lock_id: str | None
     reason: str
     foreign: bool  # True when it has neither Terraform attribute (another workload's item)
+    # Its Info / Digest exactly as read, when they are strings: what a conditional delete compares.
+    values: dict[str, str] | None = None
 
 
 def parse_time(value: str) -> datetime:
@@ -209,7 +211,15 @@ def classify_item(item: dict[str, Any]) -> LockItem | DigestItem | BadItem:
         info = parse_lock_info(_string_attr(item, "Info") or "")
         return LockItem(bucket, key, info)
     except MalformedItem as exc:
-        return BadItem(lock_id, str(exc), False)
+        return BadItem(lock_id, str(exc), False, _string_values(item, ("Info", "Digest")))
+
+
+def _string_values(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, str] | None:
+    try:
+        values = {name: _string_attr(item, name) for name in names if name in item}
+    except MalformedItem:
+        return None
+    return values or None  # type: ignore[return-value]
 
 
 def normalize_etag(etag: str | None) -> str:

@@ -13,6 +13,7 @@ import re
 import unicodedata
 
 FIELD_LIMIT = 1024  # characters kept of one untrusted field
+LINE_LIMIT = 8 * FIELD_LIMIT  # characters kept of one line of prose that holds a few untrusted fields
 TRUNCATED = "...[truncated, {n} chars]"
 
 # C0 controls, DEL, C1 controls, and the Unicode format characters that reorder or hide text.

@@ -2,6 +2,11 @@
 
 Each notice renders to a subject that fits a mail client's list view (SNS allows
 100 characters), a body with console links, and the same body without links.
+
+Lock fields and keys are hostile input: every line of prose goes through ``untrusted.shown`` (control
+characters escaped, capped) and the subject through ``untrusted.subject_text`` (one ASCII line). Fix
+commands are printed one per line exactly as ``commands.shell_line`` quoted them (never escaped: a
+quoted command line holds no control character, and escaping would change what it runs).
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from typing import Any
 from urllib.parse import quote
 
 from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.commands import printed, s3api_objects, shell_line
 from tfjanitor.durations import human_duration
+from tfjanitor.untrusted import LINE_LIMIT, shown, subject_text
 
 SUBJECT_LIMIT = 100
 _TITLES = {
@@ -54,9 +61,11 @@ def _state(f: dict[str, Any]) -> str:
 
 def _fit(prefix: str, state: str, suffix: str) -> str:
     room = SUBJECT_LIMIT - 1 - len(prefix) - len(suffix)  # SNS: "less than 100 characters"
+    # The end of a key names the state best: keep the tail, escaped and made ASCII, then cut from the left.
+    state = subject_text(state[-4 * SUBJECT_LIMIT:], 64 * SUBJECT_LIMIT)
     if len(state) > room:
         state = "..." + state[-(room - 3):]
-    return f"{prefix}{state}{suffix}"
+    return subject_text(f"{prefix}{state}{suffix}", SUBJECT_LIMIT - 1)
 
 
 def subject(notice: Notice) -> str:
@@ -123,9 +132,18 @@ def render(notice: Notice) -> Email:
     f = notice.finding
     d = f.get("details", {})
     title = _TITLES.get(f.get("kind", ""), f.get("kind", ""))
-    lines: list[str] = []
+    lines: list[str] = []  # prose, raw: escaped line by line below
+
+    def prose() -> list[str]:
+        out = [shown(line, LINE_LIMIT) for line in lines]
+        lines.clear()
+        return out
+
+    text: list[str] = []
     if notice.event == "released":
         what = "lock item" if f.get("kind") == "stale_lock" else "lock object (.tflock)"
+        versions = s3api_objects("list-object-versions", str(f.get("region")), None,
+                                 {"Bucket": f.get("bucket"), "Prefix": f.get("key")})
         lines += [
             f"RELEASED: {title.lower()} on {_state(f)}",
             "",
@@ -139,8 +157,10 @@ def render(notice: Notice) -> Email:
             f"{d.get('created', '?')} (the lock's Who is <os user>@<hostname>).",
             "  2. If it is still running, stop it and run it again: it no longer holds the lock, so its "
             "state write or unlock fails.",
-            f"  3. If in doubt, compare the state's versions: aws s3api list-object-versions --bucket {f.get('bucket')} "
-            f"--prefix {f.get('key')}",
+            "  3. If in doubt, compare the state's versions:",
+        ]
+        text += prose() + [f"       {shell_line(versions)}"]
+        lines += [
             "",
             "Only the lock was deleted, and only because it was still byte-for-byte the lock observed; digest "
             "items and the state object were not touched. Original lock info (recorded in the findings table):",
@@ -182,18 +202,15 @@ def render(notice: Notice) -> Email:
         lines.append(f"  {'Actual MD5:':12} {d['actual_md5']}")
     if "bucket_region" in d:
         lines.append(f"  {'Regions:':12} table in {d.get('table_region')}, bucket in {d['bucket_region']}")
-    if notice.event not in ("resolved", "released") and d.get("fix"):
+    if notice.event not in ("resolved", "released") and (d.get("fix") or d.get("commands")):
         lines += ["", "What to do"]
-        for i, step in enumerate(d["fix"], 1):
+        for i, step in enumerate(d.get("fix") or [], 1):
             lines.append(f"  {i}. {step}")
-        if f.get("kind") in ("stale_lock", "stale_lockfile"):
-            lines.append(
-                f"  Run terraform force-unlock from the directory whose backend block has key = \"{f.get('key')}\" "
-                "(for a workspace, select it first); the aws command needs no working directory."
-            )
+        text += prose() + printed(d.get("commands") or [], d.get("alternatives") or [], "  ")
+    text += prose()
     footer = ["", "--", f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · "
               "state contents are never included in alerts"]
-    plain = "\n".join(lines + footer) + "\n"
+    plain = "\n".join(text + footer) + "\n"
     links = console_links(f)
-    with_links = lines + (["", "Console"] + [f"  {label}: {url}" for label, url in links] if links else []) + footer
+    with_links = text + (["", "Console"] + [f"  {label}: {url}" for label, url in links] if links else []) + footer
     return Email(subject(notice), "\n".join(with_links) + "\n", plain)

@@ -1,8 +1,8 @@
 """Region, topology and posture audit: judge what the reads showed, build findings (pure code).
 
 Inputs are plain facts (model.TableFacts, model.BucketPosture, object versions, the sweep's
-Inventory, a peer table's raw items); outputs are Findings whose ``fix`` holds the exact
-AWS CLI command or Terraform setting that fixes them. No AWS call happens here
+Inventory, a peer table's raw items); outputs are Findings whose ``commands`` are the exact
+AWS CLI commands (argument lists) and whose ``fix`` says which Terraform setting to change. No AWS call happens here
 (auditor.py reads through posture.py, the adapter). Nothing here sees a state's contents.
 
 Severities are chosen for a platform engineer's exit code and inbox: ``critical`` when
@@ -15,14 +15,22 @@ from __future__ import annotations
 
 import json
 import re
-import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
-from tfjanitor.checks.findings import create_lock_table_command
+from tfjanitor.checks.findings import (
+    Argv,
+    create_lock_table_command,
+    digest_delete,
+    digest_put,
+    dynamodb,
+    list_versions,
+    with_fix,
+)
+from tfjanitor.commands import aws, json_arg, option, representable, shell_line
 from tfjanitor.model import Finding, Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
 from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, DigestItem, LockItem, classify_item
 
@@ -41,15 +49,6 @@ KEEP_NEWER_NONCURRENT = 20  # ... beyond the 20 newest of each key (state histor
 WRITE_RATE_WINDOW = timedelta(days=30)
 
 
-def _q(value: str) -> str:
-    return shlex.quote(value)
-
-
-def _j(doc: Any) -> str:
-    """A JSON argument for the AWS CLI, compact and shell-quoted."""
-    return _q(json.dumps(doc, separators=(",", ":"), ensure_ascii=False))
-
-
 def partition(region: str) -> str:
     if region.startswith("cn-"):
         return "aws-cn"
@@ -59,20 +58,25 @@ def partition(region: str) -> str:
 
 
 def _table_finding(kind: Kind, severity: Severity, region: str, table: str, message: str,
-                   details: dict[str, Any], fix: list[str]) -> Finding:
-    return Finding(kind, severity, region, table, None, None, None, message, details, fix)
+                   details: dict[str, Any], fix: list[str], commands: list[Argv]) -> Finding:
+    return with_fix(Finding(kind, severity, region, table, None, None, None, message, details, fix), ("", commands))
 
 
 def _bucket_finding(kind: Kind, severity: Severity, region: str, bucket: str, bucket_region: str, message: str,
-                    details: dict[str, Any], fix: list[str]) -> Finding:
-    return Finding(kind, severity, region, None, bucket, None, None, message,
-                   {"bucket_region": bucket_region, **details}, fix)
+                    details: dict[str, Any], fix: list[str], commands: list[Argv]) -> Finding:
+    return with_fix(Finding(kind, severity, region, None, bucket, None, None, message,
+                            {"bucket_region": bucket_region, **details}, fix), ("", commands))
+
+
+def s3api_bucket(operation: str, region: str, profile: str | None, bucket: str, *args: str) -> Argv:
+    """``aws s3api OPERATION`` on one bucket's configuration (a bucket name, never an object key)."""
+    return aws("s3api", operation, region, profile, *option("--bucket", bucket), *args)
 
 
 # -- lock tables ------------------------------------------------------------------------------
 
 
-def lock_table_missing(region: str, table: str) -> Finding:
+def lock_table_missing(region: str, table: str, profile: str | None = None) -> Finding:
     return _table_finding(
         Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, region, table,
         f"Lock table {table} does not exist in {region}: every terraform run whose backend names "
@@ -80,14 +84,15 @@ def lock_table_missing(region: str, table: str) -> Finding:
         "plan or apply at all.",
         {"problem": "missing", "expected_key_schema": "LockID (HASH, String)"},
         [
-            f"Create it: {create_lock_table_command(region, table)}",
+            "Create it (the command below).",
             f"Or, if its states now lock with use_lockfile only, remove dynamodb_table from their backend blocks "
             f"and stop sweeping {table} (tfjanitor --table / the stack's LockTableNames).",
         ],
+        [create_lock_table_command(region, table, profile)],
     )
 
 
-def lock_table_schema(facts: TableFacts) -> Finding | None:
+def lock_table_schema(facts: TableFacts, profile: str | None = None) -> Finding | None:
     """None when the key is exactly LockID (HASH, String): what Terraform writes."""
     if facts.key_schema == LOCK_KEY_SCHEMA:
         return None
@@ -107,15 +112,15 @@ def lock_table_schema(facts: TableFacts) -> Finding | None:
         {"problem": "key_schema", "key_schema": [list(k) for k in facts.key_schema],
          "expected_key_schema": "LockID (HASH, String)"},
         [
-            "A key schema cannot be changed. Create a table with the right key: "
-            f"{create_lock_table_command(facts.region, other)}",
+            f"A key schema cannot be changed. Create a table with the right key, {other} (the command below).",
             f'Then set dynamodb_table = "{other}" in every backend that names {facts.name} and run '
             "terraform init -reconfigure (or set use_lockfile = true on Terraform >= 1.10 and drop dynamodb_table).",
         ],
+        [create_lock_table_command(facts.region, other, profile)],
     )
 
 
-def replicated_lock_table(facts: TableFacts) -> Finding | None:
+def replicated_lock_table(facts: TableFacts, profile: str | None = None) -> Finding | None:
     others = sorted({r for r, _ in facts.replicas if r != facts.region})
     if not others:
         return None
@@ -137,9 +142,8 @@ def replicated_lock_table(facts: TableFacts) -> Finding | None:
             "writer uses one region."
         )
     fix = [
-        f"Keep the lock table out of replication: for each replica region R ({regions}), once no backend "
-        f"locks through that region, aws dynamodb update-table --region {_q(facts.region)} "
-        f"--table-name {_q(facts.name)} --replica-updates {_j([{'Delete': {'RegionName': '<R>'}}])}",
+        f"Keep the lock table out of replication: remove each replica ({regions}) once no backend locks through "
+        "its region (the commands below, one per replica).",
         "Or lock with the state bucket instead: use_lockfile = true (Terraform >= 1.10; S3 conditional writes "
         "are strongly consistent), then drop dynamodb_table.",
     ]
@@ -153,10 +157,12 @@ def replicated_lock_table(facts: TableFacts) -> Finding | None:
          "replica_regions": others, "replicas": [list(r) for r in facts.replicas],
          "global_table_version": facts.global_table_version},
         fix,
+        [dynamodb("update-table", facts.region, profile, facts.name,
+                  "--replica-updates", json_arg([{"Delete": {"RegionName": r}}])) for r in others],
     )
 
 
-def deletion_protection_disabled(facts: TableFacts) -> Finding | None:
+def deletion_protection_disabled(facts: TableFacts, profile: str | None = None) -> Finding | None:
     if facts.deletion_protection:
         return None
     return _table_finding(
@@ -164,12 +170,12 @@ def deletion_protection_disabled(facts: TableFacts) -> Finding | None:
         f"Lock table {facts.name} in {facts.region} has no deletion protection. Lock tables look idle to cleanup "
         "tools and get deleted; then every terraform run fails to lock and every stored digest is gone.",
         {"deletion_protection": False},
-        [f"aws dynamodb update-table --region {_q(facts.region)} --table-name {_q(facts.name)} "
-         "--deletion-protection-enabled"],
+        ["Turn deletion protection on (the command below)."],
+        [dynamodb("update-table", facts.region, profile, facts.name, "--deletion-protection-enabled")],
     )
 
 
-def pitr_disabled(region: str, table: str, status: str) -> Finding | None:
+def pitr_disabled(region: str, table: str, status: str, profile: str | None = None) -> Finding | None:
     if status.upper() == "ENABLED":
         return None
     return _table_finding(
@@ -177,12 +183,13 @@ def pitr_disabled(region: str, table: str, status: str) -> Finding | None:
         f"Lock table {table} in {region} has point-in-time recovery off: a bad write or delete of its digest "
         "items cannot be undone (a restore goes to a new table, for the last 35 days).",
         {"point_in_time_recovery": status},
-        [f"aws dynamodb update-continuous-backups --region {_q(region)} --table-name {_q(table)} "
-         f"--point-in-time-recovery-specification {_j({'PointInTimeRecoveryEnabled': True})}"],
+        ["Turn point-in-time recovery on (the command below)."],
+        [dynamodb("update-continuous-backups", region, profile, table,
+                  "--point-in-time-recovery-specification", json_arg({"PointInTimeRecoveryEnabled": True}))],
     )
 
 
-def stream_disabled(facts: TableFacts, expected_arn: str) -> Finding | None:
+def stream_disabled(facts: TableFacts, expected_arn: str, profile: str | None = None) -> Finding | None:
     """The stack's stream monitor reads ``expected_arn``: is that still this table's live stream?"""
     problems = []
     if not facts.stream_enabled:
@@ -193,19 +200,24 @@ def stream_disabled(facts: TableFacts, expected_arn: str) -> Finding | None:
         problems.append(f"the table's stream is now {facts.latest_stream_arn} (the stream was re-created)")
     if not problems:
         return None
-    base = f"aws dynamodb update-table --region {_q(facts.region)} --table-name {_q(facts.name)}"
-    enable = f"{base} --stream-specification {_j({'StreamEnabled': True, 'StreamViewType': 'NEW_AND_OLD_IMAGES'})}"
-    fix = []
+    def stream(spec: dict[str, Any]) -> Argv:
+        return dynamodb("update-table", facts.region, profile, facts.name, "--stream-specification", json_arg(spec))
+
+    enable = stream({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
+    fix, commands = [], []
     if facts.stream_enabled and facts.stream_view_type != "NEW_AND_OLD_IMAGES":
-        fix.append(f"A view type cannot be changed in place: {base} --stream-specification "
-                   f"{_j({'StreamEnabled': False})}, then {enable}")
+        fix.append("A view type cannot be changed in place: disable the stream, then enable it with "
+                   "NEW_AND_OLD_IMAGES (the first two commands).")
+        commands += [stream({"StreamEnabled": False}), enable]
     elif not facts.stream_enabled:
-        fix.append(enable)
+        fix.append("Enable the stream with NEW_AND_OLD_IMAGES (the first command).")
+        commands.append(enable)
     fix.append(
-        "Then point the stack at the table's current stream: sam deploy --parameter-overrides "
-        "LockTableStreamArn=$(aws dynamodb describe-table --region "
-        f"{_q(facts.region)} --table-name {_q(facts.name)} --query Table.LatestStreamArn --output text)"
+        "Then point the stack at the table's current stream: the last command prints its ARN; deploy the stack "
+        "with the parameter LockTableStreamArn set to it (sam deploy --parameter-overrides LockTableStreamArn=ARN)."
     )
+    commands.append(dynamodb("describe-table", facts.region, profile, facts.name,
+                             "--query", "Table.LatestStreamArn", "--output", "text"))
     return _table_finding(
         Kind.TABLE_STREAM_DISABLED, Severity.WARNING, facts.region, facts.name,
         f"The stream monitor is configured for {expected_arn}, but {'; '.join(problems)}: it receives nothing, "
@@ -213,13 +225,16 @@ def stream_disabled(facts: TableFacts, expected_arn: str) -> Finding | None:
         {"configured_stream_arn": expected_arn, "stream_enabled": facts.stream_enabled,
          "stream_view_type": facts.stream_view_type, "latest_stream_arn": facts.latest_stream_arn},
         fix,
+        commands,
     )
 
 
 # -- buckets ---------------------------------------------------------------------------------
 
 
-def versioning_disabled(region: str, bucket: str, bucket_region: str, status: str | None) -> Finding | None:
+def versioning_disabled(
+    region: str, bucket: str, bucket_region: str, status: str | None, profile: str | None = None,
+) -> Finding | None:
     if status == "Enabled":
         return None
     state = "suspended" if status == "Suspended" else "not enabled"
@@ -229,15 +244,18 @@ def versioning_disabled(region: str, bucket: str, bucket_region: str, status: st
         "a hand edit, a deleted workspace) cannot be undone, there is no earlier state to go back to.",
         {"versioning": status or "never enabled"},
         [
-            f"aws s3api put-bucket-versioning --region {_q(bucket_region)} --bucket {_q(bucket)} "
-            f"--versioning-configuration {_j({'Status': 'Enabled'})}",
+            "Enable versioning (the command below).",
             "Then expire old versions with a lifecycle rule (NoncurrentVersionExpiration with "
             "NewerNoncurrentVersions) so the history stays bounded.",
         ],
+        [s3api_bucket("put-bucket-versioning", bucket_region, profile, bucket,
+                      "--versioning-configuration", json_arg({"Status": "Enabled"}))],
     )
 
 
-def public_access_open(region: str, bucket: str, bucket_region: str, config: dict[str, bool] | None) -> Finding | None:
+def public_access_open(
+    region: str, bucket: str, bucket_region: str, config: dict[str, bool] | None, profile: str | None = None,
+) -> Finding | None:
     config = config or {}
     off = [flag for flag in PUBLIC_ACCESS_FLAGS if not config.get(flag)]
     if not off:
@@ -249,8 +267,9 @@ def public_access_open(region: str, bucket: str, bucket_region: str, config: dic
         "secrets (passwords, keys, tokens) in plain text. (An account-level block also protects it: check "
         "aws s3control get-public-access-block.)",
         {"public_access_block": {flag: bool(config.get(flag)) for flag in PUBLIC_ACCESS_FLAGS}, "off": off},
-        [f"aws s3api put-public-access-block --region {_q(bucket_region)} --bucket {_q(bucket)} "
-         f"--public-access-block-configuration {_j({flag: True for flag in PUBLIC_ACCESS_FLAGS})}"],
+        ["Turn every public access block setting on (the command below)."],
+        [s3api_bucket("put-public-access-block", bucket_region, profile, bucket,
+                      "--public-access-block-configuration", json_arg({flag: True for flag in PUBLIC_ACCESS_FLAGS}))],
     )
 
 
@@ -312,7 +331,9 @@ def tls_statement(bucket: str, bucket_region: str) -> dict[str, Any]:
     }
 
 
-def tls_not_enforced(region: str, bucket: str, bucket_region: str, policy: str | None) -> Finding | None:
+def tls_not_enforced(
+    region: str, bucket: str, bucket_region: str, policy: str | None, profile: str | None = None,
+) -> Finding | None:
     if tls_enforced(policy, bucket):
         return None
     statement = tls_statement(bucket, bucket_region)
@@ -335,9 +356,10 @@ def tls_not_enforced(region: str, bucket: str, bucket_region: str, policy: str |
         {"has_policy": policy is not None, "statement_to_add": statement},
         [
             "Check that nothing reads this bucket over plain HTTP, then apply its current policy plus the TLS "
-            "statement (put-bucket-policy replaces the whole policy; this document keeps every current statement): "
-            f"aws s3api put-bucket-policy --region {_q(bucket_region)} --bucket {_q(bucket)} --policy {_j(merged)}",
+            "statement with the command below (put-bucket-policy replaces the whole policy; its document keeps "
+            "every current statement).",
         ],
+        [s3api_bucket("put-bucket-policy", bucket_region, profile, bucket, "--policy", json_arg(merged))],
     )
 
 
@@ -394,7 +416,7 @@ def _common_prefix(keys: list[str]) -> str:
 
 def lockfile_versions_accumulating(
     region: str, bucket: str, bucket_region: str, versioning: str | None, versions: list[ObjectVersion],
-    rules: list[dict[str, Any]],
+    rules: list[dict[str, Any]], profile: str | None = None,
 ) -> Finding | None:
     if versioning not in ("Enabled", "Suspended"):
         return None
@@ -432,12 +454,13 @@ def lockfile_versions_accumulating(
         {"lockfiles": len(lock_keys), "noncurrent_versions": len(old_versions), "delete_markers": len(markers),
          "lifecycle_rules": len(rules), "rule_to_add": new_rule},
         [
-            "Add a lifecycle rule (put-bucket-lifecycle-configuration replaces the whole configuration; this "
-            f"document keeps every current rule). It also expires noncurrent *state* versions older than "
-            f"{NONCURRENT_DAYS} days beyond the {KEEP_NEWER_NONCURRENT} newest of each key; adjust if you keep "
-            f"more history: aws s3api put-bucket-lifecycle-configuration --region {_q(bucket_region)} "
-            f"--bucket {_q(bucket)} --lifecycle-configuration {_j(merged)}",
+            "Add a lifecycle rule with the command below (put-bucket-lifecycle-configuration replaces the whole "
+            "configuration; its document keeps every current rule). It also expires noncurrent *state* versions "
+            f"older than {NONCURRENT_DAYS} days beyond the {KEEP_NEWER_NONCURRENT} newest of each key; adjust if "
+            "you keep more history.",
         ],
+        [s3api_bucket("put-bucket-lifecycle-configuration", bucket_region, profile, bucket,
+                      "--lifecycle-configuration", json_arg(merged))],
     )
 
 
@@ -515,7 +538,9 @@ def classify_state(ev: StateEvidence) -> tuple[str | None, bool]:
     return BOTH, False  # a mismatch written outside any lock: drift (the sweep reports it), not migration
 
 
-def lockfile_migration(region: str, bucket: str, evidence: list[StateEvidence]) -> Finding | None:
+def lockfile_migration(
+    region: str, bucket: str, evidence: list[StateEvidence], profile: str | None = None,
+) -> Finding | None:
     rows = []
     leftovers = []
     for ev in sorted(evidence, key=lambda e: e.key):
@@ -537,13 +562,8 @@ def lockfile_migration(region: str, bucket: str, evidence: list[StateEvidence]) 
             "that moved to lockfile-only: nothing updates them, and any configuration still naming the table "
             "fails its checksum check") if leftovers else ""
     fix = []
-    for item in leftovers:
-        fix.append(
-            f"Delete the leftover digest of {item['lock_id'][:-len(DIGEST_SUFFIX)]} (only if unchanged): "
-            f"aws dynamodb delete-item --region {_q(region)} --table-name {_q(item['table'])} "
-            f"--key {_j({'LockID': {'S': item['lock_id']}})} --condition-expression 'Digest = :d' "
-            f"--expression-attribute-values {_j({':d': {'S': item['digest']}})}"
-        )
+    if leftovers:
+        fix.append("Delete the leftover digests (the commands below, one per digest: each only if unchanged).")
     if modes[BOTH]:
         fix.append("States on both: once every configuration of a state has use_lockfile = true, remove "
                    "dynamodb_table from its backend block and run terraform init -reconfigure, then delete its "
@@ -552,12 +572,13 @@ def lockfile_migration(region: str, bucket: str, evidence: list[StateEvidence]) 
         fix.append("States on DynamoDB only (Terraform 1.11 deprecates dynamodb_table): add use_lockfile = true "
                    "next to dynamodb_table and run terraform init -reconfigure; remove dynamodb_table once every "
                    "configuration has it.")
-    return Finding(
+    return with_fix(Finding(
         Kind.LOCKFILE_MIGRATION, Severity.INFO, region, None, bucket, None, None,
         f"s3://{bucket}: {len(rows)} state{'s' if len(rows) != 1 else ''} seen, {', '.join(parts)}{left}.",
         {"states": rows, "counts": {m: modes[m] for m in (DYNAMODB, BOTH, LOCKFILE)}, "leftover_digests": leftovers},
         fix,
-    )
+    ), ("Delete the leftover digests", [
+        digest_delete(region, profile, item["table"], item["lock_id"], item["digest"]) for item in leftovers]))
 
 
 # -- split brain -----------------------------------------------------------------------------------
@@ -585,7 +606,7 @@ def peer_holders(items: list[dict[str, Any]]) -> dict[tuple[str, str], Holder]:
 
 def split_brain_lock(
     region: str, table: str, bucket: str, key: str, holders: dict[str, Holder], obj: ObjectFacts | None,
-    md5: str | None, bucket_region: str | None,
+    md5: str | None, bucket_region: str | None, profile: str | None = None,
 ) -> Finding | None:
     """``holders``: region -> what that region's table named ``table`` holds for bucket/key."""
     held = {r: h for r, h in holders.items() if h.lock or h.digest}
@@ -618,32 +639,30 @@ def split_brain_lock(
         which = "No region is the obvious keeper: pick one for every configuration (or use_lockfile)."
     fix = [
         "First look for a lost write (two runs may have written this state at once), and keep the object only "
-        "if it is the state you want: "
-        f"aws s3api list-object-versions --region {_q(bucket_region or region)} --bucket {_q(bucket)} "
-        f"--prefix {_q(key)}",
+        "if it is the state you want: the first command lists its versions.",
     ]
-    if keep and known and held[keep].digest and held[keep].digest != known:
+    commands = [list_versions(bucket_region or region, profile, bucket, key)]
+    kept = held[keep].digest if keep else None
+    if keep and known and kept and kept != known:
         fix.append(
             f"Then store the object's digest in {keep}'s table (its own is stale, so a configuration switched to "
-            f"it would fail its checksum check): aws dynamodb put-item --region {_q(keep)} --table-name {_q(table)} "
-            f"--item {_j({'LockID': {'S': digest_id}, 'Digest': {'S': known}})}"
+            "it would fail its checksum check): the next command, only if that digest is unchanged."
         )
+        commands.append(digest_put(keep, profile, table, digest_id, known, kept))
+    grep = ["grep", "-rnF", "--include=*.tf", "--include=*.tfbackend", "-e", key, "."]
+    find = f" To find the configurations, run in your repositories: {shell_line(grep)}" if representable(grep) else ""
     fix.append(
         f'In every configuration with bucket = "{bucket}" and key = "{key}", lock through one table: set '
         f'region = "{keep or "<one region>"}" in the backend block (and remove any endpoints.dynamodb / '
         "dynamodb_endpoint override pointing elsewhere), or set use_lockfile = true everywhere (Terraform >= "
-        "1.10: the lock lives next to the state); then terraform init -reconfigure. To find the configurations: "
-        f"grep -rn '{key}' --include='*.tf' --include='*.tfbackend' over your repositories."
+        f"1.10: the lock lives next to the state); then terraform init -reconfigure.{find}"
     )
-    for r in to_fix:
-        h = held[r]
-        if h.digest:
-            fix.append(
-                f"After that, remove the digest in {r} (only if unchanged): aws dynamodb delete-item "
-                f"--region {_q(r)} --table-name {_q(table)} --key {_j({'LockID': {'S': digest_id}})} "
-                f"--condition-expression 'Digest = :d' --expression-attribute-values {_j({':d': {'S': h.digest}})}"
-            )
-    return Finding(
+    removals = [digest_delete(r, profile, table, digest_id, held[r].digest) for r in to_fix if held[r].digest]  # type: ignore[arg-type]
+    if removals:
+        fix.append(f"After that, remove the digests in {', '.join(r for r in to_fix if held[r].digest)} "
+                   "(the last commands: each only if unchanged).")
+    commands += removals
+    return with_fix(Finding(
         Kind.SPLIT_BRAIN_LOCK, Severity.CRITICAL, region, table, bucket, key, None,
         f"Split-brain locking on {state}: same-named tables {table} in {len(held)} regions hold its lock data "
         f"({'; '.join(said)}). A lock taken in one table does not exclude writers using the other, so two runs "
@@ -651,7 +670,7 @@ def split_brain_lock(
         {"regions": regions, "object_md5": known, "digest_matches_in": matching, "bucket_region": bucket_region,
          "keep_region": keep, "regions_to_fix": to_fix, "digest_lock_id": digest_id},
         fix,
-    )
+    ), ("", commands))
 
 
 def versions_per_month(versions: list[ObjectVersion], keys: set[str], now: datetime) -> float | None:

@@ -1,28 +1,81 @@
-"""Build findings: the human sentence and the exact fix for each kind (pure code).
+"""Build findings: the human sentence, the explanation, and the exact fix for each kind (pure code).
 
-Every fix is a command a user can paste: arguments are shell-quoted, so keys
-with spaces, quotes or unicode survive. Nothing here ever sees state contents.
+Fix commands are argument lists (``Finding.commands`` / ``alternatives``), turned into shell text only
+by ``commands.shell_line``: keys, lock IDs and names from a lock table are hostile input, and a command
+line pasted at 3 a.m. must run exactly what it says. Every write a fix makes is conditional on the value
+the sweep saw (a digest, a lock's exact ``Info``, a ``.tflock``'s ETag). Nothing here ever sees state
+contents.
 """
 
 from __future__ import annotations
 
-import json
-import shlex
 from datetime import datetime, timedelta
 from typing import Any
 
 from tfjanitor.checks.regions import cross_region_cost
+from tfjanitor.commands import aws, aws_context, json_arg, option, representable, s3api_objects
 from tfjanitor.durations import human_duration
-from tfjanitor.model import Finding, Kind, Severity
+from tfjanitor.model import Alternative, Finding, Kind, Severity
 from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time
 
+Argv = list[str]
+FORCE_UNLOCK_LABEL = (
+    "With Terraform's own release, run from the working directory of the configuration whose backend has this "
+    "bucket and key (for a workspace, select it first)"
+)
 
-def _q(value: str) -> str:
-    return shlex.quote(value)
+
+def with_fix(finding: Finding, *options: tuple[str, list[Argv]]) -> Finding:
+    """Give ``finding`` its commands: ``options`` are (label, commands), the recommended one first.
+
+    An option that no command line can pass (a NUL in an argument) is left out; the next one is then
+    recommended.
+    """
+    usable = [(label, cmds) for label, cmds in options if cmds and all(representable(c) for c in cmds)]
+    if usable:
+        finding.commands = usable[0][1]
+        finding.alternatives = [Alternative(label, cmds) for label, cmds in usable[1:]]
+    return finding
 
 
-def _key_json(lock_id: str) -> str:
-    return json.dumps({"LockID": {"S": lock_id}}, ensure_ascii=False)
+def _item_key(lock_id: str) -> str:
+    return json_arg({"LockID": {"S": lock_id}})
+
+
+def dynamodb(operation: str, region: str, profile: str | None, table: str, *args: str) -> Argv:
+    """``aws dynamodb OPERATION`` on one table."""
+    return aws("dynamodb", operation, region, profile, *option("--table-name", table), *args)
+
+
+def unlock_command(region: str, profile: str | None, bucket: str, key: str, lock_id: str, table: str | None) -> Argv:
+    """``tfjanitor unlock``: shows the lock, asks, and deletes it only if it is still exactly this one."""
+    where = [*option("--table", table), "--", f"{bucket}/{key}"] if table is not None else [
+        *option("--bucket", bucket), "--lockfile", "--", key]
+    return ["tfjanitor", "unlock", *aws_context(region, profile), *option("--id", lock_id), *where]
+
+
+def force_unlock_command(lock_id: str) -> Argv:
+    return ["terraform", "force-unlock", "-force", "--", lock_id]
+
+
+def digest_put(region: str, profile: str | None, table: str, digest_id: str, digest: str, seen: str) -> Argv:
+    """Store ``digest``, only if the item still holds the digest the sweep saw."""
+    return dynamodb(
+        "put-item", region, profile, table, "--item", json_arg({"LockID": {"S": digest_id}, "Digest": {"S": digest}}),
+        "--condition-expression", "Digest = :d", "--expression-attribute-values", json_arg({":d": {"S": seen}}),
+    )
+
+
+def digest_delete(region: str, profile: str | None, table: str, digest_id: str, seen: str) -> Argv:
+    """Delete a digest item, only if it still holds the digest the sweep saw."""
+    return dynamodb(
+        "delete-item", region, profile, table, "--key", _item_key(digest_id),
+        "--condition-expression", "Digest = :d", "--expression-attribute-values", json_arg({":d": {"S": seen}}),
+    )
+
+
+def list_versions(region: str, profile: str | None, bucket: str, key: str) -> Argv:
+    return s3api_objects("list-object-versions", region, profile, {"Bucket": bucket, "Prefix": key})
 
 
 def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[str, Any]:
@@ -37,12 +90,28 @@ def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[s
     }
 
 
+def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without: Argv) -> Finding:
+    """A stale lock's fix: ``tfjanitor unlock``, the AWS CLI's delete of exactly ``what``, or Terraform's own."""
+    finding.fix = [
+        f"Check that no terraform run by {lock.who or 'the holder'} is still alive (Who is <os user>@<hostname>): "
+        "releasing the lock of a live run lets another run write the same state.",
+        f"Then release it (no working directory needed): tfjanitor unlock shows the lock, asks, and deletes {what}.",
+    ]
+    return with_fix(
+        finding,
+        ("Release it with tfjanitor", [unlock]),
+        (f"Without tfjanitor, delete {what}", [without]),
+        (FORCE_UNLOCK_LABEL, [force_unlock_command(lock.id)]),
+    )
+
+
 def stale_lock(
-    region: str, table: str, bucket: str, key: str, lock: LockInfo, now: datetime, threshold: timedelta
+    region: str, table: str, bucket: str, key: str, lock: LockInfo, now: datetime, threshold: timedelta,
+    profile: str | None = None,
 ) -> Finding:
     age = human_duration(lock.age_seconds(now))
     lock_id_key = f"{bucket}/{key}"
-    return Finding(
+    finding = Finding(
         kind=Kind.STALE_LOCK,
         severity=Severity.WARNING,
         region=region,
@@ -57,22 +126,22 @@ def stale_lock(
             "the run that took it has probably died."
         ),
         details=_lock_details(lock, now, threshold),
-        fix=[
-            f"Check that no terraform run by {lock.who or 'the holder'} is still alive, then, from the "
-            f"working directory of that configuration: terraform force-unlock -force {lock.id}",
-            "Or without a working directory (deletes the item only if it still holds this lock): "
-            f"aws dynamodb delete-item --region {_q(region)} --table-name {_q(table)} "
-            f"--key {_q(_key_json(lock_id_key))} --condition-expression 'contains(Info, :id)' "
-            f"--expression-attribute-values {_q(json.dumps({':id': {'S': lock.id}}))}",
-        ],
+    )
+    return _release(
+        finding, lock, unlock_command(region, profile, bucket, key, lock.id, table),
+        "the item only if it still holds exactly this lock (Info unchanged)",
+        dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id_key),
+                 "--condition-expression", "Info = :info",
+                 "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})),
     )
 
 
 def stale_lockfile(
-    region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: timedelta
+    region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: timedelta,
+    profile: str | None = None,
 ) -> Finding:
     age = human_duration(lock.age_seconds(now))
-    return Finding(
+    finding = Finding(
         kind=Kind.STALE_LOCKFILE,
         severity=Severity.WARNING,
         region=region,
@@ -86,13 +155,11 @@ def stale_lockfile(
             f"{human_duration(threshold.total_seconds())} threshold: the run that took it has probably died."
         ),
         details={**_lock_details(lock, now, threshold), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
-        fix=[
-            f"Check that no terraform run by {lock.who or 'the holder'} is still alive, then, from the "
-            f"working directory of that configuration: terraform force-unlock -force {lock.id}",
-            "Or without a working directory (deletes the lock object only if it is unchanged): "
-            f"aws s3api delete-object --region {_q(region)} --bucket {_q(bucket)} "
-            f"--key {_q(key + LOCKFILE_SUFFIX)} --if-match {_q(etag)}",
-        ],
+    )
+    return _release(
+        finding, lock, unlock_command(region, profile, bucket, key, lock.id, None),
+        "the lock object only if it is unchanged (If-Match its ETag)",
+        s3api_objects("delete-object", region, profile, {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
     )
 
 
@@ -107,6 +174,7 @@ def digest_drift(
     size: int,
     has_lockfile_history: bool = False,
     locked_by: dict[str, Any] | None = None,
+    profile: str | None = None,
 ) -> Finding:
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     also_locked = (
@@ -115,8 +183,7 @@ def digest_drift(
         "that lock: the mismatch predates the run holding it, which is not writing it now."
         if locked_by else ""
     )
-    item = {"LockID": {"S": digest_id}, "Digest": {"S": actual}}
-    return Finding(
+    finding = Finding(
         kind=Kind.DIGEST_DRIFT,
         severity=Severity.CRITICAL,
         region=region,
@@ -140,27 +207,34 @@ def digest_drift(
             "locked_by": locked_by,
         },
         fix=[
-            f"Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
-            f"(a failed upload). Versions: aws s3api list-object-versions --region {_q(region)} "
-            f"--bucket {_q(bucket)} --prefix {_q(key)}",
-            "If the object in S3 is the state you want, store its digest (what Terraform's own error "
-            f"suggests): aws dynamodb put-item --region {_q(region)} --table-name {_q(table)} "
-            f"--item {_q(json.dumps(item, ensure_ascii=False))}",
-            "If the object is wrong, restore the version whose MD5 is the stored digest "
-            f"({stored}) with aws s3api copy-object --copy-source, under a terraform lock.",
-            "If this state now locks with use_lockfile only (no dynamodb_table), the digest is a leftover "
-            f"of that migration and nothing reads it: delete it with aws dynamodb delete-item --region {_q(region)} "
-            f"--table-name {_q(table)} --key {_q(_key_json(digest_id))}",
+            "Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
+            "(a failed upload); the object's versions show its history.",
+            "If the object in S3 is the state you want, store its digest (what Terraform's own error suggests): "
+            f"the command below sets the digest to {actual}, only if it still holds {stored}.",
+            f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
+            "aws s3api copy-object, under a terraform lock.",
+            "If this state now locks with use_lockfile only (no dynamodb_table), the digest is a leftover of "
+            "that migration and nothing reads it: delete it.",
         ],
+    )
+    return with_fix(
+        finding,
+        ("If the object is the state you want, store its digest", [
+            digest_put(region, profile, table, digest_id, actual, stored)]),
+        (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored} "
+         "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)]),
+        ("If the state now locks with use_lockfile only, delete the leftover digest (only if unchanged)", [
+            digest_delete(region, profile, table, digest_id, stored)]),
     )
 
 
 def orphan_digest(
-    region: str, table: str, bucket: str, key: str, stored: str, bucket_missing: bool = False
+    region: str, table: str, bucket: str, key: str, stored: str, bucket_missing: bool = False,
+    profile: str | None = None,
 ) -> Finding:
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     where = f"bucket {bucket} does not exist" if bucket_missing else f"s3://{bucket}/{key} does not exist"
-    return Finding(
+    finding = Finding(
         kind=Kind.ORPHAN_DIGEST,
         severity=Severity.WARNING,
         region=region,
@@ -174,23 +248,26 @@ def orphan_digest(
         ),
         details={"stored_md5": stored, "digest_lock_id": digest_id, "bucket_missing": bucket_missing},
         fix=[
-            "If the state was deleted on purpose, remove its digest: "
-            f"aws dynamodb delete-item --region {_q(region)} --table-name {_q(table)} "
-            f"--key {_q(_key_json(digest_id))}",
-            "If it was deleted by mistake and the bucket is versioned, restore the latest version: "
-            f"aws s3api list-object-versions --region {_q(region)} --bucket {_q(bucket)} --prefix {_q(key)}",
+            "If the state was deleted on purpose, remove its digest (the command below: only if unchanged).",
+            "If it was deleted by mistake and the bucket is versioned, restore the latest version (remove the "
+            "delete marker the listing shows).",
         ],
+    )
+    restore = [] if bucket_missing else [list_versions(region, profile, bucket, key)]
+    return with_fix(
+        finding,
+        ("If the state was deleted on purpose, remove its digest", [digest_delete(region, profile, table, digest_id, stored)]),
+        ("If it was deleted by mistake, list its versions, then delete the delete marker on top", restore),
     )
 
 
-def create_lock_table_command(region: str, table: str) -> str:
+def create_lock_table_command(region: str, table: str, profile: str | None = None) -> Argv:
     """The one command that makes a Terraform lock table (key LockID, String), protected from deletion."""
-    attributes = json.dumps([{"AttributeName": "LockID", "AttributeType": "S"}], separators=(",", ":"))
-    key_schema = json.dumps([{"AttributeName": "LockID", "KeyType": "HASH"}], separators=(",", ":"))
-    return (
-        f"aws dynamodb create-table --region {_q(region)} --table-name {_q(table)} "
-        f"--attribute-definitions {_q(attributes)} --key-schema {_q(key_schema)} "
-        "--billing-mode PAY_PER_REQUEST --deletion-protection-enabled"
+    return dynamodb(
+        "create-table", region, profile, table,
+        "--attribute-definitions", json_arg([{"AttributeName": "LockID", "AttributeType": "S"}]),
+        "--key-schema", json_arg([{"AttributeName": "LockID", "KeyType": "HASH"}]),
+        "--billing-mode", "PAY_PER_REQUEST", "--deletion-protection-enabled",
     )
 
 
@@ -203,6 +280,7 @@ def cross_region_bucket(
     state_sizes: list[int] | None = None,
     applies_per_month: float | None = None,
     rate_source: str = "",
+    profile: str | None = None,
 ) -> Finding:
     cost = cross_region_cost(region, bucket_region, list(state_sizes or []), applies_per_month, rate_source)
     if cost.extra_ms_per_lock_operation is not None:
@@ -212,7 +290,7 @@ def cross_region_bucket(
         )
     else:
         slower = ""
-    return Finding(
+    finding = Finding(
         kind=Kind.CROSS_REGION_BUCKET,
         severity=Severity.WARNING,
         region=region,
@@ -226,40 +304,35 @@ def cross_region_bucket(
         ),
         details={"table_region": region, "bucket_region": bucket_region, "states": states, **cost.to_dict()},
         fix=[
-            f"1. Create a lock table in {bucket_region}: {create_lock_table_command(bucket_region, table)}",
+            f"1. Create a lock table in {bucket_region} (the command below).",
             f'2. In every configuration using s3://{bucket}, set region = "{bucket_region}" in the backend block '
             "(and drop any endpoints.dynamodb / dynamodb_endpoint override pointing elsewhere), then run "
             "terraform init -migrate-state while no run holds a lock: the next state write stores its digest "
             "in the new table.",
             f"3. Then remove the old digests from {table} in {region}: they are never updated again "
-            "(aws dynamodb delete-item per <bucket>/<key>-md5 item).",
+            "(a delete of each <bucket>/<key>-md5 item, conditional on its Digest).",
             "Or, on Terraform >= 1.10, lock with the bucket itself: set use_lockfile = true in the backend "
             "block, keep dynamodb_table until every configuration has it, then remove dynamodb_table.",
         ],
     )
+    return with_fix(finding, ("Create the lock table", [create_lock_table_command(bucket_region, table, profile)]))
 
 
-def malformed_item(region: str, table: str, lock_id: str | None, reason: str, foreign: bool) -> Finding:
+def malformed_item(
+    region: str, table: str, lock_id: str | None, reason: str, foreign: bool, values: dict[str, str] | None = None,
+    profile: str | None = None,
+) -> Finding:
+    """``values``: the item's Info / Digest strings as read (a delete is conditional on them)."""
     bucket: str | None = None
     key: str | None = None
     if lock_id and "/" in lock_id:
         bucket, _, key = lock_id.partition("/")
-    fix = (
-        [
-            f"Inspect it: aws dynamodb get-item --region {_q(region)} --table-name {_q(table)} "
-            f"--key {_q(_key_json(lock_id))}"
-        ]
-        if lock_id
-        else [f"Find it with aws dynamodb scan --region {_q(region)} --table-name {_q(table)}"]
-    )
     if foreign:
-        fix.append("Keep other workloads out of the lock table: give them a table of their own.")
+        fix = ["Keep other workloads out of the lock table: give them a table of their own."]
     else:
-        fix.append(
-            "If no terraform run wrote it, delete it with aws dynamodb delete-item (terraform force-unlock "
-            "cannot: it fails to parse a broken Info)."
-        )
-    return Finding(
+        fix = ["If no terraform run wrote it, delete it: the delete below happens only if the item still holds "
+               "exactly what the sweep saw (terraform force-unlock cannot: it fails to parse a broken Info)."]
+    finding = Finding(
         kind=Kind.MALFORMED_ITEM,
         severity=Severity.INFO if foreign else Severity.WARNING,
         region=region,
@@ -269,12 +342,25 @@ def malformed_item(region: str, table: str, lock_id: str | None, reason: str, fo
         lock_id=None,
         message=f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}.",
         details={"item_lock_id": lock_id, "reason": reason, "foreign": foreign, "source": "dynamodb"},
-        fix=fix,
+        fix=["Inspect it first (the first command only reads).", *fix],
     )
+    if lock_id is None:
+        return with_fix(finding, ("Find it", [dynamodb("scan", region, profile, table)]))
+    commands = [dynamodb("get-item", region, profile, table, "--key", _item_key(lock_id))]
+    if not foreign and values:
+        names = sorted(values)
+        commands.append(dynamodb(
+            "delete-item", region, profile, table, "--key", _item_key(lock_id),
+            "--condition-expression", " AND ".join(f"{name} = :v{i}" for i, name in enumerate(names)),
+            "--expression-attribute-values", json_arg({f":v{i}": {"S": values[name]} for i, name in enumerate(names)}),
+        ))
+    return with_fix(finding, ("Inspect it, then delete it", commands))
 
 
-def malformed_lockfile(region: str, bucket: str, key: str, reason: str, last_modified: datetime) -> Finding:
-    return Finding(
+def malformed_lockfile(
+    region: str, bucket: str, key: str, reason: str, last_modified: datetime, etag: str, profile: str | None = None,
+) -> Finding:
+    finding = Finding(
         kind=Kind.MALFORMED_ITEM,
         severity=Severity.WARNING,
         region=region,
@@ -286,9 +372,10 @@ def malformed_lockfile(region: str, bucket: str, key: str, reason: str, last_mod
             f"Lock object s3://{bucket}/{key}{LOCKFILE_SUFFIX} is not a Terraform lock ({reason}); "
             "while it exists every terraform run on that state fails to lock."
         ),
-        details={"reason": reason, "source": "lockfile", "last_modified": format_time(last_modified)},
-        fix=[
-            f"Inspect, then delete it: aws s3api delete-object --region {_q(region)} --bucket {_q(bucket)} "
-            f"--key {_q(key + LOCKFILE_SUFFIX)}"
-        ],
+        details={"reason": reason, "source": "lockfile", "last_modified": format_time(last_modified), "etag": etag},
+        fix=["Inspect it, then delete it: the command below deletes it only if it is unchanged (If-Match its ETag)."],
     )
+    return with_fix(finding, ("Delete it, only if unchanged", [
+        s3api_objects("delete-object", region, profile,
+                      {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
+    ]))

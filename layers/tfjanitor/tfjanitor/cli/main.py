@@ -313,6 +313,7 @@ def cmd_scan(args: argparse.Namespace, out: _Stdout) -> int:
         policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
         audit=not args.skip_audit,
         deadline=Deadline.after(args.time_budget) if args.time_budget else None,
+        profile=args.profile,
     )
     result = scan_regions(aws, request, account)
     out.write(to_json(result) + "\n" if args.format == "json" else to_table(result))

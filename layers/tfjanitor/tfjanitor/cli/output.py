@@ -1,13 +1,23 @@
-"""How a sweep looks to people (table) and to programs (json)."""
+"""How a sweep looks to people (table) and to programs (json).
+
+The table is for a terminal: names, keys, lock IDs and messages come from lock tables and buckets, so
+every cell and line of prose goes through ``untrusted.shown``. Fix commands are printed one per line as
+``commands.shell_line`` quoted them (never escaped). JSON escapes by itself: nothing is escaped there.
+"""
 
 from __future__ import annotations
 
 import json
 from collections import Counter
 
+from tfjanitor.commands import printed
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Finding, ScanResult
-from tfjanitor.untrusted import shown
+from tfjanitor.untrusted import LINE_LIMIT, shown
+
+
+def _say(text: str) -> str:
+    return shown(text, LINE_LIMIT)
 
 
 def to_json(result: ScanResult) -> str:
@@ -38,6 +48,7 @@ def _age(f: Finding) -> str:
 
 
 def _table(rows: list[list[str]]) -> list[str]:
+    rows = [[shown(cell) for cell in row] for row in rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
@@ -45,12 +56,12 @@ def _table(rows: list[list[str]]) -> list[str]:
 def to_table(result: ScanResult) -> str:
     s = result.stats
     out: list[str] = []
-    out.append(
+    out.append(_say(
         f"tfjanitor scan  {'account ' + result.account + '  ' if result.account else ''}"
         f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
         f"tables {', '.join(result.tables) or '-'}  "
         f"buckets {', '.join(result.buckets) or '-'}"
-    )
+    ))
     by_sev = Counter(f.severity.value for f in result.findings)
     counts = ", ".join(f"{by_sev[k]} {k}" for k in ("critical", "warning", "info") if by_sev[k])
     status = "sweep complete" if result.complete else "SWEEP INCOMPLETE"
@@ -74,10 +85,11 @@ def to_table(result: ScanResult) -> str:
             where = f"table {f.table}" if f.table else f"region {f.region}"
             if len(result.regions) > 1:
                 where += f", {f.region}"
-            out.append(f"[{i}] {f.severity.value.upper()} {f.kind.value} ({where})")
-            out.append(f"    {f.message}")
+            out.append(_say(f"[{i}] {f.severity.value.upper()} {f.kind.value} ({where})"))
+            out.append(_say(f"    {f.message}"))
             for step in f.fix:
-                out.append(f"    fix: {step}")
+                out.append(_say(f"    fix: {step}"))
+            out += printed(f.command_lines(), f.alternative_lines(), "    ")
     elif result.complete and not result.unverified:
         out.append(
             "No findings: no stale lock, every digest matches its state, every bucket is in the table's region, "
@@ -102,5 +114,6 @@ def to_table(result: ScanResult) -> str:
             [["CHECK", "REGION", "TARGET", "ERROR"]] + [[e.check, e.region or result.region, e.target, e.code] for e in result.errors]
         )]
         for e in result.errors:
-            out.append(f"  - {e.message}")
+            out.append(_say(f"  - {e.message}"))
     return "\n".join(out) + "\n"
+

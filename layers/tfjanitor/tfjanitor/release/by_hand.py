@@ -1,4 +1,9 @@
-"""`tfjanitor unlock`: release one state's lock by hand, conditionally on exactly what was shown."""
+"""`tfjanitor unlock`: release one state's lock by hand, conditionally on exactly what was shown.
+
+What it prints at a terminal (the lock's fields, the state's key, the prompt) comes from a lock table
+that anyone running Terraform writes: every line goes through ``untrusted.shown``. The JSON output is
+not escaped (JSON escapes by itself).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.durations import human_duration
 from tfjanitor.release.locks import DYNAMODB, LOCKFILE, ObservedLock, ReleaseResult, observe, release
+from tfjanitor.untrusted import LINE_LIMIT, shown
 
 EXIT_OK, EXIT_NOT_RELEASED, EXIT_INCOMPLETE = 0, 1, 2
 
@@ -60,15 +66,17 @@ def run_unlock(
                            "not_released": [], "errors": []}
     notes: list[str] = []
 
-    def finish(code: int, message: str) -> int:
+    def say(lines: list[str]) -> str:
+        return "".join(shown(line, LINE_LIMIT) + "\n" for line in lines)
+
+    def finish(code: int, message: str | list[str]) -> int:
+        lines = [message] if isinstance(message, str) else message
         doc["complete"] = not doc["errors"]
-        doc["message"] = message
+        doc["message"] = "\n".join(lines)
         if fmt == "json":
             stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
         else:
-            for note in notes:
-                stdout.write(f"note: {note}\n")
-            stdout.write(message + "\n")
+            stdout.write(say([f"note: {note}" for note in notes] + lines))
         return code
 
     try:
@@ -89,7 +97,7 @@ def run_unlock(
         return finish(EXIT_NOT_RELEASED, f"No lock on {state}: nothing to release.")
     chosen, why_not = _choose(locks, table, lockfile, want_id)
     if fmt != "json":
-        stdout.write(f"Lock{'s' if len(locks) > 1 else ''} on {state}:\n" + "\n".join(_lines(locks, now)) + "\n")
+        stdout.write(say([f"Lock{'s' if len(locks) > 1 else ''} on {state}:", *_lines(locks, now)]))
     if not chosen:
         return finish(EXIT_NOT_RELEASED, why_not.capitalize() + "; nothing was deleted.")
 
@@ -100,7 +108,8 @@ def run_unlock(
             return finish(EXIT_INCOMPLETE, "No terminal to confirm on: re-run with --yes to release without asking.")
         stderr.write(
             "If the run that took this lock is still alive, releasing it lets another run write the same state.\n"
-            f"Release {len(chosen)} lock{'s' if len(chosen) > 1 else ''} on {state}? Only 'yes' releases: "
+            + shown(f"Release {len(chosen)} lock{'s' if len(chosen) > 1 else ''} on {state}? ", LINE_LIMIT)
+            + "Only 'yes' releases: "
         )
         stderr.flush()
         if stdin.readline().strip().lower() != "yes":
@@ -117,8 +126,8 @@ def run_unlock(
     lines = [("released: " if r.released else "NOT released: ") + r.reason for r in results]
     lines += [f"error: {e['message']}" for e in doc["errors"]]
     if doc["errors"]:
-        return finish(EXIT_INCOMPLETE, "\n".join(lines))
+        return finish(EXIT_INCOMPLETE, lines)
     if all(r.released for r in results):
         lines.append("Digest items and state objects were not touched.")
-        return finish(EXIT_OK, "\n".join(lines))
-    return finish(EXIT_NOT_RELEASED, "\n".join(lines))
+        return finish(EXIT_OK, lines)
+    return finish(EXIT_NOT_RELEASED, lines)

@@ -34,6 +34,7 @@ class AuditRequest:
     tables: list[str]
     peer_regions: list[str] = field(default_factory=list)
     stream_arns: list[str] = field(default_factory=list)  # streams the stack's monitor reads
+    profile: str | None = None  # the CLI's --profile: fix commands carry it (the Lambda has none)
 
 
 def stream_table(arn: str) -> tuple[str, str] | None:
@@ -78,44 +79,44 @@ class Auditor:
         for table in tables:
             if table not in unreachable:
                 in_time(deadline)
-                self._table(result, table, streams.get((request.region, table)))
+                self._table(result, table, streams.get((request.region, table)), request.profile)
         peers = [p for p in dict.fromkeys(request.peer_regions) if p and p != request.region]
         for table in tables:
             if table in inventory.tables_read:
                 for peer in peers:
                     in_time(deadline)
-                    self._split_brain(result, inventory, table, peer)
+                    self._split_brain(result, inventory, table, peer, request.profile)
         for name, facts in inventory.buckets.items():
             # Missing: an orphan finding; no region or unreachable: already an error.
             if facts.exists and facts.region and name not in unreachable:
                 in_time(deadline)
-                self._bucket(result, inventory, name, facts, now)
+                self._bucket(result, inventory, name, facts, now, request.profile)
 
     # -- one lock table ---------------------------------------------------------------------
 
     def _error(self, result: ScanResult, check: str, target: str, exc: AwsError, what: str, name: str) -> None:
         result.errors.append(ScanError(check, target, exc.code, describe_error(exc, what, name)))
 
-    def _table(self, result: ScanResult, table: str, stream_arn: str | None) -> None:
+    def _table(self, result: ScanResult, table: str, stream_arn: str | None, profile: str | None) -> None:
         region = result.region
         try:
             facts = self._reader.describe_table(region, table)
         except AwsError as exc:
             if exc.not_found:
-                result.findings.append(audit.lock_table_missing(region, table))
+                result.findings.append(audit.lock_table_missing(region, table, profile))
             else:
                 self._error(result, "describe_table", table, exc, "table", table)
             return
-        for finding in (audit.lock_table_schema(facts), audit.replicated_lock_table(facts),
-                        audit.deletion_protection_disabled(facts)):
+        for finding in (audit.lock_table_schema(facts, profile), audit.replicated_lock_table(facts, profile),
+                        audit.deletion_protection_disabled(facts, profile)):
             if finding is not None:
                 result.findings.append(finding)
         if stream_arn:
-            finding = audit.stream_disabled(facts, stream_arn)
+            finding = audit.stream_disabled(facts, stream_arn, profile)
             if finding is not None:
                 result.findings.append(finding)
         try:
-            finding = audit.pitr_disabled(region, table, self._reader.point_in_time_recovery(region, table))
+            finding = audit.pitr_disabled(region, table, self._reader.point_in_time_recovery(region, table), profile)
         except AwsError as exc:
             self._error(result, "continuous_backups", table, exc, "table", table)
             return
@@ -124,7 +125,7 @@ class Auditor:
 
     # -- split brain ----------------------------------------------------------------------------
 
-    def _split_brain(self, result: ScanResult, inventory: Inventory, table: str, peer: str) -> None:
+    def _split_brain(self, result: ScanResult, inventory: Inventory, table: str, peer: str, profile: str | None) -> None:
         try:
             items = self._reader.table_items(peer, table)
         except AwsError as exc:
@@ -154,14 +155,16 @@ class Auditor:
                 result.findings.remove(existing)
             finding = audit.split_brain_lock(
                 result.region, table, bucket, key, holders, facts.objects.get(key),
-                inventory.md5.get((bucket, key)), facts.region,
+                inventory.md5.get((bucket, key)), facts.region, profile,
             )
             if finding is not None:
                 result.findings.append(finding)
 
     # -- one bucket --------------------------------------------------------------------------------
 
-    def _bucket(self, result: ScanResult, inventory: Inventory, name: str, facts: BucketFacts, now: datetime) -> None:
+    def _bucket(
+        self, result: ScanResult, inventory: Inventory, name: str, facts: BucketFacts, now: datetime, profile: str | None,
+    ) -> None:
         region, where = result.region, facts.region or result.region
         posture = BucketPosture()
         ok = {}
@@ -192,21 +195,21 @@ class Auditor:
 
         found: list[Finding | None] = []
         if ok["bucket_versioning"]:
-            found.append(audit.versioning_disabled(region, name, where, posture.versioning))
+            found.append(audit.versioning_disabled(region, name, where, posture.versioning, profile))
         if ok["public_access_block"]:
-            found.append(audit.public_access_open(region, name, where, posture.public_access_block))
+            found.append(audit.public_access_open(region, name, where, posture.public_access_block, profile))
         if ok["bucket_policy"]:
-            found.append(audit.tls_not_enforced(region, name, where, posture.policy))
+            found.append(audit.tls_not_enforced(region, name, where, posture.policy, profile))
         if history and ok["bucket_lifecycle"]:
             found.append(audit.lockfile_versions_accumulating(
-                region, name, where, posture.versioning, versions, posture.lifecycle_rules,
+                region, name, where, posture.versioning, versions, posture.lifecycle_rules, profile,
             ))
         unversioned = ok["bucket_versioning"] and posture.versioning not in ("Enabled", "Suspended")
         if facts.listed and (history or unversioned):  # a failed read is an error already, not a guess
-            found.append(audit.lockfile_migration(region, name, self._evidence(inventory, name, facts, versions)))
+            found.append(audit.lockfile_migration(region, name, self._evidence(inventory, name, facts, versions), profile))
         result.findings += [f for f in found if f is not None]
         if history:
-            self._measured_rates(result, inventory, name, versions, now)
+            self._measured_rates(result, inventory, name, versions, now, profile)
 
     def _evidence(
         self, inventory: Inventory, name: str, facts: BucketFacts, versions: list[ObjectVersion]
@@ -232,7 +235,8 @@ class Auditor:
         return evidence
 
     def _measured_rates(
-        self, result: ScanResult, inventory: Inventory, name: str, versions: list[ObjectVersion], now: datetime
+        self, result: ScanResult, inventory: Inventory, name: str, versions: list[ObjectVersion], now: datetime,
+        profile: str | None,
     ) -> None:
         """Rebuild a cross-region finding for this bucket with the write rate its versions show."""
         for i, f in enumerate(result.findings):
@@ -248,5 +252,5 @@ class Auditor:
             result.findings[i] = build.cross_region_bucket(
                 f.region, f.table, name, f.details["bucket_region"], f.details["states"], state_sizes=sizes,
                 applies_per_month=rate,
-                rate_source=f"measured: {rate:g} state versions in the last 30 days",
+                rate_source=f"measured: {rate:g} state versions in the last 30 days", profile=profile,
             )

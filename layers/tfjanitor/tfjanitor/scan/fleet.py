@@ -32,6 +32,7 @@ class FleetRequest:
     policy: StalePolicy = field(default_factory=StalePolicy)
     audit: bool = True
     deadline: Deadline | None = None
+    profile: str | None = None  # the CLI's --profile: fix commands carry it
 
 
 def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: str | None = None) -> ScanResult:
@@ -45,11 +46,11 @@ def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: st
             result.errors.append(ScanError("discover_tables", region, exc.code,
                                            describe_error(exc, "region", region) + ": its lock tables are unknown"))
             return _stamp(result, account, several=True)
-    sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline)
+    sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline, request.profile)
     result = Sweeper(aws).sweep(sweep)
     if request.audit:
         peers = [p for p in request.peer_regions if p != region]
-        Auditor(aws).audit(AuditRequest(region, tables, peers), result, request.deadline)
+        Auditor(aws).audit(AuditRequest(region, tables, peers, profile=request.profile), result, request.deadline)
     return _stamp(result, account, several=len(request.regions) > 1)
 
 

@@ -56,6 +56,7 @@ class SweepRequest:
     buckets: list[str] = field(default_factory=list)
     policy: StalePolicy = field(default_factory=StalePolicy)
     deadline: Deadline | None = None
+    profile: str | None = None  # the CLI's --profile: fix commands carry it (the Lambda has none)
 
 
 @dataclass
@@ -162,8 +163,10 @@ class Sweeper:
         locks, digests, views, handles = read.locks, read.digests, read.views, read.handles
         result.inventory = read.inventory()
         for table, bad in read.bad:
-            result.findings.append(_malformed(region, table, bad))
-        self._cross_region(result, read)
+            result.findings.append(
+                build.malformed_item(region, table, bad.lock_id, bad.reason, bad.foreign, bad.values, request.profile)
+            )
+        self._cross_region(result, read, request.profile)
         stats.states = len(read.states())
 
         # 3. Stale DynamoDB locks.
@@ -172,7 +175,7 @@ class Sweeper:
                 threshold = request.policy.threshold(item.lock.read_only)
                 if item.lock.age_seconds(now) > threshold.total_seconds():
                     result.findings.append(
-                        build.stale_lock(region, table, bucket_name, key, item.lock, now, threshold)
+                        build.stale_lock(region, table, bucket_name, key, item.lock, now, threshold, request.profile)
                     )
 
         # 4. Stale .tflock objects: only old ones are worth reading.
@@ -183,7 +186,7 @@ class Sweeper:
                 if (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
                     continue
                 in_time(deadline)
-                self._check_lockfile(result, handles[name], key, obj, now, request.policy)
+                self._check_lockfile(result, handles[name], key, obj, now, request.policy, request.profile)
 
         # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
         candidates: list[_Candidate] = []
@@ -233,7 +236,7 @@ class Sweeper:
 
         # 6. Confirm suspects with consistent reads before crying wolf.
         in_time(deadline)
-        self._confirm(result, candidates, views)
+        self._confirm(result, candidates, views, request.profile)
         result.inventory = read.inventory()
 
     @staticmethod
@@ -299,7 +302,7 @@ class Sweeper:
             result.errors += errors
         return read
 
-    def _cross_region(self, result: ScanResult, read: _Read) -> None:
+    def _cross_region(self, result: ScanResult, read: _Read, profile: str | None) -> None:
         """A bucket in another region than the table naming it: every lock operation crosses regions."""
         keys_by_table: dict[tuple[str, str], set[str]] = defaultdict(set)
         for (bucket_name, key), held in read.locks.items():
@@ -317,7 +320,7 @@ class Sweeper:
                 sizes = [view.objects[k].size for k in keys_by_table[(table, name)] if k in view.objects]
                 result.findings.append(
                     build.cross_region_bucket(
-                        result.region, table, name, bucket_region, named[name], state_sizes=sizes,
+                        result.region, table, name, bucket_region, named[name], state_sizes=sizes, profile=profile,
                     )
                 )
 
@@ -430,7 +433,8 @@ class Sweeper:
         return result
 
     def _check_lockfile(
-        self, result: ScanResult, bucket: Bucket, key: str, obj: ObjectEntry, now: datetime, policy: StalePolicy
+        self, result: ScanResult, bucket: Bucket, key: str, obj: ObjectEntry, now: datetime, policy: StalePolicy,
+        profile: str | None,
     ) -> None:
         region = result.region
         try:
@@ -450,15 +454,19 @@ class Sweeper:
             lock = parse_lock_info(body.decode("utf-8"))
         except (MalformedItem, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedItem) else "body is not UTF-8"
-            result.findings.append(build.malformed_lockfile(region, bucket.name, key, reason, obj.last_modified))
+            result.findings.append(build.malformed_lockfile(
+                region, bucket.name, key, reason, obj.last_modified, normalize_etag(etag) or obj.etag, profile))
             return
         threshold = policy.threshold(lock.read_only)
         if lock.age_seconds(now) > threshold.total_seconds():
             result.findings.append(
-                build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now, threshold)
+                build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now, threshold,
+                                     profile)
             )
 
-    def _confirm(self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView]) -> None:
+    def _confirm(
+        self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView], profile: str | None = None
+    ) -> None:
         """Re-read lock and digest items (consistently) after the object was read.
 
         Terraform writes the object, then the digest, under the lock. If the
@@ -480,10 +488,11 @@ class Sweeper:
                 )
                 continue
             for c in group:
-                self._judge(result, c, now_items, views.get(c.digest.bucket))
+                self._judge(result, c, now_items, views.get(c.digest.bucket), profile)
 
     def _judge(
-        self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: _BucketView | None
+        self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: _BucketView | None,
+        profile: str | None,
     ) -> None:
         """One suspect, with its lock and digest items as re-read after its object was hashed."""
         d = c.digest
@@ -502,19 +511,15 @@ class Sweeper:
             return
         if c.actual is None:
             missing = view is not None and not view.exists
-            result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.digest, missing))
+            result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.digest, missing, profile))
         else:
             result.findings.append(
                 build.digest_drift(
                     result.region, c.table, d.bucket, d.key, d.digest, c.actual, c.etag, c.size,
                     has_lockfile_history=view is not None and d.key in view.lockfiles,
-                    locked_by=locked_by.summary() if locked_by is not None else None,
+                    locked_by=locked_by.summary() if locked_by is not None else None, profile=profile,
                 )
             )
-
-
-def _malformed(region: str, table: str, item: BadItem):  # type: ignore[no-untyped-def]
-    return build.malformed_item(region, table, item.lock_id, item.reason, item.foreign)
 
 
 _HINTS = {
