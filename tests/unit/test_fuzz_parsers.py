@@ -16,7 +16,7 @@ from tests.support.hostile import REGION, lock_table_items, lock_texts, stream_r
 from tfjanitor.checks import findings as build
 from tfjanitor.model import Kind, ScanResult, StalePolicy
 from tfjanitor.scan.stream import FOREIGN, MALFORMED, StreamMonitor, event_from_record
-from tfjanitor.scan.sweeper import Sweeper, _malformed
+from tfjanitor.scan.sweeper import Sweeper
 from tfjanitor.terraform import BadItem, DigestItem, LockItem, MalformedItem, classify_item, parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
@@ -46,7 +46,7 @@ def test_lock_info_parses_or_is_malformed(raw: str) -> None:
 def test_every_item_is_a_lock_a_digest_or_a_malformed_item_finding(item: Any) -> None:
     got = classify_item(item)
     if isinstance(got, BadItem):
-        finding = _malformed(REGION, "t", got)
+        finding = build.malformed_item(REGION, "t", got.lock_id, got.reason, got.foreign, got.values)
         assert finding.kind is Kind.MALFORMED_ITEM
         deliverable(finding.to_dict())
     elif isinstance(got, LockItem):
@@ -75,7 +75,7 @@ class Listed:
 @given(st.one_of(st.binary(max_size=200), lock_texts().map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_every_tflock_body_is_a_lock_or_a_malformed_item_finding(body: bytes) -> None:
     result = ScanResult(REGION, [], ["b"])
-    Sweeper(None, now=NOW)._check_lockfile(result, OneObject(body), "k", Listed(), NOW, StalePolicy())  # type: ignore[arg-type]
+    Sweeper(None, now=NOW)._check_lockfile(result, OneObject(body), "k", Listed(), NOW, StalePolicy(), None)  # type: ignore[arg-type]
     try:
         parse_lock_info(body.decode("utf-8"))
         valid = True
