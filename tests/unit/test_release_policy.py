@@ -10,7 +10,8 @@ from tests.support.builders import lock_info
 from tests.support.fakes import FakeAlertStore
 from tfjanitor.alerts.lifecycle import Sighting, process_findings
 from tfjanitor.checks import findings as build
-from tfjanitor.release.auto import ReleasePolicy, auto_release, decide, observed_from_finding
+from tfjanitor.release.auto import ReleasePolicy, auto_release, decide
+from tfjanitor.release.locks import DYNAMODB, ObservedLock
 from tfjanitor.terraform import parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
@@ -20,7 +21,12 @@ ON = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), protected=("prod/*
 
 def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePlan", now: datetime = NOW):  # type: ignore[no-untyped-def]
     lock = parse_lock_info(lock_info(f"b/{key}", age=timedelta(hours=2), operation=operation, lock_id="L-1", now=NOW))
-    return build.stale_lock("ap-northeast-2", "t", "b", key, lock, now, timedelta(hours=1))
+    return build.stale_lock("ap-northeast-2", "t", "b", key, lock, now, timedelta(hours=1)), lock
+
+
+def held(key: str, lock):  # type: ignore[no-untyped-def]
+    """The lock as auto-release reads it again from table t."""
+    return ObservedLock(DYNAMODB, "b", key, lock.raw, lock, table="t")
 
 
 SEEN_LONG_AGO = NOW - timedelta(hours=1)  # tfjanitor has seen the lock for the whole 1h threshold
@@ -48,8 +54,8 @@ SEEN_LONG_AGO = NOW - timedelta(hours=1)  # tfjanitor has seen the lock for the 
     ],
 )
 def test_decide(policy, key, operation, opened, sightings, release, why) -> None:  # type: ignore[no-untyped-def]
-    finding = stale(key, operation)
-    decision = decide(policy, finding, observed_from_finding(finding), opened, Sighting(sightings, SEEN_LONG_AGO), NOW)
+    finding, lock = stale(key, operation)
+    decision = decide(policy, finding, held(key, lock), opened, Sighting(sightings, SEEN_LONG_AGO), NOW)
     assert decision.release is release
     assert why in decision.rule
 
@@ -57,8 +63,8 @@ def test_decide(policy, key, operation, opened, sightings, release, why) -> None
 def test_staleness_for_release_is_measured_from_first_sight_not_from_created() -> None:
     """Created says 2h (the holder's clock, or a long -lock-timeout wait), but tfjanitor first saw the
     lock 40 minutes ago: a 1h threshold is not yet met, whatever Created says."""
-    finding = stale()
-    observed = observed_from_finding(finding)
+    finding, lock = stale()
+    observed = held("dev/terraform.tfstate", lock)
     opened = NOW - timedelta(minutes=40)
     early = decide(ON, finding, observed, opened, Sighting(5, NOW - timedelta(minutes=40)), NOW)
     assert early.release is False and "first seen by tfjanitor 40m" in early.rule
@@ -102,23 +108,29 @@ def test_protected_key_patterns(pattern: str, key: str, protected: bool) -> None
 
 
 class RecordingWriter:
-    """Stands in for LockWriter: records what would be deleted (conditional semantics tested elsewhere)."""
+    """Stands in for LockWriter: reads the lock items it holds, records what would be deleted
+    (conditional semantics tested elsewhere)."""
 
-    def __init__(self) -> None:
+    def __init__(self, items: dict[tuple[str, str], str] | None = None) -> None:
+        self.items = items or {}
         self.deleted: list[tuple[str, str, str]] = []
+
+    def read_lock_item(self, table: str, lock_id: str) -> str | None:
+        return self.items.get((table, lock_id))
 
     def delete_lock_item(self, table: str, lock_id: str, info: str) -> None:
         self.deleted.append((table, lock_id, info))
 
 
 def test_staged_release_over_sweeps_is_recorded_once() -> None:
-    store, writer = FakeAlertStore(), RecordingWriter()
+    _, lock = stale()
+    store, writer = FakeAlertStore(), RecordingWriter({("t", "b/dev/terraform.tfstate"): lock.raw})
     policy = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), operations=frozenset({"plan"}))
     # Grace ends at +30m, but tfjanitor first saw the lock at NOW: the 1h threshold by its own clock ends at +60m.
     timeline = [NOW + timedelta(minutes=m) for m in (0, 5, 31, 36, 61, 66)]
     released_at = []
     for t in timeline:
-        finding = stale(now=t)
+        finding, _ = stale(now=t)
         process_findings([finding], {"table:ap-northeast-2:t"}, store, t)
         notices, _ = auto_release([finding], store, writer, policy, t, sweep_id=f"s-{t:%M}")  # type: ignore[arg-type]
         released_at += [(t, n) for n in notices]

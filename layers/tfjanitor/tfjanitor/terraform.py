@@ -7,11 +7,14 @@ digest items carry ``Digest`` (hex MD5 of the state bytes) under
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
+
+from tfjanitor.untrusted import cap
 
 LOCKFILE_SUFFIX = ".tflock"
 DIGEST_SUFFIX = "-md5"
@@ -37,9 +40,20 @@ class MalformedItem(ValueError):
     """A lock-table item or lock object Terraform could not have written."""
 
 
+def raw_sha256(raw: str) -> str:
+    """Identity of a lock's exact stored value: findings keep this, and only a capped copy of the value."""
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class LockInfo:
-    """Terraform's LockInfo, as stored in ``Info`` or a ``.tflock`` body."""
+    """Terraform's LockInfo, as stored in ``Info`` or a ``.tflock`` body.
+
+    Anyone who can run Terraform can write a lock item, so the text fields are capped
+    (:func:`tfjanitor.untrusted.cap`, about 1 KB each) as they are parsed: no finding, email or
+    findings-table item grows with them. ``raw`` is the whole value, for the conditional release
+    and its hash; it is never stored or shown whole.
+    """
 
     id: str
     operation: str
@@ -112,7 +126,7 @@ def parse_time(value: str) -> datetime:
     """RFC 3339 with 0..9 fractional digits (Terraform writes nanoseconds)."""
     match = _RFC3339.match(value.strip()) if isinstance(value, str) else None
     if not match:
-        raise MalformedItem(f"Created is not an RFC 3339 time: {value!r}")
+        raise MalformedItem(f"Created is not an RFC 3339 time: {cap(str(value))!r}")
     frac = (match["frac"] or "")[:6].ljust(6, "0")
     tz = match["tz"]
     tz = "+00:00" if tz in ("Z", "z") else tz
@@ -120,7 +134,7 @@ def parse_time(value: str) -> datetime:
     try:
         return datetime.fromisoformat(f"{base}.{frac}{tz}").astimezone(timezone.utc)
     except (ValueError, OverflowError) as exc:  # e.g. 0001-01-01T00:00:00+01:00 is before year 1 in UTC
-        raise MalformedItem(f"Created is not a valid time: {value!r}") from exc
+        raise MalformedItem(f"Created is not a valid time: {cap(str(value))!r}") from exc
 
 
 def format_time(value: datetime) -> str:
@@ -153,13 +167,13 @@ def parse_lock_info(raw: str) -> LockInfo:
     if not isinstance(created, str):
         raise MalformedItem("lock info has no Created time")
     return LockInfo(
-        id=_text(lock_id),
-        operation=_text(doc.get("Operation", "")),
-        who=_text(doc.get("Who", "")),
-        version=_text(doc.get("Version", "")),
+        id=cap(_text(lock_id)),
+        operation=cap(_text(doc.get("Operation", ""))),
+        who=cap(_text(doc.get("Who", ""))),
+        version=cap(_text(doc.get("Version", ""))),
         created=parse_time(created),
-        path=_text(doc.get("Path", "")),
-        info=_text(doc.get("Info", "")),
+        path=cap(_text(doc.get("Path", ""))),
+        info=cap(_text(doc.get("Info", ""))),
         raw=raw,
     )
 

@@ -16,7 +16,8 @@ from tfjanitor.checks.regions import cross_region_cost
 from tfjanitor.commands import aws, aws_context, json_arg, option, representable, s3api_objects
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Alternative, Finding, Kind, Severity
-from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time
+from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256
+from tfjanitor.untrusted import cap
 
 Argv = list[str]
 FORCE_UNLOCK_LABEL = (
@@ -84,9 +85,11 @@ def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[s
         "operation_class": lock.operation_class,
         "age_seconds": int(lock.age_seconds(now)),
         "threshold_seconds": int(threshold.total_seconds()),
-        # The lock exactly as stored (Terraform's LockInfo JSON: no state contents). A release is
-        # conditional on these bytes, and the record of a release keeps them.
-        "raw": lock.raw,
+        # The lock as stored (Terraform's LockInfo JSON: no state contents), capped: anyone can write a
+        # lock item of any size. A release reads the lock again and deletes it only if its SHA-256 is
+        # this one, conditionally on exactly the bytes it read.
+        "raw": cap(lock.raw),
+        "raw_sha256": raw_sha256(lock.raw),
     }
 
 

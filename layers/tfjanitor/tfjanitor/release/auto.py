@@ -12,8 +12,9 @@ from tfjanitor.alerts.lifecycle import OPEN, AlertStore, Notice, Sighting, findi
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Finding, Kind
-from tfjanitor.release.locks import DYNAMODB, LOCKFILE, ObservedLock, lock_info_or_none, release
-from tfjanitor.terraform import normalize_etag
+from tfjanitor.release.locks import ObservedLock, observe, release
+from tfjanitor.terraform import raw_sha256
+from tfjanitor.untrusted import cap
 
 
 @lru_cache(maxsize=256)
@@ -127,17 +128,22 @@ def decide(
     return Decision(finding, observed, True, rule)
 
 
-def observed_from_finding(finding: Finding) -> ObservedLock | None:
-    """The lock a stale finding saw, exactly (the engine keeps the raw Info / body and ETag)."""
-    raw = finding.details.get("raw")
-    if not isinstance(raw, str) or finding.bucket is None or finding.key is None:
+def observed_now(writer: LockWriter, finding: Finding) -> ObservedLock | None:
+    """The lock a stale finding saw, read again now: only if it is still byte-for-byte that lock.
+
+    A finding keeps a capped copy of the lock's value and its SHA-256 (the value is untrusted and
+    unbounded); the conditional release needs the whole value, so it is read again and matched by hash.
+    """
+    want = finding.details.get("raw_sha256")
+    if not want or finding.bucket is None or finding.key is None:
         return None
     if finding.kind is Kind.STALE_LOCK:
-        return ObservedLock(DYNAMODB, finding.bucket, finding.key, raw, lock_info_or_none(raw), table=finding.table)
-    if finding.kind is Kind.STALE_LOCKFILE:
-        return ObservedLock(LOCKFILE, finding.bucket, finding.key, raw, lock_info_or_none(raw),
-                            etag=normalize_etag(finding.details.get("etag")))
-    return None
+        found = observe(writer, finding.bucket, finding.key, finding.table, lockfile=False)
+    elif finding.kind is Kind.STALE_LOCKFILE:
+        found = observe(writer, finding.bucket, finding.key, None, lockfile=True)
+    else:
+        return None
+    return next((lock for lock in found if raw_sha256(lock.raw) == want), None)
 
 
 def auto_release(
@@ -150,9 +156,9 @@ def auto_release(
     for finding in findings:
         if finding.kind not in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE):
             continue
-        observed = observed_from_finding(finding)
+        observed = observed_now(writer, finding)
         if observed is None:
-            continue
+            continue  # released or changed since the sweep read it: the next sweep judges it again
         fp = finding_fingerprint(finding)
         record = store.get(fp)
         opened_at = record.opened_at if record is not None and record.status == OPEN else None
@@ -170,7 +176,7 @@ def auto_release(
         entry = {
             "released_at": now.isoformat(), "sweep": sweep_id, "rule": decision.rule, "source": observed.source,
             "table": observed.table, "bucket": observed.bucket, "key": observed.key, "etag": observed.etag,
-            "original_info": observed.raw,
+            "original_info": cap(observed.raw), "original_info_sha256": raw_sha256(observed.raw),
             "first_seen_at": sighting.first_seen.isoformat() if sighting.first_seen else None,
         }
         if store.record_release(fp, entry, now):
