@@ -14,7 +14,7 @@ from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
 from tfjanitor.runtime.observability import logger, metrics, tracer
 from tfjanitor.runtime.settings import auditor_settings
-from tfjanitor.runtime.telemetry import publish_audit
+from tfjanitor.runtime.telemetry import publish_audit, publish_delivery
 from tfjanitor.runtime.wiring import audit_and_alert
 
 
@@ -22,12 +22,14 @@ from tfjanitor.runtime.wiring import audit_and_alert
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, notices = audit_and_alert(auditor_settings(), AwsSession(), deadline=Deadline.of_lambda(context))
-    publish_audit(result, metrics, logger, alerts_sent=len(notices))
+    result, delivery = audit_and_alert(auditor_settings(), AwsSession(), deadline=Deadline.of_lambda(context))
+    publish_audit(result, metrics, logger)
+    publish_delivery(delivery, metrics, logger)
     return {
         "complete": result.complete,
         "findings": len(result.findings),
         "errors": len(result.errors),
-        "alerts_sent": len(notices),
+        "alerts_sent": len(delivery.sent),
+        "notifications_failed": len(delivery.failed),
         "exit_code": result.exit_code,
     }

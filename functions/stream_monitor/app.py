@@ -13,8 +13,8 @@ from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline, in_time
 from tfjanitor.runtime.observability import logger, metrics, tracer
 from tfjanitor.runtime.settings import stream_settings
-from tfjanitor.runtime.telemetry import publish_stream_batch
-from tfjanitor.runtime.wiring import stream_monitor
+from tfjanitor.runtime.telemetry import publish_delivery, publish_stream_batch
+from tfjanitor.runtime.wiring import deliver_notices, stream_monitor
 from tfjanitor.scan.stream import StreamMonitor, event_from_record
 
 # A batch whose every record failed (e.g. out of time) is reported as failures like any other: Lambda
@@ -26,7 +26,8 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    monitor: StreamMonitor = stream_monitor(stream_settings(), AwsSession(), log=logger)
+    settings, aws = stream_settings(), AwsSession()
+    monitor: StreamMonitor = stream_monitor(settings, aws, log=logger)
 
     deadline = Deadline.of_lambda(context, reserve=timedelta(seconds=10))
 
@@ -38,3 +39,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)
     finally:
         publish_stream_batch(monitor.summary, metrics)
+        # This batch's notices, and any an earlier run could not send (a failure stays pending).
+        publish_delivery(deliver_notices(settings, aws), metrics, logger)

@@ -10,7 +10,7 @@ from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
 from tfjanitor.runtime.observability import logger, metrics, tracer
 from tfjanitor.runtime.settings import sweeper_settings
-from tfjanitor.runtime.telemetry import publish_sweep
+from tfjanitor.runtime.telemetry import publish_delivery, publish_sweep
 from tfjanitor.runtime.wiring import sweep_and_alert
 
 
@@ -18,14 +18,16 @@ from tfjanitor.runtime.wiring import sweep_and_alert
 @metrics.log_metrics(capture_cold_start_metric=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, notices = sweep_and_alert(
+    result, delivery = sweep_and_alert(
         sweeper_settings(), AwsSession(), sweep_id=context.aws_request_id, deadline=Deadline.of_lambda(context)
     )
-    publish_sweep(result, metrics, logger, alerts_sent=len(notices))
+    publish_sweep(result, metrics, logger)
+    publish_delivery(delivery, metrics, logger)
     return {
         "complete": result.complete,
         "findings": len(result.findings),
         "errors": len(result.errors),
-        "alerts_sent": len(notices),
+        "alerts_sent": len(delivery.sent),
+        "notifications_failed": len(delivery.failed),
         "exit_code": result.exit_code,
     }

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -24,6 +26,43 @@ def s3(backend: MotoServer):  # type: ignore[no-untyped-def]
     return client("s3", backend)
 
 
+CAPTURE_QUEUE = "tfjanitor-captured-alerts"
+
+
+@pytest.fixture
+def alerting(backend: MotoServer) -> dict[str, Any]:
+    """The stack's own findings table and alert topic, in the emulator (settings keyword arguments).
+
+    A queue subscribed to the topic captures every message SNS accepted: see :func:`captured`."""
+    client("dynamodb", backend).create_table(
+        TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
+    )
+    topic = client("sns", backend).create_topic(Name="tfjanitor-alerts")["TopicArn"]
+    sqs = client("sqs", backend)
+    queue = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    client("sns", backend).subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    return {"region": REGION, "findings_table": "tfjanitor-findings", "alert_topic_arns": [topic],
+            "lock_tables": [TABLE]}
+
+
+def captured(server: MotoServer) -> list[dict[str, Any]]:
+    """Messages SNS delivered to the capture queue since the last call: ``{"message_id", "subject", "email",
+    "plain"}``."""
+    sqs = client("sqs", server)
+    queue = sqs.get_queue_url(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+    out: list[dict[str, Any]] = []
+    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            envelope = json.loads(message["Body"])
+            doc = json.loads(envelope["Message"])
+            out.append({"message_id": envelope["MessageId"], **doc})
+            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
+    return out
+
+
 def session() -> boto3.session.Session:
     return boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
 
@@ -43,4 +82,4 @@ def kinds(result: ScanResult) -> list[str]:
     return sorted(f.kind.value for f in result.findings)
 
 
-__all__ = ["BUCKET", "REGION", "TABLE", "kinds", "session", "sweep", "timedelta"]
+__all__ = ["BUCKET", "REGION", "TABLE", "captured", "kinds", "session", "sweep", "timedelta"]

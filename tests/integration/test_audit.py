@@ -280,19 +280,6 @@ def test_global_table_replicas_are_reported_with_their_consistency_mode(consiste
 # -- the auditor function and the shared alert lifecycle ---------------------------------------------------
 
 
-@pytest.fixture
-def alerting(backend):  # type: ignore[no-untyped-def]
-    """The stack's own findings table and alert topic, in the emulator."""
-    client("dynamodb", backend).create_table(
-        TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
-        KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
-    )
-    topic = client("sns", backend).create_topic(Name="tfjanitor-alerts")["TopicArn"]
-    return {"region": REGION, "findings_table": "tfjanitor-findings", "alert_topic_arns": [topic],
-            "lock_tables": [TABLE]}
-
-
 def open_alerts(backend) -> set[str]:  # type: ignore[no-untyped-def]
     items = client("dynamodb", backend).scan(TableName="tfjanitor-findings")["Items"]
     return {json.loads(i["Finding"]["S"])["kind"] for i in items if i["Status"]["S"] == "open"}
@@ -306,19 +293,19 @@ def test_sweeper_and_auditor_share_the_lifecycle_and_never_close_each_others_ale
     aws, now = aws_for(backend), datetime.now(timezone.utc)  # each run a minute after the last
     sweeper, auditor = SweeperSettings(**alerting), AuditorSettings(**alerting)
 
-    _, notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=1))
+    notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=1))[1].sent
     assert [(n.event, n.finding["kind"]) for n in notices] == [("opened", "stale_lock")]
-    _, notices = audit_and_alert(auditor, aws, now + timedelta(minutes=2))
+    notices = audit_and_alert(auditor, aws, now + timedelta(minutes=2))[1].sent
     assert [(n.event, n.finding["kind"]) for n in notices] == [("opened", "table_deletion_protection_disabled")]
     assert open_alerts(backend) == {"stale_lock", "table_deletion_protection_disabled"}  # the audit closed nothing
-    _, notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=3))
+    notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=3))[1].sent
     assert notices == [] and open_alerts(backend) == {"stale_lock", "table_deletion_protection_disabled"}
 
     ddb.update_table(TableName=TABLE, DeletionProtectionEnabled=True)
-    _, notices = audit_and_alert(auditor, aws, now + timedelta(minutes=4))
+    notices = audit_and_alert(auditor, aws, now + timedelta(minutes=4))[1].sent
     assert [(n.event, n.finding["kind"]) for n in notices] == [("resolved", "table_deletion_protection_disabled")]
     ddb.delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
-    _, notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=5))
+    notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=5))[1].sent
     assert [(n.event, n.finding["kind"]) for n in notices] == [("resolved", "stale_lock")]
     assert open_alerts(backend) == set()
 
@@ -362,7 +349,8 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     out = capsys.readouterr().out
 
     # split brain (critical) + stream (warning) alert; the TLS note (info) is logged, not emailed.
-    assert response == {"complete": True, "findings": 3, "errors": 0, "alerts_sent": 2, "exit_code": 1}
+    assert response == {"complete": True, "findings": 3, "errors": 0, "alerts_sent": 2, "notifications_failed": 0,
+                        "exit_code": 1}
     [blob] = [json.loads(line) for line in out.splitlines() if '"_aws"' in line and "SplitBrainLocks" in line]
     assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert (blob["SplitBrainLocks"], blob["TablePostureFindings"], blob["BucketPostureFindings"]) == ([1.0],) * 3

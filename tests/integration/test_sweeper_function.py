@@ -73,7 +73,8 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     response = handler(EVENT, context())
     out = capsys.readouterr().out
 
-    assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "exit_code": 2}
+    assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "notifications_failed": 0,
+                        "exit_code": 2}
     blobs = emf_blobs(out)
     per_table = {b["Table"]: b for b in blobs if "Table" in b}
     assert set(per_table) == {TABLE, "missing-table"}
@@ -140,3 +141,34 @@ def test_stream_records_beyond_the_time_budget_are_batch_failures_not_lost(backe
     late = module.lambda_handler({"Records": records}, FakeContext("stream", REGION, timeout=5))  # < 10 s reserve
     assert [f["itemIdentifier"] for f in late["batchItemFailures"]] == ["100", "101", "102"]
     settings.stream_settings.cache_clear()
+
+
+def test_a_notice_sns_refused_is_counted_and_sent_by_the_next_run(handler, backend, alerting, monkeypatch, capsys) -> None:
+    from tests.conftest import client
+    from tests.integration.conftest import captured
+    from tfjanitor.runtime import settings
+
+    topic = alerting["alert_topic_arns"][0].replace("tfjanitor-alerts", "tfjanitor-alerts-not-yet")  # Publish: NotFound
+    for name, value in {"LOCK_TABLES": TABLE, "FINDINGS_TABLE": alerting["findings_table"],
+                        "ALERT_TOPIC_ARN": topic}.items():
+        monkeypatch.setenv(name, value)
+    settings.sweeper_settings.cache_clear()
+    put_lock(client("dynamodb", backend), BUCKET, "ci/terraform.tfstate", lock_info("ci", age=timedelta(hours=2)))
+
+    first = handler(EVENT, context())
+    [sweep] = [b for b in emf_blobs(capsys.readouterr().out) if "NotificationsFailed" in b]
+    assert (first["alerts_sent"], first["notifications_failed"]) == (0, 1)
+    assert (sweep["AlertsSent"], sweep["NotificationsFailed"]) == ([0.0], [1.0])  # what the alarm watches
+
+    sns, sqs = client("sns", backend), client("sqs", backend)
+    assert sns.create_topic(Name="tfjanitor-alerts-not-yet")["TopicArn"] == topic
+    queue = sqs.get_queue_url(QueueName="tfjanitor-captured-alerts")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
+    second = handler(EVENT, context())  # the same sweep finds nothing new: it sends what is pending
+    [sweep] = [b for b in emf_blobs(capsys.readouterr().out) if "NotificationsFailed" in b]
+    assert (second["alerts_sent"], second["notifications_failed"]) == (1, 0)
+    assert (sweep["AlertsSent"], sweep["NotificationsFailed"]) == ([1.0], [0.0])
+    [email] = captured(backend)
+    assert email["subject"].startswith("[tfjanitor] WARNING Stale lock: tfstate-demo/ci/terraform.tfstate")
+    assert handler(EVENT, context())["alerts_sent"] == 0 and captured(backend) == []  # sent once

@@ -3,21 +3,46 @@
 from __future__ import annotations
 
 import copy
+import random
 import threading
-from dataclasses import replace
+from collections import Counter
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+import boto3
+from botocore.awsrequest import AWSResponse
+
 from tfjanitor.alerts.emails import Email, render
 from tfjanitor.alerts.lifecycle import CLOSED, OPEN, AlertRecord, Notice, Sighting
+from tfjanitor.aws.session import AwsError
+
+
+@dataclass
+class Queued:
+    """A notice in the fake outbox (the findings table's ``notice#`` items)."""
+
+    notice: Notice
+    delivered: bool = False
+    reached: dict[str, str] = field(default_factory=dict)  # topic ARN -> MessageId
+    claim: str | None = None
+    claimed_until: datetime | None = None
+    attempts: int = 0
 
 
 class FakeAlertStore:
+    """The findings table in memory: transitions and their notices are written together or not at all."""
+
     def __init__(self) -> None:
         self.records: dict[str, AlertRecord] = {}
         self.sightings: dict[str, tuple[str, int, datetime]] = {}  # fp -> (observed, count, first seen)
         self.releases: dict[str, dict[str, Any]] = {}
+        self.outbox: dict[str, Queued] = {}
         self._lock = threading.Lock()
+
+    def _queue(self, notice: Notice) -> None:
+        assert notice.id not in self.outbox
+        self.outbox[notice.id] = Queued(copy.deepcopy(notice))
 
     def list_open(self) -> list[AlertRecord]:
         with self._lock:
@@ -33,12 +58,13 @@ class FakeAlertStore:
             current.status == CLOSED and (current.changed_at is None or current.changed_at < evidence)
         )
 
-    def open(self, record: AlertRecord) -> bool:
+    def open(self, record: AlertRecord, notice: Notice) -> bool:
         with self._lock:
             current = self.records.get(record.fingerprint)
             if not self._closed_before(current, record.changed_at or record.opened_at):
                 return False
             self.records[record.fingerprint] = copy.deepcopy(record)
+            self._queue(notice)
             return True
 
     def tombstone(self, fp: str, evidence: datetime) -> bool:
@@ -50,32 +76,35 @@ class FakeAlertStore:
             self.records[fp] = replace(base, status=CLOSED, changed_at=evidence)
             return True
 
-    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool:
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime,
+                 notice: Notice) -> bool:
         with self._lock:
             r = self.records.get(fp)
             if r is None or r.status != OPEN or r.notified_severity != seen_notified:
                 return False
             self.records[fp] = replace(r, severity=severity, notified_severity=severity, finding=finding,
                                        last_notified_at=now)
+            self._queue(notice)
             return True
 
-    def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool:
+    def remind(self, fp: str, seen_last: datetime, now: datetime, notice: Notice) -> bool:
         with self._lock:
             r = self.records.get(fp)
             if r is None or r.status != OPEN or r.last_notified_at != seen_last:
                 return False
             self.records[fp] = replace(r, last_notified_at=now)
+            self._queue(notice)
             return True
 
-    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+    def resolve(self, fp: str, now: datetime, resolution: str, notice: Notice, evidence: datetime | None = None) -> bool:
         evidence = evidence or now
         with self._lock:
             r = self.records.get(fp)
             if r is None or r.status != OPEN or (r.changed_at is not None and r.changed_at >= evidence):
                 return False
             self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution=resolution, changed_at=evidence)
+            self._queue(notice)
             return True
-
 
     def sight(self, fp: str, observed: str, now: datetime) -> Sighting:
         with self._lock:
@@ -89,21 +118,89 @@ class FakeAlertStore:
                 self.sightings[fp] = (observed, 1, now)
             return Sighting(self.sightings[fp][1], self.sightings[fp][2])
 
-    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime, notice: Notice) -> bool:
         with self._lock:
             r = self.records.get(fp)
             if r is None or r.status != OPEN:
                 return False
             self.records[fp] = replace(r, status=CLOSED, closed_at=now, resolution="released by tfjanitor", changed_at=now)
             self.releases[fp] = record
+            self._queue(notice)
+            return True
+
+    def pending_notices(self) -> list[Notice]:
+        with self._lock:
+            return sorted((copy.deepcopy(q.notice) for q in self.outbox.values() if not q.delivered),
+                          key=lambda n: n.id)
+
+    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> frozenset[str] | None:
+        with self._lock:
+            q = self.outbox.get(notice_id)
+            if q is None or q.delivered or (q.claimed_until is not None and q.claimed_until >= now):
+                return None
+            q.claim, q.claimed_until, q.attempts = token, until, q.attempts + 1
+            return frozenset(q.reached)
+
+    def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool:
+        with self._lock:
+            q = self.outbox[notice_id]
+            if q.claim != token:
+                return False
+            q.reached[arn] = message_id
+            return True
+
+    def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool:
+        with self._lock:
+            q = self.outbox[notice_id]
+            if q.claim != token:
+                return False
+            q.delivered, q.claim, q.claimed_until = True, None, None
+            return True
+
+    def notice_failed(self, notice_id: str, token: str, error: str) -> bool:
+        with self._lock:
+            q = self.outbox[notice_id]
+            if q.claim != token:
+                return False
+            q.claim, q.claimed_until = None, None
             return True
 
 
-class FakeNotifier:
-    def __init__(self) -> None:
-        self.notices: list[Notice] = []
-        self.emails: list[Email] = []
+class FlakySender:
+    """Stands in for the alert topics: renders each notice, and fails a share of the publishes."""
 
-    def send(self, notice: Notice) -> None:
-        self.notices.append(notice)
-        self.emails.append(render(notice))
+    def __init__(self, failure_rate: float = 0.0, seed: int = 0, arns: tuple[str, ...] = ("topic",)) -> None:
+        self.failure_rate = failure_rate
+        self.arns = list(arns)
+        self.published: list[tuple[str, Notice, Email]] = []  # (topic, notice, email)
+        self.failures = 0
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+
+    def send(self, notice: Notice, arn: str) -> str:
+        email = render(notice)
+        with self._lock:
+            if self._random.random() < self.failure_rate:
+                self.failures += 1
+                raise AwsError("Publish", "Throttling", "Rate exceeded")
+            self.published.append((arn, notice, email))
+            return f"msg-{len(self.published)}"
+
+
+def fail_publishes(session: boto3.session.Session, share: float, seed: int = 0) -> Counter[str]:
+    """Make a share of the SNS ``Publish`` calls of clients made from ``session`` fail as throttled (the
+    others reach the emulator). Returns the running count of ``failed`` and ``passed`` calls."""
+    rng, counts = random.Random(seed), Counter[str]()
+    lock = threading.Lock()
+
+    def maybe_fail(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        with lock:
+            failed = rng.random() < share
+            counts["failed" if failed else "passed"] += 1
+        if not failed:
+            return None
+        error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return AWSResponse("https://sns.invalid/", 400, {}, None), error
+
+    session.events.register("before-call.sns.Publish", maybe_fail)
+    return counts

@@ -1,14 +1,33 @@
-"""Send a notice as an email through the alert topics (subject made SNS-safe)."""
+"""Delivering queued notices as emails through the alert topics: at least once, never silently.
+
+Every transition queues its notice in the findings table in the same write that records it
+(:mod:`tfjanitor.alerts.lifecycle`). :func:`deliver` then sends every pending notice, its own run's
+and any an earlier run could not send, each on its own and to each alert topic on its own: a topic
+counts as reached only after SNS accepted the message there (``Publish`` returned a ``MessageId``),
+and a notice is delivered once every topic was reached. One that fails stays pending for the next
+run of any function, which publishes it only to the topics it has not reached; the failure is
+counted (``NotificationsFailed``) and logged. A sender claims a notice before publishing it, so two
+runs never send it together.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import secrets
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Protocol
 
-from tfjanitor.alerts.emails import SUBJECT_LIMIT, Email, render
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.session import AwsError
 from tfjanitor.aws.topic import Topic
+
+# A claim outlives any run that could hold it (Lambda runs at most 15 minutes): a notice whose sender
+# died mid-send is sent again after this, and never while that sender may still be sending it.
+CLAIM_LEASE = timedelta(minutes=15)
 
 
 def sns_subject(subject: str) -> str:
@@ -19,20 +38,90 @@ def sns_subject(subject: str) -> str:
 
 
 class SnsNotifier:
-    """Publishes each notice to every alert topic: the stack's own and/or the one AlertTopicArn names."""
+    """The alert topics: the stack's own and/or the one AlertTopicArn names."""
 
     def __init__(self, topics: Sequence[Topic]):
-        self._topics = list(topics)
-        self.sent: list[Email] = []
+        self._topics = {topic.arn: topic for topic in topics}
 
-    def send(self, notice: Notice) -> None:
+    @property
+    def arns(self) -> list[str]:
+        return list(self._topics)
+
+    def send(self, notice: Notice, arn: str) -> str:
+        """Publish the notice's email to one topic; the MessageId SNS returned."""
         email = render(notice)
-        failed: list[AwsError] = []
-        for topic in self._topics:  # one topic failing does not keep the notice from the others
-            try:
-                topic.publish(sns_subject(email.subject), email.body, email.plain)
-            except AwsError as exc:
-                failed.append(exc)
-        if failed:
-            raise failed[0]
-        self.sent.append(email)
+        return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain)
+
+
+class Sender(Protocol):
+    @property
+    def arns(self) -> list[str]: ...
+    def send(self, notice: Notice, arn: str) -> str: ...
+
+
+class Outbox(Protocol):
+    """Pending notices (the findings table); each write returns False when its condition did not hold."""
+
+    def pending_notices(self) -> list[Notice]: ...
+    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> frozenset[str] | None:
+        """Take a pending notice to send it: the topics it has reached already, or None if another run holds it."""
+    def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool: ...
+    def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool: ...
+    def notice_failed(self, notice_id: str, token: str, error: str) -> bool: ...
+
+
+@dataclass
+class Delivery:
+    """What one run delivered: the notices every topic accepted, and one line per notice it could not send."""
+
+    sent: list[Notice] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def _publish(outbox: Outbox, sender: Sender, notice: Notice, reached: frozenset[str], token: str) -> list[str]:
+    """Publish to every topic not yet reached, each on its own; what went wrong."""
+    errors: list[str] = []
+    for arn in sender.arns:
+        if arn in reached:
+            continue
+        try:
+            message_id = sender.send(notice, arn)
+            if not message_id:
+                raise AwsError("Publish", "NoMessageId", "SNS returned no MessageId")
+        except Exception as exc:  # noqa: BLE001 - whatever stops this topic must not stop the others
+            errors.append(f"{arn}: {exc}")
+            continue
+        try:
+            outbox.notice_reached(notice.id, token, arn, message_id)
+        except AwsError as exc:  # SNS has it: once the claim runs out it is sent there again (at least once)
+            errors.append(f"{arn}: sent as {message_id} but not recorded: {exc}")
+    return errors
+
+
+def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None) -> Delivery:
+    """Send every pending notice, oldest first, each on its own; never raises."""
+    now = now or datetime.now(timezone.utc)
+    done = Delivery()
+    try:
+        pending = outbox.pending_notices()
+    except AwsError as exc:
+        done.failed.append(f"could not list pending notices: {exc}")
+        return done
+    for notice in pending:
+        token = secrets.token_hex(8)
+        what = f"{notice.event} notice {notice.id} of alert {notice.fingerprint}"
+        try:
+            reached = outbox.claim_notice(notice.id, token, now + CLAIM_LEASE, now)
+            if reached is None:
+                continue  # another run is sending it, or has just sent it
+            errors = _publish(outbox, sender, notice, reached, token)
+            if not errors:
+                if outbox.notice_delivered(notice.id, token, now):
+                    done.sent.append(notice)
+                continue
+        except AwsError as exc:  # the findings table itself: the claim runs out, then it is retried
+            errors = [str(exc)]
+        done.failed.append(f"{what}: " + "; ".join(errors))
+        with contextlib.suppress(AwsError):  # else its claim runs out: then it is retried
+            outbox.notice_failed(notice.id, token, "; ".join(errors))
+    return done

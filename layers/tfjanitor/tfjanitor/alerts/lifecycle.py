@@ -1,15 +1,19 @@
-"""Alert lifecycle: open, worse, reminder, resolved - each notice sent exactly once.
+"""Alert lifecycle: open, worse, reminder, resolved - each notice queued exactly once.
 
 The stack keeps its own small table of findings keyed by a stable fingerprint.
 Every transition is a conditional write on what the writer last saw, so two
-sweeps (or a sweep and the stream monitor) racing each other never send the
-same notice twice: only the writer whose condition held sends it.
+sweeps (or a sweep and the stream monitor) racing each other never queue the
+same notice twice: only the writer whose condition held records the transition,
+and the same write queues its notice as pending. :mod:`tfjanitor.alerts.delivery`
+sends pending notices and marks each delivered only once SNS has accepted it.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import secrets
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -56,17 +60,23 @@ class AlertRecord:
     changed_at: datetime | None = None
 
 
+def new_notice_id() -> str:
+    """Unique, and in the order notices were made (nanoseconds first)."""
+    return f"{time.time_ns():020d}-{secrets.token_hex(4)}"
+
+
 @dataclass
 class Notice:
     """One email-worthy transition."""
 
-    event: str  # opened | worse | reminder | resolved
+    event: str  # opened | worse | reminder | resolved | released
     finding: dict[str, Any]
     fingerprint: str
     at: datetime
     opened_at: datetime
     resolution: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    id: str = field(default_factory=new_notice_id)  # the transition's: one delivery per id
 
 
 @dataclass(frozen=True)
@@ -79,22 +89,26 @@ class Sighting:
 
 
 class AlertStore(Protocol):
-    """The findings table; each method returns False when its condition did not hold."""
+    """The findings table; each method returns False when its condition did not hold.
+
+    A transition and its ``notice`` are one write: both recorded (the notice pending) or neither.
+    """
 
     def list_open(self) -> list[AlertRecord]: ...
     def get(self, fp: str) -> AlertRecord | None: ...
-    def open(self, record: AlertRecord) -> bool:
+    def open(self, record: AlertRecord, notice: Notice) -> bool:
         """Open (or reopen) unless open already, or closed on evidence newer than ``record.changed_at``."""
-    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool: ...
-    def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool: ...
-    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime,
+                 notice: Notice) -> bool: ...
+    def remind(self, fp: str, seen_last: datetime, now: datetime, notice: Notice) -> bool: ...
+    def resolve(self, fp: str, now: datetime, resolution: str, notice: Notice, evidence: datetime | None = None) -> bool:
         """Close an open alert, unless it changed on evidence newer than ``evidence`` (default ``now``)."""
 
     def tombstone(self, fp: str, evidence: datetime) -> bool:
         """Remember that the problem was gone at ``evidence`` (no alert was open): a run that read
         before that cannot open it."""
     def sight(self, fp: str, observed: str, now: datetime) -> Sighting: ...
-    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool: ...
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime, notice: Notice) -> bool: ...
 
 
 def _rank(severity: str) -> int:
@@ -116,7 +130,7 @@ def process_findings(
     evidence_at: datetime | None = None,
     unverified: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
 ) -> list[Notice]:
-    """Reconcile what a check saw with the open alerts; return the notices this caller must send.
+    """Reconcile what a check saw with the open alerts; return the notices this caller queued.
 
     ``covered_scopes``: scopes the check read completely. An open alert is resolved only if
     its scope is covered and the check no longer sees it: an incomplete sweep never closes
@@ -136,16 +150,18 @@ def process_findings(
         record = open_records.get(fp)
         if record is None:
             new = AlertRecord(fp, OPEN, f.severity.value, f.severity.value, scope_of(f), doc, now, now, changed_at=evidence)
-            if store.open(new):
-                notices.append(Notice("opened", doc, fp, now, now))
+            notice = Notice("opened", doc, fp, now, now)
+            if store.open(new, notice):
+                notices.append(notice)
             continue
         if _rank(f.severity.value) > _rank(record.notified_severity):
-            if store.escalate(fp, record.notified_severity, f.severity.value, doc, now):
-                notices.append(Notice("worse", doc, fp, now, record.opened_at,
-                                      extra={"was": record.notified_severity}))
+            notice = Notice("worse", doc, fp, now, record.opened_at, extra={"was": record.notified_severity})
+            if store.escalate(fp, record.notified_severity, f.severity.value, doc, now, notice):
+                notices.append(notice)
         elif now - record.last_notified_at >= reminder:
-            if store.remind(fp, record.last_notified_at, now):
-                notices.append(Notice("reminder", doc, fp, now, record.opened_at))
+            notice = Notice("reminder", doc, fp, now, record.opened_at)
+            if store.remind(fp, record.last_notified_at, now, notice):
+                notices.append(notice)
     for fp, record in open_records.items():
         if fp in current or record.scope not in covered_scopes or _state(record.finding) in unverified:
             continue
@@ -153,8 +169,9 @@ def process_findings(
             continue
         if record.changed_at is not None and record.changed_at >= evidence:
             continue  # opened on evidence newer than ours: we cannot know it is gone
-        if store.resolve(fp, now, resolution, evidence):
-            notices.append(Notice("resolved", record.finding, fp, now, record.opened_at, resolution))
+        notice = Notice("resolved", record.finding, fp, now, record.opened_at, resolution)
+        if store.resolve(fp, now, resolution, notice, evidence):
+            notices.append(notice)
     return notices
 
 
@@ -184,9 +201,8 @@ def resolve_if_open(
         if record is not None and record.status == OPEN:
             if record.changed_at is not None and record.changed_at >= evidence:
                 return None  # opened on newer evidence than ours
-            if store.resolve(fp, now, resolution, evidence):
-                return Notice("resolved", record.finding, fp, now, record.opened_at, resolution)
-            return None
+            notice = Notice("resolved", record.finding, fp, now, record.opened_at, resolution)
+            return notice if store.resolve(fp, now, resolution, notice, evidence) else None
         if not tombstone or store.tombstone(fp, evidence):
             return None
         if record is not None and record.changed_at is not None and record.changed_at >= evidence:
@@ -200,4 +216,5 @@ def open_one(store: AlertStore, finding: Finding, now: datetime, evidence: datet
     doc = finding.to_dict()
     record = AlertRecord(fp, OPEN, finding.severity.value, finding.severity.value, scope_of(finding), doc, now, now,
                          changed_at=evidence or now)
-    return Notice("opened", doc, fp, now, now) if store.open(record) else None
+    notice = Notice("opened", doc, fp, now, now)
+    return notice if store.open(record, notice) else None

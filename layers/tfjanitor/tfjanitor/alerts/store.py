@@ -2,6 +2,12 @@
 
 Never Terraform's lock table: a table of the stack's own, keyed by ``Fingerprint``,
 with TTL (``ExpiresAt``) set on closed alerts.
+
+Notices live there too, one item per transition (``Fingerprint`` = ``notice#<id>``), written in the
+same transaction as the transition itself: ``Status`` ``pending`` until SNS accepted the message on
+every alert topic (``Reached``, ``MessageIds``), then ``delivered`` (the message itself is dropped,
+the item expires with TTL).
+A sender claims a pending notice for a while (``ClaimedUntil``) so two runs never send it together.
 """
 
 from __future__ import annotations
@@ -10,7 +16,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
-from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord, Sighting
+from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord, Notice, Sighting
 from tfjanitor.aws.items import ItemTable
 from tfjanitor.aws.session import AwsSession
 
@@ -50,15 +56,53 @@ def _record(item: dict[str, Any]) -> AlertRecord:
 _CLOSED_BEFORE = "attribute_not_exists(Fingerprint) OR (#s = :closed AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev))"
 
 
+PENDING, DELIVERED = "pending", "delivered"
+NOTICE_PREFIX = "notice#"
+
+
+def _notice_item(notice: Notice) -> dict[str, Any]:
+    doc = {
+        "event": notice.event, "finding": notice.finding, "fingerprint": notice.fingerprint,
+        "at": _iso(notice.at), "opened_at": _iso(notice.opened_at), "resolution": notice.resolution,
+        "extra": notice.extra,
+    }
+    return {
+        "Fingerprint": {"S": NOTICE_PREFIX + notice.id},
+        "Status": {"S": PENDING},
+        "Alert": {"S": notice.fingerprint},
+        "Event": {"S": notice.event},
+        "Notice": {"S": json.dumps(doc, ensure_ascii=False)},
+        "Attempts": {"N": "0"},
+    }
+
+
+def _notice(item: dict[str, Any]) -> Notice:
+    doc = json.loads(item["Notice"]["S"])
+    return Notice(
+        doc["event"], doc["finding"], doc["fingerprint"], datetime.fromisoformat(doc["at"]),
+        datetime.fromisoformat(doc["opened_at"]), doc.get("resolution", ""), doc.get("extra", {}),
+        id=item["Fingerprint"]["S"].removeprefix(NOTICE_PREFIX),
+    )
+
+
+def _notice_key(notice_id: str) -> dict[str, Any]:
+    return {"Fingerprint": {"S": NOTICE_PREFIX + notice_id}}
+
+
 class DynamoAlertStore:
-    """:class:`~tfjanitor.alerts.lifecycle.AlertStore` on the stack's findings table."""
+    """:class:`~tfjanitor.alerts.lifecycle.AlertStore` and :class:`~tfjanitor.alerts.delivery.Outbox`
+    on the stack's findings table."""
 
     def __init__(self, aws: AwsSession, region: str, table: str):
         self._items = ItemTable(aws, region, table)
         self.table = table
 
-    def _conditional(self, op: str, **kwargs: Any) -> bool:
-        return self._items.write_if(op, **kwargs) is not None
+    def _conditional(self, op: str, notice: Notice | None = None, **kwargs: Any) -> bool:
+        """One conditional write; with ``notice``, the same write queues it (a transaction: both or neither)."""
+        if notice is None:
+            return self._items.write_if(op, **kwargs) is not None
+        queue = {"Item": _notice_item(notice), "ConditionExpression": "attribute_not_exists(Fingerprint)"}
+        return self._items.write_both_if((op, kwargs), ("put_item", queue), token=notice.id)
 
     def list_open(self) -> list[AlertRecord]:
         items = self._items.scan(
@@ -72,7 +116,7 @@ class DynamoAlertStore:
         item = self._items.get({"Fingerprint": {"S": fp}})
         return _record(item) if item is not None else None
 
-    def open(self, record: AlertRecord) -> bool:
+    def open(self, record: AlertRecord, notice: Notice) -> bool:
         item = {
             "Fingerprint": {"S": record.fingerprint},
             "Status": {"S": OPEN},
@@ -87,6 +131,7 @@ class DynamoAlertStore:
         }
         return self._conditional(
             "put_item",
+            notice,
             Item=item,
             ConditionExpression=_CLOSED_BEFORE,
             ExpressionAttributeNames={"#s": "Status"},
@@ -105,9 +150,11 @@ class DynamoAlertStore:
                                        ":ttl": {"N": str(int((evidence + CLOSED_TTL).timestamp()))}},
         )
 
-    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime) -> bool:
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime,
+                 notice: Notice) -> bool:
         return self._conditional(
             "update_item",
+            notice,
             Key={"Fingerprint": {"S": fp}},
             UpdateExpression="SET NotifiedSeverity = :sev, Severity = :sev, Finding = :f, LastNotifiedAt = :now",
             ConditionExpression="#s = :open AND NotifiedSeverity = :seen",
@@ -118,9 +165,10 @@ class DynamoAlertStore:
             },
         )
 
-    def remind(self, fp: str, seen_last: datetime, now: datetime) -> bool:
+    def remind(self, fp: str, seen_last: datetime, now: datetime, notice: Notice) -> bool:
         return self._conditional(
             "update_item",
+            notice,
             Key={"Fingerprint": {"S": fp}},
             UpdateExpression="SET LastNotifiedAt = :now",
             ConditionExpression="#s = :open AND LastNotifiedAt = :seen",
@@ -128,9 +176,10 @@ class DynamoAlertStore:
             ExpressionAttributeValues={":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": _iso(seen_last)}},
         )
 
-    def resolve(self, fp: str, now: datetime, resolution: str, evidence: datetime | None = None) -> bool:
+    def resolve(self, fp: str, now: datetime, resolution: str, notice: Notice, evidence: datetime | None = None) -> bool:
         return self._conditional(
             "update_item",
+            notice,
             Key={"Fingerprint": {"S": fp}},
             UpdateExpression="SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ChangedAt = :ev",
             ConditionExpression="#s = :open AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev)",
@@ -171,10 +220,11 @@ class DynamoAlertStore:
             return Sighting(1, now)
         return Sighting(0, None)
 
-    def record_release(self, fp: str, record: dict[str, Any], now: datetime) -> bool:
+    def record_release(self, fp: str, record: dict[str, Any], now: datetime, notice: Notice) -> bool:
         """Close the alert as released by tfjanitor, keeping the record of what was deleted and why."""
         return self._conditional(
             "update_item",
+            notice,
             Key={"Fingerprint": {"S": fp}},
             UpdateExpression=(
                 "SET #s = :closed, ClosedAt = :now, Resolution = :r, ExpiresAt = :ttl, ReleasedAt = :now, "
@@ -188,4 +238,64 @@ class DynamoAlertStore:
                 ":rec": {"S": json.dumps(record, ensure_ascii=False)},
                 ":ev": {"N": _epoch_us(now)},
             },
+        )
+
+    # -- the outbox: notices queued by transitions, until SNS accepted them ---------------------------
+
+    def pending_notices(self) -> list[Notice]:
+        """Every notice not yet delivered to every topic, oldest first."""
+        items = self._items.scan(
+            FilterExpression="#s = :pending",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":pending": {"S": PENDING}},
+        )
+        return sorted((_notice(i) for i in items), key=lambda n: n.id)
+
+    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> frozenset[str] | None:
+        """Take a pending notice to send it, unless another sender holds an unexpired claim: the topics
+        it has reached (read in the same write, so never from an older listing), or None."""
+        resp = self._items.write_if(
+            "update_item",
+            Key=_notice_key(notice_id),
+            UpdateExpression="SET Claim = :token, ClaimedUntil = :until, Attempts = Attempts + :one",
+            ConditionExpression="#s = :pending AND (attribute_not_exists(ClaimedUntil) OR ClaimedUntil < :now)",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":token": {"S": token}, ":until": {"N": _epoch_us(until)}, ":one": {"N": "1"},
+                                       ":pending": {"S": PENDING}, ":now": {"N": _epoch_us(now)}},
+            ReturnValues="ALL_NEW",
+        )
+        return None if resp is None else frozenset(resp["Attributes"].get("Reached", {}).get("SS", []))
+
+    def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool:
+        """SNS accepted it on one topic (``MessageIds`` keeps ``<topic ARN> <MessageId>``)."""
+        return self._conditional(
+            "update_item",
+            Key=_notice_key(notice_id),
+            UpdateExpression="ADD Reached :arn, MessageIds :mid",
+            ConditionExpression="Claim = :token",
+            ExpressionAttributeValues={":arn": {"SS": [arn]}, ":mid": {"SS": [f"{arn} {message_id}"]},
+                                       ":token": {"S": token}},
+        )
+
+    def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool:
+        """Every topic has it: keep only that fact (the message ids) until the TTL removes it."""
+        return self._conditional(
+            "update_item",
+            Key=_notice_key(notice_id),
+            UpdateExpression=("SET #s = :delivered, DeliveredAt = :now, ExpiresAt = :ttl "
+                              "REMOVE Notice, Claim, ClaimedUntil, LastError"),
+            ConditionExpression="Claim = :token",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":delivered": {"S": DELIVERED}, ":now": {"S": _iso(now)},
+                                       ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))}, ":token": {"S": token}},
+        )
+
+    def notice_failed(self, notice_id: str, token: str, error: str) -> bool:
+        """Sending failed: give the claim back (the next run of any function retries) and say why."""
+        return self._conditional(
+            "update_item",
+            Key=_notice_key(notice_id),
+            UpdateExpression="SET LastError = :e REMOVE Claim, ClaimedUntil",
+            ConditionExpression="Claim = :token",
+            ExpressionAttributeValues={":e": {"S": error[:1000]}, ":token": {"S": token}},
         )

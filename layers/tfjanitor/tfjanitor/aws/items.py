@@ -13,6 +13,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tfjanitor.aws.session import AwsSession, _translate
 
 _OPERATIONS = {"put_item": "PutItem", "update_item": "UpdateItem", "delete_item": "DeleteItem"}
+_TRANSACT = {"put_item": "Put", "update_item": "Update", "delete_item": "Delete"}
+# A cancelled transaction that failed a condition or met a concurrent write wrote nothing and lost a
+# race: an answer. ("None" is the reason given for the items that were fine.)
+_LOST = {"ConditionalCheckFailed", "TransactionConflict"}
 
 
 class ItemTable:
@@ -35,6 +39,25 @@ class ItemTable:
             raise _translate(_OPERATIONS.get(op, op), exc) from exc
         except BotoCoreError as exc:
             raise _translate(_OPERATIONS.get(op, op), exc) from exc
+
+    def write_both_if(self, first: tuple[str, dict[str, Any]], second: tuple[str, dict[str, Any]], token: str) -> bool:
+        """Two conditional writes (``(op, kwargs)`` as for :meth:`write_if`) in one transaction: both or neither.
+
+        False if a condition failed or a concurrent write won (nothing was written). ``token`` makes a
+        retried request idempotent (DynamoDB's ClientRequestToken, at most 36 characters).
+        """
+        items = [{_TRANSACT[op]: {"TableName": self.name, **kwargs}} for op, kwargs in (first, second)]
+        try:
+            self._client.transact_write_items(TransactItems=items, ClientRequestToken=token)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+                reasons = {str(r.get("Code")) for r in exc.response.get("CancellationReasons", [])}
+                if reasons & _LOST and reasons <= _LOST | {"None"}:
+                    return False
+            raise _translate("TransactWriteItems", exc) from exc
+        except BotoCoreError as exc:
+            raise _translate("TransactWriteItems", exc) from exc
+        return True
 
     def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         try:

@@ -179,10 +179,10 @@ def auto_release(
             "original_info": cap(observed.raw), "original_info_sha256": raw_sha256(observed.raw),
             "first_seen_at": sighting.first_seen.isoformat() if sighting.first_seen else None,
         }
-        if store.record_release(fp, entry, now):
-            doc = finding.to_dict()
-            notices.append(Notice("released", doc, fp, now, opened_at or now, "released by tfjanitor",
-                                  extra={"rule": decision.rule, "sweep": sweep_id}))
+        notice = Notice("released", finding.to_dict(), fp, now, opened_at or now, "released by tfjanitor",
+                        extra={"rule": decision.rule, "sweep": sweep_id})
+        if store.record_release(fp, entry, now, notice):
+            notices.append(notice)
     return notices, decisions
 
 

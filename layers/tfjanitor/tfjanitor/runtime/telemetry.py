@@ -11,6 +11,7 @@ from collections import Counter
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from tfjanitor.alerts.delivery import Delivery
 from tfjanitor.model import Kind, ScanResult, Severity
 from tfjanitor.scan.stream import BatchSummary
 
@@ -41,7 +42,6 @@ SWEEP_METRICS: dict[str, MetricUnit] = {
     "StatesChecked": MetricUnit.Count,
     "StateBytesDownloaded": MetricUnit.Bytes,
     "OpenFindings": MetricUnit.Count,
-    "AlertsSent": MetricUnit.Count,
     "LocksAutoReleased": MetricUnit.Count,
 }
 
@@ -71,7 +71,7 @@ def table_metric_values(result: ScanResult) -> dict[str, dict[str, float]]:
     return values
 
 
-def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_sent: int = 0) -> None:
+def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     """Add this sweep's metrics (flushed by the handler's decorator) and log each finding."""
     for table, values in table_metric_values(result).items():
         per_table = EphemeralMetrics()
@@ -91,7 +91,6 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
         "StatesChecked": result.stats.states,
         "StateBytesDownloaded": result.stats.bytes_downloaded,
         "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
-        "AlertsSent": alerts_sent,
         "LocksAutoReleased": sum(1 for r in result.releases if r.get("released")),
     }
     for name, value in sweep_values.items():
@@ -123,7 +122,6 @@ AUDIT_METRICS: dict[str, MetricUnit] = {
     "LeftoverDigests": MetricUnit.Count,
     "AuditErrors": MetricUnit.Count,
     "AuditsCompleted": MetricUnit.Count,
-    "AlertsSent": MetricUnit.Count,
 }
 _AUDIT_GROUPS = {
     "LockTableProblems": {Kind.LOCK_TABLE_SCHEMA, Kind.REPLICATED_LOCK_TABLE},
@@ -137,7 +135,7 @@ _AUDIT_GROUPS = {
 }
 
 
-def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger, alerts_sent: int = 0) -> None:
+def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     """Add this audit's metrics (flushed by the handler's decorator) and log each finding and error."""
     values = {
         "SplitBrainLocks": sum(1 for f in result.findings if f.kind is Kind.SPLIT_BRAIN_LOCK),
@@ -147,7 +145,6 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
         ),
         "AuditErrors": len(result.errors),
         "AuditsCompleted": 1 if result.complete else 0,
-        "AlertsSent": alerts_sent,
     }
     for name, value in values.items():
         metrics.add_metric(name=name, unit=AUDIT_METRICS[name], value=value)
@@ -160,6 +157,23 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger, alerts_s
         "audit finished",
         extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()},
     )
+
+
+# Emitted by every function after it sends pending notices (service dimension only).
+DELIVERY_METRICS: dict[str, MetricUnit] = {
+    "AlertsSent": MetricUnit.Count,  # notices SNS accepted in this run
+    "NotificationsFailed": MetricUnit.Count,  # notices this run could not send (still pending: retried)
+}
+
+
+def publish_delivery(delivery: Delivery, metrics: Metrics, logger: Logger) -> None:
+    """Count what this run sent and could not send (zeros included), and log each failure."""
+    metrics.add_metric(name="AlertsSent", unit=DELIVERY_METRICS["AlertsSent"], value=len(delivery.sent))
+    metrics.add_metric(name="NotificationsFailed", unit=DELIVERY_METRICS["NotificationsFailed"],
+                       value=len(delivery.failed))
+    for failure in delivery.failed:
+        logger.error("alert notice not delivered (it stays pending: the next run retries it)",
+                     extra={"notice_error": failure})
 
 
 OPERATION_DIMENSION = "OperationClass"

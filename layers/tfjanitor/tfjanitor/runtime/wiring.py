@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from tfjanitor.alerts.delivery import SnsNotifier
+from tfjanitor.alerts.delivery import Delivery, SnsNotifier, deliver
 from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
@@ -40,32 +40,36 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
 def _alert(
     result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, kinds: set[Kind],
     then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
-) -> list[Notice]:
-    """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then email the notices."""
+) -> Delivery:
+    """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then send every pending
+    notice (this run's and any an earlier run could not send)."""
     store, notifier = alerting(settings, aws)
     if store is None or notifier is None:
-        return []
+        return Delivery()
     try:
-        notices = process_findings(
+        process_findings(
             result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds,
             evidence_at=result.read_at, unverified={(u.table, u.bucket, u.key) for u in result.unverified},
         )
         if then is not None:
-            notices += then(store)
-        for notice in notices:
-            notifier.send(notice)
+            then(store)
     except AwsError as exc:
         result.errors.append(
             ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
         )
-        return []
-    return notices
+    return deliver(store, notifier)
+
+
+def deliver_notices(settings: FunctionSettings, aws: AwsSession) -> Delivery:
+    """Send every pending notice (the stream monitor's, after each batch); never raises."""
+    store, notifier = alerting(settings, aws)
+    return deliver(store, notifier) if store is not None and notifier is not None else Delivery()
 
 
 def sweep_and_alert(
     settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None,
     deadline: Deadline | None = None,
-) -> tuple[ScanResult, list[Notice]]:
+) -> tuple[ScanResult, Delivery]:
     """One scheduled sweep: find, alert, and (opt-in) release stale locks. With a ``deadline``, the
     sweep stops in time (incomplete: it resolves nothing) and still alerts."""
     now = now or datetime.now(timezone.utc)
@@ -91,7 +95,7 @@ def sweep_and_alert(
 
 def audit_and_alert(
     settings: AuditorSettings, aws: AwsSession, now: datetime | None = None, deadline: Deadline | None = None,
-) -> tuple[ScanResult, list[Notice]]:
+) -> tuple[ScanResult, Delivery]:
     """One scheduled audit (no state object is read): region, topology and posture findings, then
     the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds."""
     now = now or datetime.now(timezone.utc)
@@ -104,5 +108,6 @@ def audit_and_alert(
 
 
 def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
-    store, notifier = alerting(settings, aws)
-    return StreamMonitor(checker=Sweeper(aws), store=store, notifier=notifier, log=log)
+    """The monitor queues its notices in the findings table; :func:`deliver_notices` sends them."""
+    store, _ = alerting(settings, aws)
+    return StreamMonitor(checker=Sweeper(aws), store=store, log=log)

@@ -85,10 +85,6 @@ class StateChecker(Protocol):
     def check_state(self, region: str, table: str, bucket: str, key: str) -> ScanResult: ...
 
 
-class Notifier(Protocol):
-    def send(self, notice: Notice) -> None: ...
-
-
 class CheckFailed(RuntimeError):
     """A drift check could not run: the record must be retried (partial batch failure)."""
 
@@ -109,13 +105,13 @@ class BatchSummary:
 class StreamMonitor:
     checker: StateChecker
     store: AlertStore | None
-    notifier: Notifier | None
     summary: BatchSummary = field(default_factory=BatchSummary)
     log: Any = None  # a logger with info/warning; optional
 
     def _notify(self, notice: Notice | None) -> None:
-        if notice is not None and self.notifier is not None:
-            self.notifier.send(notice)
+        """The transition queued its notice in the store: it is sent after the batch."""
+        if notice is not None:
+            self._say("info", "alert notice queued", event=notice.event, alert=notice.fingerprint)
 
     def _say(self, level: str, message: str, **extra: Any) -> None:
         if self.log is not None:
