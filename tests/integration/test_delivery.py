@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import timedelta
 
@@ -56,3 +57,34 @@ def test_with_flaky_publish_every_transition_arrives_exactly_once(backend, alert
     items = notice_items(backend)
     assert len(items) == 8 and {i["Status"]["S"] for i in items} == {"delivered"}
     assert sorted(i["MessageId"]["S"] for i in items) == sorted(e["message_id"] for e in emails)
+
+
+def test_a_poison_lock_gets_its_own_capped_alert_and_every_other_alert_still_arrives(backend, alerting) -> None:
+    """moto enforces DynamoDB's 400 KB item and SNS's 256 KB message limits, as AWS does."""
+    s3, ddb = client("s3", backend), client("dynamodb", backend)
+    for key in ("ok", "poison", "drift"):
+        put_state(s3, ddb, BUCKET, f"{key}/terraform.tfstate", state_body())
+    put_lock(ddb, BUCKET, "ok/terraform.tfstate", lock_info(f"{BUCKET}/ok", age=timedelta(hours=3)))
+    who = "W" * 200_000
+    put_lock(ddb, BUCKET, "poison/terraform.tfstate", lock_info(f"{BUCKET}/poison", age=timedelta(hours=3), who=who))
+    s3.put_object(Bucket=BUCKET, Key="drift/terraform.tfstate", Body=state_body(9))
+    junk = lock_info(f"{BUCKET}/junk").replace('"Created":"', '"Created":"' + "x" * 300_000)
+    put_lock(ddb, BUCKET, "junk/terraform.tfstate", junk)  # not a time: a malformed item
+    aws = AwsSession(session(), endpoint_url=backend.url)
+
+    result, delivery = sweep_and_alert(SweeperSettings(**alerting), aws)
+
+    assert result.complete and delivery.failed == []
+    emails = {e["subject"].split(":")[0] + ":" + e["subject"].split(": ")[1].split(" ")[0]: e for e in captured(backend)}
+    assert sorted(emails) == [
+        f"[tfjanitor] CRITICAL Digest drift:{BUCKET}/drift/terraform.tfstate",
+        f"[tfjanitor] WARNING Malformed lock item:{BUCKET}/junk/terraform.tfstate",
+        f"[tfjanitor] WARNING Stale lock:{BUCKET}/ok/terraform.tfstate",
+        f"[tfjanitor] WARNING Stale lock:{BUCKET}/poison/terraform.tfstate",
+    ]
+    poison = emails[f"[tfjanitor] WARNING Stale lock:{BUCKET}/poison/terraform.tfstate"]
+    assert "[truncated, 200000 chars]" in poison["plain"] and who not in poison["plain"]
+    assert len(poison["email"].encode()) < 32 * 1024
+    items = client("dynamodb", backend).scan(TableName="tfjanitor-findings")["Items"]
+    assert len(items) == 8  # 4 alerts, 4 notices
+    assert max(len(json.dumps(i, ensure_ascii=False).encode()) for i in items) < 32 * 1024  # limit: 400 KB
