@@ -35,7 +35,8 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
     from aws_lambda_powertools import Logger, Metrics
 
-    from tfjanitor.runtime.telemetry import publish_audit, publish_stream_batch, publish_sweep
+    from tfjanitor.alerts.delivery import Delivery
+    from tfjanitor.runtime.telemetry import publish_audit, publish_delivery, publish_stream_batch, publish_sweep
 
     result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])
@@ -44,6 +45,7 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     )
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
     publish_sweep(result, metrics, Logger(service=SERVICE))
+    publish_delivery(Delivery(), metrics, Logger(service=SERVICE))
     summary = BatchSummary()
     for klass in ("apply", "plan", "other"):
         summary.acquired[klass] += 1
@@ -124,7 +126,7 @@ def test_every_dashboard_metric_is_emitted(template, emitted) -> None:
 
 def test_every_alarm_metric_is_emitted(template, emitted) -> None:
     refs = alarm_references(template)
-    assert {name for name, *_ in refs} >= {"StaleLocksAlarm", "DigestDriftAlarm", "SweeperHeartbeatAlarm"}
+    assert {name for name, *_ in refs} >= {"SweeperHeartbeatAlarm", "SweepIncompleteAlarm", "NotificationsFailedAlarm"}
     missing = [r for r in refs if (r[1], r[2]) not in emitted]
     assert missing == []
 

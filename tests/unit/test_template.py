@@ -234,3 +234,76 @@ def test_auditor_environment_covers_its_settings_and_runs_daily_by_default(templ
     assert event["Type"] == "ScheduleV2" and event["Properties"]["ScheduleExpression"] == {"Ref": "AuditSchedule"}
     assert template["Parameters"]["AuditSchedule"]["Default"] == "rate(1 day)"
     assert template["Parameters"]["PeerRegions"]["Default"] == ""
+
+
+# -- alarms (issue 9.6) ------------------------------------------------------------------------------
+
+def alarms(stack: Rendered) -> dict[str, dict[str, Any]]:
+    """The alarms these parameters deploy, rendered."""
+    return {name: stack.value(r["Properties"]) for name, r in stack.template["Resources"].items()
+            if r["Type"] == "AWS::CloudWatch::Alarm" and ("Condition" not in r or stack.condition(r["Condition"]))}
+
+
+def cloudwatch_can_publish_to(template: dict, topic: str) -> bool:
+    """A topic of the stack CloudWatch can publish to: unencrypted, or under a key whose policy lets
+    cloudwatch.amazonaws.com use it (an AWS-managed alias such as alias/aws/sns never does)."""
+    resource = template["Resources"][topic]
+    assert resource["Type"] == "AWS::SNS::Topic"
+    key = resource["Properties"].get("KmsMasterKeyId")
+    if key is None:
+        return True
+    name = (key.get("Ref") or key.get("Fn::GetAtt", [None])[0]) if isinstance(key, dict) else None
+    if name is None or template["Resources"][name]["Type"] != "AWS::KMS::Key":
+        return False
+    return any(
+        st["Effect"] == "Allow" and "cloudwatch.amazonaws.com" in st.get("Principal", {}).get("Service", [])
+        and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(actions(st))
+        for st in template["Resources"][name]["Properties"]["KeyPolicy"]["Statement"]
+    )
+
+
+@pytest.mark.parametrize("params", [CHOSEN, FULL], ids=["email", "email+stream+AlertTopicArn"])
+def test_every_alarm_notifies_a_topic_cloudwatch_can_publish_to(template, params) -> None:
+    stack = Rendered(template, params)
+    found = alarms(stack)
+    assert len(found) == (8 if params is FULL else 6)
+    for name, alarm in found.items():
+        for key in ("AlarmActions", "OKActions"):
+            own = [a["Ref"] for a in alarm[key] if isinstance(a, dict)]
+            assert own and all(cloudwatch_can_publish_to(template, topic) for topic in own), (name, key)
+            # The topic AlertTopicArn names (PagerDuty, chat) gets them too: its policy is the user's to set.
+            assert [a for a in alarm[key] if not isinstance(a, dict)] == ([FULL["AlertTopicArn"]] if params is FULL else [])
+    # The alert emails (lock holders, keys) stay encrypted: only the functions publish there.
+    assert template["Resources"]["AlertTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
+
+
+# Alarms on what the stream or the daily audit emits follow those, not the sweeps.
+NOT_SWEEP_DRIVEN = {"AuditorErrorsAlarm", "StreamIteratorAgeAlarm", "StreamDeadLetterAlarm"}
+
+
+@pytest.mark.parametrize("minutes", ["5", "15"])
+def test_alarm_periods_follow_the_sweep_interval(template, minutes: str) -> None:
+    found = alarms(Rendered(template, FULL | {"SweepIntervalMinutes": minutes}))
+    sweep_driven = {name: alarm for name, alarm in found.items() if name not in NOT_SWEEP_DRIVEN}
+    assert {"SweeperHeartbeatAlarm", "SweepIncompleteAlarm", "SweeperErrorsAlarm", "NotificationsFailedAlarm"} <= set(sweep_driven)
+    for name, alarm in sweep_driven.items():
+        assert int(alarm["Period"]) == int(minutes) * 60, name
+        assert int(alarm["Period"]) * int(alarm["EvaluationPeriods"]) <= 86400, name  # CloudWatch's limit
+
+
+# What the findings emails already say: a CloudWatch ALARM/OK email on top would be the same news twice.
+FINDING_METRICS = {
+    "ActiveLocks", "StaleLocks", "StaleLockfiles", "OldestLockAgeSeconds", "DigestDrift", "DriftDetected",
+    "OrphanDigests", "CrossRegionBuckets", "MalformedItems", "OpenFindings", "SplitBrainLocks", "LockTableProblems",
+    "TablePostureFindings", "BucketPostureFindings", "LeftoverDigests",
+}
+
+
+def test_alarms_watch_tfjanitors_health_not_the_findings(template) -> None:
+    watched = {(a["Namespace"], a["MetricName"]) for a in alarms(Rendered(template, FULL)).values()}
+    assert not {metric for _, metric in watched} & FINDING_METRICS
+    assert watched >= {
+        ("TfJanitor", "SweepsCompleted"), ("TfJanitor", "SweepErrors"), ("TfJanitor", "NotificationsFailed"),
+        ("AWS/Lambda", "Errors"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/SNS", "NumberOfNotificationsFailed"),
+    }
