@@ -49,9 +49,9 @@ def test_each_alert_reaches_the_stacks_topic_and_the_existing_one_in_another_reg
     paging, paging_inbox = topic_with_queue(backend, "pagerduty", ELSEWHERE)
     settings = stale_lock_settings(backend, [own, paging])
 
-    result, notices = sweep_and_alert(settings, AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc))
+    result, delivery = sweep_and_alert(settings, AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc))
 
-    assert [n.event for n in notices] == ["opened"] and result.errors == []
+    assert [n.event for n in delivery.sent] == ["opened"] and result.errors == [] and delivery.failed == []
     [subject] = subjects(backend, own_inbox, REGION)
     assert subject.startswith("[tfjanitor] WARNING Stale lock")
     assert subjects(backend, paging_inbox, ELSEWHERE) == [subject]
@@ -62,7 +62,13 @@ def test_a_topic_that_fails_does_not_keep_the_alert_from_the_other_and_is_report
     paging, paging_inbox = topic_with_queue(backend, "pagerduty", ELSEWHERE)
     settings = stale_lock_settings(backend, [gone, paging])
 
-    result, _ = sweep_and_alert(settings, AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc))
+    aws = AwsSession(session(), endpoint_url=backend.url)
+    result, delivery = sweep_and_alert(settings, aws, datetime.now(timezone.utc))
 
     assert [s.startswith("[tfjanitor] WARNING Stale lock") for s in subjects(backend, paging_inbox, ELSEWHERE)] == [True]
-    assert [e.check for e in result.errors] == ["alerts"] and not result.complete
+    # Reported as a notice not delivered (NotificationsFailed), not as a sweep that could not read.
+    [failure] = delivery.failed
+    assert gone in failure and delivery.sent == [] and result.complete
+    # Every later run retries the topic that failed, and never sends the other one the same alert again.
+    _, again = sweep_and_alert(settings, aws, datetime.now(timezone.utc))
+    assert [gone in f for f in again.failed] == [True] and subjects(backend, paging_inbox, ELSEWHERE) == []

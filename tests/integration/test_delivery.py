@@ -56,7 +56,9 @@ def test_with_flaky_publish_every_transition_arrives_exactly_once(backend, alert
     # Each transition's notice is marked delivered with the id of the one message SNS accepted for it.
     items = notice_items(backend)
     assert len(items) == 8 and {i["Status"]["S"] for i in items} == {"delivered"}
-    assert sorted(i["MessageId"]["S"] for i in items) == sorted(e["message_id"] for e in emails)
+    [topic] = alerting["alert_topic_arns"]
+    assert all(i["MessageIds"]["SS"][0].startswith(topic + " ") for i in items)
+    assert sorted(i["MessageIds"]["SS"][0].split(" ")[1] for i in items) == sorted(e["message_id"] for e in emails)
 
 
 def test_a_poison_lock_gets_its_own_capped_alert_and_every_other_alert_still_arrives(backend, alerting) -> None:
