@@ -141,29 +141,26 @@ class FakeAlertStore:
             q.claim, q.claimed_until, q.attempts = token, until, q.attempts + 1
             return frozenset(q.reached)
 
+    def _if_claimed(self, notice_id: str, token: str, **changes: Any) -> bool:
+        """Apply ``changes`` to the queued notice if ``token`` still holds its claim (DynamoDB: ``Claim = :token``)."""
+        with self._lock:
+            q = self.outbox[notice_id]
+            if q.claim != token:
+                return False
+            for name, value in changes.items():
+                setattr(q, name, value)
+            return True
+
     def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool:
         with self._lock:
-            q = self.outbox[notice_id]
-            if q.claim != token:
-                return False
-            q.reached[arn] = message_id
-            return True
+            reached = {**self.outbox[notice_id].reached, arn: message_id}
+        return self._if_claimed(notice_id, token, reached=reached)
 
     def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool:
-        with self._lock:
-            q = self.outbox[notice_id]
-            if q.claim != token:
-                return False
-            q.delivered, q.claim, q.claimed_until = True, None, None
-            return True
+        return self._if_claimed(notice_id, token, delivered=True, claim=None, claimed_until=None)
 
     def notice_failed(self, notice_id: str, token: str, error: str) -> bool:
-        with self._lock:
-            q = self.outbox[notice_id]
-            if q.claim != token:
-                return False
-            q.claim, q.claimed_until = None, None
-            return True
+        return self._if_claimed(notice_id, token, claim=None, claimed_until=None)
 
 
 class FlakySender:
