@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.support.fakes import FakeAlertStore, FakeNotifier
+from tests.support.fakes import FakeAlertStore
 from tests.support.hostile import REGION, lock_table_items, lock_texts, stream_records
 from tfjanitor.checks import findings as build
 from tfjanitor.model import Kind, ScanResult, StalePolicy
@@ -95,7 +95,7 @@ class QuietChecker:
 @FUZZ
 @given(st.lists(stream_records(), min_size=1, max_size=5))
 def test_every_stream_record_is_handled_and_malformed_ones_are_counted(records: list[dict[str, Any]]) -> None:
-    monitor = StreamMonitor(checker=QuietChecker(), store=FakeAlertStore(), notifier=FakeNotifier())
+    monitor = StreamMonitor(checker=QuietChecker(), store=FakeAlertStore())
     kinds = []
     for record in records:
         event = event_from_record(DynamoDBRecord(record))

@@ -83,16 +83,18 @@ def test_auto_release_matches_the_whole_lock_by_hash_though_the_finding_keeps_it
     raw = lock_info(f"tfstate-demo/{key}", age=timedelta(hours=3), operation="OperationTypePlan", now=NOW)
     policy = ReleasePolicy(enabled=True, grace=timedelta(0), min_sightings=1)
     store = FakeAlertStore()
-    finding = build.stale_lock("ap-northeast-2", "t", "tfstate-demo", key, parse_lock_info(raw), NOW, timedelta(hours=1))
-    assert is_capped(finding.details["raw"])  # what is stored and shown
-    process_findings([finding], {"table:ap-northeast-2:t"}, store, NOW)
-    # The lock now differs only past the kilobyte the finding kept: it is not the lock that was judged.
+    # The lock as read again at release time; changed: it differs only past the kilobyte the finding kept.
     now_held = raw.replace('terraform.tfstate"}', 'terraform.tfstatX"}') if changed else raw
     assert now_held[:FIELD_LIMIT] == raw[:FIELD_LIMIT] and (now_held == raw) is not changed
     writer = Writer(now_held)
+    for now in (NOW, NOW + timedelta(minutes=61)):  # tfjanitor must itself see it held for the 1h threshold
+        finding = build.stale_lock("ap-northeast-2", "t", "tfstate-demo", key, parse_lock_info(raw), now,
+                                   timedelta(hours=1))
+        assert is_capped(finding.details["raw"])  # what is stored and shown
+        process_findings([finding], {"table:ap-northeast-2:t"}, store, now)
+        notices, decisions = auto_release([finding], store, writer, policy, now, sweep_id="s")  # type: ignore[arg-type]
 
-    notices, decisions = auto_release([finding], store, writer, policy, NOW, sweep_id="s")  # type: ignore[arg-type]
-    if changed:
+    if changed:  # not the lock that was judged
         assert writer.deleted == [] and notices == [] and decisions == []
     else:
         assert writer.deleted == [raw] and [n.event for n in notices] == ["released"]  # conditional on all of it
