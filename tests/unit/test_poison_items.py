@@ -58,8 +58,9 @@ def test_a_huge_created_is_a_capped_malformed_item() -> None:
     doc["Created"] = "x" * HUGE
     bad = classify_item(item(json.dumps(doc), "b/k"))
     assert isinstance(bad, BadItem) and len(bad.reason) < 2 * FIELD_LIMIT
-    finding = build.malformed_item("ap-northeast-2", "t", bad.lock_id, bad.reason, bad.foreign)
-    assert len(json.dumps(finding.to_dict())) < 8 * KB
+    finding = build.malformed_item("ap-northeast-2", "t", bad.lock_id, bad.reason, bad.foreign, bad.values)
+    assert len(json.dumps(finding.to_dict())) < 8 * KB  # no command carries the 200 KB Info
+    assert finding.commands and "get-item" in " ".join(finding.commands[0])  # it can still be inspected
 
 
 class Writer:

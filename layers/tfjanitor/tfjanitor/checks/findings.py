@@ -17,9 +17,10 @@ from tfjanitor.commands import aws, aws_context, json_arg, option, representable
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Alternative, Finding, Kind, Severity
 from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256
-from tfjanitor.untrusted import cap
+from tfjanitor.untrusted import FIELD_LIMIT, cap
 
 Argv = list[str]
+VALUE_IN_COMMAND_LIMIT = 4 * FIELD_LIMIT  # characters of lock-table values one command may carry
 FORCE_UNLOCK_LABEL = (
     "With Terraform's own release, run from the working directory of the configuration whose backend has this "
     "bucket and key (for a workspace, select it first)"
@@ -93,7 +94,14 @@ def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[s
     }
 
 
-def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without: Argv) -> Finding:
+def _pasteable(*values: str) -> bool:
+    """Whether lock-table values are short enough to carry in a command. Terraform writes a few hundred
+    bytes (about 2 KB with the longest key); anything longer is not its own, could not be pasted, and would
+    swell every email: such a command is not offered."""
+    return sum(len(v) for v in values) <= VALUE_IN_COMMAND_LIMIT
+
+
+def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without: Argv | None) -> Finding:
     """A stale lock's fix: ``tfjanitor unlock``, the AWS CLI's delete of exactly ``what``, or Terraform's own."""
     finding.fix = [
         f"Check that no terraform run by {lock.who or 'the holder'} is still alive (Who is <os user>@<hostname>): "
@@ -103,7 +111,7 @@ def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without:
     return with_fix(
         finding,
         ("Release it with tfjanitor", [unlock]),
-        (f"Without tfjanitor, delete {what}", [without]),
+        (f"Without tfjanitor, delete {what}", [without] if without else []),
         (FORCE_UNLOCK_LABEL, [force_unlock_command(lock.id)]),
     )
 
@@ -135,7 +143,7 @@ def stale_lock(
         "the item only if it still holds exactly this lock (Info unchanged)",
         dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id_key),
                  "--condition-expression", "Info = :info",
-                 "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})),
+                 "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})) if _pasteable(lock.raw) else None,
     )
 
 
@@ -350,7 +358,7 @@ def malformed_item(
     if lock_id is None:
         return with_fix(finding, ("Find it", [dynamodb("scan", region, profile, table)]))
     commands = [dynamodb("get-item", region, profile, table, "--key", _item_key(lock_id))]
-    if not foreign and values:
+    if not foreign and values and _pasteable(*values.values()):
         names = sorted(values)
         commands.append(dynamodb(
             "delete-item", region, profile, table, "--key", _item_key(lock_id),
