@@ -28,7 +28,7 @@ def on_ci() -> bool:
 @pytest.fixture(scope="session")
 def aws_cli(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The real AWS CLI's bin directory (a venv of its own, kept in the pytest cache between runs)."""
-    cache = request.config.cache
+    cache = getattr(request.config, "cache", None)  # absent under -p no:cacheprovider
     where = cache.mkdir("awscli") if cache is not None else tmp_path_factory.mktemp("awscli")
     try:
         return awscli.install(where)
