@@ -1,6 +1,9 @@
 """Benchmark: tfjanitor's sweep against a naive scanner on the embedded emulator.
 
     python bench/bench.py [--states 1000 10000] [--output DIR (default bench/bench-output)] [--repeat 3] [--strict]
+                          [--latency-ms 30] [--latency-repeat 1] [--import-runs 7]
+
+    Memory at scale: python bench/bench.py --states 50000 100000 --repeat 1 --latency-ms 0
 
 For each N: start a fresh moto server (tfjanitor.local.emulator.MotoServer, loopback),
 seed N Terraform states (one lock table, two buckets, ap-northeast-2; 2-40 KB
@@ -39,6 +42,7 @@ import boto3
 from botocore.config import Config
 
 from tfjanitor.local.emulator import MotoServer
+from tfjanitor.local.proxy import EmulatorProxy
 
 HERE = Path(__file__).resolve().parent
 REGION = "ap-northeast-2"
@@ -408,27 +412,55 @@ BASELINE_CODE = (
 )
 
 
-def run_scanners(url: str, repeat: int, workdir: Path, n: int) -> dict[str, Any]:
+def run_scanners(url: str, repeat: int, workdir: Path, n: int, tag: str = "") -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {"tfjanitor": [], "naive": [], "baseline": []}
     outputs: dict[str, dict[str, Any]] = {}
     for r in range(repeat):
         for name, cmd in (("tfjanitor", tfjanitor_cmd(url)), ("naive", naive_cmd(url))):
-            m, text = measured(cmd, url, workdir, f"{name}-{n}-{r}")
+            m, text = measured(cmd, url, workdir, f"{name}{tag}-{n}-{r}")
             doc = json.loads(text) if text.strip() else {}
             m["internal_seconds"] = (doc.get("stats", doc) or {}).get("duration_seconds")
             runs[name].append(m)
             if r == 0:
                 outputs[name] = doc
             print(
-                f"  [{n}] run {r + 1}/{repeat} {name:9s} exit {m['returncode']} wall {m['wall_seconds']:.2f}s "
+                f"  [{n}{tag}] run {r + 1}/{repeat} {name:9s} exit {m['returncode']} wall {m['wall_seconds']:.2f}s "
                 f"(internal {m['internal_seconds']}s) cpu {m['cpu_user_seconds'] + m['cpu_sys_seconds']:.2f}s "
                 f"maxrss {m['maxrss_kb'] / 1024:.1f} MB",
                 flush=True,
             )
     # Floor: a Python process that only imports boto3 and makes the two clients.
-    m, _ = measured([sys.executable, "-c", BASELINE_CODE], url, workdir, f"baseline-{n}")
+    m, _ = measured([sys.executable, "-c", BASELINE_CODE], url, workdir, f"baseline{tag}-{n}")
     runs["baseline"].append(m)
     return {"runs": runs, "outputs": outputs}
+
+
+HANDLERS = ("sweeper", "auditor", "stream_monitor")
+
+
+def import_seconds(code: str, runs: int, cwd: Path | None = None) -> float:
+    """Median wall time of ``python -c code`` in fresh interpreters (bytecode cached after a warm-up run)."""
+    env = {**child_env("http://127.0.0.1:9"), "AWS_REGION": REGION, "POWERTOOLS_TRACE_DISABLED": "true"}
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    times = []
+    for i in range(runs + 1):
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, cwd=cwd, check=True, capture_output=True)
+        if i:  # the first run only warms the bytecode cache
+            times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def cold_start(runs: int) -> dict[str, Any]:
+    """Importing each handler module vs importing boto3 alone (what a cold start pays before the first line)."""
+    root = HERE.parent
+    base = import_seconds("import boto3", runs)
+    out: dict[str, Any] = {"runs": runs, "boto3_seconds": base, "handlers": {}}
+    for name in HANDLERS:
+        code = f"import sys; sys.path.insert(0, {str(root / 'functions' / name)!r}); import app"
+        secs = import_seconds(code, runs)
+        out["handlers"][name] = {"seconds": secs, "ratio": secs / base}
+    return out
 
 
 # --------------------------------------------------------------------------- verdicts
@@ -542,15 +574,36 @@ def targets(
                 ),
             }
         )
-    if n == 10000:
+    if n >= 10000:
         out.append(
             {
-                "target": "peak memory < 128 MB (10,000 states)",
-                "holds": tfj_sum["peak_rss_mb"] < 128,
+                "target": f"peak memory <= 128 MB ({n:,} states)",
+                "holds": tfj_sum["peak_rss_mb"] <= 128,
                 "detail": f"max RSS {tfj_sum['peak_rss_mb']:.1f} MB (psutil polled {tfj_sum['polled_peak_rss_mb']:.1f} MB)",
             }
         )
     return out
+
+
+def latency_targets(n: int, delay_ms: float, tfj_sum: dict[str, Any], naive_sum: dict[str, Any]) -> list[dict[str, Any]]:
+    if n != 10000:
+        return []
+    ratio = naive_sum["wall_seconds_median"] / tfj_sum["wall_seconds_median"]
+    return [{
+        "target": f">= 20x less wall time than naive with {delay_ms:.0f} ms per request (10,000 states)",
+        "holds": ratio >= 20,
+        "detail": f"median {naive_sum['wall_seconds_median']:.1f}s / {tfj_sum['wall_seconds_median']:.2f}s = {ratio:.1f}x",
+    }]
+
+
+def cold_start_targets(cs: dict[str, Any]) -> list[dict[str, Any]]:
+    worst = max(cs["handlers"].items(), key=lambda kv: kv[1]["ratio"])
+    return [{
+        "target": "importing a handler <= 1.5 x importing boto3 alone",
+        "holds": worst[1]["ratio"] <= 1.5,
+        "detail": ", ".join(f"{k} {v['seconds'] * 1000:.0f} ms ({v['ratio']:.2f}x)" for k, v in cs["handlers"].items())
+                  + f"; boto3 alone {cs['boto3_seconds'] * 1000:.0f} ms (median of {cs['runs']} fresh interpreters)",
+    }]
 
 
 # --------------------------------------------------------------------------- report
@@ -593,6 +646,34 @@ def render(report: dict[str, Any]) -> str:
             f"| {n:,} | floor: python + boto3 + 2 clients | - | - | | - | - | {b['wall_seconds_median']:.2f} | - | "
             f"{b['cpu_seconds_median']:.2f} | {b['peak_rss_mb']:.1f} |"
         )
+    if any(s.get("latency") for s in report["sizes"]):
+        lines.append("")
+        lines.append(f"## With {report['latency_ms']:.0f} ms added per request (a loopback proxy, like an in-region AWS call)")
+        lines.append("")
+        lines.append("| N | scanner | total calls | critical path calls | wall s (median) | peak RSS MB |")
+        lines.append("|---|---|---:|---:|---:|---:|")
+        for size in report["sizes"]:
+            lat = size.get("latency")
+            if not lat:
+                continue
+            for name in ("tfjanitor", "naive"):
+                stats = lat["outputs"][name].get("stats", lat["outputs"][name])
+                s = lat["summary"][name]
+                lines.append(
+                    f"| {size['n']:,} | {name} | {stats.get('total_api_calls', 0):,} | "
+                    f"{stats.get('critical_path_calls', stats.get('total_api_calls', 0)):,} | "
+                    f"{s['wall_seconds_median']:.2f} | {s['peak_rss_mb']:.1f} |"
+                )
+    cs = report.get("cold_start")
+    if cs:
+        lines.append("")
+        lines.append("## Cold start: importing each handler")
+        lines.append("")
+        lines.append("| module | import s (median) | x boto3 alone |")
+        lines.append("|---|---:|---:|")
+        lines.append(f"| boto3 | {cs['boto3_seconds']:.3f} | 1.00 |")
+        for name, h in cs["handlers"].items():
+            lines.append(f"| functions/{name}/app.py | {h['seconds']:.3f} | {h['ratio']:.2f} |")
     lines.append("")
     lines.append("## Seeding and lower bound")
     lines.append("")
@@ -625,6 +706,8 @@ def render(report: dict[str, Any]) -> str:
         )
         for t in size["targets"]:
             lines.append(f"- N={size['n']:,} {t['target']}: **{'HOLDS' if t['holds'] else 'MISSED'}** ({t['detail']})")
+    for t in report.get("global_targets", []):
+        lines.append(f"- {t['target']}: **{'HOLDS' if t['holds'] else 'MISSED'}** ({t['detail']})")
     lines.append("")
     lines.append("## How to read it")
     lines.append("")
@@ -664,6 +747,12 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of each scanner per N (default 3)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a performance target is missed")
+    parser.add_argument("--latency-ms", type=float, default=30.0,
+                        help="also run both scanners through a proxy adding this delay per request (0: skip)")
+    parser.add_argument("--latency-repeat", type=int, default=1, help="runs of each scanner with added latency")
+    parser.add_argument("--latency-max-states", type=int, default=10000,
+                        help="skip the latency runs above this N (the naive scanner needs N x delay seconds)")
+    parser.add_argument("--import-runs", type=int, default=7, help="fresh interpreters per cold-start measurement")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -671,7 +760,11 @@ def main() -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     workdir = outdir / "runs"
     workdir.mkdir(exist_ok=True)
-    report: dict[str, Any] = {"repeat": args.repeat, "code": _code_version(), "sizes": []}
+    report: dict[str, Any] = {"repeat": args.repeat, "code": _code_version(), "sizes": [], "latency_ms": args.latency_ms}
+    if args.import_runs:
+        print("cold start: importing each handler vs boto3 alone...", flush=True)
+        report["cold_start"] = cold_start(args.import_runs)
+        report["global_targets"] = cold_start_targets(report["cold_start"])
 
     for n in args.states:
         log = outdir / f"moto-{n}.log"
@@ -695,6 +788,11 @@ def main() -> int:
             if lb["etag_not_md5"]:
                 print(f"N={n}: WARNING {lb['etag_not_md5']} listed ETags are not the body MD5", flush=True)
             ran = run_scanners(server.url, args.repeat, workdir, n)
+            latency = None
+            if args.latency_ms and n <= args.latency_max_states:
+                with EmulatorProxy(server.url, delay_seconds=args.latency_ms / 1000) as proxy:
+                    print(f"N={n}: with {args.latency_ms:.0f} ms per request through {proxy.url}", flush=True)
+                    latency = run_scanners(proxy.url, args.latency_repeat, workdir, n, tag="-latency")
         finally:
             server.stop()
         summary = {name: summarize(r) for name, r in ran["runs"].items()}
@@ -727,6 +825,10 @@ def main() -> int:
             "correctness": correctness,
             "targets": targets(n, lb, tfj, naive, summary["tfjanitor"], summary["naive"], seeded),
         }
+        if latency is not None:
+            lat_summary = {name: summarize(r) for name, r in latency["runs"].items()}
+            size["latency"] = {"outputs": latency["outputs"], "summary": lat_summary, "runs": latency["runs"]}
+            size["targets"] += latency_targets(n, args.latency_ms, lat_summary["tfjanitor"], lat_summary["naive"])
         report["sizes"].append(size)
 
     report["total_seconds"] = time.perf_counter() - started

@@ -11,7 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline, in_time
-from tfjanitor.runtime.observability import logger, metrics, tracer
+from tfjanitor.runtime.observability import logger, metrics
 from tfjanitor.runtime.settings import stream_settings
 from tfjanitor.runtime.telemetry import publish_delivery, publish_stream_batch
 from tfjanitor.runtime.wiring import deliver_notices, stream_monitor
@@ -23,8 +23,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settings, aws = stream_settings(), AwsSession()
     monitor: StreamMonitor = stream_monitor(settings, aws, log=logger)

@@ -8,15 +8,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
-from tfjanitor.runtime.observability import logger, metrics, tracer
+from tfjanitor.runtime.observability import logger, metrics
 from tfjanitor.runtime.settings import sweeper_settings
 from tfjanitor.runtime.telemetry import publish_delivery, publish_sweep
 from tfjanitor.runtime.wiring import sweep_and_alert
 
 
 @logger.inject_lambda_context
-@metrics.log_metrics(capture_cold_start_metric=True)
-@tracer.capture_lambda_handler(capture_response=False)
+@metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result, delivery = sweep_and_alert(
         sweeper_settings(), AwsSession(), sweep_id=context.aws_request_id, deadline=Deadline.of_lambda(context)

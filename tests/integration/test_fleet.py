@@ -12,7 +12,7 @@ import boto3
 import pytest
 
 from tests.support.builders import lock_info, put_lock, put_state, state_body
-from tests.support.proxy import RegionFaultProxy
+from tfjanitor.local.proxy import EmulatorProxy
 
 OTHER_ACCOUNT = "222222222222"
 ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/tfjanitor-reader"
@@ -76,7 +76,7 @@ def test_role_all_regions_and_discovery_find_the_other_accounts_problems(fleet) 
 
 
 def test_a_region_that_fails_makes_the_scan_incomplete_without_hiding_the_others(fleet) -> None:
-    with RegionFaultProxy(fleet.url, failing={"ap-south-1"}) as proxy:
+    with EmulatorProxy(fleet.url, failing_regions={"ap-south-1"}) as proxy:
         code, doc = scan(proxy.url, "--role-arn", ROLE, "--region", "eu-west-1", "--region", "us-west-2",
                          "--region", "ap-south-1", "--discover-tables")
     assert proxy.failed and code == 2 and doc["complete"] is False
