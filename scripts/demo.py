@@ -188,7 +188,7 @@ def main() -> int:
         stack = LocalStack(
             ROOT / "template.yaml", server.url, REGION,
             {"StaleAfter": STALE_AFTER, "ReadOnlyStaleAfter": STALE_AFTER, "StateBucketNames": BUCKET,
-             "AlertEmail": "on-call@example.com"},
+             "AlertEmail": "on-call@example.com", "AccountAlias": "demo-sandbox"},
             time_scale=TIME_SCALE, emails_dir=OUT / "emails", echo=print,
         )
         stack.setup()

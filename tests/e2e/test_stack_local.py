@@ -37,7 +37,7 @@ def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:  # ty
 def stack(backend, tmp_path) -> LocalStack:  # type: ignore[no-untyped-def]
     params = {
         "StaleAfter": "3s", "ReadOnlyStaleAfter": "3s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
-        "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5",
+        "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5", "AccountAlias": "sandbox",
     }
     local = LocalStack(ROOT / "template.yaml", backend.url, REGION, params, time_scale=300, emails_dir=tmp_path / "emails",
                        echo=lambda _: None)
@@ -71,6 +71,12 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     [opened_lock] = stack.emails
     assert opened_lock.subject.startswith(f"[tfjanitor] WARNING Stale lock: {BUCKET}/dev/terraform.tfstate (held ")
     assert f"    terraform force-unlock -force -- {lock_id}" in opened_lock.body.splitlines()
+    # As template.yaml deploys it: the account (and AccountAlias) and the stack named, then the sections in order.
+    lines = opened_lock.body.splitlines()
+    assert lines[1] == f"Account 123456789012 (sandbox), stack tfjanitor, region {REGION}"
+    sections = ["What is wrong", "Why it matters", "What to do", "How to check it worked", "Where to look"]
+    assert [line for line in lines if line in sections] == sections
+    assert f"#dashboards:name=tfjanitor-{REGION}" in opened_lock.body and "README.md#stale_lock" in opened_lock.body
 
     # Hand edit while the stale lock still stands, then release it: the drift is judged after release.
     s3, ddb = client("s3", backend), client("dynamodb", backend)

@@ -25,9 +25,14 @@ def topic_with_queue(server, name: str, region: str) -> tuple[str, str]:  # type
     return arn, url
 
 
-def subjects(server, url: str, region: str) -> list[str]:  # type: ignore[no-untyped-def]
+def inbox(server, url: str, region: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+    """What arrived: {"subject", "email", "plain"} per message."""
     messages = client("sqs", server, region).receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
-    return [json.loads(m["Body"])["subject"] for m in messages]
+    return [json.loads(m["Body"]) for m in messages]
+
+
+def subjects(server, url: str, region: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [doc["subject"] for doc in inbox(server, url, region)]
 
 
 def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:  # type: ignore[no-untyped-def]
@@ -41,7 +46,8 @@ def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:  # type:
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
     # ALERT_TOPIC_ARN as the template sets it: a comma-separated list.
     return SweeperSettings.from_env({"AWS_REGION": REGION, "LOCK_TABLES": TABLE, "FINDINGS_TABLE": "tfjanitor-findings",
-                                     "ALERT_TOPIC_ARN": ",".join(topics)})
+                                     "ALERT_TOPIC_ARN": ",".join(topics), "STACK_NAME": "tfjanitor",
+                                     "ACCOUNT_ID": "123456789012", "ACCOUNT_ALIAS": "payments-prod"})
 
 
 def test_each_alert_reaches_the_stacks_topic_and_the_existing_one_in_another_region(backend) -> None:
@@ -52,9 +58,12 @@ def test_each_alert_reaches_the_stacks_topic_and_the_existing_one_in_another_reg
     result, delivery = sweep_and_alert(settings, AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc))
 
     assert [n.event for n in delivery.sent] == ["opened"] and result.errors == [] and delivery.failed == []
-    [subject] = subjects(backend, own_inbox, REGION)
-    assert subject.startswith("[tfjanitor] WARNING Stale lock")
-    assert subjects(backend, paging_inbox, ELSEWHERE) == [subject]
+    [mail] = inbox(backend, own_inbox, REGION)
+    assert mail["subject"].startswith("[tfjanitor] WARNING Stale lock")
+    assert inbox(backend, paging_inbox, ELSEWHERE) == [mail]
+    # Whoever reads it, in whichever inbox, knows the account and the stack it comes from.
+    for text in (mail["email"], mail["plain"]):
+        assert text.splitlines()[1] == f"Account 123456789012 (payments-prod), stack tfjanitor, region {REGION}"
 
 
 def test_a_topic_that_fails_does_not_keep_the_alert_from_the_other_and_is_reported(backend) -> None:

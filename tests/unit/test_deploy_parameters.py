@@ -60,6 +60,7 @@ def test_pressing_enter_through_the_questions_fails_at_change_set_time_saying_wh
         ("StateKmsKeyArns", "arn:aws:kms:us-east-1:123456789012:alias/terraform"),
         ("LockTableStreamArn", "arn:aws:dynamodb:us-east-1:123456789012:table/terraform-state-lock"),
         ("MetricsNamespace", "AWS/Lambda"), ("ReleaseOperationClasses", "plan, apply"),
+        ("AccountAlias", "Payments Prod"), ("AccountAlias", "-prod"), ("AccountAlias", "payments--prod"),
         *[(d, bad) for d in DURATIONS for bad in ("90", "1 h", "1h30", "0s", "1w")],
     ],
 )
@@ -79,6 +80,7 @@ def test_a_typo_is_refused_before_anything_is_created(template, name: str, bad: 
                             "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"),
         ("LockTableStreamArn", "arn:aws:dynamodb:ap-northeast-2:123456789012:table/terraform-state-lock/stream/"
                                "2026-11-26T07:35:12.345"),
+        ("AccountAlias", "payments-prod"), ("AccountAlias", "acme-123"),
         *[(d, good) for d in DURATIONS for good in ("90s", "1h30m", "2m30s", "1.5h", "1d")],
     ],
 )

@@ -46,6 +46,7 @@ def test_settings_from_template_environment() -> None:
         ({"AWS_REGION": "r", "LOCK_TABLES": " , "}, "LOCK_TABLES"),
         ({"AWS_REGION": "r", "LOCK_TABLES": "t", "STALE_AFTER": "soon"}, "STALE_AFTER"),
         ({"LOCK_TABLES": "t"}, "AWS_REGION"),
+        ({"AWS_REGION": "r", "LOCK_TABLES": "t", "ACCOUNT_ID": "arn:aws:iam::123456789012:root"}, "ACCOUNT_ID"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], named: str) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
-from tfjanitor.alerts.emails import SUBJECT_LIMIT, render
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.session import AwsError
 from tfjanitor.aws.topic import Topic
@@ -40,8 +40,9 @@ def sns_subject(subject: str) -> str:
 class SnsNotifier:
     """The alert topics: the stack's own and/or the one AlertTopicArn names."""
 
-    def __init__(self, topics: Sequence[Topic]):
+    def __init__(self, topics: Sequence[Topic], origin: Origin | None = None):
         self._topics = {topic.arn: topic for topic in topics}
+        self._origin = origin  # the stack sending: every email names its account and name
 
     @property
     def arns(self) -> list[str]:
@@ -49,7 +50,7 @@ class SnsNotifier:
 
     def send(self, notice: Notice, arn: str) -> str:
         """Publish the notice's email to one topic; the MessageId SNS returned."""
-        email = render(notice)
+        email = render(notice, self._origin)
         return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain)
 
 

@@ -1,7 +1,14 @@
-"""Alert emails a sleepy on-call engineer can act on (pure: no AWS, no state contents).
+"""Alert emails a stranger can act on (pure: no AWS, no state contents).
 
-Each notice renders to a subject that fits a mail client's list view (SNS allows
-100 characters), a body with console links, and the same body without links.
+Each notice renders to a subject that fits a mail client's list view (SNS allows 100 characters), a
+body with links, and the same body without links (what subscribers other than email get).
+
+A body opens with what happened and one line naming the AWS account (ID and alias), the stack and
+the region: someone who watches many accounts knows at once which one it is. Then, in this order:
+what is wrong (the finding's sentence); why it matters (what fails next, for whom); what to do (the
+fix, each command on a line of its own); how to check it worked (``tfjanitor scan`` and, for one
+state, ``terraform plan``); where to look (the place, console links, the stack's dashboard and the
+README section on the finding's kind). Resolved and released notices keep that order where it applies.
 
 Lock fields and keys are hostile input: every line of prose goes through ``untrusted.shown`` (control
 characters escaped, capped) and the subject through ``untrusted.subject_text`` (one ASCII line). Fix
@@ -17,38 +24,162 @@ from typing import Any
 from urllib.parse import quote
 
 from tfjanitor.alerts.lifecycle import Notice
-from tfjanitor.commands import printed, s3api_objects, shell_line
+from tfjanitor.commands import aws_context, option, printed, representable, s3api_objects, shell_line
 from tfjanitor.durations import human_duration
 from tfjanitor.untrusted import LINE_LIMIT, shown, subject_text
 
 SUBJECT_LIMIT = 100
-_TITLES = {
-    "stale_lock": "Stale lock",
-    "stale_lockfile": "Stale lock file",
-    "digest_drift": "Digest drift",
-    "orphan_digest": "Orphan digest",
-    "cross_region_bucket": "Cross-region bucket",
-    "malformed_item": "Malformed lock item",
-    "split_brain_lock": "Split-brain locking",
-    "replicated_lock_table": "Replicated lock table",
-    "lock_table_schema": "Unusable lock table",
-    "table_pitr_disabled": "Lock table without PITR",
-    "table_deletion_protection_disabled": "Lock table without deletion protection",
-    "table_stream_disabled": "Lock table stream not monitored",
-    "bucket_versioning_disabled": "State bucket not versioned",
-    "bucket_public_access_open": "State bucket public access not blocked",
-    "bucket_tls_not_enforced": "State bucket TLS not enforced",
-    "lockfile_versions_accumulating": "Old lock file versions accumulating",
-    "lockfile_migration": "Lock file migration",
+# The README the emails link to, one section per finding kind (anchor: the kind). The same URL is the
+# package's Documentation URL in pyproject.toml ([project.urls]; a test keeps them equal).
+README_URL = "https://github.com/tfjanitor/tfjanitor/blob/main/README.md"
+
+
+@dataclass(frozen=True)
+class About:
+    """What an email says of a finding kind beyond the finding itself."""
+
+    title: str
+    why: str  # why it matters: what fails next, and for whom
+    audit: bool = False  # found by the audit: `tfjanitor scan` without --skip-audit, the stack's auditor
+    one_state: bool = False  # about one state: a terraform plan from its working directory shows it fixed
+
+
+KINDS: dict[str, About] = {
+    "stale_lock": About(
+        "Stale lock",
+        "Every terraform plan and apply of this state, by a person or a CI pipeline, waits for the lock and then "
+        'fails with "Error acquiring the state lock": nobody can change what this state manages until the lock '
+        "is released. Other states are not affected.",
+        one_state=True,
+    ),
+    "stale_lockfile": About(
+        "Stale lock file",
+        "Every terraform plan and apply of this state, by a person or a CI pipeline, fails to lock while the "
+        ".tflock object exists: nobody can change what this state manages until it is released. Other states "
+        "are not affected.",
+        one_state=True,
+    ),
+    "digest_drift": About(
+        "Digest drift",
+        "The next terraform plan or apply of this state, whoever runs it, retries for about 10 seconds and then "
+        'fails with "state data in S3 does not have the expected content": nobody can deploy it until the digest '
+        "and the object agree. If the object is not what Terraform last wrote, a run would act on the wrong state.",
+        one_state=True,
+    ),
+    "orphan_digest": About(
+        "Orphan digest",
+        "A terraform init, plan or apply of this state fails its checksum check for whoever runs it next. If the "
+        "state was deleted by mistake, Terraform has also lost track of every resource it managed.",
+        one_state=True,
+    ),
+    "cross_region_bucket": About(
+        "Cross-region bucket",
+        "Every lock and digest operation of these states crosses regions: each plan and apply is slower, pays "
+        "cross-region transfer, and cannot lock when either region is impaired.",
+    ),
+    "malformed_item": About(
+        "Malformed lock item",
+        "Where a state's lock or digest belongs, an item Terraform cannot read makes every run of that state fail "
+        "(to lock, or its checksum check) until it is removed; anything else writing the lock table can also "
+        "overwrite Terraform's own locks and digests.",
+    ),
+    "split_brain_lock": About(
+        "Split-brain locking",
+        "Two runs can write this state at once, one through each region's table, and the later write silently "
+        "drops the other's changes (resources Terraform no longer knows about, or created twice); runs through "
+        "a table whose digest is stale fail their checksum check.",
+        audit=True, one_state=True,
+    ),
+    "replicated_lock_table": About(
+        "Replicated lock table",
+        "Under eventual consistency two runs writing through different regions can both take the same lock and "
+        "overwrite each other's state; under strong consistency every lock waits for replication, and a region "
+        "cut off from its quorum cannot lock at all.",
+        audit=True,
+    ),
+    "lock_table_schema": About(
+        "Unusable lock table",
+        "Every terraform run whose backend names this table fails to lock: nobody can plan or apply any state "
+        "that uses it.",
+        audit=True,
+    ),
+    "table_pitr_disabled": About(
+        "Lock table without PITR",
+        "A bad write or delete of the table's digests cannot be undone: each state whose digest is lost or wrong "
+        "fails its checksum check until someone rebuilds the digest by hand.",
+        audit=True,
+    ),
+    "table_deletion_protection_disabled": About(
+        "Lock table without deletion protection",
+        "One mistaken delete (a cleanup script, a console click) removes every lock and digest at once: every "
+        "terraform run of every state that uses the table then fails to lock until it is re-created.",
+        audit=True,
+    ),
+    "table_stream_disabled": About(
+        "Lock table stream not monitored",
+        "The stack's stream monitor receives nothing: lock metrics stop, and digest drift is found only at the "
+        "next scheduled sweep instead of the moment it happens.",
+        audit=True,
+    ),
+    "bucket_versioning_disabled": About(
+        "State bucket not versioned",
+        "A bad state write (a botched apply, a state push, a hand edit, a deleted workspace) cannot be undone: "
+        "there is no earlier version to restore, and Terraform loses track of what it manages.",
+        audit=True,
+    ),
+    "bucket_public_access_open": About(
+        "State bucket public access not blocked",
+        "States hold secrets (passwords, keys, tokens) in plain text: one ACL or bucket policy change, by anyone "
+        "allowed to make it, can expose them to the internet.",
+        audit=True,
+    ),
+    "bucket_tls_not_enforced": About(
+        "State bucket TLS not enforced",
+        "A client configured with an http:// endpoint would move states, and their secrets, in clear text: "
+        "nothing in the bucket refuses it.",
+        audit=True,
+    ),
+    "lockfile_versions_accumulating": About(
+        "Old lock file versions accumulating",
+        "Every lock adds a version and a delete marker that are never removed: storage, and the time to list the "
+        "bucket, grow with every run.",
+        audit=True,
+    ),
+    "lockfile_migration": About(
+        "Lock file migration",
+        "While states lock both ways or leave digests behind, a configuration that still names the table can fail "
+        "its checksum check on a leftover digest.",
+        audit=True,
+    ),
 }
 _EVENTS = {"opened": "", "worse": "WORSE: ", "reminder": "Still open: ", "resolved": "RESOLVED: "}
 
 
 @dataclass(frozen=True)
+class Origin:
+    """The stack that sends the alerts: where they come from, named in every email."""
+
+    stack: str | None = None
+    region: str | None = None  # the stack's region (its dashboard is "<stack>-<region>")
+    account: str | None = None  # the 12-digit account the stack runs in
+    account_alias: str | None = None  # the name the team knows the account by (the AccountAlias parameter)
+    readme_url: str = README_URL
+
+    @property
+    def dashboard(self) -> str | None:
+        return f"{self.stack}-{self.region}" if self.stack and self.region else None
+
+
+@dataclass(frozen=True)
 class Email:
     subject: str
-    body: str  # with console links (the SNS "email" message)
+    body: str  # with links (the SNS "email" message)
     plain: str  # link-free (the SNS "default" message)
+
+
+def _title(kind: str) -> str:
+    about = KINDS.get(kind)
+    return about.title if about else kind
 
 
 def _state(f: dict[str, Any]) -> str:
@@ -71,7 +202,7 @@ def _fit(prefix: str, state: str, suffix: str) -> str:
 def subject(notice: Notice) -> str:
     f = notice.finding
     kind = f.get("kind", "")
-    title = _TITLES.get(kind, kind)
+    title = _title(kind)
     severity = f.get("severity", "warning").upper()
     details = f.get("details", {})
     if notice.event == "resolved":
@@ -124,93 +255,189 @@ def console_links(f: dict[str, Any]) -> list[tuple[str, str]]:
     return links
 
 
+def dashboard_link(origin: Origin) -> str | None:
+    """The stack's CloudWatch dashboard (the template names it "<stack>-<region>")."""
+    if origin.dashboard is None:
+        return None
+    return (f"https://{origin.region}.console.aws.amazon.com/cloudwatch/home?region={origin.region}"
+            f"#dashboards:name={quote(origin.dashboard, safe='')}")
+
+
+def readme_link(kind: str, origin: Origin) -> str:
+    """The README section that explains ``kind`` (its heading is the kind, so its anchor is too)."""
+    return f"{origin.readme_url}#{quote(kind, safe='')}"
+
+
+def check_commands(f: dict[str, Any]) -> list[list[str]]:
+    """How to check the fix worked: the scan that finds this kind (it no longer lists the finding) and, for
+    one state, a terraform plan (it takes the lock and checks the digest)."""
+    kind, table, bucket = f.get("kind", ""), f.get("table"), f.get("bucket")
+    about = KINDS.get(kind, About(kind, ""))
+    scan = ["tfjanitor", "scan", *aws_context(str(f.get("region") or ""))]
+    scan += option("--table", table) if table else ["--discover-tables", *(option("--bucket", bucket) if bucket else [])]
+    if kind == "split_brain_lock":
+        for peer in sorted(f.get("details", {}).get("regions") or {}):
+            if peer != f.get("region"):
+                scan += option("--peer-region", peer)
+    if not about.audit:
+        scan.append("--skip-audit")
+    commands = [scan, ["terraform", "plan"]] if about.one_state else [scan]
+    return [argv for argv in commands if representable(argv)]
+
+
 def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def render(notice: Notice) -> Email:
-    f = notice.finding
+def _origin_line(f: dict[str, Any], origin: Origin) -> str:
+    account = f.get("account") or origin.account
+    alias = f" ({origin.account_alias})" if origin.account_alias and account == origin.account else ""
+    parts = [f"Account {account}{alias}" if account else "Account unknown"]
+    if origin.stack:
+        parts.append(f"stack {origin.stack}")
+    parts.append(f"region {f.get('region') or origin.region or '?'}")
+    return ", ".join(parts)
+
+
+def _facts(f: dict[str, Any]) -> list[str]:
     d = f.get("details", {})
-    title = _TITLES.get(f.get("kind", ""), f.get("kind", ""))
-    lines: list[str] = []  # prose, raw: escaped line by line below
-
-    def prose() -> list[str]:
-        out = [shown(line, LINE_LIMIT) for line in lines]
-        lines.clear()
-        return out
-
-    text: list[str] = []
-    if notice.event == "released":
-        what = "lock item" if f.get("kind") == "stale_lock" else "lock object (.tflock)"
-        versions = s3api_objects("list-object-versions", str(f.get("region")), None,
-                                 {"Bucket": f.get("bucket"), "Prefix": f.get("key")})
-        lines += [
-            f"RELEASED: {title.lower()} on {_state(f)}",
-            "",
-            f"tfjanitor released the stale {what} {f.get('lock_id')} held by {d.get('who') or '?'} "
-            f"({d.get('operation') or '?'}, Terraform {d.get('version') or '?'}) since {d.get('created', '?')}, "
-            f"on {_when(notice.at)}.",
-            f"Rule: {notice.extra.get('rule', '')}.",
-            "",
-            "If that run is still alive, it will fail to write its state. How to check:",
-            f"  1. Look for a terraform process or CI job of {d.get('who') or 'the holder'} started around "
-            f"{d.get('created', '?')} (the lock's Who is <os user>@<hostname>).",
-            "  2. If it is still running, stop it and run it again: it no longer holds the lock, so its "
-            "state write or unlock fails.",
-            "  3. If in doubt, compare the state's versions:",
-        ]
-        text += prose() + [f"       {shell_line(versions)}"]
-        lines += [
-            "",
-            "Only the lock was deleted, and only because it was still byte-for-byte the lock observed; digest "
-            "items and the state object were not touched. Original lock info (recorded in the findings table):",
-            f"  {d.get('raw', '')}",
-        ]
-    elif notice.event == "resolved":
-        lines += [
-            f"RESOLVED: {title} on {_state(f)}",
-            "",
-            f"Resolved {_when(notice.at)} ({notice.resolution or 'no longer seen'}), "
-            f"{human_duration((notice.at - notice.opened_at).total_seconds())} after it was opened. "
-            "Nothing more to do.",
-            "",
-            f"It was: {f.get('message', '')}",
-        ]
-    else:
-        head = {"opened": "", "worse": "GOT WORSE - ", "reminder": "STILL OPEN - "}.get(notice.event, "")
-        lines += [f"{head}{f.get('severity', '').upper()} {title} on {_state(f)}", "", str(f.get("message", ""))]
-        if notice.event == "worse":
-            lines += ["", f"Severity rose from {notice.extra.get('was', '?')} to {f.get('severity')}."]
-        if notice.event == "reminder":
-            lines += ["", f"Open since {_when(notice.opened_at)}; this is a reminder, no new problem."]
-    lines += ["", "Where"]
+    lines = []
     for label, value in (
-        ("Region", f.get("region")), ("Lock table", f.get("table")), ("Bucket", f.get("bucket")),
-        ("Key", f.get("key")), ("Lock ID", f.get("lock_id")),
+        ("Lock table", f.get("table")), ("Bucket", f.get("bucket")), ("Key", f.get("key")), ("Lock ID", f.get("lock_id")),
     ):
         if value:
             lines.append(f"  {label + ':':12} {value}")
     if d.get("who") or d.get("operation"):
-        since = d.get("created", "?")
         lines.append(
             f"  {'Held by:':12} {d.get('who') or '?'} ({d.get('operation') or '?'}, Terraform {d.get('version') or '?'}) "
-            f"since {since}"
+            f"since {d.get('created', '?')}"
         )
     if "stored_md5" in d:
         lines.append(f"  {'Stored MD5:':12} {d['stored_md5']}")
     if d.get("actual_md5"):
         lines.append(f"  {'Actual MD5:':12} {d['actual_md5']}")
     if "bucket_region" in d:
-        lines.append(f"  {'Regions:':12} table in {d.get('table_region')}, bucket in {d['bucket_region']}")
-    if notice.event not in ("resolved", "released") and (d.get("fix") or d.get("commands")):
-        lines += ["", "What to do"]
-        for i, step in enumerate(d.get("fix") or [], 1):
-            lines.append(f"  {i}. {step}")
-        text += prose() + printed(d.get("commands") or [], d.get("alternatives") or [], "  ")
-    text += prose()
+        lines.append(f"  {'Regions:':12} table in {d.get('table_region') or f.get('region')}, bucket in {d['bucket_region']}")
+    return lines
+
+
+class _Text:
+    """Lines of an email: prose escaped as it is added, commands kept exactly as quoted."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+
+    def say(self, *lines: str) -> None:
+        self.lines += [shown(line, LINE_LIMIT) for line in lines]
+
+    def run(self, commands: list[str], indent: str = "    ") -> None:
+        self.lines += [f"{indent}{line}" for line in commands]
+
+    def section(self, heading: str) -> None:
+        self.lines += ["", heading]
+
+
+def _how_to_check(text: _Text, f: dict[str, Any]) -> None:
+    about = KINDS.get(f.get("kind", ""), About("", ""))
+    checks = check_commands(f)
+    scan = [shell_line(argv) for argv in checks if argv[0] == "tfjanitor"]
+    plan = [shell_line(argv) for argv in checks if argv[0] == "terraform"]
+    text.section("How to check it worked")
+    if scan:
+        text.say("  The scan no longer lists it (exit 0 once nothing else is wrong):")
+        text.run(scan)
+    if plan:
+        text.say("  From the working directory of the configuration whose backend has this bucket and key (select its "
+                 "workspace first), a plan takes the lock and checks the digest:")
+        text.run(plan)
+    who = "auditor at its next run (AuditSchedule)" if about.audit else "sweeper at its next sweep"
+    text.say(f"  The stack's {who} sees it too and sends a RESOLVED email.")
+
+
+def _released(text: _Text, notice: Notice) -> None:
+    f, d = notice.finding, notice.finding.get("details", {})
+    what = "lock item" if f.get("kind") == "stale_lock" else "lock object (.tflock)"
+    holder = d.get("who") or "the holder"
+    text.section("What happened")
+    text.say(
+        f"  tfjanitor released the stale {what} {f.get('lock_id')} held by {d.get('who') or '?'} "
+        f"({d.get('operation') or '?'}, Terraform {d.get('version') or '?'}) since {d.get('created', '?')}, on "
+        f"{_when(notice.at)}, by the rule: {notice.extra.get('rule', '')}. Only the lock was deleted, and only because "
+        "it was still byte-for-byte the lock observed; digest items and the state object were not touched.",
+    )
+    text.section("Why it matters")
+    text.say("  If that run is still alive, it will fail to write its state: it no longer holds the lock, so its "
+             "next state write or its unlock fails, and what it applied may be missing from the state.")
+    text.section("What to do")
+    text.say(
+        f"  1. Look for a terraform process or CI job of {holder} started around {d.get('created', '?')} (the "
+        "lock's Who is <os user>@<hostname>).",
+        "  2. If it is still running, stop it and run it again.",
+        "  3. If in doubt, compare the state's versions:",
+    )
+    text.run([shell_line(s3api_objects("list-object-versions", str(f.get("region")), None,
+                                       {"Bucket": f.get("bucket"), "Prefix": f.get("key")}))], "       ")
+    _how_to_check(text, f)
+
+
+def _resolved(text: _Text, notice: Notice) -> None:
+    f = notice.finding
+    text.section("What changed")
+    text.say(
+        f"  Resolved {_when(notice.at)} ({notice.resolution or 'no longer seen'}), "
+        f"{human_duration((notice.at - notice.opened_at).total_seconds())} after it was opened.",
+        f"  It was: {f.get('message', '')}",
+    )
+    text.section("What to do")
+    text.say("  Nothing more to do: the alert is closed. If it happens again, a new alert opens.")
+
+
+def _open(text: _Text, notice: Notice) -> None:
+    f, d = notice.finding, notice.finding.get("details", {})
+    text.section("What is wrong")
+    text.say(f"  {f.get('message', '')}")
+    text.section("Why it matters")
+    text.say(f"  {KINDS[f['kind']].why if f.get('kind') in KINDS else 'See the README section below.'}")
+    text.section("What to do")
+    text.say(*(f"  {i}. {step}" for i, step in enumerate(d.get("fix") or [], 1)))
+    text.lines += printed(d.get("commands") or [], d.get("alternatives") or [], "  ")
+    if not (d.get("fix") or d.get("commands") or d.get("alternatives")):
+        text.say("  The README section below says how to fix it.")
+    _how_to_check(text, f)
+
+
+def render(notice: Notice, origin: Origin | None = None) -> Email:
+    origin = origin or Origin()
+    f = notice.finding
+    kind = f.get("kind", "")
+    title = _title(kind)
+    text = _Text()
+    if notice.event == "released":
+        text.say(f"RELEASED: {title.lower()} on {_state(f)}", _origin_line(f, origin))
+        _released(text, notice)
+    elif notice.event == "resolved":
+        text.say(f"RESOLVED: {title} on {_state(f)}", _origin_line(f, origin))
+        _resolved(text, notice)
+    else:
+        head = {"opened": "", "worse": "GOT WORSE - ", "reminder": "STILL OPEN - "}.get(notice.event, "")
+        text.say(f"{head}{f.get('severity', '').upper()} {title} on {_state(f)}", _origin_line(f, origin))
+        if notice.event == "worse":
+            text.say(f"Severity rose from {notice.extra.get('was', '?')} to {f.get('severity')}.")
+        if notice.event == "reminder":
+            text.say(f"Open since {_when(notice.opened_at)}; this is a reminder, no new problem.")
+        _open(text, notice)
+    text.section("Where to look")
+    text.say(*_facts(f))
+    if notice.event == "released":
+        text.say(f"  {'Lock info:':12} {f.get('details', {}).get('raw', '')} (recorded in the findings table)")
+    # Links in the email; the link-free text names the same places.
+    dashboard = dashboard_link(origin)
+    links = [*([("Dashboard", dashboard)] if dashboard else []), *console_links(f),
+             (f"About {kind}", readme_link(kind, origin))]
+    names = [f"  {'Dashboard:':12} {origin.dashboard} (CloudWatch, {origin.region})"] if origin.dashboard else []
+    names.append(f"  {'About it:':12} the tfjanitor README, section {kind}")
     footer = ["", "--", f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · "
               "state contents are never included in alerts"]
-    plain = "\n".join(text + footer) + "\n"
-    links = console_links(f)
-    with_links = text + (["", "Console"] + [f"  {label}: {url}" for label, url in links] if links else []) + footer
-    return Email(subject(notice), "\n".join(with_links) + "\n", plain)
+    body = text.lines + [shown(f"  {label}: {url}", LINE_LIMIT) for label, url in links] + footer
+    plain = text.lines + [shown(line, LINE_LIMIT) for line in names] + footer
+    return Email(subject(notice), "\n".join(body) + "\n", "\n".join(plain) + "\n")

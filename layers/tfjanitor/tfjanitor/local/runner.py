@@ -129,9 +129,10 @@ def check_parameters(template: dict[str, Any], overrides: dict[str, str]) -> lis
     return problems
 
 
-def load_functions(template: Path, parameters: dict[str, str]) -> list[LocalFunction]:
+def load_functions(template: Path, parameters: dict[str, str], pseudo: dict[str, str] | None = None) -> list[LocalFunction]:
     """The template's functions as SAM CLI resolves them (Globals merged, parameters applied), after
-    the parameter checks CloudFormation makes (``ParameterError`` lists what it would refuse)."""
+    the parameter checks CloudFormation makes (``ParameterError`` lists what it would refuse).
+    ``pseudo``: pseudo parameters such as ``AWS::StackName`` and ``AWS::Region`` (SAM CLI's defaults otherwise)."""
     os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
     from samcli.lib.providers.sam_function_provider import SamFunctionProvider  # noqa: PLC0415
     from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider  # noqa: PLC0415
@@ -141,7 +142,8 @@ def load_functions(template: Path, parameters: dict[str, str]) -> list[LocalFunc
     if problems:
         raise ParameterError("; ".join(problems))
 
-    stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters)
+    stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters,
+                                                 global_parameter_overrides=pseudo)
     functions = []
     for fn in SamFunctionProvider(stacks).get_all():
         env = {k: str(v) for k, v in ((fn.environment or {}).get("Variables") or {}).items()}
@@ -206,6 +208,7 @@ class LocalStack:
     emails: list[CapturedEmail] = field(default_factory=list)
     invocations: list[tuple[str, Any]] = field(default_factory=list)
     log_level: str = "ERROR"  # findings are shown as emails; logs only for failures
+    stack_name: str = "tfjanitor"  # AWS::StackName (the emails name it, with its dashboard)
 
     def __post_init__(self) -> None:
         self._modules: dict[str, Any] = {}
@@ -246,7 +249,8 @@ class LocalStack:
             arn = self.ensure_stream(table)
             if arn:
                 params["LockTableStreamArn"] = arn
-        self.functions = load_functions(self.template, params)
+        self.functions = load_functions(self.template, params,
+                                        {"AWS::StackName": self.stack_name, "AWS::Region": self.region})
         resources = {"FindingsTable": FINDINGS_TABLE, "AlertTopic": self.topic_arn}
         for fn in self.functions:  # a !Ref to one of the stack's resources resolves to its logical ID
             fn.environment = {k: ",".join(resources.get(part, part) for part in v.split(","))

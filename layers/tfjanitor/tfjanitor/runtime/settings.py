@@ -30,6 +30,10 @@ class FunctionSettings(BaseModel):
         "findings_table": "FINDINGS_TABLE",
         "alert_topic_arns": "ALERT_TOPIC_ARN",  # comma-separated: the stack's own and/or AlertTopicArn
         "reminder_interval": "REMINDER_INTERVAL",
+        # Named in every alert email (template.yaml: AWS::StackName, AWS::AccountId, AccountAlias).
+        "stack_name": "STACK_NAME",
+        "account_id": "ACCOUNT_ID",
+        "account_alias": "ACCOUNT_ALIAS",
     }
 
     region: str
@@ -37,6 +41,9 @@ class FunctionSettings(BaseModel):
     # (alert_topic_arn: its name when it held one topic, still accepted)
     alert_topic_arns: list[str] = Field([], validation_alias=AliasChoices("alert_topic_arns", "alert_topic_arn"))
     reminder_interval: timedelta = timedelta(hours=24)
+    stack_name: str | None = None
+    account_id: str | None = Field(None, pattern=r"^[0-9]{12}$")
+    account_alias: str | None = None
 
     @field_validator("alert_topic_arns", mode="before")
     @classmethod

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 from tfjanitor.alerts.delivery import Delivery, SnsNotifier, deliver
+from tfjanitor.alerts.emails import Origin
 from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
@@ -28,13 +29,19 @@ SWEEPER_KINDS = {
 # The auditor's kinds (audit.AUDIT_KINDS) are disjoint from these: neither closes the other's alerts.
 
 
+def origin(settings: FunctionSettings) -> Origin:
+    """The stack every alert email names: its account (and alias), name and region."""
+    return Origin(stack=settings.stack_name, region=settings.region, account=settings.account_id,
+                  account_alias=settings.account_alias)
+
+
 def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, SnsNotifier] | tuple[None, None]:
     if not settings.alerts_enabled:
         return None, None
     store = DynamoAlertStore(aws, settings.region, settings.findings_table)  # type: ignore[arg-type]
     # A topic named by AlertTopicArn may live in another region: publish where it is.
     topics = [Topic(aws, arn.split(":")[3] or settings.region, arn) for arn in settings.alert_topic_arns]
-    return store, SnsNotifier(topics)
+    return store, SnsNotifier(topics, origin(settings))
 
 
 def _alert(
