@@ -8,7 +8,7 @@ SAM_ENV := PYENV_VERSION=3.11.7:3.12.1:3.13.0 SAM_CLI_TELEMETRY=0
 ENV ?= seoul
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench clean
+.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench cost clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ stackset: build ## plain CloudFormation for a StackSet (build/stackset/) and the
 
 bench: setup ## API calls, bytes, time and memory: tfjanitor vs a naive scanner at 1,000 and 10,000 states
 	$(BIN)/python bench/bench.py
+
+cost: setup ## what one region's stack costs a month at the defaults (from the template and make bench's figures)
+	$(BIN)/python scripts/cost.py
 
 clean: ## remove build and run outputs (keeps .venv)
 	rm -rf .aws-sam build demo-output bench-output .pytest_cache

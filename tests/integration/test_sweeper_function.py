@@ -76,18 +76,16 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "notifications_failed": 0,
                         "exit_code": 2}
     blobs = emf_blobs(out)
-    per_table = {b["Table"]: b for b in blobs if "Table" in b}
-    assert set(per_table) == {TABLE, "missing-table"}
-    main = per_table[TABLE]
-    assert main["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TfJanitor"
-    assert main["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["Table", "service"]]
-    assert main["ActiveLocks"] == [1.0] and main["StaleLocks"] == [1.0] and main["DigestDrift"] == [1.0]
-    assert main["OldestLockAgeSeconds"][0] >= 5 * 3600 - 5
-    assert main["SweepsCompleted"] == [1.0] and main["SweepErrors"] == [0.0]
-    missing = per_table["missing-table"]
-    assert missing["SweepErrors"] == [1.0] and missing["SweepsCompleted"] == [0.0]
-    sweep = next(b for b in blobs if "Table" not in b and "SweepErrors" in b)
-    assert sweep["SweepsCompleted"] == [0.0] and sweep["SweepErrors"] == [1.0]
+    assert not [b for b in blobs if "Table" in b]  # no dimension that grows with the fleet: tables go to the logs
+    [sweep] = [b for b in blobs if "SweepsCompleted" in b]
+    assert sweep["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "TfJanitor"
+    assert sweep["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
+    assert sweep["SweepsCompleted"] == [0.0] and sweep["SweepErrors"] == [1.0]  # incomplete: the heartbeat sees it
+    assert sweep["StaleLocks"] == [1.0] and sweep["DigestDrift"] == [1.0]
+    assert sweep["OldestLockAgeSeconds"][0] >= 5 * 3600 - 5
+    assert "OrphanDigests" not in sweep and "CrossRegionBuckets" not in sweep  # zeros are not published (cost)
+    finished = next(r for r in caplog.records if r.getMessage() == "sweep finished")
+    assert finished.stats["tables"][TABLE]["active_locks"] == 1  # the per-table figures, in the log line
 
     # Structured log records (Powertools puts `extra` keys at the top of each JSON line).
     findings = [r.finding for r in caplog.records if hasattr(r, "finding")]
@@ -158,7 +156,7 @@ def test_a_notice_sns_refused_is_counted_and_sent_by_the_next_run(handler, backe
     first = handler(EVENT, context())
     [sweep] = [b for b in emf_blobs(capsys.readouterr().out) if "NotificationsFailed" in b]
     assert (first["alerts_sent"], first["notifications_failed"]) == (0, 1)
-    assert (sweep["AlertsSent"], sweep["NotificationsFailed"]) == ([0.0], [1.0])  # what the alarm watches
+    assert sweep["NotificationsFailed"] == [1.0] and "AlertsSent" not in sweep  # what the alarm watches; no zeros
 
     sns, sqs = client("sns", backend), client("sqs", backend)
     assert sns.create_topic(Name="tfjanitor-alerts-not-yet")["TopicArn"] == topic
@@ -166,9 +164,9 @@ def test_a_notice_sns_refused_is_counted_and_sent_by_the_next_run(handler, backe
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
     second = handler(EVENT, context())  # the same sweep finds nothing new: it sends what is pending
-    [sweep] = [b for b in emf_blobs(capsys.readouterr().out) if "NotificationsFailed" in b]
+    [sweep] = [b for b in emf_blobs(capsys.readouterr().out) if "AlertsSent" in b]
     assert (second["alerts_sent"], second["notifications_failed"]) == (1, 0)
-    assert (sweep["AlertsSent"], sweep["NotificationsFailed"]) == ([1.0], [0.0])
+    assert sweep["AlertsSent"] == [1.0] and "NotificationsFailed" not in sweep
     [email] = captured(backend)
     assert email["subject"].startswith("[tfjanitor] WARNING Stale lock: tfstate-demo/ci/terraform.tfstate")
     assert handler(EVENT, context())["alerts_sent"] == 0 and captured(backend) == []  # sent once

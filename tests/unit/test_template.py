@@ -266,7 +266,7 @@ def cloudwatch_can_publish_to(template: dict, topic: str) -> bool:
 def test_every_alarm_notifies_a_topic_cloudwatch_can_publish_to(template, params) -> None:
     stack = Rendered(template, params)
     found = alarms(stack)
-    assert len(found) == (8 if params is FULL else 6)
+    assert len(found) == (6 if params is FULL else 4)
     for name, alarm in found.items():
         for key in ("AlarmActions", "OKActions"):
             own = [a["Ref"] for a in alarm[key] if isinstance(a, dict)]
@@ -285,7 +285,7 @@ NOT_SWEEP_DRIVEN = {"AuditorErrorsAlarm", "StreamIteratorAgeAlarm", "StreamDeadL
 def test_alarm_periods_follow_the_sweep_interval(template, minutes: str) -> None:
     found = alarms(Rendered(template, FULL | {"SweepIntervalMinutes": minutes}))
     sweep_driven = {name: alarm for name, alarm in found.items() if name not in NOT_SWEEP_DRIVEN}
-    assert {"SweeperHeartbeatAlarm", "SweepIncompleteAlarm", "SweeperErrorsAlarm", "NotificationsFailedAlarm"} <= set(sweep_driven)
+    assert {"SweeperHeartbeatAlarm", "NotificationsFailedAlarm"} <= set(sweep_driven)
     for name, alarm in sweep_driven.items():
         assert int(alarm["Period"]) == int(minutes) * 60, name
         assert int(alarm["Period"]) * int(alarm["EvaluationPeriods"]) <= 86400, name  # CloudWatch's limit
@@ -303,7 +303,7 @@ def test_alarms_watch_tfjanitors_health_not_the_findings(template) -> None:
     watched = {(a["Namespace"], a["MetricName"]) for a in alarms(Rendered(template, FULL)).values()}
     assert not {metric for _, metric in watched} & FINDING_METRICS
     assert watched >= {
-        ("TfJanitor", "SweepsCompleted"), ("TfJanitor", "SweepErrors"), ("TfJanitor", "NotificationsFailed"),
+        ("TfJanitor", "SweepsCompleted"), ("TfJanitor", "NotificationsFailed"),
         ("AWS/Lambda", "Errors"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/SNS", "NumberOfNotificationsFailed"),
     }

@@ -99,6 +99,9 @@ def _rule_value(expr: Any, values: dict[str, Any]) -> Any:
         return all(_rule_value(a, values) for a in args)
     if op == "Fn::Or":
         return any(_rule_value(a, values) for a in args)
+    if op == "Fn::EachMemberEquals":
+        members, value = (_rule_value(a, values) for a in args)
+        return all(m == value for m in members)
     raise ValueError(f"rule function {op} is not supported locally")
 
 

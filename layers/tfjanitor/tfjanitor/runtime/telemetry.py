@@ -1,12 +1,25 @@
-"""What a sweep tells CloudWatch: EMF metrics per lock table, one log line per finding.
+"""What each run tells CloudWatch: EMF metrics, and one log line per finding.
 
-Dimensions are a fixed, small set (service, Table): never a state key, user or
-lock ID. Those go to the structured log lines instead.
+Every metric costs money in every region a user deploys to ($0.30 a month for each name and
+dimension set, prorated by the hours it is published), so each one is declared in
+:data:`METRIC_PLAN` with when it is published:
+
+- ``always``: every run, zeros included. Only the two that carry the heartbeat (``SweepsCompleted``:
+  missing data breaches its alarm) and the oldest lock's age.
+- ``nonzero``: only while there is something to count (a problem, a failure, an alert sent). Alarms
+  on them treat missing data as not breaching, and a missing point on the dashboard means zero.
+- ``activity``: per lock activity (the stream monitor), one series per operation class.
+- ``daily``: once per audit.
+
+Dimensions are a fixed small set (``service``, and ``OperationClass`` with three values): never a
+table, state key, user or lock ID, whose values multiply with the fleet. Those go to the log lines.
+``make cost`` reads this plan.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -15,86 +28,77 @@ from tfjanitor.alerts.delivery import Delivery
 from tfjanitor.model import Kind, ScanResult, Severity
 from tfjanitor.scan.stream import BatchSummary
 
-TABLE_DIMENSION = "Table"
-
-# Metric name -> unit, emitted once per lock table on every sweep (zeros included,
-# so a dashboard line drops to 0 instead of vanishing when a problem is fixed).
-TABLE_METRICS: dict[str, MetricUnit] = {
-    "ActiveLocks": MetricUnit.Count,
-    "StaleLocks": MetricUnit.Count,
-    "OldestLockAgeSeconds": MetricUnit.Seconds,
-    "DigestDrift": MetricUnit.Count,
-    "OrphanDigests": MetricUnit.Count,
-    "CrossRegionBuckets": MetricUnit.Count,
-    "MalformedItems": MetricUnit.Count,
-    "SweepErrors": MetricUnit.Count,
-    "SweepsCompleted": MetricUnit.Count,
-}
-# Emitted once per sweep with the service dimension only (what the alarms watch).
-SWEEP_METRICS: dict[str, MetricUnit] = {
-    "StaleLocks": MetricUnit.Count,
-    "DigestDrift": MetricUnit.Count,
-    "OrphanDigests": MetricUnit.Count,
-    "CrossRegionBuckets": MetricUnit.Count,
-    "StaleLockfiles": MetricUnit.Count,
-    "SweepErrors": MetricUnit.Count,
-    "SweepsCompleted": MetricUnit.Count,
-    "StatesChecked": MetricUnit.Count,
-    "StateBytesDownloaded": MetricUnit.Bytes,
-    "OpenFindings": MetricUnit.Count,
-    "LocksAutoReleased": MetricUnit.Count,
-}
-
-_KIND_METRIC = {
-    Kind.STALE_LOCK: "StaleLocks",
-    Kind.DIGEST_DRIFT: "DigestDrift",
-    Kind.ORPHAN_DIGEST: "OrphanDigests",
-    Kind.CROSS_REGION_BUCKET: "CrossRegionBuckets",
-    Kind.MALFORMED_ITEM: "MalformedItems",
-}
+OPERATION_DIMENSION = "OperationClass"
+OPERATION_CLASSES = ("apply", "plan", "other")
 
 
-def table_metric_values(result: ScanResult) -> dict[str, dict[str, float]]:
-    """{table: {metric: value}} for every table the sweep was asked to read."""
-    values: dict[str, dict[str, float]] = {}
-    for table in result.tables:
-        per = result.stats.tables.get(table)
-        counts = Counter(_KIND_METRIC[f.kind] for f in result.findings if f.table == table and f.kind in _KIND_METRIC)
-        errors = len(result.table_errors(table))
-        values[table] = {
-            "ActiveLocks": per.active_locks if per else 0,
-            "OldestLockAgeSeconds": round(per.oldest_lock_age_seconds) if per else 0,
-            **{name: counts.get(name, 0) for name in _KIND_METRIC.values()},
-            "SweepErrors": errors,
-            "SweepsCompleted": 0 if errors else 1,
-        }
-    return values
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    unit: MetricUnit
+    when: str  # always | nonzero | activity | daily
+    series: int = 1  # dimension sets it is published with
+    why: str = ""
+
+
+METRIC_PLAN: tuple[MetricSpec, ...] = (
+    MetricSpec("SweepsCompleted", MetricUnit.Count, "always", why="heartbeat: 1 per complete sweep, 0 otherwise"),
+    MetricSpec("OldestLockAgeSeconds", MetricUnit.Seconds, "always", why="how long the oldest held lock has been held"),
+    MetricSpec("StaleLocks", MetricUnit.Count, "nonzero"),
+    MetricSpec("StaleLockfiles", MetricUnit.Count, "nonzero"),
+    MetricSpec("DigestDrift", MetricUnit.Count, "nonzero"),
+    MetricSpec("OrphanDigests", MetricUnit.Count, "nonzero"),
+    MetricSpec("CrossRegionBuckets", MetricUnit.Count, "nonzero"),
+    MetricSpec("MalformedItems", MetricUnit.Count, "nonzero"),
+    MetricSpec("UnverifiedStates", MetricUnit.Count, "nonzero"),
+    MetricSpec("SweepErrors", MetricUnit.Count, "nonzero"),
+    MetricSpec("OpenFindings", MetricUnit.Count, "nonzero"),
+    MetricSpec("LocksAutoReleased", MetricUnit.Count, "nonzero"),
+    MetricSpec("AlertsSent", MetricUnit.Count, "nonzero"),
+    MetricSpec("NotificationsFailed", MetricUnit.Count, "nonzero"),
+    MetricSpec("LockHoldSeconds", MetricUnit.Seconds, "activity", series=len(OPERATION_CLASSES),
+               why="hold time of each released lock, per operation class (percentiles on the dashboard)"),
+    MetricSpec("DriftDetected", MetricUnit.Count, "nonzero"),
+    MetricSpec("MalformedRecords", MetricUnit.Count, "nonzero"),
+    MetricSpec("ForeignRecords", MetricUnit.Count, "nonzero"),
+    MetricSpec("AuditsCompleted", MetricUnit.Count, "daily"),
+    MetricSpec("AuditErrors", MetricUnit.Count, "nonzero"),
+    MetricSpec("SplitBrainLocks", MetricUnit.Count, "nonzero"),
+    MetricSpec("LockTableProblems", MetricUnit.Count, "nonzero"),
+    MetricSpec("TablePostureFindings", MetricUnit.Count, "nonzero"),
+    MetricSpec("BucketPostureFindings", MetricUnit.Count, "nonzero"),
+    MetricSpec("LeftoverDigests", MetricUnit.Count, "nonzero"),
+)
+_PLAN = {m.name: m for m in METRIC_PLAN}
+
+
+def _publish(metrics: Metrics, values: dict[str, float]) -> None:
+    """Add each value as its plan says: problem and failure counts only while non-zero."""
+    for name, value in values.items():
+        spec = _PLAN[name]
+        if value or spec.when in ("always", "daily"):
+            metrics.add_metric(name=name, unit=spec.unit, value=value)
 
 
 def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
-    """Add this sweep's metrics (flushed by the handler's decorator) and log each finding."""
-    for table, values in table_metric_values(result).items():
-        per_table = EphemeralMetrics()
-        per_table.add_dimension(TABLE_DIMENSION, table)
-        for name, value in values.items():
-            per_table.add_metric(name=name, unit=TABLE_METRICS[name], value=value)
-        per_table.flush_metrics()
+    """Add this sweep's metrics (flushed by the handler's decorator) and log each finding; the per-table
+    figures go to the "sweep finished" log line (stats.tables), not to metrics."""
     kinds = Counter(f.kind for f in result.findings)
-    sweep_values = {
+    oldest = max((s.oldest_lock_age_seconds for s in result.stats.tables.values()), default=0.0)
+    _publish(metrics, {
+        "SweepsCompleted": 1 if result.complete else 0,
+        "OldestLockAgeSeconds": round(oldest),
         "StaleLocks": kinds[Kind.STALE_LOCK],
+        "StaleLockfiles": kinds[Kind.STALE_LOCKFILE],
         "DigestDrift": kinds[Kind.DIGEST_DRIFT],
         "OrphanDigests": kinds[Kind.ORPHAN_DIGEST],
         "CrossRegionBuckets": kinds[Kind.CROSS_REGION_BUCKET],
-        "StaleLockfiles": kinds[Kind.STALE_LOCKFILE],
+        "MalformedItems": kinds[Kind.MALFORMED_ITEM],
+        "UnverifiedStates": len(result.unverified),
         "SweepErrors": len(result.errors),
-        "SweepsCompleted": 1 if result.complete else 0,
-        "StatesChecked": result.stats.states,
-        "StateBytesDownloaded": result.stats.bytes_downloaded,
         "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
         "LocksAutoReleased": sum(1 for r in result.releases if r.get("released")),
-    }
-    for name, value in sweep_values.items():
-        metrics.add_metric(name=name, unit=SWEEP_METRICS[name], value=value)
+    })
 
     for finding in result.findings:
         doc = finding.to_dict()
@@ -113,16 +117,6 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     )
 
 
-# Emitted once per audit (the auditor function) with the service dimension only.
-AUDIT_METRICS: dict[str, MetricUnit] = {
-    "SplitBrainLocks": MetricUnit.Count,
-    "LockTableProblems": MetricUnit.Count,
-    "TablePostureFindings": MetricUnit.Count,
-    "BucketPostureFindings": MetricUnit.Count,
-    "LeftoverDigests": MetricUnit.Count,
-    "AuditErrors": MetricUnit.Count,
-    "AuditsCompleted": MetricUnit.Count,
-}
 _AUDIT_GROUPS = {
     "LockTableProblems": {Kind.LOCK_TABLE_SCHEMA, Kind.REPLICATED_LOCK_TABLE},
     "TablePostureFindings": {
@@ -146,8 +140,7 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         "AuditErrors": len(result.errors),
         "AuditsCompleted": 1 if result.complete else 0,
     }
-    for name, value in values.items():
-        metrics.add_metric(name=name, unit=AUDIT_METRICS[name], value=value)
+    _publish(metrics, values)
     for finding in result.findings:
         log = logger.warning if finding.severity.rank else logger.info
         log(finding.message, extra={"finding": finding.to_dict()})
@@ -159,51 +152,28 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     )
 
 
-# Emitted by every function after it sends pending notices (service dimension only).
-DELIVERY_METRICS: dict[str, MetricUnit] = {
-    "AlertsSent": MetricUnit.Count,  # notices SNS accepted in this run
-    "NotificationsFailed": MetricUnit.Count,  # notices this run could not send (still pending: retried)
-}
-
-
 def publish_delivery(delivery: Delivery, metrics: Metrics, logger: Logger) -> None:
-    """Count what this run sent and could not send (zeros included), and log each failure."""
-    metrics.add_metric(name="AlertsSent", unit=DELIVERY_METRICS["AlertsSent"], value=len(delivery.sent))
-    metrics.add_metric(name="NotificationsFailed", unit=DELIVERY_METRICS["NotificationsFailed"],
-                       value=len(delivery.failed))
+    """Count what this run sent and could not send (only when there is any), and log each failure."""
+    _publish(metrics, {"AlertsSent": len(delivery.sent), "NotificationsFailed": len(delivery.failed)})
     for failure in delivery.failed:
         logger.error("alert notice not delivered (it stays pending: the next run retries it)",
                      extra={"notice_error": failure})
 
 
-OPERATION_DIMENSION = "OperationClass"
-OPERATION_CLASSES = ("apply", "plan", "other")
-STREAM_CLASS_METRICS: dict[str, MetricUnit] = {
-    "LocksAcquired": MetricUnit.Count,
-    "LocksReleased": MetricUnit.Count,
-    "LockHoldSeconds": MetricUnit.Seconds,
-}
-STREAM_METRICS: dict[str, MetricUnit] = {
-    "DriftDetected": MetricUnit.Count,
-    "MalformedRecords": MetricUnit.Count,
-    "ForeignRecords": MetricUnit.Count,
-}
-
-
 def publish_stream_batch(summary: BatchSummary, metrics: Metrics) -> None:
-    """Lock activity by operation class (a fixed set of three), plus batch-wide counts."""
+    """Hold times by operation class (a fixed set of three; their count is the number of releases),
+    plus batch-wide counts while non-zero."""
     for klass in OPERATION_CLASSES:
-        acquired, released = summary.acquired.get(klass, 0), summary.released.get(klass, 0)
         holds = summary.hold_seconds.get(klass, [])
-        if not (acquired or released or holds):
+        if not holds:
             continue
         per_class = EphemeralMetrics()
         per_class.add_dimension(OPERATION_DIMENSION, klass)
-        per_class.add_metric(name="LocksAcquired", unit=STREAM_CLASS_METRICS["LocksAcquired"], value=acquired)
-        per_class.add_metric(name="LocksReleased", unit=STREAM_CLASS_METRICS["LocksReleased"], value=released)
         for seconds in holds:
-            per_class.add_metric(name="LockHoldSeconds", unit=STREAM_CLASS_METRICS["LockHoldSeconds"], value=seconds)
+            per_class.add_metric(name="LockHoldSeconds", unit=_PLAN["LockHoldSeconds"].unit, value=seconds)
         per_class.flush_metrics()
-    metrics.add_metric(name="DriftDetected", unit=STREAM_METRICS["DriftDetected"], value=summary.drift_detected)
-    metrics.add_metric(name="MalformedRecords", unit=STREAM_METRICS["MalformedRecords"], value=summary.malformed)
-    metrics.add_metric(name="ForeignRecords", unit=STREAM_METRICS["ForeignRecords"], value=summary.foreign)
+    _publish(metrics, {
+        "DriftDetected": summary.drift_detected,
+        "MalformedRecords": summary.malformed,
+        "ForeignRecords": summary.foreign,
+    })
