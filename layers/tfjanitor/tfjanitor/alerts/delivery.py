@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from tfjanitor.alerts.chat import card_json
 from tfjanitor.alerts.emails import SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.session import AwsError
@@ -49,9 +50,10 @@ class SnsNotifier:
         return list(self._topics)
 
     def send(self, notice: Notice, arn: str) -> str:
-        """Publish the notice's email to one topic; the MessageId SNS returned."""
+        """Publish the notice to one topic (its email, and its chat card for every other protocol); the MessageId."""
         email = render(notice, self._origin)
-        return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain)
+        return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain,
+                                         card_json(notice, self._origin))
 
 
 class Sender(Protocol):
