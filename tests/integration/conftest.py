@@ -48,19 +48,31 @@ def alerting(backend: MotoServer) -> dict[str, Any]:
             "lock_tables": [TABLE]}
 
 
+def received(server: MotoServer, url: str) -> list[dict[str, Any]]:
+    """The JSON messages on ``url``'s queue since the last call (taken off the queue)."""
+    sqs, out = client("sqs", server), []
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for message in messages:
+            out.append(json.loads(message["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return out
+
+
 def captured(server: MotoServer) -> list[dict[str, Any]]:
     """Messages SNS delivered to the capture queue since the last call: ``{"message_id", "subject", "email",
-    "plain"}``."""
-    sqs = client("sqs", server)
-    queue = sqs.get_queue_url(QueueName=CAPTURE_QUEUE)["QueueUrl"]
-    out: list[dict[str, Any]] = []
-    while messages := sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10).get("Messages", []):
-        for message in messages:
-            envelope = json.loads(message["Body"])
-            doc = json.loads(envelope["Message"])
-            out.append({"message_id": envelope["MessageId"], **doc})
-            sqs.delete_message(QueueUrl=queue, ReceiptHandle=message["ReceiptHandle"])
-    return out
+    "plain", "chat"}`` (``chat``: the card AWS Chatbot gets, as JSON)."""
+    queue = client("sqs", server).get_queue_url(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+    return [{"message_id": envelope["MessageId"], **json.loads(envelope["Message"])} for envelope in received(server, queue)]
+
+
+def event_queue(server: MotoServer) -> str:
+    """A rule on the default bus matching every tfjanitor event, with a queue as its target (see :func:`received`)."""
+    sqs, bus = client("sqs", server), client("events", server)
+    url = sqs.create_queue(QueueName="tfjanitor-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    bus.put_rule(Name="tfjanitor-everything", EventPattern=json.dumps({"source": ["tfjanitor"]}))
+    bus.put_targets(Rule="tfjanitor-everything", Targets=[{"Id": "queue", "Arn": arn}])
+    return url
 
 
 def session() -> boto3.session.Session:
@@ -82,4 +94,4 @@ def kinds(result: ScanResult) -> list[str]:
     return sorted(f.kind.value for f in result.findings)
 
 
-__all__ = ["BUCKET", "REGION", "TABLE", "captured", "kinds", "session", "sweep", "timedelta"]
+__all__ = ["BUCKET", "REGION", "TABLE", "captured", "event_queue", "kinds", "received", "session", "sweep", "timedelta"]

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from tests.conftest import BUCKET, REGION, TABLE, client
+from tests.integration.conftest import event_queue, received
 from tests.support.builders import lock_info, put_lock, put_state, state_body
 from tfjanitor.local.runner import FINDINGS_TABLE, LocalStack
 
@@ -54,6 +55,7 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
         time_scale=300, emails_dir=tmp_path / "emails", echo=echoed.append, log_level="DEBUG",
     )
     stack.setup()
+    events = event_queue(backend)  # every alert event the stack puts
     stack.step()  # the functions' first run imports their Powertools objects with the template's environment
     from tfjanitor.runtime import observability
 
@@ -81,7 +83,8 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
 
     subjects = [e.subject for e in stack.emails]
     assert any("Stale lock" in s for s in subjects) and any("Digest drift" in s for s in subjects)
-    emails = [e.subject + e.body + e.plain for e in stack.emails]
+    emails = [e.subject + e.body + e.plain + e.chat for e in stack.emails]
+    put = [json.dumps(event) for event in received(backend, events)]
     for eml in sorted((tmp_path / "emails").glob("*.eml")):
         message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
         emails.append(eml.read_bytes().decode("utf-8", "replace"))
@@ -90,11 +93,11 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
     logs = [json.dumps(vars(r), default=str) + r.getMessage() for r in caplog.records]
     table = json.dumps(client("dynamodb", backend).scan(TableName=FINDINGS_TABLE)["Items"], ensure_ascii=False)
     metrics = [json.dumps(vars(m), default=str) for m in stack.metrics]
-    assert any("sweep finished" in line for line in logs) and metrics and table != "[]"
+    assert any("sweep finished" in line for line in logs) and metrics and table != "[]" and put
     surfaces = {
         "CLI output": "\n".join(outputs), "emails": "\n".join(emails), "local stack output": "\n".join(echoed),
         "stdout/stderr": captured.out + captured.err, "log records": "\n".join(logs), "metrics": "\n".join(metrics),
-        "findings table": table, "responses": json.dumps(stack.invocations, default=str),
+        "findings table": table, "responses": json.dumps(stack.invocations, default=str), "events": "\n".join(put),
     }
     for surface, text in surfaces.items():
         assert canary not in text, f"the state's secret leaked into {surface}"

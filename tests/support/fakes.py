@@ -201,3 +201,21 @@ def fail_publishes(session: boto3.session.Session, share: float, seed: int = 0) 
 
     session.events.register("before-call.sns.Publish", maybe_fail)
     return counts
+
+
+def refuse_put_events(session: boto3.session.Session, times: int) -> Counter[str]:
+    """Make EventBridge refuse the entry of the next ``times`` ``PutEvents`` calls of clients made from
+    ``session`` the way it does: HTTP 200, ``FailedEntryCount`` 1 and the entry's ``ErrorCode``."""
+    counts = Counter[str]()
+
+    def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        counts["calls"] += 1
+        if counts["refused"] >= times:
+            return None
+        counts["refused"] += 1
+        body = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}],
+                "ResponseMetadata": {"HTTPStatusCode": 200}}
+        return AWSResponse("https://events.invalid/", 200, {}, None), body
+
+    session.events.register("before-call.events.PutEvents", refuse)
+    return counts

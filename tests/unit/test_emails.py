@@ -15,7 +15,7 @@ import pytest
 
 from tests.support.builders import lock_info
 from tests.support.cfn import ROOT, Rendered, load_template
-from tfjanitor.alerts.delivery import SnsNotifier, sns_subject
+from tfjanitor.alerts.delivery import Notifier, sns_subject
 from tfjanitor.alerts.emails import KINDS, README_URL, SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.topic import Topic
@@ -179,7 +179,7 @@ def test_every_message_stays_under_snss_limit_whatever_the_lock_table_holds(kind
     key = ("\x1b[2J\u202e$(rm -rf ~)'\"`;" * 40 + "k" * 1024)[:1024]
     finding = every_kind(key=key, who="\x1b]0;x\x07" + "W" * 200_000)[kind]
     sns = CapturingSns()
-    sender = SnsNotifier([Topic(sns, REGION, "arn:aws:sns:ap-northeast-2:123456789012:alerts")], STACK)  # type: ignore[arg-type]
+    sender = Notifier([Topic(sns, REGION, "arn:aws:sns:ap-northeast-2:123456789012:alerts")], origin=STACK)  # type: ignore[arg-type]
     for notice in notices(finding):
         sender.send(notice, sender.arns[0])
     for request in sns.published:
@@ -187,6 +187,8 @@ def test_every_message_stays_under_snss_limit_whatever_the_lock_table_holds(kind
         assert "\n" not in request["Subject"] and request["Subject"].isascii() and len(request["Subject"]) < SUBJECT_LIMIT
         email = json.loads(request["Message"])["email"]
         assert "Account 123456789012 (payments-prod), stack tfjanitor" in email  # the stack sending named in each
+        chat = json.loads(json.loads(request["Message"])["default"])  # and the card Chatbot shows
+        assert (chat["version"], chat["source"]) == ("1.0", "custom") and "`payments-prod`" in chat["content"]["description"]
 
 
 def test_every_kind_has_a_short_readme_section_saying_what_how_fix_and_if_intended() -> None:

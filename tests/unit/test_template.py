@@ -28,6 +28,7 @@ FULL = CHOSEN | {
     "StateKmsKeyArns": "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
 FUNCTIONS = ("SweeperFunction", "AuditorFunction", "StreamMonitorFunction")
+DEFAULT_BUS = "arn:aws:events:ap-northeast-2:123456789012:event-bus/default"  # this account's, in this region
 TABLE_ARNS = [f"arn:*:dynamodb:*:${{aws:PrincipalAccount}}:table/{t}" for t in ("terraform-state-lock", "platform-locks")]
 
 
@@ -92,15 +93,28 @@ def test_functions_write_only_to_the_stacks_own_table_topic_and_queue(template, 
         writes = [a for a in actions(statement) if not a.startswith(("dynamodb:Scan", "dynamodb:Get", "dynamodb:Batch",
                                                                      "dynamodb:Describe", "dynamodb:ListStreams",
                                                                      "s3:List", "s3:Get", "kms:Decrypt"))]
-        if writes:  # the one other write: alerts to the topic the user named in AlertTopicArn
-            assert (writes, resources(statement)) == (["sns:Publish"], [FULL["AlertTopicArn"]]), statement
+        if writes:  # the other writes: alerts to the topic AlertTopicArn names, events to the one bus
+            assert (writes, resources(statement)) in [
+                (["sns:Publish"], [FULL["AlertTopicArn"]]), (["events:PutEvents"], [DEFAULT_BUS]),
+            ], statement
+
+
+@pytest.mark.parametrize("function", FUNCTIONS)
+def test_alert_events_go_to_the_default_bus_or_the_one_event_bus_arn_names(template, function) -> None:
+    """Every function delivers notices, so each may put events: on exactly one bus, nothing else."""
+    central = "arn:aws:events:eu-west-1:111122223333:event-bus/org-findings"
+    for params, bus in ((FULL, DEFAULT_BUS), (FULL | {"EventBusArn": central}, central)):
+        stack = Rendered(template, params)
+        puts = [st for st in iam(stack.statements(function)) if any(a.startswith("events:") for a in actions(st))]
+        assert [(actions(st), resources(st)) for st in puts] == [(["events:PutEvents"], [bus])]
+        assert stack.value(template["Globals"]["Function"]["Environment"]["Variables"]["EVENT_BUS_ARN"]) == bus
 
 
 def test_no_arn_names_a_partition(template) -> None:
     """GovCloud and China deploy the same template: single ARNs use ${AWS::Partition}; per-name lists
     (Fn::Join takes only a literal delimiter) use "*", the same grant since a role stays in its partition."""
     text = json.dumps({k: template[k] for k in ("Globals", "Resources", "Outputs")})
-    partitions = set(re.findall(r"arn:([^:\"]*):", text))
+    partitions = set(re.findall(r"arn:(\$\{AWS::Partition\}|[^:\"]*):", text))
     assert partitions <= {"*", "${AWS::Partition}"}, partitions
     assert "arn:*:" in text  # the per-name lists below
 
@@ -217,7 +231,7 @@ AUDITOR_READ = {
 
 def test_auditor_is_read_only_and_never_reads_a_state(template) -> None:
     statements = Rendered(template, FULL | {"AlertTopicArn": ""}).statements("AuditorFunction")
-    assert {a for st in iam(statements) for a in actions(st)} == AUDITOR_READ
+    assert {a for st in iam(statements) for a in actions(st)} == AUDITOR_READ | {"events:PutEvents"}  # + its alerts
     assert all(st["Effect"] == "Allow" for st in iam(statements))
     policies = template["Resources"]["AuditorFunction"]["Properties"]["Policies"]
     assert {"Ref": "ReadTerraformBackendPolicy"} not in policies  # that one holds s3:GetObject

@@ -284,6 +284,12 @@ class ScanResult:
         worst = self.worst
         return 1 if worst is not None and worst.rank >= Severity.WARNING.rank else 0
 
+    def set_account(self, account: str | None) -> None:
+        """The account that was read, on the result and every finding (the CLI asks STS; a function reads its ARN)."""
+        self.account = account
+        for f in self.findings:
+            f.account = account
+
     def table_errors(self, table: str) -> list[ScanError]:
         """Errors that leave this table's part of the sweep incomplete."""
         buckets = self.stats.tables.get(table, TableStats()).buckets

@@ -1,13 +1,15 @@
-"""Delivering queued notices as emails through the alert topics: at least once, never silently.
+"""Delivering queued notices to every destination: at least once, never silently.
 
-Every transition queues its notice in the findings table in the same write that records it
-(:mod:`tfjanitor.alerts.lifecycle`). :func:`deliver` then sends every pending notice, its own run's
-and any an earlier run could not send, each on its own and to each alert topic on its own: a topic
-counts as reached only after SNS accepted the message there (``Publish`` returned a ``MessageId``),
-and a notice is delivered once every topic was reached. One that fails stays pending for the next
-run of any function, which publishes it only to the topics it has not reached; the failure is
-counted (``NotificationsFailed``) and logged. A sender claims a notice before publishing it, so two
-runs never send it together.
+The destinations are the alert topics (an email, and a chat card for AWS Chatbot) and the event bus
+(an EventBridge event). Every transition queues its notice in the findings table in the same write
+that records it (:mod:`tfjanitor.alerts.lifecycle`). :func:`deliver` then sends every pending notice,
+its own run's and any an earlier run could not send, each on its own and to each destination on its
+own: a destination counts as reached only after it accepted the message (SNS ``Publish`` returned a
+``MessageId``; EventBridge ``PutEvents`` an ``EventId`` for the entry, not an ``ErrorCode``), and a
+notice is delivered once every destination was reached. One that fails stays pending for the next run
+of any function, which sends it only to the destinations it has not reached; the failure is counted
+(``NotificationsFailed``) and logged. A sender claims a notice before sending it, so two runs never
+send it together.
 """
 
 from __future__ import annotations
@@ -16,12 +18,15 @@ import contextlib
 import secrets
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
+from tfjanitor.alerts import events
+from tfjanitor.alerts.chat import card_json
 from tfjanitor.alerts.emails import SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.session import AwsError
 from tfjanitor.aws.topic import Topic
 
@@ -37,21 +42,31 @@ def sns_subject(subject: str) -> str:
     return cleaned[: SUBJECT_LIMIT - 1]
 
 
-class SnsNotifier:
-    """The alert topics: the stack's own and/or the one AlertTopicArn names."""
+class Notifier:
+    """The destinations of every notice: the alert topics (the stack's own and/or the one AlertTopicArn
+    names) and the event bus (the account's default one, or EventBusArn's).
 
-    def __init__(self, topics: Sequence[Topic], origin: Origin | None = None):
+    ``origin``: the stack sending (its account, alias, name), named in every email, card and event; its
+    account is set on a finding that does not name one (a notice queued before findings carried it)."""
+
+    def __init__(self, topics: Sequence[Topic], bus: EventBus | None = None, origin: Origin | None = None):
         self._topics = {topic.arn: topic for topic in topics}
-        self._origin = origin  # the stack sending: every email names its account and name
+        self._bus = bus
+        self._origin = origin or Origin()
 
     @property
     def arns(self) -> list[str]:
-        return list(self._topics)
+        return [*self._topics, *([self._bus.arn] if self._bus else [])]
 
     def send(self, notice: Notice, arn: str) -> str:
-        """Publish the notice's email to one topic; the MessageId SNS returned."""
+        """Send the notice to one destination; the id it returned (SNS MessageId, EventBridge EventId)."""
+        if self._origin.account and not notice.finding.get("account"):
+            notice = replace(notice, finding={**notice.finding, "account": self._origin.account})
+        if self._bus is not None and arn == self._bus.arn:
+            return self._bus.put(events.entry(notice, self._origin))
         email = render(notice, self._origin)
-        return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain)
+        return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain,
+                                         card_json(notice, self._origin))
 
 
 class Sender(Protocol):
@@ -65,7 +80,7 @@ class Outbox(Protocol):
 
     def pending_notices(self) -> list[Notice]: ...
     def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> frozenset[str] | None:
-        """Take a pending notice to send it: the topics it has reached already, or None if another run holds it."""
+        """Take a pending notice to send it: the destinations it has reached already, or None if another run holds it."""
     def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool: ...
     def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool: ...
     def notice_failed(self, notice_id: str, token: str, error: str) -> bool: ...
@@ -73,14 +88,14 @@ class Outbox(Protocol):
 
 @dataclass
 class Delivery:
-    """What one run delivered: the notices every topic accepted, and one line per notice it could not send."""
+    """What one run delivered: the notices every destination accepted, and one line per notice it could not send."""
 
     sent: list[Notice] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
 
 
 def _publish(outbox: Outbox, sender: Sender, notice: Notice, reached: frozenset[str], token: str) -> list[str]:
-    """Publish to every topic not yet reached, each on its own; what went wrong."""
+    """Send to every destination not yet reached, each on its own; what went wrong."""
     errors: list[str] = []
     for arn in sender.arns:
         if arn in reached:
@@ -89,7 +104,7 @@ def _publish(outbox: Outbox, sender: Sender, notice: Notice, reached: frozenset[
             message_id = sender.send(notice, arn)
             if not message_id:
                 raise AwsError("Publish", "NoMessageId", "SNS returned no MessageId")
-        except Exception as exc:  # noqa: BLE001 - whatever stops this topic must not stop the others
+        except Exception as exc:  # noqa: BLE001 - whatever stops this destination must not stop the others
             errors.append(f"{arn}: {exc}")
             continue
         try:

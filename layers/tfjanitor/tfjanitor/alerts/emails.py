@@ -182,6 +182,9 @@ def _title(kind: str) -> str:
     return about.title if about else kind
 
 
+kind_title = _title  # a finding kind as people read it (the chat cards use it too)
+
+
 def _state(f: dict[str, Any]) -> str:
     if f.get("bucket") and f.get("key"):
         return f"{f['bucket']}/{f['key']}"

@@ -2,32 +2,28 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import json
 
 from botocore.exceptions import BotoCoreError, ClientError
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 from tfjanitor.aws.session import AwsSession, _translate
 
 
 class Topic:
-    """The alert topic (SNS). Email subscribers get ``email``; others the link-free ``default``."""
+    """The alert topic (SNS). Email subscribers get ``email``; every other protocol (``https``: AWS Chatbot's
+    subscriptions for Slack and Teams, ``lambda``, ...) the ``default`` message, the chat card ``chat``;
+    queues (``sqs``: e.g. the local runner's capture) all of it, to show it as an email and a card."""
 
     def __init__(self, aws: AwsSession, region: str, arn: str):
         self._aws = aws
         self._region = region
         self.arn = arn
 
-    def publish(self, subject: str, email: str, plain: str) -> str:
-        import json  # noqa: PLC0415
-
+    def publish(self, subject: str, email: str, plain: str, chat: str) -> str:
         message = {
-            "default": plain,
+            "default": chat,
             "email": email,
-            # Queues (e.g. the local runner's capture) get the whole message, to show it as an email.
-            "sqs": json.dumps({"subject": subject, "email": email, "plain": plain}, ensure_ascii=False),
+            "sqs": json.dumps({"subject": subject, "email": email, "plain": plain, "chat": chat}, ensure_ascii=False),
         }
         try:
             resp = self._aws.sns(self._region).publish(
@@ -37,5 +33,3 @@ class Topic:
         except (ClientError, BotoCoreError) as exc:
             raise _translate("Publish", exc) from exc
         return str(resp.get("MessageId", ""))
-
-

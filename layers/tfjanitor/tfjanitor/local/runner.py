@@ -10,7 +10,9 @@
   from the first failed record, up to the template's retry limit, then set aside (DLQ).
 - The stack's own resources (findings table, alert topic) are created in the emulator;
   SNS messages are captured through an SQS subscription and shown as the emails a user
-  would get (and written as ``.eml`` files).
+  would get (and written as ``.eml`` files), each with the chat card Chatbot would show.
+- Every alert transition is also put on the emulator's EventBridge bus (the template's
+  ``EVENT_BUS_ARN``, ``AWS::Region`` resolved to the runner's region), for a rule to route.
 
 Not for the Lambda layer's hot path: imported only by ``tfjanitor local`` and the demo.
 """
@@ -196,6 +198,7 @@ class CapturedEmail:
     body: str
     plain: str
     received: datetime
+    chat: str = ""  # the custom notification AWS Chatbot gets (JSON)
 
 
 @dataclass
@@ -409,7 +412,8 @@ class LocalStack:
                 break
             for message in messages:
                 doc = json.loads(message["Body"])
-                email = CapturedEmail(doc["subject"], doc["email"], doc["plain"], datetime.now(timezone.utc))
+                email = CapturedEmail(doc["subject"], doc["email"], doc["plain"], datetime.now(timezone.utc),
+                                      doc.get("chat", ""))
                 new.append(email)
                 sqs.delete_message(QueueUrl=self.capture_url, ReceiptHandle=message["ReceiptHandle"])
         for email in new:

@@ -15,6 +15,8 @@ from tfjanitor.durations import parse_duration, split_list
 from tfjanitor.model import StalePolicy
 from tfjanitor.release.auto import ReleasePolicy
 
+_EVENT_BUS = re.compile(r"^arn:aws[a-z-]*:events:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256}$")
+
 
 class SettingsError(ValueError):
     """A function's environment is invalid; the message names the variable."""
@@ -34,6 +36,7 @@ class FunctionSettings(BaseModel):
         "stack_name": "STACK_NAME",
         "account_id": "ACCOUNT_ID",
         "account_alias": "ACCOUNT_ALIAS",
+        "event_bus_arn": "EVENT_BUS_ARN",  # where every alert transition is also put as an event
     }
 
     region: str
@@ -44,6 +47,7 @@ class FunctionSettings(BaseModel):
     stack_name: str | None = None
     account_id: str | None = Field(None, pattern=r"^[0-9]{12}$")
     account_alias: str | None = None
+    event_bus_arn: str | None = None
 
     @field_validator("alert_topic_arns", mode="before")
     @classmethod
@@ -55,9 +59,16 @@ class FunctionSettings(BaseModel):
     def _reminder(cls, value: object) -> timedelta:
         return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
 
+    @field_validator("event_bus_arn")
+    @classmethod
+    def _bus(cls, value: str | None) -> str | None:
+        if value is not None and not _EVENT_BUS.match(value):
+            raise ValueError(f"not an EventBridge event bus ARN: {value!r} (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)")
+        return value
+
     @property
     def alerts_enabled(self) -> bool:
-        return bool(self.findings_table and self.alert_topic_arns)
+        return bool(self.findings_table and (self.alert_topic_arns or self.event_bus_arn))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

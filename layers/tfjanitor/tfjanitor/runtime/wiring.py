@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timezone
 
-from tfjanitor.alerts.delivery import Delivery, SnsNotifier, deliver
+from tfjanitor.alerts.delivery import Delivery, Notifier, deliver
 from tfjanitor.alerts.emails import Origin
 from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
+from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
 from tfjanitor.checks.audit_rules import AUDIT_KINDS
@@ -30,18 +31,19 @@ SWEEPER_KINDS = {
 
 
 def origin(settings: FunctionSettings) -> Origin:
-    """The stack every alert email names: its account (and alias), name and region."""
+    """The stack every alert email, chat card and event names: its account (and alias), name and region."""
     return Origin(stack=settings.stack_name, region=settings.region, account=settings.account_id,
                   account_alias=settings.account_alias)
 
 
-def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, SnsNotifier] | tuple[None, None]:
+def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, Notifier] | tuple[None, None]:
     if not settings.alerts_enabled:
         return None, None
     store = DynamoAlertStore(aws, settings.region, settings.findings_table)  # type: ignore[arg-type]
-    # A topic named by AlertTopicArn may live in another region: publish where it is.
+    # A topic named by AlertTopicArn, or the bus EventBusArn names, may live in another region: send where it is.
     topics = [Topic(aws, arn.split(":")[3] or settings.region, arn) for arn in settings.alert_topic_arns]
-    return store, SnsNotifier(topics, origin(settings))
+    bus = EventBus(aws, settings.event_bus_arn) if settings.event_bus_arn else None
+    return store, Notifier(topics, bus, origin(settings))
 
 
 def _alert(
@@ -50,6 +52,8 @@ def _alert(
 ) -> Delivery:
     """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then send every pending
     notice (this run's and any an earlier run could not send)."""
+    if settings.account_id:  # the stack's own account: on every finding (the CLI asks STS instead)
+        result.set_account(settings.account_id)
     store, notifier = alerting(settings, aws)
     if store is None or notifier is None:
         return Delivery()

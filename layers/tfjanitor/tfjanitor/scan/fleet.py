@@ -55,9 +55,7 @@ def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: st
 
 
 def _stamp(result: ScanResult, account: str | None, several: bool) -> ScanResult:
-    result.account = account
-    for f in result.findings:
-        f.account = account
+    result.set_account(account)
     if several:
         result.errors = [dataclasses.replace(e, region=result.region) for e in result.errors]
     return result
