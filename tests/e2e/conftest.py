@@ -53,13 +53,14 @@ def terraform(
     """
     projects: list[TerraformProject] = []
 
-    def make(name: str = "work", provisioner: bool = True, **backend_options: object) -> TerraformProject:
+    def make(name: str = "work", provisioner: bool = True, chain: tuple[int, ...] = (), **backend_options: object) -> TerraformProject:
         options: dict[str, object] = {"bucket": BUCKET, "region": REGION, "dynamodb_table": TABLE}
         options.update(backend_options)
         project = TerraformProject(
             tmp_path / name,
-            BackendConfig(endpoint_url=backend.url, **options),  # type: ignore[arg-type]
+            BackendConfig(**{"endpoint_url": backend.url, **options}),  # type: ignore[arg-type]
             provisioner=provisioner,
+            chain=chain,
             binary=terraform_bin,
         )
         projects.append(project)

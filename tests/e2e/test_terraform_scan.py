@@ -216,18 +216,12 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     assert "Error acquiring the state lock" in blocked.output
     assert info["ID"] in blocked.output
 
-    # Make the object and the digest differ while the lock is held: that is a write
-    # in progress as far as anyone can tell, not drift.
-    original = state_bytes(tf)
-    put_state(tf, original + b"\n")
-    assert md5(state_bytes(tf)) != digest_of(tf)
-
     wait_until_older_than(info["Created"], 1.0)
     stale = scan(backend, "--stale-after", "1s")
 
     assert stale.code == 1, stale.stdout
     assert stale.doc["complete"] is True
-    assert stale.kinds() == ["stale_lock", TLS_NOTE], stale.stdout  # and no digest_drift
+    assert stale.kinds() == ["stale_lock", TLS_NOTE], stale.stdout
     finding = stale.findings[0]
     assert finding["severity"] == "warning"
     assert finding["lock_id"] == info["ID"]
@@ -239,8 +233,18 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     assert finding["details"]["version"] == info["Version"]
     assert finding["details"]["path"] == f"{BUCKET}/{KEY}"
     assert finding["details"]["age_seconds"] >= 1
+    assert finding["details"]["last_sign_of_life"]["what"] == "created"  # killed before it wrote anything
     assert stale.stats["lock_items"] == 1
-    assert stale.stats["skipped_locked"] == 1  # the mismatch was seen, and held back because of the lock
+
+    # Make the object and the digest differ while the lock is held: that is a write in progress as far as
+    # anyone can tell (and a sign of life of the run holding the lock), not drift.
+    original = state_bytes(tf)
+    put_state(tf, original + b"\n")
+    assert md5(state_bytes(tf)) != digest_of(tf)
+    held = scan(backend, "--stale-after", "1m")
+    assert held.kinds() == [TLS_NOTE], held.stdout  # no digest_drift
+    assert held.stats["skipped_locked"] == 1  # the mismatch was seen, and held back because of the lock
+    put_state(tf, original)
 
     # The default threshold (1h): a lock this young is somebody's apply, not stale.
     fresh = scan(backend)
@@ -248,7 +252,8 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     assert fresh.doc["complete"] is True
     assert fresh.kinds() == [TLS_NOTE]
 
-    # Compressed time, in-process: stale just after the default hour, not just before.
+    # Compressed time, in-process: stale just after the default hour of silence (since the last state write,
+    # a few seconds after the lock was taken), not just before.
     created = parse_time(info["Created"])
     request = SweepRequest(REGION, [TABLE], policy=StalePolicy())
     before = sweeper(backend, now=created + timedelta(minutes=59)).sweep(request)
@@ -258,7 +263,6 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
     assert after.exit_code == 1
 
     # Paste the finding's own fix (tfjanitor unlock, answered at the terminal), then Terraform works again.
-    put_state(tf, original)
     assert finding["details"]["commands"] == [
         f"tfjanitor unlock --region {REGION} --id {info['ID']} --table {TABLE} -- {BUCKET}/{KEY}"]
     paste_all(shell, tf, finding["details"]["commands"], answer="yes")

@@ -42,7 +42,8 @@ def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:  # type:
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
     s3, ddb = client("s3", backend), client("dynamodb", backend)
-    put_state(s3, ddb, BUCKET, KEY, state_body())
+    put_state(s3, ddb, BUCKET, "other/terraform.tfstate", state_body())
+    # A run killed three hours ago, before any state write: no sign of life since (issue 11).
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
     # ALERT_TOPIC_ARN as the template sets it: a comma-separated list.
     return SweeperSettings.from_env({"AWS_REGION": REGION, "LOCK_TABLES": TABLE, "FINDINGS_TABLE": "tfjanitor-findings",

@@ -290,7 +290,8 @@ def test_sweeper_and_auditor_share_the_lifecycle_and_never_close_each_others_ale
     put_state(s3, ddb, BUCKET, KEY, state_body())
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
     ddb.update_table(TableName=TABLE, DeletionProtectionEnabled=False)  # an auditor warning
-    aws, now = aws_for(backend), datetime.now(timezone.utc)  # each run a minute after the last
+    # Each run a minute after the last, two hours after the state was last written (its last sign of life).
+    aws, now = aws_for(backend), datetime.now(timezone.utc) + timedelta(hours=2)
     sweeper, auditor = SweeperSettings(**alerting), AuditorSettings(**alerting)
 
     notices = sweep_and_alert(sweeper, aws, now + timedelta(minutes=1))[1].sent

@@ -25,7 +25,8 @@ def run(server, *args: str, env: dict[str, str] | None = None) -> subprocess.Com
 
 def test_json_contract_and_exit_code_1_on_findings(backend) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
-    put_state(s3, ddb, BUCKET, "dev/terraform.tfstate", state_body())
+    put_state(s3, ddb, BUCKET, "prod/terraform.tfstate", state_body())
+    # A first apply killed before it wrote any state: no sign of life since the lock was taken.
     put_lock(ddb, BUCKET, "dev/terraform.tfstate", lock_info("x", age=timedelta(hours=2), lock_id="aaaa-bbbb"))
     enforce_tls(backend.url, BUCKET, REGION)  # after the last object write: the backend is now fully hardened
     proc = run(backend, "scan", "--table", TABLE, "--format", "json")  # region and endpoint from the environment

@@ -29,9 +29,7 @@ def test_healthy_backend_is_clean_and_proven_by_etag_without_downloads(backend, 
 
 
 def test_stale_lock_uses_the_operation_threshold(backend, s3, ddb) -> None:
-    put_state(s3, ddb, BUCKET, "apply/terraform.tfstate", state_body())
-    put_state(s3, ddb, BUCKET, "plan/terraform.tfstate", state_body(2))
-    put_state(s3, ddb, BUCKET, "fresh/terraform.tfstate", state_body(3))
+    # Runs that died before their first state write (no object written since: no other sign of life).
     apply_id = "0a1b2c3d-0000-1111-2222-333344445555"
     put_lock(ddb, BUCKET, "apply/terraform.tfstate", lock_info("x", age=timedelta(hours=2), lock_id=apply_id))
     put_lock(ddb, BUCKET, "plan/terraform.tfstate", lock_info("x", age=timedelta(minutes=20), operation="OperationTypePlan"))

@@ -56,7 +56,8 @@ def test_the_wheel_without_extras_is_the_whole_cli(backend, tmp_path) -> None:
     assert version.stdout.strip() == __version__, version
 
     s3, ddb = client("s3", backend), client("dynamodb", backend)
-    put_state(s3, ddb, BUCKET, "app/terraform.tfstate", state_body())
+    put_state(s3, ddb, BUCKET, "web/terraform.tfstate", state_body())
+    # A run killed three hours ago before any state write: no sign of life since.
     put_lock(ddb, BUCKET, "app/terraform.tfstate",
              lock_info(f"{BUCKET}/app/terraform.tfstate", age=timedelta(hours=3), lock_id="lean-1"))
     scan = run(bin_ / "tfjanitor", "scan", "--table", TABLE, "--endpoint-url", backend.url, "--skip-audit",

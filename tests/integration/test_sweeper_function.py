@@ -68,7 +68,7 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     put_state(s3, ddb, BUCKET, "dev/terraform.tfstate", state_body(1, secret="never-log-me"))
     put_state(s3, ddb, BUCKET, "prod/terraform.tfstate", state_body(2))
     s3.put_object(Bucket=BUCKET, Key="dev/terraform.tfstate", Body=state_body(3, secret="never-log-me"))
-    put_lock(ddb, BUCKET, "prod/terraform.tfstate", lock_info("p", age=timedelta(hours=5)))
+    put_lock(ddb, BUCKET, "stuck/terraform.tfstate", lock_info("p", age=timedelta(hours=5)))  # no state written since
 
     response = handler(EVENT, context())
     out = capsys.readouterr().out

@@ -135,7 +135,8 @@ def test_a_sweep_that_read_a_lock_before_its_release_never_reopens_it(backend, s
     from tfjanitor.alerts.lifecycle import fingerprint, resolve_if_open
     from tfjanitor.alerts.store import DynamoAlertStore
 
-    aws, t0 = AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc)
+    # Two hours after the state was written (the lock's last sign of life): the lock is stale.
+    aws, t0 = AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc) + timedelta(hours=2)
     settings = SweeperSettings(**alerting)
     put_state(s3, ddb, BUCKET, KEY, state_body(1))
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="dead-1"))

@@ -97,6 +97,17 @@ resource "terraform_data" "this" {
 %(provisioner)s}
 """
 
+CHAINED = """
+resource "terraform_data" "step_%(n)s" {
+  triggers_replace = var.v
+  depends_on       = [terraform_data.%(after)s]
+
+  provisioner "local-exec" {
+    command = "sleep %(seconds)s"
+  }
+}
+"""
+
 PROVISIONER = """
   provisioner "local-exec" {
     command = "sleep ${var.sleep}"
@@ -137,6 +148,10 @@ class TerraformProject:
     workdir: Path
     backend: BackendConfig
     provisioner: bool = True
+    # More terraform_data resources after the first, in a chain, each sleeping this many seconds. Terraform
+    # persists a snapshot when a resource completes 20 s or more after the first one did (or after the last
+    # snapshot): a chain (1 s via var.sleep, then 21, 21) writes the state at ~22 s, then at the end.
+    chain: tuple[int, ...] = ()
     binary: str = field(default_factory=lambda: shutil.which("terraform") or "terraform")
     _live: set[subprocess.Popen[bytes]] = field(default_factory=set, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
@@ -151,6 +166,9 @@ class TerraformProject:
 
     def write_config(self) -> None:
         config = CONFIG % {"provisioner": PROVISIONER if self.provisioner else ""}
+        for n, seconds in enumerate(self.chain, 2):  # each starts when the one before completes
+            after = "this" if n == 2 else f"step_{n - 1}"
+            config += CHAINED % {"n": n, "after": after, "seconds": seconds}
         (self.workdir / "main.tf").write_text(self.backend.hcl() + config)
 
     @property
@@ -314,26 +332,41 @@ class TerraformProject:
 
     def start_and_kill(self, args: list[str], label: str, workspace: str = "default", timeout: float = 60.0) -> KilledApply:
         """Start a terraform command, wait until it holds the state's lock, SIGKILL its process group."""
-        log_path = self.workdir / f"killed-{label}.log"
-        with open(log_path, "wb") as log:
-            proc = self._spawn(args, log, subprocess.STDOUT)
-            try:
-                deadline = time.monotonic() + timeout
-                held = None
-                while held is None:
-                    if proc.poll() is not None:
-                        raise TerraformError(
-                            f"{args[0]} exited ({proc.returncode}) before it was seen holding the lock:\n"
-                            f"{log_path.read_text(errors='replace')}"
-                        )
-                    if time.monotonic() > deadline:
-                        raise TerraformError(
-                            f"{args[0]} did not take the lock within {timeout:.0f}s:\n{log_path.read_text(errors='replace')}"
-                        )
-                    held = self._held_lock(workspace)
-                    if held is None:
-                        time.sleep(0.1)
-            finally:
-                self._end(proc)
-        where, lock = held
-        return KilledApply(lock=lock, where=where, log=log_path.read_text(errors="replace"), returncode=proc.returncode)
+        proc = self.start(args, label)
+        try:
+            where, lock = self.wait_for_lock(proc, workspace, timeout)
+        finally:
+            self._end(proc)
+        log = (self.workdir / f"{label}.log").read_text(errors="replace")
+        return KilledApply(lock=lock, where=where, log=log, returncode=proc.returncode)
+
+    def start(self, args: list[str], label: str) -> subprocess.Popen[bytes]:
+        """Start a terraform command in the background, its output in ``<label>.log``; :meth:`finish` or
+        ``close()`` ends it."""
+        with open(self.workdir / f"{label}.log", "wb") as log:
+            return self._spawn(args, log, subprocess.STDOUT)
+
+    def wait_for_lock(
+        self, proc: subprocess.Popen[bytes], workspace: str = "default", timeout: float = 60.0
+    ) -> tuple[str, dict[str, Any]]:
+        """Wait until the started command holds the state's lock: (where, its LockInfo)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            held = self._held_lock(workspace)
+            if held is not None:
+                return held
+            if proc.poll() is not None:
+                raise TerraformError(f"{proc.args} exited ({proc.returncode}) before it was seen holding the lock")
+            if time.monotonic() > deadline:
+                raise TerraformError(f"{proc.args} did not take the lock within {timeout:.0f}s")
+            time.sleep(0.1)
+
+    def finish(self, proc: subprocess.Popen[bytes], timeout: float = DEFAULT_TIMEOUT) -> int:
+        """Wait for a started command to end by itself (killed past ``timeout``); its exit code."""
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise TerraformError(f"{proc.args} did not finish within {timeout:.0f}s") from None
+        finally:
+            self._end(proc)
+        return proc.returncode

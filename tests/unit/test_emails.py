@@ -56,8 +56,10 @@ def every_kind(key: str = "app/terraform.tfstate", who: str = "ci@runner-7") -> 
     hold = (t0 - timedelta(seconds=1), t0 + timedelta(seconds=3))
     evidence = [audit.StateEvidence(key, {TABLE: "a" * 32}, obj=ObjectFacts("b" * 32, 100, t0), lock_holds=[hold]),
                 audit.StateEvidence("other/terraform.tfstate", {TABLE: "c" * 32}, obj=ObjectFacts("c" * 32, 100, t0))]
+    stale = build.stale_lock(REGION, TABLE, BUCKET, key, lock, NOW, timedelta(hours=1))
     found = [
-        build.stale_lock(REGION, TABLE, BUCKET, key, lock, NOW, timedelta(hours=1)),
+        stale,
+        build.interrupted_write(stale, lock, "a" * 32, "b" * 32, NOW - timedelta(hours=2, minutes=50)),
         build.stale_lockfile(REGION, BUCKET, key, "e" * 32, lock, NOW, timedelta(hours=1)),
         build.digest_drift(REGION, TABLE, BUCKET, key, "a" * 32, "b" * 32, "b" * 32, 123),
         build.orphan_digest(REGION, TABLE, BUCKET, key, "a" * 32),

@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 from tests.support.fakes import FakeAlertStore
 from tests.support.hostile import REGION, lock_table_items, lock_texts, stream_records
 from tfjanitor.checks import findings as build
-from tfjanitor.model import Kind, ScanResult, StalePolicy
+from tfjanitor.model import Kind, ScanResult
 from tfjanitor.scan.stream import FOREIGN, MALFORMED, StreamMonitor, event_from_record
-from tfjanitor.scan.sweeper import Sweeper
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest, _BucketView, _Read
 from tfjanitor.terraform import BadItem, DigestItem, LockItem, MalformedItem, classify_item, parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
@@ -66,6 +66,9 @@ class OneObject:
     def read_small(self, key: str) -> tuple[bytes, str]:
         return self.body, '"etag"'
 
+    def head(self, key: str) -> None:
+        return None  # no state object: the lock's only sign of life is its Created
+
 
 class Listed:
     etag, size, last_modified = "etag", 1, NOW - timedelta(days=1)
@@ -75,7 +78,8 @@ class Listed:
 @given(st.one_of(st.binary(max_size=200), lock_texts().map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_every_tflock_body_is_a_lock_or_a_malformed_item_finding(body: bytes) -> None:
     result = ScanResult(REGION, [], ["b"])
-    Sweeper(None, now=NOW)._check_lockfile(result, OneObject(body), "k", Listed(), NOW, StalePolicy(), None)  # type: ignore[arg-type]
+    Sweeper(None, now=NOW)._check_lockfile(  # type: ignore[arg-type]
+        result, OneObject(body), _BucketView(), "k", Listed(), NOW, SweepRequest(REGION, []), None, _Read())
     try:
         parse_lock_info(body.decode("utf-8"))
         valid = True

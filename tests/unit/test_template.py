@@ -18,6 +18,8 @@ from tfjanitor.runtime.settings import AUDITOR_ENV, SWEEPER_ENV
 READ_ONLY = {
     "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
     "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject",
+    # drift forensics: which version is Terraform's last write
+    "s3:ListBucketVersions", "s3:GetObjectVersion", "s3:GetBucketVersioning",
 }
 # The least a deploy needs (see test_deploy_parameters.py), and a fuller one.
 CHOSEN = {"StateBucketNames": "my-terraform-state", "AlertEmail": "oncall@example.com"}

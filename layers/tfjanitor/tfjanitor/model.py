@@ -28,6 +28,7 @@ class Kind(str, Enum):
     ORPHAN_DIGEST = "orphan_digest"
     CROSS_REGION_BUCKET = "cross_region_bucket"
     MALFORMED_ITEM = "malformed_item"
+    INTERRUPTED_WRITE = "interrupted_write"
     # Region, topology and posture audit (audit.py): the names are part of the CLI contract.
     SPLIT_BRAIN_LOCK = "split_brain_lock"
     REPLICATED_LOCK_TABLE = "replicated_lock_table"
@@ -154,10 +155,16 @@ class Stats:
 
 @dataclass(frozen=True)
 class StalePolicy:
-    """When a lock counts as stale: one default, a shorter one for plan/refresh."""
+    """When a lock counts as stale: one default, a shorter one for plan/refresh (the fixed thresholds),
+    and how thresholds are learned from a state's own hold times (checks/liveness.py): ``adaptive``,
+    ``multiplier`` x p95, never under ``min_stale_after``, once ``min_history`` holds are on record."""
 
     default: timedelta = timedelta(hours=1)
     read_only: timedelta = timedelta(minutes=15)
+    adaptive: bool = True
+    min_stale_after: timedelta = timedelta(minutes=10)
+    multiplier: float = 3.0
+    min_history: int = 5
 
     def threshold(self, read_only: bool) -> timedelta:
         # A read-only threshold longer than the default would make no sense: cap it.
@@ -223,6 +230,20 @@ class ObjectVersion:
     last_modified: datetime
     delete_marker: bool = False
     size: int = 0
+    etag: str = ""  # without quotes ("" for a delete marker)
+
+
+@dataclass(frozen=True)
+class DriftHistory:
+    """What a drifted state's versions show (scan/forensics.py)."""
+
+    versioned: bool  # the listing showed more than one version (or a real version ID)
+    matching: ObjectVersion | None  # the newest version whose content matches the stored digest
+    overwritten_at: datetime | None  # when the next version (or delete marker) after it was written
+    current_etag: str  # the ETag a restore must be conditional on
+    downloads: int = 0
+    bytes_downloaded: int = 0
+    note: str = ""  # why the history is incomplete (listing failed, too many versions to hash)
 
 
 @dataclass
@@ -251,6 +272,33 @@ class Unverified:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class HeldLock:
+    """One lock held right now (``tfjanitor locks``): who holds it, its last sign of life, the threshold in
+    force and the verdict (checks/liveness.py). ``table`` is None for a ``.tflock`` object."""
+
+    bucket: str
+    key: str
+    table: str | None
+    lock: dict[str, Any]  # LockInfo.summary()
+    last_sign_of_life: dict[str, str]  # {"at", "what"}
+    quiet_seconds: int
+    threshold: dict[str, Any]  # Threshold.to_dict(): seconds, learned, why, fixed_seconds, runs, p95_seconds
+    verdict: str  # alive | quiet | stale
+    region: str = ""
+    interrupted_write: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "region": self.region, "bucket": self.bucket, "key": self.key, "table": self.table, "lock_id": self.lock.get("id"),
+            "operation": self.lock.get("operation"), "who": self.lock.get("who"), "created": self.lock.get("created"),
+            "last_sign_of_life": dict(self.last_sign_of_life), "threshold_seconds": self.threshold.get("seconds"),
+            "verdict": self.verdict, "quiet_seconds": self.quiet_seconds,
+            "threshold_learned": self.threshold.get("learned"), "threshold_why": self.threshold.get("why"),
+            "interrupted_write": self.interrupted_write,
+        }
+
+
 @dataclass
 class ScanResult:
     region: str
@@ -263,6 +311,7 @@ class ScanResult:
     inventory: Inventory | None = field(default=None, repr=False, compare=False)
     releases: list[dict[str, Any]] = field(default_factory=list)  # auto-release decisions (sweeper)
     unverified: list[Unverified] = field(default_factory=list)
+    locks: list[HeldLock] = field(default_factory=list)  # every lock held (``tfjanitor locks``); not in to_dict
     # When this run's first read started: its evidence is no newer than this, so it never resolves or
     # reopens an alert changed after it (see alerts.lifecycle).
     read_at: datetime | None = None

@@ -59,6 +59,13 @@ KINDS: dict[str, About] = {
         "are not affected.",
         one_state=True,
     ),
+    "interrupted_write": About(
+        "Interrupted write",
+        "Every terraform run of this state is blocked by the dead run's lock, and releasing the lock alone is not "
+        "enough: the next run then fails its checksum check (\"state data in S3 does not have the expected "
+        "content\") until the digest is set to the state the dead run wrote. Other states are not affected.",
+        one_state=True,
+    ),
     "digest_drift": About(
         "Digest drift",
         "The next terraform plan or apply of this state, whoever runs it, retries for about 10 seconds and then "
@@ -231,7 +238,7 @@ def console_links(f: dict[str, Any]) -> list[tuple[str, str]]:
     item_id = None
     if f.get("kind") in ("digest_drift", "orphan_digest"):
         item_id = details.get("digest_lock_id")
-    elif f.get("kind") == "stale_lock" and bucket and key:
+    elif f.get("kind") in ("stale_lock", "interrupted_write") and bucket and key:
         item_id = f"{bucket}/{key}"
     elif f.get("kind") == "malformed_item":
         item_id = details.get("item_lock_id")

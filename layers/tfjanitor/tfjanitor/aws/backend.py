@@ -14,10 +14,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
+from tfjanitor.aws.items import batch_get
 from tfjanitor.aws.session import CALL_ERRORS, AwsError, AwsSession, _translate
+from tfjanitor.model import ObjectVersion
+from tfjanitor.terraform import normalize_etag
 
 CHUNK_SIZE = 64 * 1024
-BATCH_GET_LIMIT = 100
 
 @dataclass(frozen=True)
 class ObjectEntry:
@@ -52,29 +54,7 @@ class LockTable:
 
     def get_many(self, lock_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Consistent BatchGetItem of the given LockIDs; absent ones are left out."""
-        client = self._aws.dynamodb(self.region)
-        found: dict[str, dict[str, Any]] = {}
-        unique = list(dict.fromkeys(lock_ids))
-        for start in range(0, len(unique), BATCH_GET_LIMIT):
-            request: dict[str, Any] = {
-                self.name: {
-                    "Keys": [{"LockID": {"S": i}} for i in unique[start : start + BATCH_GET_LIMIT]],
-                    "ConsistentRead": True,
-                }
-            }
-            for _ in range(10):
-                try:
-                    resp = client.batch_get_item(RequestItems=request)
-                except (ClientError, BotoCoreError) as exc:
-                    raise _translate("BatchGetItem", exc) from exc
-                for item in resp.get("Responses", {}).get(self.name, []):
-                    found[item["LockID"]["S"]] = item
-                request = resp.get("UnprocessedKeys") or {}
-                if not request:
-                    break
-            else:
-                raise AwsError("BatchGetItem", "UnprocessedKeys", "keys left unprocessed after 10 tries")
-        return found
+        return batch_get(self._aws.dynamodb(self.region), self.name, "LockID", lock_ids)
 
 
 class Bucket:
@@ -98,8 +78,13 @@ class Bucket:
         self.region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)
         return self.region  # type: ignore[return-value]
 
+    @property
+    def home_region(self) -> str:
+        """Where its calls go: its own region once located, else the scan's."""
+        return self.region or self._scan_region
+
     def _s3(self) -> S3Client:
-        return self._aws.s3(self.region or self._scan_region)
+        return self._aws.s3(self.home_region)
 
     def list_objects(self) -> Iterator[ObjectEntry]:
         client = self._s3()
@@ -127,12 +112,14 @@ class Bucket:
             raise err from exc
         return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), resp["LastModified"])
 
-    def md5(self, key: str) -> tuple[str, int, datetime]:
-        """Stream the object through MD5 in chunks: (hex digest, bytes read, its LastModified). Never kept."""
+    def md5(self, key: str, version_id: str | None = None) -> tuple[str, int, datetime]:
+        """Stream the object (or one version of it) through MD5 in chunks: (hex digest, bytes read, its
+        LastModified). Never kept."""
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
-            resp = self._s3().get_object(Bucket=self.name, Key=key)
+            version = {"VersionId": version_id} if version_id else {}
+            resp = self._s3().get_object(Bucket=self.name, Key=key, **version)
             body, written = resp["Body"], resp["LastModified"]
             try:
                 for chunk in body.iter_chunks(CHUNK_SIZE):
@@ -143,6 +130,23 @@ class Bucket:
         except (ClientError, BotoCoreError) as exc:
             raise _translate("GetObject", exc) from exc
         return digest.hexdigest(), size, written
+
+    def versions(self, key: str) -> list[ObjectVersion]:
+        """The versions and delete markers of exactly ``key``, newest first: one ListObjectVersions call
+        with the key as prefix (its first 1,000 entries). An unversioned bucket shows one ``null`` version."""
+        try:
+            page = self._s3().list_object_versions(Bucket=self.name, Prefix=key)
+        except CALL_ERRORS as exc:
+            raise _translate("ListObjectVersions", exc) from exc
+        found = [
+            ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")), v["LastModified"], False,
+                          int(v.get("Size", 0)), normalize_etag(v.get("ETag")))
+            for v in page.get("Versions", []) if v.get("Key") == key
+        ] + [
+            ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")), m["LastModified"], True)
+            for m in page.get("DeleteMarkers", []) if m.get("Key") == key
+        ]
+        return sorted(found, key=lambda v: (v.is_latest, v.last_modified), reverse=True)
 
     def read_small(self, key: str, limit: int = 64 * 1024) -> tuple[bytes, str]:
         """A lock object's body (lock info is tiny; larger bodies are cut) and its ETag."""

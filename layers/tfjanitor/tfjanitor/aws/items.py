@@ -10,7 +10,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tfjanitor.aws.session import AwsSession, _translate
+from tfjanitor.aws.session import CALL_ERRORS, AwsError, AwsSession, _translate
+
+BATCH_GET_LIMIT = 100
 
 _OPERATIONS = {"put_item": "PutItem", "update_item": "UpdateItem", "delete_item": "DeleteItem"}
 _TRANSACT = {"put_item": "Put", "update_item": "Update", "delete_item": "Delete"}
@@ -66,6 +68,10 @@ class ItemTable:
             raise _translate("GetItem", exc) from exc
         return item.get("Item")
 
+    def get_many(self, fingerprints: list[str]) -> dict[str, dict[str, Any]]:
+        """Consistent BatchGetItem of the given keys; absent ones are left out."""
+        return batch_get(self._client, self.name, "Fingerprint", fingerprints)
+
     def scan(self, **kwargs: Any) -> list[dict[str, Any]]:
         """Every item (consistent, all pages) matching the filter in ``kwargs``."""
         items: list[dict[str, Any]] = []
@@ -79,3 +85,28 @@ class ItemTable:
             if not page.get("LastEvaluatedKey"):
                 return items
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def batch_get(client: Any, table: str, key_attribute: str, ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Consistent BatchGetItem of items whose String key ``key_attribute`` is one of ``ids`` (100 a call,
+    unprocessed keys retried); absent ones are left out."""
+    found: dict[str, dict[str, Any]] = {}
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), BATCH_GET_LIMIT):
+        request: dict[str, Any] = {
+            table: {"Keys": [{key_attribute: {"S": i}} for i in unique[start : start + BATCH_GET_LIMIT]],
+                    "ConsistentRead": True}
+        }
+        for _ in range(10):
+            try:
+                resp = client.batch_get_item(RequestItems=request)
+            except CALL_ERRORS as exc:
+                raise _translate("BatchGetItem", exc) from exc
+            for item in resp.get("Responses", {}).get(table, []):
+                found[item[key_attribute]["S"]] = item
+            request = resp.get("UnprocessedKeys") or {}
+            if not request:
+                break
+        else:
+            raise AwsError("BatchGetItem", "UnprocessedKeys", "keys left unprocessed after 10 tries")
+    return found

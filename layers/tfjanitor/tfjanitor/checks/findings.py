@@ -9,13 +9,15 @@ contents.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from tfjanitor.checks.liveness import SignOfLife, Threshold, explain, last_sign_of_life
 from tfjanitor.checks.regions import cross_region_cost
 from tfjanitor.commands import aws, aws_context, json_arg, option, representable, s3api_objects
 from tfjanitor.durations import human_duration
-from tfjanitor.model import Alternative, Finding, Kind, Severity
+from tfjanitor.model import Alternative, DriftHistory, Finding, Kind, Severity
 from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256
 from tfjanitor.untrusted import FIELD_LIMIT, cap
 
@@ -80,12 +82,30 @@ def list_versions(region: str, profile: str | None, bucket: str, key: str) -> Ar
     return s3api_objects("list-object-versions", region, profile, {"Bucket": bucket, "Prefix": key})
 
 
-def _lock_details(lock: LockInfo, now: datetime, threshold: timedelta) -> dict[str, Any]:
+def restore_version(region: str, profile: str | None, bucket: str, key: str, version_id: str, etag: str) -> Argv:
+    """Copy ``version_id`` over the object, only if the object is still the one the sweep saw (CopyObject
+    ``If-Match``: the destination's current ETag)."""
+    return s3api_objects("copy-object", region, profile, {
+        "Bucket": bucket, "Key": key, "CopySource": {"Bucket": bucket, "Key": key, "VersionId": version_id},
+        "IfMatch": f'"{etag}"'})
+
+
+def _threshold(threshold: Threshold | timedelta, lock: LockInfo) -> Threshold:
+    """A bare duration is a fixed threshold (how callers gave it before thresholds were learned)."""
+    if isinstance(threshold, Threshold):
+        return threshold
+    return Threshold(threshold.total_seconds(), False, threshold.total_seconds(), lock.operation_class)
+
+
+def _lock_details(lock: LockInfo, now: datetime, threshold: Threshold, sign: SignOfLife) -> dict[str, Any]:
     return {
         **lock.summary(),
         "operation_class": lock.operation_class,
         "age_seconds": int(lock.age_seconds(now)),
-        "threshold_seconds": int(threshold.total_seconds()),
+        "threshold_seconds": int(threshold.seconds),
+        "threshold": threshold.to_dict(),
+        "last_sign_of_life": sign.to_dict(),
+        "quiet_seconds": int(sign.quiet_seconds(now)),
         # The lock as stored (Terraform's LockInfo JSON: no state contents), capped: anyone can write a
         # lock item of any size. A release reads the lock again and deletes it only if its SHA-256 is
         # this one, conditionally on exactly the bytes it read.
@@ -117,9 +137,11 @@ def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without:
 
 
 def stale_lock(
-    region: str, table: str, bucket: str, key: str, lock: LockInfo, now: datetime, threshold: timedelta,
-    profile: str | None = None,
+    region: str, table: str, bucket: str, key: str, lock: LockInfo, now: datetime, threshold: Threshold | timedelta,
+    profile: str | None = None, *, sign: SignOfLife | None = None,
 ) -> Finding:
+    """``sign``: the lock's last sign of life (default: its ``Created``)."""
+    sign, threshold = sign or last_sign_of_life(lock.created), _threshold(threshold, lock)
     age = human_duration(lock.age_seconds(now))
     lock_id_key = f"{bucket}/{key}"
     finding = Finding(
@@ -132,11 +154,10 @@ def stale_lock(
         lock_id=lock.id,
         message=(
             f"State {lock_id_key} has been locked for {age} by {lock.who or 'unknown'} "
-            f"({lock.operation or 'unknown operation'}, Terraform {lock.version or '?'}), "
-            f"longer than the {human_duration(threshold.total_seconds())} threshold: "
-            "the run that took it has probably died."
+            f"({lock.operation or 'unknown operation'}, Terraform {lock.version or '?'}): "
+            f"{explain(sign, threshold, now)}: the run that took it has probably died."
         ),
-        details=_lock_details(lock, now, threshold),
+        details=_lock_details(lock, now, threshold, sign),
     )
     return _release(
         finding, lock, unlock_command(region, profile, bucket, key, lock.id, table),
@@ -148,9 +169,10 @@ def stale_lock(
 
 
 def stale_lockfile(
-    region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: timedelta,
-    profile: str | None = None,
+    region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: Threshold | timedelta,
+    profile: str | None = None, *, sign: SignOfLife | None = None,
 ) -> Finding:
+    sign, threshold = sign or last_sign_of_life(lock.created), _threshold(threshold, lock)
     age = human_duration(lock.age_seconds(now))
     finding = Finding(
         kind=Kind.STALE_LOCKFILE,
@@ -162,16 +184,40 @@ def stale_lockfile(
         lock_id=lock.id,
         message=(
             f"State s3://{bucket}/{key} has been locked by s3://{bucket}/{key}{LOCKFILE_SUFFIX} for {age} "
-            f"by {lock.who or 'unknown'} ({lock.operation or 'unknown operation'}), longer than the "
-            f"{human_duration(threshold.total_seconds())} threshold: the run that took it has probably died."
+            f"by {lock.who or 'unknown'} ({lock.operation or 'unknown operation'}): "
+            f"{explain(sign, threshold, now)}: the run that took it has probably died."
         ),
-        details={**_lock_details(lock, now, threshold), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
+        details={**_lock_details(lock, now, threshold, sign), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
     )
     return _release(
         finding, lock, unlock_command(region, profile, bucket, key, lock.id, None),
         "the lock object only if it is unchanged (If-Match its ETag)",
         s3api_objects("delete-object", region, profile, {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
     )
+
+
+def _version(v: Any) -> dict[str, Any]:
+    return {"version_id": v.version_id, "last_modified": format_time(v.last_modified), "size": v.size}
+
+
+def _forensics(history: DriftHistory | None, bucket: str, key: str) -> tuple[str, dict[str, Any]]:
+    """The sentence and details a bucket's versions add to a drift finding."""
+    if history is None:
+        return "", {}
+    match = history.matching
+    details: dict[str, Any] = {
+        "matching_version": _version(match) if match else None,
+        "overwritten_at": format_time(history.overwritten_at) if history.overwritten_at else None,
+    }
+    if history.note:
+        return f" The object's history is not known: {history.note}.", details
+    if match is None:
+        said = ("no version of it holds the content of the stored digest" if history.versioned
+                else "the bucket is not versioned, so no older version can be restored")
+        return f" Its versions were searched: {said}.", details
+    when = f"at {format_time(history.overwritten_at)}" if history.overwritten_at else "later"
+    return (f" Terraform's last write is version {match.version_id} of s3://{bucket}/{key} from "
+            f"{format_time(match.last_modified)}; the object was overwritten {when} outside Terraform."), details
 
 
 def digest_drift(
@@ -186,7 +232,9 @@ def digest_drift(
     has_lockfile_history: bool = False,
     locked_by: dict[str, Any] | None = None,
     profile: str | None = None,
+    history: DriftHistory | None = None,
 ) -> Finding:
+    """``history``: what the bucket's versions show (scan/forensics.py), if they were searched."""
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     also_locked = (
         f" The state is also locked (lock {locked_by.get('id')}, {locked_by.get('operation') or 'unknown operation'} "
@@ -194,6 +242,32 @@ def digest_drift(
         "that lock: the mismatch predates the run holding it, which is not writing it now."
         if locked_by else ""
     )
+    found, forensics = _forensics(history, bucket, key)
+    match = history.matching if history else None
+    if match is not None:
+        choose = [
+            "Two ways out. If the overwrite was intended (a state pushed or edited on purpose), accept the current "
+            f"object: the command below stores its MD5 ({actual}) as the digest, only if the digest is still {stored}.",
+            f"If it was not, restore Terraform's last write (the alternative): it copies version {match.version_id} "
+            f"over the object, only if the object is still the one seen (ETag {etag}: CopyObject If-Match), and the "
+            "stored digest then matches again. Do it while no terraform run holds the lock.",
+            "If in doubt, compare the two versions first (aws s3api get-object --version-id on each, then diff them "
+            "locally: both are state files and may hold secrets).",
+        ]
+        restore = (f"If the overwrite was not intended, restore Terraform's last write, version {match.version_id} "
+                   f"from {format_time(match.last_modified)} (only if the object is still the one seen)",
+                   [restore_version(region, profile, bucket, key, match.version_id, etag)])
+    else:
+        choose = [
+            "Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
+            "(a failed upload); the object's versions show its history.",
+            "If the object in S3 is the state you want, store its digest (what Terraform's own error suggests): "
+            f"the command below sets the digest to {actual}, only if it still holds {stored}.",
+            f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
+            "aws s3api copy-object, under a terraform lock.",
+        ]
+        restore = (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored} "
+                   "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)])
     finding = Finding(
         kind=Kind.DIGEST_DRIFT,
         severity=Severity.CRITICAL,
@@ -206,7 +280,7 @@ def digest_drift(
             f"The digest stored in {table} for {bucket}/{key} does not match the state object in S3: "
             "the next terraform run that locks it with this table "
             '(dynamodb_table) will fail with "state data in S3 does not have the expected content".'
-            + also_locked
+            + found + also_locked
         ),
         details={
             "stored_md5": stored,
@@ -216,14 +290,10 @@ def digest_drift(
             "digest_lock_id": digest_id,
             "lockfile_present": has_lockfile_history,
             "locked_by": locked_by,
+            **forensics,
         },
         fix=[
-            "Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
-            "(a failed upload); the object's versions show its history.",
-            "If the object in S3 is the state you want, store its digest (what Terraform's own error suggests): "
-            f"the command below sets the digest to {actual}, only if it still holds {stored}.",
-            f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
-            "aws s3api copy-object, under a terraform lock.",
+            *choose,
             "If this state now locks with use_lockfile only (no dynamodb_table), the digest is a leftover of "
             "that migration and nothing reads it: delete it.",
         ],
@@ -232,11 +302,58 @@ def digest_drift(
         finding,
         ("If the object is the state you want, store its digest", [
             digest_put(region, profile, table, digest_id, actual, stored)]),
-        (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored} "
-         "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)]),
+        restore,
         ("If the state now locks with use_lockfile only, delete the leftover digest (only if unchanged)", [
             digest_delete(region, profile, table, digest_id, stored)]),
     )
+
+
+def interrupted_write(
+    stale: Finding, lock: LockInfo, stored: str, actual: str, written: datetime, profile: str | None = None
+) -> Finding:
+    """A stale lock whose holder wrote the state object and died before writing its digest (``stale`` is the
+    lock's stale_lock finding: its sign of life and threshold)."""
+    assert stale.table and stale.bucket and stale.key
+    region, table, bucket, key = stale.region, stale.table, stale.bucket, stale.key
+    digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    after = human_duration(max(0.0, (written - lock.created).total_seconds()))
+    holder = (f"lock {lock.id} ({lock.operation or 'unknown operation'} by {lock.who or 'unknown'}, "
+              f"since {format_time(lock.created)})")
+    quiet = human_duration(stale.details.get("quiet_seconds", 0))
+    finding = replace(  # the same lock, the same state: another kind of finding
+        stale,
+        kind=Kind.INTERRUPTED_WRITE,
+        severity=Severity.CRITICAL,
+        message=(
+            f"A terraform run died between writing the state of {bucket}/{key} and writing its digest: {holder} has "
+            f"shown no sign of life for {quiet}, its state object was written at {format_time(written)} ({after} after "
+            f"the lock was taken) and no longer matches the digest stored in {table}. The state holds what the dead "
+            "run had applied so far. Releasing the lock alone (terraform force-unlock) makes the next run fail its "
+            "checksum check: release it, store the object's MD5 as the digest, then run terraform plan."
+        ),
+        details={
+            **stale.details,
+            "lock": {"id": lock.id, "who": lock.who, "operation": lock.operation, "since": format_time(lock.created)},
+            "state_written_at": format_time(written),
+            "stored_md5": stored,
+            "actual_md5": actual,
+            "digest_lock_id": digest_id,
+        },
+        fix=[
+            f"Check that no terraform run by {lock.who or 'the holder'} is still alive (Who is <os user>@<hostname>).",
+            "Then run the commands in order: release exactly this lock (tfjanitor unlock asks, and deletes it only "
+            "if it is still this lock); store the object's MD5 as the digest (only if the digest is still "
+            f"{stored}); run terraform plan from the configuration's working directory (the one whose backend has "
+            f'key = "{key}"; for a workspace, select it first) to confirm.',
+            "The plan shows what the dead run had not applied yet: apply again to finish it.",
+        ],
+        commands=[], alternatives=[],
+    )
+    return with_fix(finding, ("Release the lock, store the object's digest, confirm with a plan", [
+        unlock_command(region, profile, bucket, key, lock.id, table),
+        digest_put(region, profile, table, digest_id, actual, stored),
+        ["terraform", "plan"],
+    ]))
 
 
 def orphan_digest(

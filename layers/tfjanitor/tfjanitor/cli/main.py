@@ -1,7 +1,8 @@
 """The ``tfjanitor`` command line.
 
 Exit codes (scan): 0 complete and nothing at warning or above; 1 findings at
-warning or above; 2 the scan could not complete, or bad usage. Whatever the input, no
+warning or above; 2 the scan could not complete, or bad usage (``locks``: the same, except that
+stale locks alone do not make it 1; an interrupted write does). Whatever the input, no
 traceback: bad usage and unexpected errors are 2 with one line on stderr (and, with
 ``--format json``, one JSON object on stdout), Ctrl-C is 130, a closed stdout pipe ends quietly.
 """
@@ -88,6 +89,78 @@ def _output_and_aws_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--profile", help="AWS profile (default: AWS_PROFILE)")
 
 
+def _read_options(parser: argparse.ArgumentParser) -> None:
+    """What scan and locks read, and how they judge a lock's staleness."""
+    parser.add_argument(
+        "--region", dest="regions", action="append", default=[], metavar="REGION",
+        help="AWS region of the lock tables (repeatable; default: AWS_REGION / profile)",
+    )
+    parser.add_argument(
+        "--all-regions", action="store_true", help="every region enabled in the account (read concurrently)",
+    )
+    parser.add_argument(
+        "--table", dest="tables", action="append", default=[], metavar="NAME",
+        help="lock table name (repeatable)",
+    )
+    parser.add_argument(
+        "--discover-tables", action="store_true",
+        help="also find lock tables by their key schema (LockID, HASH, String) in each region scanned",
+    )
+    parser.add_argument("--role-arn", metavar="ARN", help="assume this role first (e.g. the read-only role of roles/reader.yaml)")
+    parser.add_argument("--external-id", metavar="ID", help="external ID for --role-arn")
+    parser.add_argument(
+        "--bucket", dest="buckets", action="append", default=[], metavar="NAME",
+        help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
+    )
+    parser.add_argument(
+        "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
+        help="how long a lock may show no sign of life before it is stale: the fixed threshold, and the ceiling of "
+             "learned ones (default 1h; e.g. 90s, 15m, 1h30m, 2h, 1d)",
+    )
+    parser.add_argument(
+        "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
+        help="the same for plan locks (default 15m, never longer than --stale-after)",
+    )
+    parser.add_argument(
+        "--history-table", metavar="NAME",
+        help="the stack's table (its FindingsTableName output): also count the digest writes its stream monitor "
+             "saw as signs of life, and learn each state's threshold from its own hold times; without it, the "
+             "fixed thresholds",
+    )
+    parser.add_argument(
+        "--min-stale-after", type=_duration, default=StalePolicy().min_stale_after, metavar="DURATION",
+        help="the shortest learned threshold (default 10m)",
+    )
+    parser.add_argument(
+        "--stale-multiplier", type=_multiplier, default=StalePolicy().multiplier, metavar="N",
+        help="a learned threshold is N x the p95 of the state's recent holds (default 3)",
+    )
+    parser.add_argument(
+        "--min-history", type=_positive, default=StalePolicy().min_history, metavar="N",
+        help="finished holds of one kind needed before a threshold is learned (default 5)",
+    )
+    parser.add_argument(
+        "--time-budget", type=_duration, default=None, metavar="DURATION",
+        help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
+    )
+
+
+def _multiplier(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value >= 1:
+        raise argparse.ArgumentTypeError(f"not a number of at least 1: {text!r}")
+    return value
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="tfjanitor",
@@ -105,27 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
             "2: the scan could not complete (see errors) or bad usage."
         ),
     )
-    scan.add_argument(
-        "--region", dest="regions", action="append", default=[], metavar="REGION",
-        help="AWS region of the lock tables (repeatable; default: AWS_REGION / profile)",
-    )
-    scan.add_argument(
-        "--all-regions", action="store_true", help="every region enabled in the account (read concurrently)",
-    )
-    scan.add_argument(
-        "--table", dest="tables", action="append", default=[], metavar="NAME",
-        help="lock table name (repeatable)",
-    )
-    scan.add_argument(
-        "--discover-tables", action="store_true",
-        help="also find lock tables by their key schema (LockID, HASH, String) in each region scanned",
-    )
-    scan.add_argument("--role-arn", metavar="ARN", help="assume this role first (e.g. the read-only role of roles/reader.yaml)")
-    scan.add_argument("--external-id", metavar="ID", help="external ID for --role-arn")
-    scan.add_argument(
-        "--bucket", dest="buckets", action="append", default=[], metavar="NAME",
-        help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
-    )
+    _read_options(scan)
     scan.add_argument(
         "--peer-region", dest="peer_regions", action="append", default=[], metavar="REGION",
         help="also read the same-named lock tables in REGION, to catch split-brain locking (repeatable)",
@@ -135,19 +188,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the sweep checks (locks, digests, cross-region buckets): no table/bucket posture or "
              "peer-region audit, as the scheduled sweeper runs",
     )
-    scan.add_argument(
-        "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
-        help="age after which a lock is stale (default 1h; e.g. 90s, 15m, 1h30m, 2h, 1d)",
-    )
-    scan.add_argument(
-        "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
-        help="threshold for plan/refresh locks (default 15m, never longer than --stale-after)",
-    )
-    scan.add_argument(
-        "--time-budget", type=_duration, default=None, metavar="DURATION",
-        help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
-    )
     _output_and_aws_options(scan)
+
+    locks = sub.add_parser(
+        "locks",
+        help="list every lock held now, with its last sign of life and a verdict (alive, quiet, stale)",
+        description=(
+            "List every Terraform lock held right now, DynamoDB items and .tflock objects alike: who holds it, since "
+            "when, its last sign of life (the lock taken, the state written, the digest written), the stale "
+            "threshold in force and why, and a verdict: alive, quiet (silent longer than usual) or stale. Reads "
+            "what scan reads. Exit 0: complete (stale locks included: scan judges them); 1: a lock's run died "
+            "between its state and digest writes (interrupted write); 2: could not complete, or bad usage."
+        ),
+    )
+    _read_options(locks)
+    _output_and_aws_options(locks)
 
     unlock = sub.add_parser(
         "unlock",
@@ -283,14 +338,14 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
     return EXIT_OK
 
 
-def cmd_scan(args: argparse.Namespace, out: _Stdout) -> int:
+def _read(args: argparse.Namespace, audit: bool, all_lockfiles: bool):  # type: ignore[no-untyped-def]
+    """What scan and locks share: the session (role assumed), the regions, and one read of each."""
     from tfjanitor.aws.identity import account_id, assume_role, enabled_regions  # noqa: PLC0415 (keeps --help fast)
     from tfjanitor.aws.session import AwsError, AwsSession  # noqa: PLC0415
-    from tfjanitor.cli.output import to_json, to_table  # noqa: PLC0415
     from tfjanitor.scan.fleet import FleetRequest, scan_regions  # noqa: PLC0415
 
     if not args.tables and not args.discover_tables:
-        raise CliError("tfjanitor scan: name a lock table (--table NAME) or use --discover-tables")
+        raise CliError(f"tfjanitor {args.command}: name a lock table (--table NAME) or use --discover-tables")
     session, region = _session_and_region(args, args.regions[0] if args.regions else None)
     try:
         if args.role_arn:
@@ -309,19 +364,41 @@ def cmd_scan(args: argparse.Namespace, out: _Stdout) -> int:
         tables=list(dict.fromkeys(args.tables)),
         buckets=list(dict.fromkeys(args.buckets)),
         discover_tables=args.discover_tables,
-        peer_regions=list(dict.fromkeys(args.peer_regions)),
-        policy=StalePolicy(default=args.stale_after, read_only=args.read_only_stale_after),
-        audit=not args.skip_audit,
+        peer_regions=list(dict.fromkeys(getattr(args, "peer_regions", []))),
+        policy=StalePolicy(
+            default=args.stale_after, read_only=args.read_only_stale_after, min_stale_after=args.min_stale_after,
+            multiplier=args.stale_multiplier, min_history=args.min_history,
+        ),
+        audit=audit,
         deadline=Deadline.after(args.time_budget) if args.time_budget else None,
         profile=args.profile,
+        history_table=args.history_table,
+        all_lockfiles=all_lockfiles,
     )
-    result = scan_regions(aws, request, account)
+    return scan_regions(aws, request, account)
+
+
+def cmd_scan(args: argparse.Namespace, out: _Stdout) -> int:
+    from tfjanitor.cli.output import to_json, to_table  # noqa: PLC0415
+
+    result = _read(args, audit=not args.skip_audit, all_lockfiles=False)
     out.write(to_json(result) + "\n" if args.format == "json" else to_table(result))
     return result.exit_code
 
 
+def cmd_locks(args: argparse.Namespace, out: _Stdout) -> int:
+    """Every lock held now. Exit codes as scan, except that stale locks alone do not make it 1."""
+    from tfjanitor.cli.output import locks_json, locks_table  # noqa: PLC0415
+
+    result = _read(args, audit=False, all_lockfiles=True)
+    out.write(locks_json(result) + "\n" if args.format == "json" else locks_table(result))
+    if not result.complete:
+        return EXIT_INCOMPLETE
+    return EXIT_FINDINGS if any(lock.interrupted_write for lock in result.locks) else EXIT_OK
+
+
 COMMANDS: dict[str, Callable[[argparse.Namespace, _Stdout], int]] = {
-    "scan": cmd_scan, "unlock": cmd_unlock, "local": cmd_local,
+    "scan": cmd_scan, "locks": cmd_locks, "unlock": cmd_unlock, "local": cmd_local,
 }
 
 

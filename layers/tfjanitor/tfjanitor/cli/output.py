@@ -117,3 +117,52 @@ def to_table(result: ScanResult) -> str:
             out.append(_say(f"  - {e.message}"))
     return "\n".join(out) + "\n"
 
+
+def locks_json(result: ScanResult) -> str:
+    """``tfjanitor locks --format json``: every lock held, and what could not be read."""
+    doc = {
+        "region": result.region, "account": result.account, "regions": result.regions or [result.region],
+        "complete": result.complete, "locks": [lock.to_dict() for lock in result.locks],
+        "errors": [e.to_dict() for e in result.errors],
+    }
+    return json.dumps(doc, indent=2, ensure_ascii=False, default=str)
+
+
+_SIGNS = {"created": "lock taken", "state_written": "state written", "digest_written": "digest written"}
+
+
+def locks_table(result: ScanResult) -> str:
+    """``tfjanitor locks``: one row a lock, then why each threshold is what it is."""
+    out = [_say(
+        f"tfjanitor locks  {'account ' + result.account + '  ' if result.account else ''}"
+        f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
+        f"tables {', '.join(result.tables) or '-'}"
+    )]
+    verdicts = Counter(lock.verdict for lock in result.locks)
+    summary = ", ".join(f"{verdicts[v]} {v}" for v in ("stale", "quiet", "alive") if verdicts[v])
+    out.append(f"{len(result.locks)} lock{'s' if len(result.locks) != 1 else ''} held"
+               f"{f' ({summary})' if summary else ''}{'' if result.complete else ' - READ INCOMPLETE'}")
+    if result.locks:
+        rows = [["#", "VERDICT", "STATE", "LOCK", "ID", "OPERATION", "WHO", "SINCE", "LAST SIGN OF LIFE", "THRESHOLD"]]
+        for i, lock in enumerate(result.locks, 1):
+            sign = lock.last_sign_of_life
+            rows.append([
+                str(i), lock.verdict.upper() if lock.verdict == "stale" else lock.verdict,
+                shown(f"{lock.bucket}/{lock.key}", 200), shown(f"table {lock.table}", 200) if lock.table else ".tflock",
+                shown(lock.lock.get("id"), 80), shown(lock.lock.get("operation"), 80), shown(lock.lock.get("who"), 80),
+                str(lock.lock.get("created")),
+                f"{_SIGNS.get(sign.get('what', ''), sign.get('what'))} {human_duration(lock.quiet_seconds)} ago",
+                f"{human_duration(lock.threshold.get('seconds') or 0)}"
+                f" ({'learned' if lock.threshold.get('learned') else 'fixed'})",
+            ])
+        out += [""] + _table(rows) + [""]
+        for i, lock in enumerate(result.locks, 1):
+            note = " INTERRUPTED WRITE: the run died between its state and digest writes (see tfjanitor scan)" \
+                if lock.interrupted_write else ""
+            out.append(_say(f"[{i}] threshold {lock.threshold.get('why')}{note}"))
+    if result.errors:
+        out.append("")
+        out.append(f"READ INCOMPLETE: {len(result.errors)} read{'s' if len(result.errors) != 1 else ''} failed, so "
+                   "locks may be missing:")
+        out += [_say(f"  - {e.message}") for e in result.errors]
+    return "\n".join(out) + "\n"

@@ -106,12 +106,20 @@ def decide(
         return Decision(finding, observed, False, f"grace period: {left} left after the stale alert")
     if sightings < policy.min_sightings:
         return Decision(finding, observed, False, f"seen unchanged in {sightings} of {policy.min_sightings} sweeps")
-    threshold = timedelta(seconds=float(finding.details.get("threshold_seconds") or 0))
+    # Learned thresholds make the alert earlier, never the release: the fixed threshold (StaleAfter or
+    # ReadOnlyStaleAfter) must have passed by tfjanitor's own clock, and with no sign of life.
+    threshold = timedelta(seconds=float(
+        finding.details.get("threshold", {}).get("fixed_seconds") or finding.details.get("threshold_seconds") or 0))
     held = now - sighting.first_seen if sighting.first_seen is not None else timedelta(0)
     if sighting.first_seen is None or held < threshold:
         return Decision(finding, observed, False,
                         f"first seen by tfjanitor {human_duration(held.total_seconds())} ago: not yet held for the "
                         f"{human_duration(threshold.total_seconds())} threshold by tfjanitor's own clock")
+    quiet = float(finding.details.get("quiet_seconds", finding.details.get("age_seconds", 0)))
+    if quiet <= threshold.total_seconds():
+        return Decision(finding, observed, False,
+                        f"no sign of life for {human_duration(quiet)}: the alert used a learned threshold, a release "
+                        f"waits for the fixed {human_duration(threshold.total_seconds())}")
     pattern = policy.protected_by(observed.key)
     if pattern:
         return Decision(finding, observed, False, f"state key matches protected pattern {pattern!r}")
@@ -119,9 +127,9 @@ def decide(
         return Decision(finding, observed, False,
                         f"{lock.operation_class} locks are not allowed for auto-release")
     rule = (
-        f"held for {human_duration(held.total_seconds())} since tfjanitor first saw it (threshold "
-        f"{human_duration(threshold.total_seconds())}; Created says {human_duration(lock.age_seconds(now))}), "
-        f"alerted {human_duration((now - opened_at).total_seconds())} "
+        f"held for {human_duration(held.total_seconds())} since tfjanitor first saw it, no sign of life for "
+        f"{human_duration(quiet)} (fixed threshold {human_duration(threshold.total_seconds())}; Created says "
+        f"{human_duration(lock.age_seconds(now))}), alerted {human_duration((now - opened_at).total_seconds())} "
         f"ago (grace {human_duration(policy.grace.total_seconds())}), unchanged in {sightings} sweeps, "
         f"operation class {lock.operation_class} allowed, key not protected"
     )

@@ -119,10 +119,18 @@ class SweeperSettings(BackendSettings):
         "release_grace": "RELEASE_GRACE_PERIOD",
         "protected_keys": "PROTECTED_KEY_PATTERNS",
         "release_operations": "RELEASE_OPERATION_CLASSES",
+        "adaptive_staleness": "ADAPTIVE_STALENESS",
+        "min_stale_after": "MIN_STALE_AFTER",
+        "stale_multiplier": "STALE_MULTIPLIER",
+        "min_history": "MIN_HISTORY",
     }
 
     stale_after: timedelta = timedelta(hours=1)
     read_only_stale_after: timedelta = timedelta(minutes=15)
+    adaptive_staleness: bool = True
+    min_stale_after: timedelta = timedelta(minutes=10)
+    stale_multiplier: float = Field(default=3.0, ge=1.0)
+    min_history: int = Field(default=5, ge=1)
     auto_release: bool = False
     release_grace: timedelta = timedelta(minutes=30)
     protected_keys: list[str] = []
@@ -141,14 +149,17 @@ class SweeperSettings(BackendSettings):
     def _release_lists(cls, value: object) -> list[str]:
         return split_list(value)
 
-    @field_validator("stale_after", "read_only_stale_after", "release_grace", mode="before")
+    @field_validator("stale_after", "read_only_stale_after", "release_grace", "min_stale_after", mode="before")
     @classmethod
     def _durations(cls, value: object) -> timedelta:
         return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
 
     @property
     def policy(self) -> StalePolicy:
-        return StalePolicy(default=self.stale_after, read_only=self.read_only_stale_after)
+        return StalePolicy(
+            default=self.stale_after, read_only=self.read_only_stale_after, adaptive=self.adaptive_staleness,
+            min_stale_after=self.min_stale_after, multiplier=self.stale_multiplier, min_history=self.min_history,
+        )
 
     @property
     def release_policy(self) -> ReleasePolicy:

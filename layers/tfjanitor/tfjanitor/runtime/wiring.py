@@ -11,6 +11,7 @@ from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.bus import EventBus
+from tfjanitor.aws.history import LifeTable
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
 from tfjanitor.checks.audit_rules import AUDIT_KINDS
@@ -25,7 +26,7 @@ from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 # The sweeper sees every one of these kinds whole, so it may also close them.
 SWEEPER_KINDS = {
     Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST,
-    Kind.CROSS_REGION_BUCKET, Kind.MALFORMED_ITEM,
+    Kind.CROSS_REGION_BUCKET, Kind.MALFORMED_ITEM, Kind.INTERRUPTED_WRITE,
 }
 # The auditor's kinds (audit.AUDIT_KINDS) are disjoint from these: neither closes the other's alerts.
 
@@ -84,7 +85,8 @@ def sweep_and_alert(
     """One scheduled sweep: find, alert, and (opt-in) release stale locks. With a ``deadline``, the
     sweep stops in time (incomplete: it resolves nothing) and still alerts."""
     now = now or datetime.now(timezone.utc)
-    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline)
+    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline,
+                           history_table=settings.findings_table)
     result = Sweeper(aws, now=now).sweep(request)
 
     def release_stale(store: DynamoAlertStore) -> list[Notice]:
@@ -119,6 +121,8 @@ def audit_and_alert(
 
 
 def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
-    """The monitor queues its notices in the findings table; :func:`deliver_notices` sends them."""
+    """The monitor queues its notices in the findings table; :func:`deliver_notices` sends them. It keeps each
+    state's digest writes and hold times there too (aws.history)."""
     store, _ = alerting(settings, aws)
-    return StreamMonitor(checker=Sweeper(aws), store=store, log=log)
+    life = LifeTable(aws, settings.region, settings.findings_table) if settings.findings_table else None
+    return StreamMonitor(checker=Sweeper(aws), store=store, log=log, life=life)

@@ -33,6 +33,8 @@ class FleetRequest:
     audit: bool = True
     deadline: Deadline | None = None
     profile: str | None = None  # the CLI's --profile: fix commands carry it
+    history_table: str | None = None  # read in each region scanned (the stack's table there)
+    all_lockfiles: bool = False
 
 
 def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: str | None = None) -> ScanResult:
@@ -46,7 +48,8 @@ def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: st
             result.errors.append(ScanError("discover_tables", region, exc.code,
                                            describe_error(exc, "region", region) + ": its lock tables are unknown"))
             return _stamp(result, account, several=True)
-    sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline, request.profile)
+    sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline, request.profile,
+                         request.history_table, request.all_lockfiles)
     result = Sweeper(aws).sweep(sweep)
     if request.audit:
         peers = [p for p in request.peer_regions if p != region]
@@ -76,6 +79,7 @@ def scan_regions(aws: AwsSession, request: FleetRequest, account: str | None = N
         merged.findings += r.findings
         merged.errors += r.errors
         merged.unverified += r.unverified
+        merged.locks += r.locks
         _add(merged.stats, r.stats, r.region)
     merged.stats.duration_seconds = time.monotonic() - started
     merged.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.region, f.bucket or "", f.key or ""))

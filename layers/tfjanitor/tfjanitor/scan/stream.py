@@ -17,6 +17,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from tfjanitor.alerts.lifecycle import AlertStore, Notice, fingerprint, open_one, resolve_if_open
+from tfjanitor.aws.history import life_key
 from tfjanitor.model import Kind, ScanResult
 from tfjanitor.terraform import BadItem, DigestItem, LockInfo, LockItem, classify_item
 
@@ -85,6 +86,13 @@ class StateChecker(Protocol):
     def check_state(self, region: str, table: str, bucket: str, key: str) -> ScanResult: ...
 
 
+class LifeRecorder(Protocol):
+    """Where the stream's signs of life and hold times are kept (aws.history.LifeTable)."""
+
+    def digest_written(self, key: str, state: str, at: datetime) -> None: ...
+    def record_hold(self, key: str, state: str, klass: str, lock_id: str, seconds: float, now: datetime) -> bool: ...
+
+
 class CheckFailed(RuntimeError):
     """A drift check could not run: the record must be retried (partial batch failure)."""
 
@@ -107,6 +115,7 @@ class StreamMonitor:
     store: AlertStore | None
     summary: BatchSummary = field(default_factory=BatchSummary)
     log: Any = None  # a logger with info/warning; optional
+    life: LifeRecorder | None = None  # digest writes and hold times, for the sweeper's liveness judgement
 
     def _notify(self, notice: Notice | None) -> None:
         """The transition queued its notice in the store: it is sent after the batch."""
@@ -126,13 +135,20 @@ class StreamMonitor:
             self.summary.released[klass] += 1
             if event.hold_seconds is not None:
                 self.summary.hold_seconds[klass].append(event.hold_seconds)
+                if self.life is not None:  # idempotent: a redelivered release is recorded once
+                    self.life.record_hold(self._life_key(event), f"{event.bucket}/{event.key}", klass, event.lock.id,
+                                          event.hold_seconds, now)
             if self.store is not None:
-                # Gone at the record's time: a sweep that read the lock before cannot reopen it afterwards.
-                fp = fingerprint(Kind.STALE_LOCK, event.region, event.table, event.bucket, event.key, event.lock.id)
-                self._notify(resolve_if_open(self.store, fp, now, "lock released", evidence=event.happened_by(now),
-                                             tombstone=True))
+                # Gone at the record's time: a sweep that read the lock before cannot reopen it afterwards. An
+                # interrupted write's lock released: what is left, if the digest was not fixed, is drift.
+                for kind in (Kind.STALE_LOCK, Kind.INTERRUPTED_WRITE):
+                    fp = fingerprint(kind, event.region, event.table, event.bucket, event.key, event.lock.id)
+                    self._notify(resolve_if_open(self.store, fp, now, "lock released",
+                                                 evidence=event.happened_by(now), tombstone=kind is Kind.STALE_LOCK))
             self._check(event, now)  # a digest written under the lock is judged now
         elif event.kind == DIGEST_WRITTEN:
+            if self.life is not None and event.at is not None:  # a sign of life of the run holding the lock
+                self.life.digest_written(self._life_key(event), f"{event.bucket}/{event.key}", event.at)
             self._check(event, now)
         elif event.kind == DIGEST_REMOVED:
             if self.store is not None:
@@ -145,6 +161,11 @@ class StreamMonitor:
         else:
             self.summary.malformed += 1
             self._say("warning", "malformed lock-table record", table=event.table, reason=event.reason)
+
+    @staticmethod
+    def _life_key(event: StreamEvent) -> str:
+        assert event.bucket is not None and event.key is not None
+        return life_key(event.region, event.table, event.bucket, event.key)
 
     def _check(self, event: StreamEvent, now: datetime) -> None:
         assert event.bucket is not None and event.key is not None

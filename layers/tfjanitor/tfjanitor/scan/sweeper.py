@@ -12,18 +12,24 @@ from __future__ import annotations
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from tfjanitor.aws.backend import Bucket, LockTable, ObjectEntry
+from tfjanitor.aws.history import LifeTable, StateLife, life_key
+from tfjanitor.aws.posture import PostureReader
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import findings as build
 from tfjanitor.checks.evidence import lock_taken_at, locked_reason, may_write, predates_lock
+from tfjanitor.checks.liveness import STALE, SignOfLife, Threshold, last_sign_of_life, stale_threshold, verdict
 from tfjanitor.durations import Deadline, OutOfTime, in_time
 from tfjanitor.model import (
     BucketFacts,
+    DriftHistory,
+    HeldLock,
     Inventory,
+    Kind,
     ObjectFacts,
     ScanError,
     ScanResult,
@@ -32,6 +38,7 @@ from tfjanitor.model import (
     TableStats,
     Unverified,
 )
+from tfjanitor.scan.forensics import drift_history
 from tfjanitor.terraform import (
     DIGEST_SUFFIX,
     LOCKFILE_SUFFIX,
@@ -57,6 +64,8 @@ class SweepRequest:
     policy: StalePolicy = field(default_factory=StalePolicy)
     deadline: Deadline | None = None
     profile: str | None = None  # the CLI's --profile: fix commands carry it (the Lambda has none)
+    history_table: str | None = None  # the stack's table: digest writes seen on the stream, hold history
+    all_lockfiles: bool = False  # read every .tflock, not only old ones (to list every lock)
 
 
 @dataclass
@@ -83,6 +92,12 @@ class _Read:
     regions: dict[str, str | None] = field(default_factory=dict)
     tables_read: set[str] = field(default_factory=set)
     md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing
+
+    def table_of(self, bucket: str, key: str) -> str | None:
+        """A lock table that holds a lock or a digest of this state (where its stream record is kept)."""
+        for table, _ in self.locks.get((bucket, key), []):
+            return table
+        return next((table for table, d in self.digests if (d.bucket, d.key) == (bucket, key)), None)
 
     def states(self) -> set[StateRef]:
         states: set[StateRef] = set(self.locks)
@@ -117,6 +132,7 @@ class _Candidate:
     etag: str = ""
     size: int = 0
     written: datetime | None = None  # the hashed object's LastModified
+    dead: LockInfo | None = None  # the stale writing lock held over it when it was listed
 
 
 class Sweeper:
@@ -169,28 +185,46 @@ class Sweeper:
         self._cross_region(result, read, request.profile)
         stats.states = len(read.states())
 
-        # 3. Stale DynamoDB locks.
+        # 3. Held DynamoDB locks: each one's last sign of life, the threshold in force, a verdict.
+        lives = self._lives(request, read, result)
+        stale: dict[tuple[str, str, str], LockInfo] = {}  # (table, bucket, key) -> its stale writing lock
+        alive: set[StateRef] = set()  # states with a lock that is not stale
         for (bucket_name, key), held in locks.items():
+            view = views.get(bucket_name)
+            obj = view.objects.get(key) if view else None
             for table, item in held:
-                threshold = request.policy.threshold(item.lock.read_only)
-                if item.lock.age_seconds(now) > threshold.total_seconds():
-                    result.findings.append(
-                        build.stale_lock(region, table, bucket_name, key, item.lock, now, threshold, request.profile)
-                    )
+                sign, threshold, verdict = self._liveness(
+                    request.policy, item.lock, obj.last_modified if obj else None,
+                    None if lives is None else lives.get((table, bucket_name, key), StateLife()), now,
+                )
+                result.locks.append(_held(region, bucket_name, key, table, item.lock, sign, threshold, verdict, now))
+                if verdict != STALE:
+                    alive.add((bucket_name, key))
+                    continue
+                result.findings.append(
+                    build.stale_lock(region, table, bucket_name, key, item.lock, now, threshold, request.profile, sign=sign)
+                )
+                if may_write(item.lock):
+                    stale[(table, bucket_name, key)] = item.lock
 
-        # 4. Stale .tflock objects: only old ones are worth reading.
-        shortest = min(request.policy.threshold(True), request.policy.threshold(False))
+        # 4. .tflock objects: only old ones are worth reading (all of them to list every lock).
+        policy = request.policy
+        shortest = min(policy.threshold(True), policy.threshold(False))
+        if lives is not None and policy.adaptive:
+            shortest = min(shortest, policy.min_stale_after)
         for name, view in views.items():
             stats.lockfiles += len(view.lockfiles)
             for key, obj in view.lockfiles.items():
-                if (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
+                if not request.all_lockfiles and (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
+                    alive.add((name, key))
                     continue
                 in_time(deadline)
-                self._check_lockfile(result, handles[name], key, obj, now, request.policy, request.profile)
+                if not self._check_lockfile(result, handles[name], view, key, obj, now, request, lives, read):
+                    alive.add((name, key))
 
         # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
         candidates: list[_Candidate] = []
-        to_hash: list[tuple[str, DigestItem, str]] = []
+        to_hash: list[tuple[str, DigestItem, str, LockInfo | None]] = []
         for table, digest in digests:
             view = views.get(digest.bucket)
             if view is None:
@@ -209,14 +243,20 @@ class Sweeper:
                 stats.etag_proven += 1
                 read.md5[(digest.bucket, digest.key)] = etag
                 continue
-            held = [item.lock for _, item in locks.get((digest.bucket, digest.key), [])]
+            ref = (digest.bucket, digest.key)
+            held = [item.lock for _, item in locks.get(ref, [])]
             lockfile = view.lockfiles.get(digest.key)
             taken = lock_taken_at(held, lockfile.last_modified if lockfile else None)
+            dead = None
             if taken is not None and not predates_lock(obj.last_modified, taken):
-                self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
-                continue  # Terraform may be between its object and digest writes: judge it later
-            to_hash.append((table, digest, etag))
-        for (table, digest, etag), outcome in zip(to_hash, self._hash_all(handles, to_hash, deadline), strict=True):
+                dead = stale.get((table, *ref)) if ref not in alive else None
+                if dead is None:
+                    self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
+                    continue  # Terraform may be between its object and digest writes: judge it later
+                # Its holder is dead: if this object is not its digest, the run died between the two writes.
+            to_hash.append((table, digest, etag, dead))
+        hashed = self._hash_all(handles, [(t, d, e) for t, d, e, _ in to_hash], deadline)
+        for (table, digest, etag, dead), outcome in zip(to_hash, hashed, strict=True):
             if isinstance(outcome, AwsError):
                 if outcome.not_found:
                     candidates.append(_Candidate(table, digest, None))
@@ -232,11 +272,11 @@ class Sweeper:
             stats.bytes_downloaded += size
             read.md5[(digest.bucket, digest.key)] = actual
             if actual != digest.digest:
-                candidates.append(_Candidate(table, digest, actual, etag, size, written))
+                candidates.append(_Candidate(table, digest, actual, etag, size, written, dead))
 
         # 6. Confirm suspects with consistent reads before crying wolf.
         in_time(deadline)
-        self._confirm(result, candidates, views, request.profile)
+        self._confirm(result, candidates, views, handles, request.profile)
         result.inventory = read.inventory()
 
     @staticmethod
@@ -424,7 +464,7 @@ class Sweeper:
                 if actual == digest.digest:
                     return result
                 candidate = _Candidate(table, digest, actual, etag, size, written)
-            self._confirm(result, [candidate], {bucket: view})
+            self._confirm(result, [candidate], {bucket: view}, {bucket: handle})
         except AwsError as exc:
             result.errors.append(ScanError("check_state", lock_id, exc.code, describe_error(exc, "state", lock_id)))
         finally:
@@ -433,9 +473,10 @@ class Sweeper:
         return result
 
     def _check_lockfile(
-        self, result: ScanResult, bucket: Bucket, key: str, obj: ObjectEntry, now: datetime, policy: StalePolicy,
-        profile: str | None,
-    ) -> None:
+        self, result: ScanResult, bucket: Bucket, view: _BucketView, key: str, obj: ObjectEntry, now: datetime,
+        request: SweepRequest, lives: dict[tuple[str, str, str], StateLife] | None, read: _Read,
+    ) -> bool:
+        """Read one ``.tflock`` and judge it like a DynamoDB lock: True if it is stale (or unreadable)."""
         region = result.region
         try:
             body, etag = bucket.read_small(key + LOCKFILE_SUFFIX)
@@ -447,7 +488,7 @@ class Sweeper:
                         describe_error(exc, "lock object", f"s3://{bucket.name}/{key}{LOCKFILE_SUFFIX}"),
                     )
                 )
-            return
+            return True
         result.stats.downloads += 1
         result.stats.bytes_downloaded += len(body)
         try:
@@ -455,17 +496,65 @@ class Sweeper:
         except (MalformedItem, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedItem) else "body is not UTF-8"
             result.findings.append(build.malformed_lockfile(
-                region, bucket.name, key, reason, obj.last_modified, normalize_etag(etag) or obj.etag, profile))
-            return
-        threshold = policy.threshold(lock.read_only)
-        if lock.age_seconds(now) > threshold.total_seconds():
-            result.findings.append(
-                build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now, threshold,
-                                     profile)
-            )
+                region, bucket.name, key, reason, obj.last_modified, normalize_etag(etag) or obj.etag, request.profile))
+            return True
+        # Its state's record (digest writes, holds) is kept per lock table: a state locking with both a table
+        # and a lock file has one; a lockfile-only state has none, and its fixed threshold applies.
+        table = read.table_of(bucket.name, key)
+        life = None if lives is None else lives.get((table, bucket.name, key), StateLife()) if table else None
+        policy, state = request.policy, view.objects.get(key)
+        fixed = policy.threshold(lock.read_only).total_seconds()
+        if state is None and (request.all_lockfiles or lock.age_seconds(now) > min(fixed, policy.min_stale_after.total_seconds())):
+            try:  # not named by any digest, so not kept from the listing: one HEAD, only for an old lock
+                state = bucket.head(key)
+            except AwsError:
+                state = None  # no write to count: judged from Created alone
+        sign, threshold_in_force, verdict = self._liveness(
+            policy, lock, state.last_modified if state else None, life, now)
+        result.locks.append(_held(region, bucket.name, key, None, lock, sign, threshold_in_force, verdict, now))
+        if verdict != STALE:
+            return False
+        result.findings.append(
+            build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now,
+                                 threshold_in_force, request.profile, sign=sign)
+        )
+        return True
+
+    @staticmethod
+    def _liveness(
+        policy: StalePolicy, lock: LockInfo, state_written: datetime | None, life: StateLife | None, now: datetime
+    ) -> tuple[SignOfLife, Threshold, str]:
+        """A lock's last sign of life, its threshold (learned from ``life`` if given) and verdict."""
+        sign = last_sign_of_life(lock.created, state_written, life.digest_written if life else None)
+        holds = None if life is None else life.holds.get(lock.operation_class, [])
+        threshold = stale_threshold(policy, lock.read_only, lock.operation_class, holds)
+        return sign, threshold, verdict(sign.quiet_seconds(now), threshold, policy.multiplier)
+
+    def _lives(self, request: SweepRequest, read: _Read, result: ScanResult) -> dict[tuple[str, str, str], StateLife] | None:
+        """The stack's records (digest writes seen on the stream, hold history) of every state under a lock:
+        one BatchGetItem per 100 held locks, never a read per state. None without a history table."""
+        if not request.history_table:
+            return None
+        wanted = {(table, b, k) for (b, k), held in read.locks.items() for table, _ in held}
+        for name, view in read.views.items():
+            wanted.update((t, name, k) for k in view.lockfiles if (t := read.table_of(name, k)))
+        keys = {life_key(request.region, t, b, k): (t, b, k) for t, b, k in wanted}
+        if not keys:
+            return {}
+        try:
+            records = LifeTable(self._aws, request.region, request.history_table).read(list(keys))
+        except AwsError as exc:
+            result.errors.append(ScanError(
+                "read_history", request.history_table, exc.code,
+                describe_error(exc, "history table", request.history_table).replace(
+                    "its checks did not run", "locks were judged with the fixed thresholds and without the stream's "
+                    "digest writes")))
+            return None
+        return {keys[k]: life for k, life in records.items()}
 
     def _confirm(
-        self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView], profile: str | None = None
+        self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView],
+        handles: dict[str, Bucket], profile: str | None = None,
     ) -> None:
         """Re-read lock and digest items (consistently) after the object was read.
 
@@ -476,6 +565,7 @@ class Sweeper:
         by_table: dict[str, list[_Candidate]] = defaultdict(list)
         for c in candidates:
             by_table[c.table].append(c)
+        drifts: list[tuple[_Candidate, LockInfo | None]] = []
         for table, group in by_table.items():
             ids: list[str] = []
             for c in group:
@@ -488,38 +578,103 @@ class Sweeper:
                 )
                 continue
             for c in group:
-                self._judge(result, c, now_items, views.get(c.digest.bucket), profile)
+                drift = self._judge(result, c, now_items, views.get(c.digest.bucket), profile)
+                if drift is not None:
+                    drifts.append(drift)
+        for (c, locked_by), history in zip(drifts, self._histories([c for c, _ in drifts], handles), strict=True):
+            d, view = c.digest, views.get(c.digest.bucket)
+            if history is not None:
+                result.stats.downloads += history.downloads
+                result.stats.bytes_downloaded += history.bytes_downloaded
+            result.findings.append(build.digest_drift(
+                result.region, c.table, d.bucket, d.key, d.digest, c.actual or "", c.etag, c.size,
+                has_lockfile_history=view is not None and d.key in view.lockfiles,
+                locked_by=locked_by.summary() if locked_by is not None else None, history=history, profile=profile,
+            ))
+
+    def _histories(self, drifts: list[_Candidate], handles: dict[str, Bucket]) -> list[DriftHistory | None]:
+        """What each drifted state's versions show: one GetBucketVersioning per bucket with a drift, then, in a
+        versioned bucket, one ListObjectVersions per drifted state (a few at a time)."""
+        posture = PostureReader(self._aws)
+        versioned: dict[str, bool] = {}
+        for name in dict.fromkeys(c.digest.bucket for c in drifts):
+            handle = handles.get(name)
+            if handle is None:
+                continue
+            try:
+                versioned[name] = posture.bucket_versioning(handle.home_region, name) is not None
+            except AwsError:
+                versioned[name] = True  # not known: the listing itself tells
+
+        def one(c: _Candidate) -> DriftHistory | None:
+            handle = handles.get(c.digest.bucket)
+            if handle is None:
+                return None
+            if not versioned.get(c.digest.bucket, True):
+                return DriftHistory(False, None, None, c.etag)  # never versioned: no older version to find
+            return drift_history(handle, c.digest.key, c.digest.digest, c.etag, c.actual or "")
+
+        return self._in_parallel(one, drifts)  # type: ignore[no-any-return]
 
     def _judge(
         self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: _BucketView | None,
         profile: str | None,
-    ) -> None:
-        """One suspect, with its lock and digest items as re-read after its object was hashed."""
+    ) -> tuple[_Candidate, LockInfo | None] | None:
+        """One suspect, with its lock and digest items as re-read after its object was hashed: a drift to report
+        (with the lock held over it, if any) is returned; every other verdict is recorded here."""
         d = c.digest
         current = classify_item(now_items.get(f"{d.bucket}/{d.key}{DIGEST_SUFFIX}", {}))
         if not isinstance(current, DigestItem) or current.digest != d.digest:
             # Rewritten or removed since the scan: the next run judges it afresh.
             result.unverified.append(Unverified(d.bucket, d.key, c.table, "the digest changed while it was being checked"))
-            return
+            return None
         lock = classify_item(now_items.get(f"{d.bucket}/{d.key}", {}))
         # A lock held now: judged only if the object we hashed is older than it. A lock held at the
         # scan and released since, with the digest unchanged, wrote nothing: the mismatch stands.
         locked_by = lock.lock if isinstance(lock, LockItem) else None
         in_flight = locked_by is not None and may_write(locked_by)
         if in_flight and (c.written is None or not predates_lock(c.written, locked_by.created)):
+            if c.dead is not None and c.actual is not None and c.written is not None and locked_by.raw == c.dead.raw:
+                self._interrupted(result, c, locked_by, c.actual, c.written, profile)
+                return None
             self._unverified(result, c.table, d, locked_by, locked_by.created, c.written or locked_by.created)
-            return
+            return None
         if c.actual is None:
             missing = view is not None and not view.exists
             result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.digest, missing, profile))
-        else:
-            result.findings.append(
-                build.digest_drift(
-                    result.region, c.table, d.bucket, d.key, d.digest, c.actual, c.etag, c.size,
-                    has_lockfile_history=view is not None and d.key in view.lockfiles,
-                    locked_by=locked_by.summary() if locked_by is not None else None, profile=profile,
-                )
-            )
+            return None
+        return c, locked_by
+
+    @staticmethod
+    def _interrupted(
+        result: ScanResult, c: _Candidate, lock: LockInfo, actual: str, written: datetime, profile: str | None
+    ) -> None:
+        """The stale lock's holder wrote the object and died before the digest: one interrupted_write finding
+        instead of its stale_lock (and of the stale_lockfile of the same run, which the fix releases too)."""
+        d = c.digest
+        same_run = [
+            f for f in result.findings
+            if f.kind in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE) and f.lock_id == lock.id
+            and (f.bucket, f.key) == (d.bucket, d.key) and f.table in (c.table, None)
+        ]
+        stale = next((f for f in same_run if f.kind is Kind.STALE_LOCK), None)
+        if stale is None:  # pragma: no cover (a dead lock always has its stale finding)
+            return
+        for f in same_run:
+            result.findings.remove(f)
+        result.findings.append(build.interrupted_write(stale, lock, d.digest, actual, written, profile))
+        result.locks[:] = [
+            replace(h, interrupted_write=True) if (h.bucket, h.key, h.lock.get("id")) == (d.bucket, d.key, lock.id) else h
+            for h in result.locks
+        ]
+
+
+def _held(
+    region: str, bucket: str, key: str, table: str | None, lock: LockInfo, sign: SignOfLife, threshold: Threshold,
+    verdict: str, now: datetime,
+) -> HeldLock:
+    return HeldLock(bucket, key, table, lock.summary(), sign.to_dict(), int(sign.quiet_seconds(now)),
+                    threshold.to_dict(), verdict, region)
 
 
 _HINTS = {
