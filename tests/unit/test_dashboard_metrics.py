@@ -44,7 +44,7 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])
     for kind in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST, Kind.CROSS_REGION_BUCKET,
-                 Kind.MALFORMED_ITEM):
+                 Kind.MALFORMED_ITEM, Kind.INTERRUPTED_WRITE):
         result.findings.append(Finding(kind, Severity.WARNING, "ap-northeast-2", "terraform-state-lock", "b", "k", "id", "m"))
     result.errors.append(ScanError("scan_table", "terraform-state-lock", "AccessDenied", "m"))
     result.unverified.append(Unverified("b", "k2", "terraform-state-lock", "locked"))
