@@ -55,7 +55,7 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     assert {f.name for f in stack.functions} == {"SweeperFunction", "StreamMonitorFunction", "AuditorFunction"}
 
     tf.apply("v1")  # healthy: lock acquired, digest written, lock released
-    wait_for(stack, lambda: any(m.name == "LocksReleased" for m in stack.metrics))
+    wait_for(stack, lambda: any(m.name == "LockHoldSeconds" for m in stack.metrics))
     assert subjects(stack) == []
     # The auditor ran too (daily: once here) and, the backend being well configured, alerted nothing;
     # its one finding is the info note on TLS, which the plain-HTTP emulator cannot enforce.
