@@ -27,7 +27,7 @@ def test_a_lock_whose_created_is_old_is_released_one_threshold_after_tfjanitor_f
     t0 = datetime.now(timezone.utc).replace(microsecond=0)
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), operation="OperationTypePlan",
                                          lock_id="held-since-long", now=t0))
-    settings = SweeperSettings(region=REGION, findings_table=FINDINGS_TABLE, alert_topic_arn=topic, lock_tables=[TABLE],
+    settings = SweeperSettings(region=REGION, findings_table=FINDINGS_TABLE, alert_topic_arns=[topic], lock_tables=[TABLE],
                                auto_release=True, stale_after=timedelta(hours=1), read_only_stale_after=timedelta(hours=1),
                                release_grace=timedelta(minutes=30))
     aws = AwsSession(session(), endpoint_url=backend.url)

@@ -287,8 +287,7 @@ def cmd_unlock(args: argparse.Namespace, out: _Stdout) -> int:
 
 
 # What `tfjanitor local` imports beyond the CLI's own boto3: the `local` extra (module -> distribution).
-LOCAL_EXTRA = {"moto": "moto[server]", "samcli": "aws-sam-cli", "aws_lambda_powertools": "aws-lambda-powertools",
-               "pydantic": "pydantic"}
+LOCAL_EXTRA = {"moto": "moto[server]", "samcli": "aws-sam-cli", "aws_lambda_powertools": "aws-lambda-powertools"}
 
 
 def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:

@@ -1,31 +1,69 @@
-"""Settings: durations as users write them, and one validated model per function."""
+"""Settings: durations as users write them, and one validated model per function.
+
+Plain frozen dataclasses, validated in ``__post_init__`` (each field converted by its declared type,
+then the checks of its class): no pydantic, whose import was a sixth of every cold start. A bad
+value raises :class:`SettingsError` naming the environment variable.
+"""
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import timedelta
 from functools import lru_cache
-from typing import ClassVar, Self
-
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import Any, ClassVar, Self
 
 from tfjanitor.durations import parse_duration, split_list
 from tfjanitor.model import StalePolicy
 from tfjanitor.release.auto import ReleasePolicy
 
 _EVENT_BUS = re.compile(r"^arn:aws[a-z-]*:events:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256}$")
+_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_ACCOUNT = re.compile(r"^[0-9]{12}$")
+_TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
 class SettingsError(ValueError):
     """A function's environment is invalid; the message names the variable."""
 
 
-class FunctionSettings(BaseModel):
+def _text(value: object) -> str:
+    text = str(value).strip()
+    if not text:
+        raise ValueError("must not be empty")
+    return text
+
+
+def _optional_text(value: object) -> str | None:
+    return None if value is None or str(value).strip() == "" else str(value).strip()
+
+
+def _duration(value: object) -> timedelta:
+    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+
+
+def _boolean(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE | _FALSE:
+        return text in _TRUE
+    raise ValueError(f"not a boolean: {value!r} (use true or false)")
+
+
+# Declared field type (as written in the class) -> its converter.
+_CONVERT: dict[str, Callable[[Any], Any]] = {
+    "str": _text, "str | None": _optional_text, "list[str]": split_list, "timedelta": _duration,
+    "bool": _boolean, "float": float, "int": int,
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class FunctionSettings:
     """What every function reads: its region and the alert lifecycle's table and topics."""
 
-    model_config = ConfigDict(frozen=True)
     # field -> environment variable (template.yaml sets these)
     ENV: ClassVar[dict[str, str]] = {
         "region": "AWS_REGION",
@@ -41,30 +79,34 @@ class FunctionSettings(BaseModel):
 
     region: str
     findings_table: str | None = None
-    # (alert_topic_arn: its name when it held one topic, still accepted)
-    alert_topic_arns: list[str] = Field([], validation_alias=AliasChoices("alert_topic_arns", "alert_topic_arn"))
+    alert_topic_arns: list[str] = field(default_factory=list)
     reminder_interval: timedelta = timedelta(hours=24)
     stack_name: str | None = None
-    account_id: str | None = Field(None, pattern=r"^[0-9]{12}$")
+    account_id: str | None = None
     account_alias: str | None = None
     event_bus_arn: str | None = None
 
-    @field_validator("alert_topic_arns", mode="before")
-    @classmethod
-    def _topics(cls, value: object) -> list[str]:
-        return split_list(value)
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        for f in fields(self):
+            try:
+                object.__setattr__(self, f.name, _CONVERT[str(f.type)](getattr(self, f.name)))
+            except (ValueError, TypeError) as exc:
+                problems.append(f"{self.ENV.get(f.name, f.name)}: {exc}")
+        if not problems:
+            problems = [f"{self.ENV.get(name, name)}: {message}" for name, message in self._problems()]
+        if problems:
+            raise SettingsError(f"invalid {type(self).__name__} environment: {'; '.join(problems)}")
 
-    @field_validator("reminder_interval", mode="before")
-    @classmethod
-    def _reminder(cls, value: object) -> timedelta:
-        return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
-
-    @field_validator("event_bus_arn")
-    @classmethod
-    def _bus(cls, value: str | None) -> str | None:
-        if value is not None and not _EVENT_BUS.match(value):
-            raise ValueError(f"not an EventBridge event bus ARN: {value!r} (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)")
-        return value
+    def _problems(self) -> list[tuple[str, str]]:
+        """(field, what is wrong) after conversion; subclasses add theirs."""
+        out = []
+        if self.account_id is not None and not _ACCOUNT.match(self.account_id):
+            out.append(("account_id", f"not a 12-digit account ID: {self.account_id!r}"))
+        if self.event_bus_arn is not None and not _EVENT_BUS.match(self.event_bus_arn):
+            out.append(("event_bus_arn", f"not an EventBridge event bus ARN: {self.event_bus_arn!r} "
+                                         "(arn:aws:events:REGION:ACCOUNT:event-bus/NAME)"))
+        return out
 
     @property
     def alerts_enabled(self) -> bool:
@@ -73,16 +115,15 @@ class FunctionSettings(BaseModel):
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
-        raw = {field: env[var] for field, var in cls.ENV.items() if env.get(var, "") != ""}
-        try:
-            return cls(**raw)
-        except ValidationError as exc:
-            problems = "; ".join(
-                f"{cls.ENV.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}" for e in exc.errors()
-            )
-            raise SettingsError(f"invalid {cls.__name__} environment: {problems}") from None
+        raw = {name: env[var] for name, var in cls.ENV.items() if env.get(var, "") != ""}
+        missing = [cls.ENV.get(f.name, f.name) for f in fields(cls)
+                   if f.default is MISSING and f.default_factory is MISSING and f.name not in raw]
+        if missing:
+            raise SettingsError(f"invalid {cls.__name__} environment: " + "; ".join(f"{m}: required" for m in missing))
+        return cls(**raw)
 
 
+@dataclass(frozen=True, kw_only=True)
 class BackendSettings(FunctionSettings):
     """Functions that read Terraform's backend: which lock tables, and buckets beyond those they name."""
 
@@ -93,21 +134,13 @@ class BackendSettings(FunctionSettings):
     }
 
     lock_tables: list[str]
-    extra_buckets: list[str] = []
+    extra_buckets: list[str] = field(default_factory=list)
 
-    @field_validator("lock_tables", "extra_buckets", mode="before")
-    @classmethod
-    def _backend_lists(cls, value: object) -> list[str]:
-        return split_list(value)
-
-    @field_validator("lock_tables")
-    @classmethod
-    def _at_least_one(cls, value: list[str]) -> list[str]:
-        if not value:
-            raise ValueError("name at least one lock table")
-        return value
+    def _problems(self) -> list[tuple[str, str]]:
+        return super()._problems() + ([("lock_tables", "name at least one lock table")] if not self.lock_tables else [])
 
 
+@dataclass(frozen=True, kw_only=True)
 class SweeperSettings(BackendSettings):
     """The sweeper function's environment."""
 
@@ -129,30 +162,23 @@ class SweeperSettings(BackendSettings):
     read_only_stale_after: timedelta = timedelta(minutes=15)
     adaptive_staleness: bool = True
     min_stale_after: timedelta = timedelta(minutes=10)
-    stale_multiplier: float = Field(default=3.0, ge=1.0)
-    min_history: int = Field(default=5, ge=1)
+    stale_multiplier: float = 3.0
+    min_history: int = 5
     auto_release: bool = False
     release_grace: timedelta = timedelta(minutes=30)
-    protected_keys: list[str] = []
-    release_operations: list[str] = ["plan", "other"]
+    protected_keys: list[str] = field(default_factory=list)
+    release_operations: list[str] = field(default_factory=lambda: ["plan", "other"])
 
-    @field_validator("release_operations")
-    @classmethod
-    def _classes(cls, value: list[str]) -> list[str]:
-        unknown = set(value) - {"apply", "plan", "other"}
+    def _problems(self) -> list[tuple[str, str]]:
+        out = super()._problems()
+        unknown = set(self.release_operations) - {"apply", "plan", "other"}
         if unknown:
-            raise ValueError(f"unknown operation classes {sorted(unknown)} (use apply, plan, other)")
-        return value
-
-    @field_validator("protected_keys", "release_operations", mode="before")
-    @classmethod
-    def _release_lists(cls, value: object) -> list[str]:
-        return split_list(value)
-
-    @field_validator("stale_after", "read_only_stale_after", "release_grace", "min_stale_after", mode="before")
-    @classmethod
-    def _durations(cls, value: object) -> timedelta:
-        return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+            out.append(("release_operations", f"unknown operation classes {sorted(unknown)} (use apply, plan, other)"))
+        if self.stale_multiplier < 1:
+            out.append(("stale_multiplier", "must be at least 1"))
+        if self.min_history < 1:
+            out.append(("min_history", "must be at least 1"))
+        return out
 
     @property
     def policy(self) -> StalePolicy:
@@ -171,13 +197,12 @@ class SweeperSettings(BackendSettings):
         )
 
 
+@dataclass(frozen=True, kw_only=True)
 class StreamSettings(FunctionSettings):
     """The stream monitor's environment (region, alert table and topic)."""
 
 
-_REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
-
-
+@dataclass(frozen=True, kw_only=True)
 class AuditorSettings(BackendSettings):
     """The auditor function's environment: what to audit, and the peer regions to compare."""
 
@@ -187,21 +212,12 @@ class AuditorSettings(BackendSettings):
         "lock_table_stream_arn": "LOCK_TABLE_STREAM_ARN",
     }
 
-    peer_regions: list[str] = []
+    peer_regions: list[str] = field(default_factory=list)
     lock_table_stream_arn: str | None = None
 
-    @field_validator("peer_regions", mode="before")
-    @classmethod
-    def _peer_list(cls, value: object) -> list[str]:
-        return split_list(value)
-
-    @field_validator("peer_regions")
-    @classmethod
-    def _regions(cls, value: list[str]) -> list[str]:
-        bad = [r for r in value if not _REGION.match(r)]
-        if bad:
-            raise ValueError(f"not region names: {bad} (e.g. us-east-1)")
-        return value
+    def _problems(self) -> list[tuple[str, str]]:
+        bad = [r for r in self.peer_regions if not _REGION.match(r)]
+        return super()._problems() + ([("peer_regions", f"not region names: {bad} (e.g. us-east-1)")] if bad else [])
 
 
 SWEEPER_ENV = SweeperSettings.ENV
