@@ -24,7 +24,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +143,10 @@ class KilledApply:
     returncode: int
 
 
+# Every terraform process any project of this test run has started and not yet ended.
+_ALL_LIVE: set[subprocess.Popen[bytes]] = set()
+
+
 @dataclass
 class TerraformProject:
     """One working directory, its backend, and the terraform processes it started."""
@@ -209,6 +213,7 @@ class TerraformProject:
         )
         with self._lock:
             self._live.add(proc)
+            _ALL_LIVE.add(proc)
         return proc
 
     def _end(self, proc: subprocess.Popen[bytes]) -> None:
@@ -223,6 +228,7 @@ class TerraformProject:
             pass
         with self._lock:
             self._live.discard(proc)
+            _ALL_LIVE.discard(proc)
 
     def run(self, *args: str, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
         started = datetime.now(timezone.utc)
@@ -238,20 +244,22 @@ class TerraformProject:
 
         Under load the emulator can answer a conditional PutItem after the SDK gave up on it; the SDK
         retries, the retry fails its condition against the item the first attempt wrote, and Terraform
-        reports a lock held by itself (same Who, created after this command started). That is an
-        emulator artefact, not what a test is about: release exactly that lock and run once more. A lock
-        taken before the command started (what contention tests set up) is never touched.
+        reports a lock held by itself (created after this command started). That is an emulator
+        artefact, not what a test is about: release exactly that lock and run once more. Never a lock
+        created before the command started (what contention tests set up), nor while any other
+        terraform process of the test run is alive (it could be that process's lock).
         """
         text = result.output
         if "Error acquiring the state lock" not in text:
             return False
-        created = re.search(r"Created:\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)", text)
+        created = re.search(r"Created:\s+(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)(?:\.(\d+))?", text)
         lock_id = re.search(r"^\s*ID:\s+(\S+)", text, re.MULTILINE)
-        if not created or not lock_id:
-            return False
-        when = datetime.strptime(created[1], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc)
-        if when < started.replace(microsecond=0) - timedelta(seconds=1):
-            return False
+        if not created or not lock_id or _ALL_LIVE:
+            return False  # another terraform of this test is running: the lock may be its
+        when = datetime.strptime(created[1], "%Y-%m-%d %H:%M:%S").replace(
+            tzinfo=timezone.utc, microsecond=int((created[2] or "0")[:6].ljust(6, "0")))
+        if when <= started:
+            return False  # taken before this command started: what a contention test set up
         for workspace in {"default", *self._workspaces()}:
             held = self._held_lock(workspace)
             if held and held[1].get("ID") == lock_id[1]:
