@@ -48,7 +48,7 @@ def scan_and_audit(server, tables=None, buckets=None, peers=(), aws=None) -> Sca
     """What `tfjanitor scan` does, in-process."""
     aws = aws or aws_for(server)
     tables = tables or [TABLE]
-    result = Sweeper(aws).sweep(SweepRequest(REGION, tables, buckets or []))
+    result = Sweeper(aws).sweep(SweepRequest(REGION, tables, buckets or [], for_audit=True))
     return Auditor(aws).audit(AuditRequest(REGION, tables, list(peers)), result)
 
 

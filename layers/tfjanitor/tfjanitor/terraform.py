@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -93,7 +94,7 @@ class LockInfo:
         }
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class LockItem:
     bucket: str
     key: str
@@ -104,7 +105,7 @@ class LockItem:
         return f"{self.bucket}/{self.key}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DigestItem:
     bucket: str
     key: str
@@ -183,7 +184,7 @@ def split_lock_id(lock_id: str) -> tuple[str, str]:
     bucket, sep, key = lock_id.partition("/")
     if not sep or not bucket or not key:
         raise MalformedItem(f"LockID is not <bucket>/<key>: {lock_id!r}")
-    return bucket, key
+    return sys.intern(bucket), key  # one string per bucket, not one per item of a large table
 
 
 def _string_attr(item: dict[str, Any], name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
 
@@ -21,12 +21,24 @@ from tfjanitor.terraform import normalize_etag
 
 CHUNK_SIZE = 64 * 1024
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ObjectEntry:
     key: str
     etag: str
     size: int
     last_modified: datetime
+
+
+def _consumed(items: list[Any]) -> Iterator[Any]:
+    """A page's entries in order, each dropped from the page once yielded."""
+    items.reverse()
+    while items:
+        yield items.pop()
+
+
+def _utc(when: datetime) -> datetime:
+    """botocore gives each parsed timestamp a tz object of its own (a few hundred bytes): share one."""
+    return when.astimezone(timezone.utc)
 
 
 class LockTable:
@@ -38,7 +50,8 @@ class LockTable:
         self.name = name
 
     def scan(self) -> Iterator[dict[str, Any]]:
-        """Every item, page by page (strongly consistent, low-level typed)."""
+        """Every item, page by page (strongly consistent, low-level typed). Each item is let go as it is
+        consumed: a 1 MB page parses into several MB of dicts, and never two pages are held at once."""
         client = self._aws.dynamodb(self.region)
         kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
         while True:
@@ -46,8 +59,9 @@ class LockTable:
                 page = client.scan(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise _translate("Scan", exc) from exc
-            yield from page.get("Items", [])
             last = page.get("LastEvaluatedKey")
+            yield from _consumed(page.pop("Items", []))
+            del page
             if not last:
                 return
             kwargs["ExclusiveStartKey"] = last
@@ -94,10 +108,11 @@ class Bucket:
                 page = client.list_objects_v2(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise _translate("ListObjectsV2", exc) from exc
-            for obj in page.get("Contents", []):
-                yield ObjectEntry(obj["Key"], obj.get("ETag", ""), obj.get("Size", 0), obj["LastModified"])
-            token = page.get("NextContinuationToken")
-            if not page.get("IsTruncated") or not token:
+            token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
+            for obj in _consumed(page.pop("Contents", [])):
+                yield ObjectEntry(obj["Key"], obj.get("ETag", ""), obj.get("Size", 0), _utc(obj["LastModified"]))
+            del page
+            if not token:
                 return
             kwargs["ContinuationToken"] = token
 
@@ -110,7 +125,7 @@ class Bucket:
             if err.not_found:
                 return None
             raise err from exc
-        return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), resp["LastModified"])
+        return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), _utc(resp["LastModified"]))
 
     def md5(self, key: str, version_id: str | None = None) -> tuple[str, int, datetime]:
         """Stream the object (or one version of it) through MD5 in chunks: (hex digest, bytes read, its

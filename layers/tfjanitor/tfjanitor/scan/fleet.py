@@ -49,7 +49,7 @@ def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: st
                                            describe_error(exc, "region", region) + ": its lock tables are unknown"))
             return _stamp(result, account, several=True)
     sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline, request.profile,
-                         request.history_table, request.all_lockfiles)
+                         request.history_table, request.all_lockfiles, for_audit=request.audit)
     result = Sweeper(aws).sweep(sweep)
     if request.audit:
         peers = [p for p in request.peer_regions if p != region]

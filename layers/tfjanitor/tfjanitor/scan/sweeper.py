@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -66,6 +67,12 @@ class SweepRequest:
     profile: str | None = None  # the CLI's --profile: fix commands carry it (the Lambda has none)
     history_table: str | None = None  # the stack's table: digest writes seen on the stream, hold history
     all_lockfiles: bool = False  # read every .tflock, not only old ones (to list every lock)
+    # Keep what the audit reads (``result.inventory``: every listed state's facts, every MD5). Off for the
+    # scheduled sweep and ``scan --skip-audit``: a state proven by its ETag then leaves nothing behind.
+    for_audit: bool = False
+
+
+PROVEN = ""  # in ``_Read.wanted``: the listed ETag equals every digest of this key (no digest is empty)
 
 
 @dataclass
@@ -75,7 +82,9 @@ class _BucketView:
     exists: bool = True
     listed: bool = False
     objects_seen: int = 0
-    objects: dict[str, ObjectEntry] = field(default_factory=dict)  # state keys named by digests
+    # State keys named by locks or digests, but not those proven by their ETag (unless kept for the audit,
+    # in a bucket of another region, or under a .tflock): kept in ``_Read.wanted`` as PROVEN instead.
+    objects: dict[str, ObjectEntry] = field(default_factory=dict)
     lockfiles: dict[str, ObjectEntry] = field(default_factory=dict)  # state key -> its .tflock
 
 
@@ -84,32 +93,47 @@ class _Read:
     """Stages 1-2 of a sweep: what the tables hold and what each bucket listing showed."""
 
     locks: dict[StateRef, list[tuple[str, LockItem]]] = field(default_factory=lambda: defaultdict(list))
-    digests: list[tuple[str, DigestItem]] = field(default_factory=list)
+    by_table: dict[str, list[DigestItem]] = field(default_factory=lambda: defaultdict(list))  # in scan order
     bad: list[tuple[str, BadItem]] = field(default_factory=list)
     buckets_by_table: dict[str, dict[str, int]] = field(default_factory=dict)
     handles: dict[str, Bucket] = field(default_factory=dict)
     views: dict[str, _BucketView] = field(default_factory=dict)
     regions: dict[str, str | None] = field(default_factory=dict)
     tables_read: set[str] = field(default_factory=set)
-    md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing
+    md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing (audit only)
+    # bucket -> state key named by a lock or digest -> the digest its listed ETag must equal to prove it
+    # (None: keep its listing entry; PROVEN once it did): the one per-state record of a sweep.
+    wanted: dict[str, dict[str, str | None]] = field(default_factory=lambda: defaultdict(dict))
 
     def table_of(self, bucket: str, key: str) -> str | None:
         """A lock table that holds a lock or a digest of this state (where its stream record is kept)."""
         for table, _ in self.locks.get((bucket, key), []):
             return table
-        return next((table for table, d in self.digests if (d.bucket, d.key) == (bucket, key)), None)
+        return next((table for table, d in self.digests() if (d.bucket, d.key) == (bucket, key)), None)
 
-    def states(self) -> set[StateRef]:
-        states: set[StateRef] = set(self.locks)
-        states.update((d.bucket, d.key) for _, d in self.digests)
-        states.update((b, k) for b, v in self.views.items() for k in v.lockfiles)
-        return states
+    def digests(self) -> Iterator[tuple[str, DigestItem]]:
+        """(table, digest item), in scan order (no tuple kept per state)."""
+        for table, items in self.by_table.items():
+            for d in items:
+                yield table, d
+
+    def proven(self, bucket: str, key: str) -> bool:
+        return self.wanted.get(bucket, {}).get(key) == PROVEN
+
+    def count_states(self) -> int:
+        """States named by a lock, a digest or a .tflock (counted without building a set of them)."""
+        count = sum(len(keys) for keys in self.wanted.values())
+        for name, view in self.views.items():
+            keys = self.wanted.get(name, {})
+            count += sum(1 for k in view.lockfiles if k not in keys)
+        return count
 
     def inventory(self) -> Inventory:
-        inv = Inventory(tables_read=set(self.tables_read), md5=dict(self.md5))
+        """The audit's facts; ``md5`` is shared, so hashes the sweep adds later show in it."""
+        inv = Inventory(tables_read=set(self.tables_read), md5=self.md5)
         for ref, held in self.locks.items():
             inv.locks.setdefault(ref, {}).update({table: item.lock.summary() for table, item in held})
-        for table, d in self.digests:
+        for table, d in self.digests():
             inv.digests.setdefault((d.bucket, d.key), {})[table] = d.digest
         for name, view in self.views.items():
             inv.buckets[name] = BucketFacts(
@@ -168,22 +192,23 @@ class Sweeper:
         return result
 
     def _survey_stages(self, request: SweepRequest, now: datetime, result: ScanResult) -> None:
-        read = self._read(request, now, result)
-        result.stats.states = len(read.states())
+        read = self._read(replace(request, for_audit=True), now, result)
+        result.stats.states = read.count_states()
         result.stats.lockfiles = sum(len(v.lockfiles) for v in read.views.values())
         result.inventory = read.inventory()
 
     def _sweep(self, request: SweepRequest, now: datetime, result: ScanResult) -> None:
         region, stats, deadline = request.region, result.stats, request.deadline
         read = self._read(request, now, result)
-        locks, digests, views, handles = read.locks, read.digests, read.views, read.handles
-        result.inventory = read.inventory()
+        locks, views, handles = read.locks, read.views, read.handles
+        if request.for_audit:
+            result.inventory = read.inventory()
         for table, bad in read.bad:
             result.findings.append(
                 build.malformed_item(region, table, bad.lock_id, bad.reason, bad.foreign, bad.values, request.profile)
             )
         self._cross_region(result, read, request.profile)
-        stats.states = len(read.states())
+        stats.states = read.count_states()
 
         # 3. Held DynamoDB locks: each one's last sign of life, the threshold in force, a verdict.
         lives = self._lives(request, read, result)
@@ -225,7 +250,7 @@ class Sweeper:
         # 5. Digests: ETag proves a match; otherwise stream the object through MD5.
         candidates: list[_Candidate] = []
         to_hash: list[tuple[str, DigestItem, str, LockInfo | None]] = []
-        for table, digest in digests:
+        for table, digest in read.digests():
             view = views.get(digest.bucket)
             if view is None:
                 continue
@@ -236,12 +261,16 @@ class Sweeper:
                 continue  # the listing failed: already an error, never a silent all-clear
             obj = view.objects.get(digest.key)
             if obj is None:
-                candidates.append(_Candidate(table, digest, None))
+                if read.proven(digest.bucket, digest.key):
+                    stats.etag_proven += 1  # decided while listing (never when kept for the audit)
+                else:
+                    candidates.append(_Candidate(table, digest, None))
                 continue
             etag = normalize_etag(obj.etag)
             if etag == digest.digest:
                 stats.etag_proven += 1
-                read.md5[(digest.bucket, digest.key)] = etag
+                if request.for_audit:
+                    read.md5[(digest.bucket, digest.key)] = etag
                 continue
             ref = (digest.bucket, digest.key)
             held = [item.lock for _, item in locks.get(ref, [])]
@@ -270,14 +299,14 @@ class Sweeper:
             actual, size, written = outcome
             stats.downloads += 1
             stats.bytes_downloaded += size
-            read.md5[(digest.bucket, digest.key)] = actual
+            if request.for_audit:
+                read.md5[(digest.bucket, digest.key)] = actual
             if actual != digest.digest:
                 candidates.append(_Candidate(table, digest, actual, etag, size, written, dead))
 
         # 6. Confirm suspects with consistent reads before crying wolf.
         in_time(deadline)
         self._confirm(result, candidates, views, handles, request.profile)
-        result.inventory = read.inventory()
 
     @staticmethod
     def _unverified(
@@ -309,7 +338,7 @@ class Sweeper:
                         read.buckets_by_table[table][item.bucket] += 1
                     elif isinstance(item, DigestItem):
                         stats.digest_items += 1
-                        read.digests.append((table, item))
+                        read.by_table[table].append(item)
                         read.buckets_by_table[table][item.bucket] += 1
                     else:
                         stats.malformed_items += 1
@@ -325,15 +354,19 @@ class Sweeper:
             dict.fromkeys([b for t in read.buckets_by_table.values() for b in t] + list(request.buckets))
         )
         result.buckets = bucket_names
-        wanted: dict[str, set[str]] = defaultdict(set)
-        for _, d in read.digests:
-            wanted[d.bucket].add(d.key)
-        for bucket_name, key in read.locks:  # the audit compares lock holders with the object too
-            wanted[bucket_name].add(key)
+        wanted = read.wanted
+        for _, d in read.digests():
+            keys = wanted[d.bucket]
+            if keys.setdefault(d.key, d.digest) != d.digest:
+                keys[d.key] = None  # tables disagree: each digest is judged from the listing entry
+        for bucket_name, key in read.locks:  # a held lock needs its object's LastModified (and the audit too)
+            wanted[bucket_name][key] = None
         read.handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
         self._aws.s3(region)  # create the client once, before the buckets are read concurrently
         surveys = self._in_parallel(
-            lambda name: self._survey(read.handles[name], wanted[name], request.deadline), bucket_names
+            lambda name: self._survey(read.handles[name], wanted[name], request.deadline,
+                                      keep_all=request.for_audit, scan_region=region),
+            bucket_names,
         )
         for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
             read.views[name] = view
@@ -344,11 +377,13 @@ class Sweeper:
 
     def _cross_region(self, result: ScanResult, read: _Read, profile: str | None) -> None:
         """A bucket in another region than the table naming it: every lock operation crosses regions."""
+        if all(not r or r == result.region for r in read.regions.values()):
+            return
         keys_by_table: dict[tuple[str, str], set[str]] = defaultdict(set)
         for (bucket_name, key), held in read.locks.items():
             for table, _ in held:
                 keys_by_table[(table, bucket_name)].add(key)
-        for table, d in read.digests:
+        for table, d in read.digests():
             keys_by_table[(table, d.bucket)].add(d.key)
         for name, bucket_region in read.regions.items():
             if not bucket_region or bucket_region == result.region:
@@ -366,9 +401,16 @@ class Sweeper:
 
     @staticmethod
     def _survey(
-        bucket: Bucket, wanted: set[str], deadline: Deadline | None = None
+        bucket: Bucket, wanted: dict[str, str | None], deadline: Deadline | None = None, keep_all: bool = True,
+        scan_region: str | None = None,
     ) -> tuple[_BucketView, str | None, list[ScanError]]:
-        """One bucket: its region, then one listing that keeps only the keys we care about."""
+        """One bucket: its region, then one listing that keeps only the keys we care about.
+
+        A state whose listed ETag equals its digest is marked PROVEN in ``wanted`` and its entry dropped,
+        unless ``keep_all`` (the audit), the bucket is in another region (the cross-region finding sizes its
+        states) or its ``.tflock`` follows: S3 lists keys in UTF-8 binary order, so every key between a state
+        and its ``.tflock`` starts with the state's key, and an entry is held only while that holds.
+        """
         view = _BucketView()
         errors: list[ScanError] = []
         name = bucket.name
@@ -380,14 +422,26 @@ class Sweeper:
                 return view, None, errors
             errors.append(ScanError("bucket_location", name, exc.code, describe_error(exc, "bucket", name)))
             bucket_region = None
+        keep_all = keep_all or (bucket_region is not None and bucket_region != scan_region)
+        held: list[ObjectEntry] = []  # proven states whose .tflock may still come (nested key prefixes)
         try:
             for obj in bucket.list_objects():
                 in_time(deadline)
                 view.objects_seen += 1
-                if obj.key.endswith(LOCKFILE_SUFFIX):
-                    view.lockfiles[obj.key[: -len(LOCKFILE_SUFFIX)]] = obj
-                elif obj.key in wanted:
-                    view.objects[obj.key] = obj
+                key = obj.key
+                while held and not key.startswith(held[-1].key):
+                    held.pop()
+                if key.endswith(LOCKFILE_SUFFIX):
+                    state = key[: -len(LOCKFILE_SUFFIX)]
+                    view.lockfiles[state] = obj
+                    if held and held[-1].key == state:
+                        view.objects[state] = held.pop()
+                elif key in wanted:
+                    if keep_all or wanted[key] != normalize_etag(obj.etag):
+                        view.objects[key] = obj
+                    else:
+                        wanted[key] = PROVEN
+                        held.append(obj)
             view.listed = True
         except AwsError as exc:
             if exc.code == "NoSuchBucket":
