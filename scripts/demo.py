@@ -161,12 +161,12 @@ def metrics_summary(stack: LocalStack) -> None:
     for m in stack.metrics:
         if m.name == "LockHoldSeconds":
             holds[m.dimensions.get("OperationClass", "?")] += m.values
-        elif m.name in ("LocksAcquired", "LocksReleased", "AlertsSent", "SweepsCompleted", "DriftDetected"):
+        elif m.name in ("AlertsSent", "SweepsCompleted", "DriftDetected", "NotificationsFailed"):
             totals[m.name] += sum(m.values)
-        elif "Table" in m.dimensions:
+        else:  # published while non-zero (and the oldest lock's age): the latest value seen
             last[m.name] = max(m.values)
     print("    totals:  " + "  ".join(f"{k}={v:g}" for k, v in sorted(totals.items())))
-    print("    last sweep (per table):  " + "  ".join(f"{k}={v:g}" for k, v in sorted(last.items())))
+    print("    latest non-zero:  " + "  ".join(f"{k}={v:g}" for k, v in sorted(last.items())))
     for klass, values in sorted(holds.items()):
         values.sort()
         print(f"    lock hold time {klass}: n={len(values)} p50={values[len(values) // 2]:.1f}s max={values[-1]:.1f}s")

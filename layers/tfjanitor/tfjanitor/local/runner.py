@@ -465,14 +465,15 @@ def _html(text: str) -> str:
 
 # The dashboard's main widgets: (title, metric names, how to combine one invocation's values)
 DASHBOARD_PANELS: list[tuple[str, tuple[str, ...], str]] = [
-    ("Active locks per table", ("ActiveLocks",), "max"),
-    ("Stale locks", ("StaleLocks", "StaleLockfiles"), "max"),
-    ("Oldest lock age (s)", ("OldestLockAgeSeconds",), "max"),
-    ("Digest drift and orphan digests", ("DigestDrift", "OrphanDigests", "DriftDetected"), "max"),
-    ("Lock acquisitions by operation", ("LocksAcquired",), "sum"),
+    ("Is tfjanitor alive? Complete sweeps", ("SweepsCompleted",), "sum"),
+    ("Stale locks (no point: none)", ("StaleLocks", "StaleLockfiles", "InterruptedWrites"), "max"),
+    ("Digest drift and orphan digests (no point: none)", ("DigestDrift", "OrphanDigests", "DriftDetected"), "max"),
+    ("Oldest lock held (s)", ("OldestLockAgeSeconds",), "max"),
+    ("Is anything broken? (no point: no)", ("SweepErrors", "UnverifiedStates", "NotificationsFailed"), "max"),
     ("Lock hold time by operation (s)", ("LockHoldSeconds",), "each"),
     ("Open findings / alerts sent", ("OpenFindings", "AlertsSent"), "max"),
-    ("Sweeps completed / errors", ("SweepsCompleted", "SweepErrors"), "sum"),
+    ("Backend audit (no point: none)", ("SplitBrainLocks", "LockTableProblems", "TablePostureFindings",
+                                        "BucketPostureFindings", "AuditErrors"), "max"),
 ]
 
 
@@ -493,9 +494,7 @@ def render_dashboard(metrics: list[Metric], path: Path, title: str = "tfjanitor"
                 if m.name != name:
                     continue
                 label = name
-                if "Table" in m.dimensions:
-                    label = f"{name} {m.dimensions['Table']}" if len(names) > 1 else m.dimensions["Table"]
-                elif "OperationClass" in m.dimensions:
+                if "OperationClass" in m.dimensions:
                     label = m.dimensions["OperationClass"] if len(names) == 1 else f"{name} {m.dimensions['OperationClass']}"
                 points = series.setdefault(label, [])
                 t = m.at - start
