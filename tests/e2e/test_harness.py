@@ -34,10 +34,12 @@ def test_a_lock_created_after_the_command_started_is_its_own_and_is_released_onc
     assert tf.apply("v1").ok and tf.lock_item() is None
 
 
-def test_a_lock_taken_before_the_command_is_never_touched(terraform) -> None:
+@pytest.mark.parametrize("before", [timedelta(minutes=5), timedelta(milliseconds=200)])  # a run killed just before
+def test_a_lock_taken_before_the_command_is_never_touched(terraform, before: timedelta) -> None:
     tf = terraform()
     tf.init()
-    _lock(tf, datetime.now(timezone.utc) - timedelta(minutes=5))
+    _lock(tf, datetime.now(timezone.utc) - before)
     with pytest.raises(TerraformError, match="Error acquiring the state lock"):
         tf.apply("v1")
     assert json.loads(tf.lock_item()["Info"]["S"])["ID"] == "retried-0000"  # type: ignore[index]
+
