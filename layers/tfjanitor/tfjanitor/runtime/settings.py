@@ -158,12 +158,13 @@ class SweeperSettings(BackendSettings):
         "min_history": "MIN_HISTORY",
     }
 
-    stale_after: timedelta = timedelta(hours=1)
-    read_only_stale_after: timedelta = timedelta(minutes=15)
-    adaptive_staleness: bool = True
-    min_stale_after: timedelta = timedelta(minutes=10)
-    stale_multiplier: float = 3.0
-    min_history: int = 5
+    # The staleness defaults are StalePolicy's: one place says what "stale" means by default.
+    stale_after: timedelta = StalePolicy.default
+    read_only_stale_after: timedelta = StalePolicy.read_only
+    adaptive_staleness: bool = StalePolicy.adaptive
+    min_stale_after: timedelta = StalePolicy.min_stale_after
+    stale_multiplier: float = StalePolicy.multiplier
+    min_history: int = StalePolicy.min_history
     auto_release: bool = False
     release_grace: timedelta = timedelta(minutes=30)
     protected_keys: list[str] = field(default_factory=list)
