@@ -26,6 +26,7 @@ import json
 import math
 import os
 import random
+import socket
 import statistics
 import subprocess
 import sys
@@ -361,6 +362,98 @@ def probe(url: str, seeded: Seeded) -> dict[str, Any]:
     }
 
 
+# --------------------------------------------------------------------------- a crowded bucket
+
+CROWDED_BUCKET = "tfstate-bench-crowded"
+
+
+def seed_crowded(url: str, objects: int, states: int, seed_value: int) -> dict[str, Any]:
+    """One bucket of build output (``objects`` small objects) with ``states`` healthy states scattered among them
+    (random keys: S3's order puts them anywhere), and a lock table holding their digests. The other objects go
+    straight into the in-process emulator's store (200,000 PUTs over HTTP would take ten minutes); the states and
+    digests are written over HTTP as Terraform writes them."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.s3.models import s3_backends
+
+    started = time.perf_counter()
+    rng = random.Random(seed_value)
+    admin = _session()
+    ddb = admin.client("dynamodb", endpoint_url=url, config=_client_config())
+    s3 = admin.client("s3", endpoint_url=url, config=_client_config())
+    ddb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+                     AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+                     BillingMode="PAY_PER_REQUEST")
+    s3.create_bucket(Bucket=CROWDED_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
+    store = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
+    for _ in range(objects):
+        store.put_object(CROWDED_BUCKET, f"builds/{rng.getrandbits(48):012x}/artifact.log", b"ok\n",
+                         disable_notification=True)
+    for _ in range(states):
+        key = f"builds/{rng.getrandbits(48):012x}/terraform.tfstate"
+        body = state_body(random.Random(key), 1, 4096, "default", "ci")
+        s3.put_object(Bucket=CROWDED_BUCKET, Key=key, Body=body)
+        ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{CROWDED_BUCKET}/{key}-md5"},
+                                            "Digest": {"S": hashlib.md5(body, usedforsecurity=False).hexdigest()}})
+    return {"objects": objects, "states": states, "seconds": time.perf_counter() - started,
+            "list_pages": math.ceil((objects + states) / 1000)}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def crowded_scenario(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """tfjanitor's sweep of the crowded bucket (no added latency, then with it): its reads of the bucket against
+    the two bounds, one ListObjectsV2 per 1,000 objects and one HeadObject per state."""
+    from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # in this process: see seed_crowded
+    server.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        print(f"crowded bucket: seeding {args.crowded_objects:,} objects and {args.crowded_states} states...", flush=True)
+        seeded = seed_crowded(url, args.crowded_objects, args.crowded_states, args.seed)
+        print(f"crowded bucket: seeded in {seeded['seconds']:.0f}s", flush=True)
+        runs = {"plain": measured(tfjanitor_cmd(url), url, workdir, "tfjanitor-crowded")}
+        naive_runs = {"plain": measured(naive_cmd(url), url, workdir, "naive-crowded")}
+        if args.latency_ms:
+            with EmulatorProxy(url, delay_seconds=args.latency_ms / 1000) as proxy:
+                runs["latency"] = measured(tfjanitor_cmd(proxy.url), proxy.url, workdir, "tfjanitor-crowded-latency")
+                naive_runs["latency"] = measured(naive_cmd(proxy.url), proxy.url, workdir, "naive-crowded-latency")
+    finally:
+        server.stop()
+    out: dict[str, Any] = {"seed": seeded, "runs": {}}
+    for mode, (m, text) in runs.items():
+        doc = json.loads(text) if text.strip() else {}
+        stats = doc.get("stats", {})
+        calls = stats.get("api_calls", {})
+        reads = calls.get("ListObjectsV2", 0) + calls.get("HeadObject", 0)
+        naive_m, naive_text = naive_runs[mode]
+        naive_doc = json.loads(naive_text) if naive_text.strip() else {}
+        out["runs"][mode] = {
+            "measure": m, "stats": stats, "findings": len(doc.get("findings", [])), "complete": doc.get("complete"),
+            "bucket_reads": reads, "naive": {"measure": naive_m, "api_calls": naive_doc.get("api_calls", {}),
+                                             "total_api_calls": naive_doc.get("total_api_calls", 0)},
+        }
+        print(f"  crowded [{mode}] tfjanitor: {reads} bucket reads ({stats.get('bucket_reads')}), "
+              f"{stats.get('total_api_calls')} calls, critical path {stats.get('critical_path_calls')}, "
+              f"wall {m['wall_seconds']:.2f}s; naive {naive_doc.get('total_api_calls')} calls, "
+              f"wall {naive_m['wall_seconds']:.2f}s", flush=True)
+    plain = out["runs"]["plain"]
+    cheaper = min(seeded["list_pages"], seeded["states"])
+    out["targets"] = [{
+        "target": (f"bucket reads <= 1.2 x the cheaper bound ({seeded['objects']:,} other objects, "
+                   f"{seeded['states']} states)"),
+        "holds": plain["bucket_reads"] <= 1.2 * cheaper and plain["complete"] and plain["findings"] == 0,
+        "detail": (f"{plain['bucket_reads']} ListObjectsV2 + HeadObject <= 1.2 x min({seeded['list_pages']} pages, "
+                   f"{seeded['states']} HeadObject) = {1.2 * cheaper:.0f}; read as {plain['stats'].get('bucket_reads')}"),
+    }]
+    return out
+
+
 # --------------------------------------------------------------------------- running the scanners
 
 
@@ -631,10 +724,10 @@ def render(report: dict[str, Any]) -> str:
     )
     lines.append("")
     lines.append(
-        "| N | scanner | API calls by operation | total calls | lower bound | downloads | bytes downloaded "
-        "| wall s (median) | sweep s (in-process) | CPU s | peak RSS MB |"
+        "| N | scanner | API calls by operation | total calls | critical path | lower bound | downloads "
+        "| bytes downloaded | wall s (median) | sweep s (in-process) | CPU s | peak RSS MB |"
     )
-    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for size in report["sizes"]:
         n = size["n"]
         for name in ("tfjanitor", "naive"):
@@ -644,13 +737,14 @@ def render(report: dict[str, Any]) -> str:
             internal = s["internal_seconds_median"]
             lines.append(
                 f"| {n:,} | {name} | {_calls(stats)} | {stats.get('total_api_calls', 0):,} | "
+                f"{stats.get('critical_path_calls', stats.get('total_api_calls', 0)):,} | "
                 f"{size['lower_bound']['lower_bound'] if name == 'tfjanitor' else ''} | {stats.get('downloads', 0):,} | "
                 f"{stats.get('bytes_downloaded', 0):,} | {s['wall_seconds_median']:.2f} | "
                 f"{internal if internal is not None else '-'} | {s['cpu_seconds_median']:.2f} | {s['peak_rss_mb']:.1f} |"
             )
         b = size["summary"]["baseline"]
         lines.append(
-            f"| {n:,} | floor: python + boto3 + 2 clients | - | - | | - | - | {b['wall_seconds_median']:.2f} | - | "
+            f"| {n:,} | floor: python + boto3 + 2 clients | - | - | - | | - | - | {b['wall_seconds_median']:.2f} | - | "
             f"{b['cpu_seconds_median']:.2f} | {b['peak_rss_mb']:.1f} |"
         )
     if any(s.get("latency") for s in report["sizes"]):
@@ -671,6 +765,27 @@ def render(report: dict[str, Any]) -> str:
                     f"{stats.get('critical_path_calls', stats.get('total_api_calls', 0)):,} | "
                     f"{s['wall_seconds_median']:.2f} | {s['peak_rss_mb']:.1f} |"
                 )
+    crowded = report.get("crowded")
+    if crowded:
+        sd = crowded["seed"]
+        lines.append("")
+        lines.append(f"## A crowded bucket: {sd['objects']:,} other objects, {sd['states']} states among them")
+        lines.append("")
+        lines.append(f"Bounds: listing it takes {sd['list_pages']} ListObjectsV2 calls, asking for each state "
+                     f"{sd['states']} HeadObject calls (seeded in {sd['seconds']:.0f} s).")
+        lines.append("")
+        lines.append("| added latency | scanner | API calls by operation | total calls | critical path | bucket reads "
+                     "| wall s | peak RSS MB |")
+        lines.append("|---|---|---|---:|---:|---:|---:|---:|")
+        for mode, run in crowded["runs"].items():
+            delay = f"{report['latency_ms']:.0f} ms" if mode == "latency" else "none"
+            st, m = run["stats"], run["measure"]
+            lines.append(f"| {delay} | tfjanitor | {_calls(st)} | {st.get('total_api_calls', 0):,} | "
+                         f"{st.get('critical_path_calls', 0):,} | {run['bucket_reads']} ({st.get('bucket_reads')}) | "
+                         f"{m['wall_seconds']:.2f} | {m['maxrss_kb'] / 1024:.1f} |")
+            nv, nm = run["naive"], run["naive"]["measure"]
+            lines.append(f"| {delay} | naive | {_calls(nv)} | {nv['total_api_calls']:,} | {nv['total_api_calls']:,} | "
+                         f"- | {nm['wall_seconds']:.2f} | {nm['maxrss_kb'] / 1024:.1f} |")
     cs = report.get("cold_start")
     if cs:
         lines.append("")
@@ -745,7 +860,7 @@ def render(report: dict[str, Any]) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--states", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--states", type=int, nargs="*", default=[1000, 10000])
     parser.add_argument(
         "--output",
         default=str(HERE / "bench-output"),
@@ -760,6 +875,9 @@ def main() -> int:
     parser.add_argument("--latency-max-states", type=int, default=10000,
                         help="skip the latency runs above this N (the naive scanner needs N x delay seconds)")
     parser.add_argument("--import-runs", type=int, default=7, help="fresh interpreters per cold-start measurement")
+    parser.add_argument("--crowded-objects", type=int, default=200_000,
+                        help="objects that are not states in the crowded-bucket run (0: skip it)")
+    parser.add_argument("--crowded-states", type=int, default=100, help="states scattered among them")
     args = parser.parse_args()
 
     started = time.perf_counter()
@@ -772,6 +890,10 @@ def main() -> int:
         print("cold start: importing each handler vs boto3 alone...", flush=True)
         report["cold_start"] = cold_start(args.import_runs)
         report["global_targets"] = cold_start_targets(report["cold_start"])
+
+    if args.crowded_objects:
+        report["crowded"] = crowded_scenario(args, workdir)
+        report.setdefault("global_targets", []).extend(report["crowded"]["targets"])
 
     for n in args.states:
         log = outdir / f"moto-{n}.log"

@@ -105,3 +105,14 @@ def backend(emulator: MotoServer) -> MotoServer:
 
 
 os.environ.setdefault("CHECKPOINT_DISABLE", "1")
+
+
+@pytest.fixture(autouse=True)
+def _forget_table_pages() -> Iterator[None]:
+    """A lock table's page count is remembered per process (parallel Scan segments on the next read): each
+    test starts cold, as a fresh Lambda or CLI process does."""
+    from tfjanitor.aws import backend
+
+    backend._PAGES_SEEN.clear()
+    yield
+    backend._PAGES_SEEN.clear()

@@ -15,8 +15,9 @@ from tests.support.fakes import FakeAlertStore
 from tests.support.hostile import REGION, lock_table_items, lock_texts, stream_records
 from tfjanitor.checks import findings as build
 from tfjanitor.model import Kind, ScanResult
+from tfjanitor.scan.buckets import BucketView
 from tfjanitor.scan.stream import FOREIGN, MALFORMED, StreamMonitor, event_from_record
-from tfjanitor.scan.sweeper import Sweeper, SweepRequest, _BucketView, _Read
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest, _Read
 from tfjanitor.terraform import BadItem, DigestItem, LockItem, MalformedItem, classify_item, parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
@@ -79,7 +80,7 @@ class Listed:
 def test_every_tflock_body_is_a_lock_or_a_malformed_item_finding(body: bytes) -> None:
     result = ScanResult(REGION, [], ["b"])
     Sweeper(None, now=NOW)._check_lockfile(  # type: ignore[arg-type]
-        result, OneObject(body), _BucketView(), "k", Listed(), NOW, SweepRequest(REGION, []), None, _Read())
+        result, OneObject(body), BucketView(), "k", Listed(), NOW, SweepRequest(REGION, []), None, _Read())
     try:
         parse_lock_info(body.decode("utf-8"))
         valid = True

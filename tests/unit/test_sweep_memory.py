@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 
 from tfjanitor.aws.backend import ObjectEntry
-from tfjanitor.scan.sweeper import PROVEN, Sweeper
+from tfjanitor.aws.session import AwsSession
+from tfjanitor.scan.buckets import PROVEN, BucketRead, read_bucket
 
 WHEN = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
 STATES = 5000
@@ -28,8 +29,15 @@ class Listing:
     def location(self) -> str:
         return "eu-west-1"
 
-    def list_objects(self) -> Iterator[ObjectEntry]:
-        yield from self._entries
+    def list_pages(self, prefix: str = "", start_after: str = "") -> Iterator[tuple[Iterator[ObjectEntry], bool]]:
+        entries = [e for e in self._entries if e.key.startswith(prefix) and e.key.encode() > start_after.encode()]
+        yield iter(entries), False
+
+
+def survey(listing: Listing, wanted: dict[str, str | None], keep_all: bool, scan_region: str):  # type: ignore[no-untyped-def]
+    """The whole-bucket read (the audit's, and a bucket given without prefix)."""
+    return read_bucket(AwsSession(), BucketRead(listing, wanted, [""], keep_all=keep_all,  # type: ignore[arg-type]
+                                                scan_region=scan_region))
 
 
 def state(key: str, md5: str) -> ObjectEntry:
@@ -49,7 +57,7 @@ def test_a_state_proven_by_its_etag_keeps_no_listing_entry_unless_a_check_reads_
         state("unrelated/build.log", md5_of(7)),
     ]
 
-    view, region, errors = Sweeper._survey(Listing(entries), wanted, keep_all=False, scan_region="eu-west-1")
+    view, region, errors = survey(Listing(entries), wanted, keep_all=False, scan_region="eu-west-1")
 
     assert (region, errors, view.listed, view.objects_seen) == ("eu-west-1", [], True, STATES + 6)
     assert sorted(view.objects) == ["both/terraform.tfstate", "drifted/terraform.tfstate", "locked/terraform.tfstate"]
@@ -60,7 +68,7 @@ def test_a_state_proven_by_its_etag_keeps_no_listing_entry_unless_a_check_reads_
 def test_the_audit_and_a_bucket_in_another_region_keep_every_listed_state() -> None:
     for keep_all, scan_region in ((True, "eu-west-1"), (False, "us-east-1")):
         wanted: dict[str, str | None] = {f"s{i}": md5_of(i) for i in range(50)}
-        view, _, _ = Sweeper._survey(Listing([state(k, d or "") for k, d in wanted.items()]), dict(wanted),
-                                     keep_all=keep_all, scan_region=scan_region)
+        view, _, _ = survey(Listing([state(k, d or "") for k, d in wanted.items()]), dict(wanted),
+                            keep_all=keep_all, scan_region=scan_region)
         assert len(view.objects) == 50
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
@@ -135,9 +136,15 @@ class Stats:
     bytes_downloaded: int = 0
     skipped_locked: int = 0
     api_calls: Counter[str] = field(default_factory=Counter)
+    # The longest chain of calls made one after another (calls in parallel count once): with a fixed latency
+    # per request, wall time is about this times the latency.
+    critical_path_calls: int = 0
     retries: int = 0
     duration_seconds: float = 0.0
     tables: dict[str, TableStats] = field(default_factory=dict)
+    # How each bucket was read: {"how": "listed" | "range" | "head" | ..., "pages": ListObjectsV2 calls,
+    # "heads": HeadObject calls} (see scan/buckets.py).
+    bucket_reads: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def total_api_calls(self) -> int:
@@ -299,6 +306,54 @@ class HeldLock:
         }
 
 
+BUCKET_NAME = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+@dataclass(frozen=True)
+class BucketSpec:
+    """A bucket given by name (``--bucket``, ``ExtraBucketNames``): ``NAME`` or ``NAME/PREFIX``. Its ``.tflock``
+    objects are looked for under the prefix (the whole bucket without one): states that lock with a lock file
+    only are named by no lock table, so this is how the sweep finds them."""
+
+    name: str
+    prefix: str = ""
+
+    @classmethod
+    def parse(cls, text: str) -> BucketSpec:
+        name, slash, prefix = text.strip().partition("/")
+        if not BUCKET_NAME.match(name):
+            raise ValueError(
+                f"{text!r} is not a bucket: give NAME or NAME/PREFIX (NAME: 3 to 63 lowercase letters, digits, "
+                "dots or dashes)")
+        if slash and not prefix:
+            raise ValueError(f"{text!r}: give a prefix after the slash, or the bucket name alone")
+        return cls(name, prefix)
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.prefix}" if self.prefix else self.name
+
+
+@dataclass
+class LockfileCoverage:
+    """Where a sweep looked for ``.tflock`` objects in a bucket it did not list whole: the prefixes and key ranges
+    it listed (``(after, through)``: keys after ``after`` up to ``through``) and the states whose lock file it
+    asked for by name. A lock-file alert outside these was not looked at: it is neither resolved nor re-sent."""
+
+    prefixes: list[str] = field(default_factory=list)
+    ranges: list[tuple[str, str]] = field(default_factory=list)
+    keys: set[str] = field(default_factory=set)
+
+    def covers(self, state_key: str | None) -> bool:
+        if state_key is None:
+            return False
+        lockfile = state_key + ".tflock"
+        return (
+            state_key in self.keys
+            or any(lockfile.startswith(p) for p in self.prefixes)
+            or any(after < lockfile <= through for after, through in self.ranges)
+        )
+
+
 @dataclass
 class ScanResult:
     region: str
@@ -317,6 +372,8 @@ class ScanResult:
     read_at: datetime | None = None
     account: str | None = None
     regions: list[str] = field(default_factory=list)  # every region read (a fleet scan reads several)
+    # Buckets not listed whole (their lock files were looked for only there): not in to_dict.
+    lockfile_coverage: dict[str, LockfileCoverage] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:
@@ -338,6 +395,17 @@ class ScanResult:
         self.account = account
         for f in self.findings:
             f.account = account
+
+    def merge_recheck(self, again: ScanResult) -> None:
+        """A follow-up read of a few lock files (the sweeper's recheck): its findings, errors and calls are this
+        run's too."""
+        self.findings += again.findings
+        self.errors += again.errors
+        self.locks += again.locks
+        self.stats.api_calls.update(again.stats.api_calls)
+        self.stats.critical_path_calls += again.stats.critical_path_calls
+        self.stats.downloads += again.stats.downloads
+        self.stats.bytes_downloaded += again.stats.bytes_downloaded
 
     def table_errors(self, table: str) -> list[ScanError]:
         """Errors that leave this table's part of the sweep incomplete."""

@@ -14,11 +14,12 @@ import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from tfjanitor.model import Finding, Kind, ScanResult, Severity
+from tfjanitor.model import Finding, Kind, LockfileCoverage, ScanResult, Severity
 
 OPEN, CLOSED = "open", "closed"
 CLOSED_TTL = timedelta(days=30)
@@ -119,6 +120,25 @@ def _state(finding: dict[str, Any]) -> tuple[Any, Any, Any]:
     return finding.get("table"), finding.get("bucket"), finding.get("key")
 
 
+class Coverage(set[str]):
+    """The scopes a check read completely; for a bucket it did not list whole, also where it looked for lock
+    files (scan/buckets.py): a lock-file alert elsewhere in it was not looked at."""
+
+    def __init__(self, scopes: Iterable[str] = (), lockfiles: dict[str, LockfileCoverage] | None = None):
+        super().__init__(scopes)
+        self.lockfiles = lockfiles or {}
+
+    def covers(self, scope: str, key: str | None) -> bool:
+        partial = self.lockfiles.get(scope)
+        return scope in self and (partial is None or partial.covers(key))
+
+
+def _covers(covered: set[str], record: AlertRecord) -> bool:
+    if isinstance(covered, Coverage):
+        return covered.covers(record.scope, record.finding.get("key"))
+    return record.scope in covered
+
+
 def process_findings(
     findings: list[Finding],
     covered_scopes: set[str],
@@ -129,6 +149,7 @@ def process_findings(
     resolution: str = "no longer seen",
     evidence_at: datetime | None = None,
     unverified: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
+    not_looked_at: list[AlertRecord] | None = None,
 ) -> list[Notice]:
     """Reconcile what a check saw with the open alerts; return the notices this caller queued.
 
@@ -137,6 +158,8 @@ def process_findings(
     (never falsely all-clears) what it did not look at. ``evidence_at``: when the check's first
     read started (default ``now``): an alert opened or closed after that is left as it is.
     ``unverified``: (table, bucket, key) of states the check could not judge: their alerts stay open.
+    ``not_looked_at``: if given, gets the open alerts of scopes read only in part (a :class:`Coverage`) that the
+    check did not look at: the caller may look at them (``SweepRequest.recheck``).
     """
     evidence = evidence_at or now
     notices: list[Notice] = []
@@ -163,7 +186,11 @@ def process_findings(
             if store.remind(fp, record.last_notified_at, now, notice):
                 notices.append(notice)
     for fp, record in open_records.items():
-        if fp in current or record.scope not in covered_scopes or _state(record.finding) in unverified:
+        if fp in current or _state(record.finding) in unverified:
+            continue
+        if not _covers(covered_scopes, record):
+            if not_looked_at is not None and record.scope in covered_scopes:
+                not_looked_at.append(record)
             continue
         if resolvable_kinds is not None and record.finding.get("kind") not in {k.value for k in resolvable_kinds}:
             continue
@@ -175,9 +202,10 @@ def process_findings(
     return notices
 
 
-def covered_scopes(result: ScanResult) -> set[str]:
-    """Scopes a sweep read completely (tables scanned, and the buckets they name, without error)."""
-    scopes = set()
+def covered_scopes(result: ScanResult) -> Coverage:
+    """Scopes a sweep read completely (tables scanned, and the buckets they name, without error), with where it
+    looked for lock files in the buckets it did not list whole."""
+    scopes = Coverage(lockfiles={f"bucket:{result.region}:{b}": c for b, c in result.lockfile_coverage.items()})
     failed = {e.target.partition("/")[0] for e in result.errors}
     for table in result.tables:
         if not result.table_errors(table):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -41,6 +42,13 @@ def _utc(when: datetime) -> datetime:
     return when.astimezone(timezone.utc)
 
 
+# Pages each table's last full Scan took, in this process (a warm Lambda's next sweep, the bench's second run):
+# a table known to span several pages is read in parallel segments. Never a reason for an extra call.
+_PAGES_SEEN: dict[tuple[str, str, str], int] = {}
+MAX_SEGMENTS = 4  # each segment holds one parsed page (several MB) at a time: the 128 MB sweeper allows four
+PARALLEL_FROM = 4  # pages: below this, a first page let go costs more round trips than segments save
+
+
 class LockTable:
     """Read access to one Terraform lock table."""
 
@@ -48,17 +56,75 @@ class LockTable:
         self._aws = aws
         self.region = region
         self.name = name
+        self.pages = 0  # Scan calls this reader made (all segments)
+        self._lock = threading.Lock()
 
-    def scan(self) -> Iterator[dict[str, Any]]:
-        """Every item, page by page (strongly consistent, low-level typed). Each item is let go as it is
-        consumed: a 1 MB page parses into several MB of dicts, and never two pages are held at once."""
-        client = self._aws.dynamodb(self.region)
-        kwargs: dict[str, Any] = {"TableName": self.name, "ConsistentRead": True}
+    def _memo_key(self) -> tuple[str, str, str]:
+        return (self._aws.endpoint_url or "", self.region, self.name)
+
+    def segments(self) -> int:
+        """How many parallel Scan segments to read this table with: one unless it is known to span several pages."""
+        return max(1, min(MAX_SEGMENTS, _PAGES_SEEN.get(self._memo_key(), 1)))
+
+    def remember_pages(self) -> None:
+        """After a complete read: what the next read of this table in this process plans with."""
+        _PAGES_SEEN[self._memo_key()] = self.pages
+
+    def read(self, take: Callable[[dict[str, Any]], None]) -> None:
+        """Every item to ``take`` (from several threads at once when the table is read in segments).
+
+        A table known to span several pages is read in parallel segments. Otherwise the first page tells: if more
+        follow and the table's ItemCount (DescribeTable) says at least ``PARALLEL_FROM`` pages of such items, that
+        page is let go and the table is read in segments; else the Scan goes on page by page. A one-page table
+        costs one Scan, as ever."""
+        total = self.segments()
+        if total == 1:
+            first = self._page({})
+            last, items = first.get("LastEvaluatedKey"), first.pop("Items", [])
+            del first
+            if last is not None and (estimate := self._pages_estimate(len(items))) >= PARALLEL_FROM:
+                del items
+                self.pages, total = 0, min(MAX_SEGMENTS, estimate)
+            else:
+                for raw in _consumed(items):
+                    take(raw)
+                if last is not None:
+                    for raw in self.scan(start=last):
+                        take(raw)
+                return
+
+        def segment(n: int) -> None:
+            for raw in self.scan(n, total):
+                take(raw)
+
+        self._aws.in_parallel(segment, range(total), workers=total)
+
+    def _pages_estimate(self, per_page: int) -> int:
+        """Pages of ``per_page`` items the whole table holds, by its ItemCount (updated about every six hours)."""
+        try:
+            count = self._aws.dynamodb(self.region).describe_table(TableName=self.name)["Table"].get("ItemCount", 0)
+        except CALL_ERRORS:
+            return 1  # not known: page by page
+        return -(-int(count) // max(1, per_page))
+
+    def _page(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            page = self._aws.dynamodb(self.region).scan(TableName=self.name, ConsistentRead=True, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise _translate("Scan", exc) from exc
+        with self._lock:
+            self.pages += 1
+        return page  # type: ignore[return-value]
+
+    def scan(self, segment: int = 0, total: int = 1, start: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """Every item (of one segment of ``total``; after ``start``), page by page (strongly consistent, low-level
+        typed). Each item is let go as it is consumed: a 1 MB page parses into several MB of dicts, and a segment
+        never holds two pages at once."""
+        kwargs: dict[str, Any] = {"Segment": segment, "TotalSegments": total} if total > 1 else {}
+        if start:
+            kwargs["ExclusiveStartKey"] = start
         while True:
-            try:
-                page = client.scan(**kwargs)
-            except (ClientError, BotoCoreError) as exc:
-                raise _translate("Scan", exc) from exc
+            page = self._page(kwargs)
             last = page.get("LastEvaluatedKey")
             yield from _consumed(page.pop("Items", []))
             del page
@@ -100,18 +166,30 @@ class Bucket:
     def _s3(self) -> S3Client:
         return self._aws.s3(self.home_region)
 
-    def list_objects(self) -> Iterator[ObjectEntry]:
+    def list_objects(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectEntry]:
+        """Every object (under ``prefix``, after ``start_after``) in S3's order, one ListObjectsV2 per 1,000."""
+        for page, _ in self.list_pages(prefix, start_after):
+            yield from page
+
+    def list_pages(self, prefix: str = "", start_after: str = "") -> Iterator[tuple[Iterator[ObjectEntry], bool]]:
+        """The listing page by page: (its entries, each let go as it is consumed; whether more pages follow).
+        A reader that stops early (a key range read, a plan that turns to HeadObject) makes no further call."""
         client = self._s3()
         kwargs: dict[str, Any] = {"Bucket": self.name}
+        if prefix:
+            kwargs["Prefix"] = prefix
+        if start_after:
+            kwargs["StartAfter"] = start_after
         while True:
             try:
                 page = client.list_objects_v2(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise _translate("ListObjectsV2", exc) from exc
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            for obj in _consumed(page.pop("Contents", [])):
-                yield ObjectEntry(obj["Key"], obj.get("ETag", ""), obj.get("Size", 0), _utc(obj["LastModified"]))
+            contents = page.pop("Contents", [])
             del page
+            yield (ObjectEntry(o["Key"], o.get("ETag", ""), o.get("Size", 0), _utc(o["LastModified"]))
+                   for o in _consumed(contents)), token is not None
             if not token:
                 return
             kwargs["ContinuationToken"] = token

@@ -10,8 +10,10 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import boto3
 from botocore.config import Config
@@ -64,23 +66,41 @@ def _translate(operation: str, exc: Exception) -> AwsError:
 
 @dataclass
 class CallCounter:
-    """Counts API calls by operation, and HTTP attempts beyond the first (retries)."""
+    """Counts API calls by operation, HTTP attempts beyond the first (retries), and the depth of each chain of
+    calls made one after another (the critical path: calls made in parallel by :meth:`AwsSession.in_parallel`
+    count once)."""
 
     calls: Counter[str]
     attempts: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _chain: threading.local = field(default_factory=threading.local, repr=False)
 
     def on_call(self, model: Any = None, **_: Any) -> None:
         with self._lock:
             self.calls[model.name if model is not None else "Unknown"] += 1
+        self._chain.depth = self.depth() + 1
 
     def on_send(self, **_: Any) -> None:
         with self._lock:
             self.attempts += 1
 
+    def depth(self) -> int:
+        """Calls made one after another so far by this thread, those of the workers it waited for included."""
+        return getattr(self._chain, "depth", 0)
+
+    def set_depth(self, depth: int) -> None:
+        self._chain.depth = depth
+
     @property
     def retries(self) -> int:
         return max(0, self.attempts - sum(self.calls.values()))
+
+
+IO_WORKERS = 8  # concurrent reads per fan-out (I/O bound; memory: a state download holds 64 KiB at a time)
+
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AwsSession:
@@ -100,6 +120,35 @@ class AwsSession:
         self._lock = threading.Lock()
         # botocore's standard retry mode: backoff with jitter on throttling and 5xx.
         self._max_attempts = max_attempts
+
+    def in_parallel(self, work: Callable[[T], R], items: Iterable[T], workers: int = IO_WORKERS) -> list[R]:
+        """``work`` mapped over ``items``, a few at a time (boto3 clients are thread-safe), results in order.
+        Each worker thread's calls chain on from this thread's depth; this thread then waits for the deepest."""
+        todo = list(items)
+        if len(todo) <= 1:
+            return [work(item) for item in todo]
+        counter, base = self.counter, self.counter.depth()
+        fork = object()
+        ends: list[int] = []
+
+        def one(item: T) -> R:
+            chain = counter._chain
+            if getattr(chain, "fork", None) is not fork:  # this worker's first item of this fan-out
+                chain.fork, chain.depth = fork, base
+            try:
+                return work(item)
+            finally:
+                ends.append(counter.depth())
+
+        try:
+            with ThreadPoolExecutor(max_workers=min(workers, len(todo))) as pool:
+                return list(pool.map(one, todo))
+        finally:
+            counter.set_depth(max(ends, default=base))
+
+    @property
+    def endpoint_url(self) -> str | None:
+        return self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
 
     @property
     def default_region(self) -> str | None:

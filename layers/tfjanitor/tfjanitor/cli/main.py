@@ -18,7 +18,7 @@ from typing import IO, Any
 
 import tfjanitor
 from tfjanitor.durations import Deadline, parse_duration
-from tfjanitor.model import StalePolicy
+from tfjanitor.model import BucketSpec, StalePolicy
 from tfjanitor.untrusted import shown
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -82,6 +82,13 @@ def _duration(text: str):  # type: ignore[no-untyped-def]
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def _bucket_spec(text: str) -> str:
+    try:
+        return str(BucketSpec.parse(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _output_and_aws_options(parser: argparse.ArgumentParser) -> None:
     """What every AWS-reading command shares: output format, and the AWS CLI's endpoint/profile overrides."""
     parser.add_argument("--format", choices=("table", "json"), default="table", help="output format (default table)")
@@ -109,8 +116,9 @@ def _read_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role-arn", metavar="ARN", help="assume this role first (e.g. the read-only role of roles/reader.yaml)")
     parser.add_argument("--external-id", metavar="ID", help="external ID for --role-arn")
     parser.add_argument(
-        "--bucket", dest="buckets", action="append", default=[], metavar="NAME",
-        help="extra state bucket to sweep, e.g. one whose states lock with use_lockfile only (repeatable)",
+        "--bucket", dest="buckets", action="append", default=[], metavar="NAME[/PREFIX]", type=_bucket_spec,
+        help="a bucket whose .tflock lock files to look for (states that lock with use_lockfile only, which no lock "
+             "table names), in the whole bucket or under PREFIX only (repeatable)",
     )
     parser.add_argument(
         "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, ClassVar, Self
 
 from tfjanitor.durations import parse_duration, split_list
-from tfjanitor.model import StalePolicy
+from tfjanitor.model import BucketSpec, StalePolicy
 from tfjanitor.release.auto import ReleasePolicy
 
 _EVENT_BUS = re.compile(r"^arn:aws[a-z-]*:events:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256}$")
@@ -137,7 +137,13 @@ class BackendSettings(FunctionSettings):
     extra_buckets: list[str] = field(default_factory=list)
 
     def _problems(self) -> list[tuple[str, str]]:
-        return super()._problems() + ([("lock_tables", "name at least one lock table")] if not self.lock_tables else [])
+        out = super()._problems() + ([("lock_tables", "name at least one lock table")] if not self.lock_tables else [])
+        for text in self.extra_buckets:
+            try:
+                BucketSpec.parse(text)
+            except ValueError as exc:
+                out.append(("extra_buckets", str(exc)))
+        return out
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime, timezone
 
 from tfjanitor.alerts.delivery import Delivery, Notifier, deliver
 from tfjanitor.alerts.emails import Origin
-from tfjanitor.alerts.lifecycle import Notice, covered_scopes, process_findings
+from tfjanitor.alerts.lifecycle import AlertRecord, Notice, covered_scopes, process_findings
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.bus import EventBus
@@ -50,19 +51,32 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
 def _alert(
     result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, kinds: set[Kind],
     then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
+    recheck: Callable[[list[AlertRecord]], ScanResult] | None = None,
 ) -> Delivery:
     """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then send every pending
-    notice (this run's and any an earlier run could not send)."""
+    notice (this run's and any an earlier run could not send). With ``recheck``, the open alerts the check
+    did not look at (lock files in a bucket it did not list whole) are looked at now, and reconciled too."""
     if settings.account_id:  # the stack's own account: on every finding (the CLI asks STS instead)
         result.set_account(settings.account_id)
     store, notifier = alerting(settings, aws)
     if store is None or notifier is None:
         return Delivery()
     try:
+        missed: list[AlertRecord] = []
         process_findings(
             result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds,
             evidence_at=result.read_at, unverified={(u.table, u.bucket, u.key) for u in result.unverified},
+            not_looked_at=missed,
         )
+        if recheck is not None and missed:
+            again = recheck(missed)
+            if settings.account_id:
+                again.set_account(settings.account_id)
+            result.merge_recheck(again)
+            process_findings(
+                again.findings, covered_scopes(again), store, now, settings.reminder_interval,
+                resolvable_kinds=kinds, evidence_at=again.read_at,
+            )
         if then is not None:
             then(store)
     except AwsError as exc:
@@ -87,7 +101,13 @@ def sweep_and_alert(
     now = now or datetime.now(timezone.utc)
     request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline,
                            history_table=settings.findings_table)
-    result = Sweeper(aws, now=now).sweep(request)
+    sweeper = Sweeper(aws, now=now)
+    result = sweeper.sweep(request)
+
+    def recheck(missed: list[AlertRecord]) -> ScanResult:
+        """The lock files open alerts are about that this sweep's reads did not cover (scan/buckets.py)."""
+        keys = frozenset((str(r.finding.get("bucket")), str(r.finding.get("key"))) for r in missed)
+        return sweeper.sweep(replace(request, tables=[], buckets=[], recheck=keys))
 
     def release_stale(store: DynamoAlertStore) -> list[Notice]:
         if not settings.auto_release:
@@ -103,7 +123,7 @@ def sweep_and_alert(
         ]
         return released
 
-    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale)
+    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale, recheck=recheck)
 
 
 def audit_and_alert(

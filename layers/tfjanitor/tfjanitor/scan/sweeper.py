@@ -9,10 +9,10 @@ before it is reported, so a healthy apply racing the sweep is never drift.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
@@ -27,6 +27,7 @@ from tfjanitor.checks.liveness import STALE, SignOfLife, Threshold, last_sign_of
 from tfjanitor.durations import Deadline, OutOfTime, in_time
 from tfjanitor.model import (
     BucketFacts,
+    BucketSpec,
     DriftHistory,
     HeldLock,
     Inventory,
@@ -39,6 +40,7 @@ from tfjanitor.model import (
     TableStats,
     Unverified,
 )
+from tfjanitor.scan.buckets import PROVEN, BucketRead, BucketView, read_bucket
 from tfjanitor.scan.forensics import drift_history
 from tfjanitor.terraform import (
     DIGEST_SUFFIX,
@@ -54,7 +56,6 @@ from tfjanitor.terraform import (
 )
 
 StateRef = tuple[str, str]  # (bucket, key)
-IO_WORKERS = 8  # concurrent bucket listings / state downloads (memory: 8 x 64 KiB chunks at most)
 
 
 @dataclass(frozen=True)
@@ -70,22 +71,9 @@ class SweepRequest:
     # Keep what the audit reads (``result.inventory``: every listed state's facts, every MD5). Off for the
     # scheduled sweep and ``scan --skip-audit``: a state proven by its ETag then leaves nothing behind.
     for_audit: bool = False
-
-
-PROVEN = ""  # in ``_Read.wanted``: the listed ETag equals every digest of this key (no digest is empty)
-
-
-@dataclass
-class _BucketView:
-    """What one bucket listing told us, kept small: only keys we care about."""
-
-    exists: bool = True
-    listed: bool = False
-    objects_seen: int = 0
-    # State keys named by locks or digests, but not those proven by their ETag (unless kept for the audit,
-    # in a bucket of another region, or under a .tflock): kept in ``_Read.wanted`` as PROVEN instead.
-    objects: dict[str, ObjectEntry] = field(default_factory=dict)
-    lockfiles: dict[str, ObjectEntry] = field(default_factory=dict)  # state key -> its .tflock
+    # (bucket, state key) of lock-file alerts still open: their .tflock is looked at even where the plan of
+    # scan/buckets.py would not (so each such alert can be resolved once its lock is gone).
+    recheck: frozenset[StateRef] = frozenset()
 
 
 @dataclass
@@ -97,7 +85,7 @@ class _Read:
     bad: list[tuple[str, BadItem]] = field(default_factory=list)
     buckets_by_table: dict[str, dict[str, int]] = field(default_factory=dict)
     handles: dict[str, Bucket] = field(default_factory=dict)
-    views: dict[str, _BucketView] = field(default_factory=dict)
+    views: dict[str, BucketView] = field(default_factory=dict)
     regions: dict[str, str | None] = field(default_factory=dict)
     tables_read: set[str] = field(default_factory=set)
     md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing (audit only)
@@ -181,11 +169,13 @@ class Sweeper:
         result = ScanResult(region=request.region, tables=list(request.tables), buckets=[], read_at=now)
         calls_before = dict(self._aws.counter.calls)
         attempts_before = self._aws.counter.attempts
+        depth_before = self._aws.counter.depth()
         try:
             stages(request, now, result)
         except OutOfTime as exc:
             result.errors.append(ScanError.out_of_time(",".join(request.tables) or request.region, what, exc))
         self._count_calls(result.stats, calls_before)
+        result.stats.critical_path_calls = self._aws.counter.depth() - depth_before
         result.stats.retries = max(0, self._aws.counter.attempts - attempts_before - result.stats.total_api_calls)
         result.stats.duration_seconds = time.monotonic() - started
         result.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.bucket or "", f.key or ""))
@@ -320,39 +310,38 @@ class Sweeper:
         region = request.region
         stats = result.stats
         read = _Read(buckets_by_table={t: defaultdict(int) for t in request.tables})
+        guard = threading.Lock()
         for table in dict.fromkeys(request.tables):
             per_table = stats.tables[table] = TableStats()
+            reader = LockTable(self._aws, region, table)
+
+            def take(raw: dict[str, Any], table: str = table, per_table: TableStats = per_table) -> None:
+                in_time(request.deadline)
+                item = classify_item(raw)
+                with guard:
+                    self._take(read, stats, per_table, table, item, now)
+
             try:
-                for raw in LockTable(self._aws, region, table).scan():
-                    in_time(request.deadline)
-                    stats.items += 1
-                    per_table.items += 1
-                    item = classify_item(raw)
-                    if isinstance(item, LockItem):
-                        stats.lock_items += 1
-                        per_table.active_locks += 1
-                        per_table.oldest_lock_age_seconds = max(
-                            per_table.oldest_lock_age_seconds, item.lock.age_seconds(now)
-                        )
-                        read.locks[(item.bucket, item.key)].append((table, item))
-                        read.buckets_by_table[table][item.bucket] += 1
-                    elif isinstance(item, DigestItem):
-                        stats.digest_items += 1
-                        read.by_table[table].append(item)
-                        read.buckets_by_table[table][item.bucket] += 1
-                    else:
-                        stats.malformed_items += 1
-                        read.bad.append((table, item))
+                reader.read(take)  # in parallel segments once the table is known to span several pages
+                reader.remember_pages()
                 read.tables_read.add(table)
             except AwsError as exc:
                 result.errors.append(ScanError("scan_table", table, exc.code, describe_error(exc, "table", table)))
 
-        # Buckets: those the tables name plus those given explicitly.
+        # Buckets: those the tables name plus those given explicitly (NAME or NAME/PREFIX).
         for table, named in read.buckets_by_table.items():
             stats.tables[table].buckets = sorted(named)
-        bucket_names = list(
-            dict.fromkeys([b for t in read.buckets_by_table.values() for b in t] + list(request.buckets))
-        )
+        given: dict[str, list[str]] = defaultdict(list)
+        for text in request.buckets:
+            try:
+                spec = BucketSpec.parse(text)
+            except ValueError as exc:
+                result.errors.append(ScanError("bucket_spec", text, "InvalidBucket", str(exc)))
+                continue
+            given[spec.name].append(spec.prefix)
+        bucket_names = list(dict.fromkeys(
+            [b for t in read.buckets_by_table.values() for b in t] + list(given) + [b for b, _ in request.recheck]
+        ))
         result.buckets = bucket_names
         wanted = read.wanted
         for _, d in read.digests():
@@ -361,19 +350,47 @@ class Sweeper:
                 keys[d.key] = None  # tables disagree: each digest is judged from the listing entry
         for bucket_name, key in read.locks:  # a held lock needs its object's LastModified (and the audit too)
             wanted[bucket_name][key] = None
+        recheck: dict[str, set[str]] = defaultdict(set)
+        for bucket_name, key in request.recheck:
+            recheck[bucket_name].add(key)
         read.handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
         self._aws.s3(region)  # create the client once, before the buckets are read concurrently
-        surveys = self._in_parallel(
-            lambda name: self._survey(read.handles[name], wanted[name], request.deadline,
-                                      keep_all=request.for_audit, scan_region=region),
-            bucket_names,
-        )
+        reads = [
+            BucketRead(read.handles[name], wanted[name], given.get(name), whole=request.for_audit,
+                       keep_all=request.for_audit, scan_region=region, deadline=request.deadline,
+                       recheck=recheck.get(name, set()))
+            for name in bucket_names
+        ]
+        surveys = self._aws.in_parallel(lambda req: read_bucket(self._aws, req), reads)
         for name, (view, bucket_region, errors) in zip(bucket_names, surveys, strict=True):
             read.views[name] = view
             read.regions[name] = bucket_region
             stats.objects_listed += view.objects_seen
-            result.errors += errors
+            stats.bucket_reads[name] = view.report()
+            if view.coverage is not None:
+                result.lockfile_coverage[name] = view.coverage
+            for check, exc in errors:
+                result.errors.append(ScanError(check, name, exc.code, describe_error(exc, "bucket", name)))
         return read
+
+    @staticmethod
+    def _take(read: _Read, stats: Stats, per_table: TableStats, table: str, item: Any, now: datetime) -> None:
+        """One lock table item, classified: a lock, a digest, or a bad item."""
+        stats.items += 1
+        per_table.items += 1
+        if isinstance(item, LockItem):
+            stats.lock_items += 1
+            per_table.active_locks += 1
+            per_table.oldest_lock_age_seconds = max(per_table.oldest_lock_age_seconds, item.lock.age_seconds(now))
+            read.locks[(item.bucket, item.key)].append((table, item))
+            read.buckets_by_table[table][item.bucket] += 1
+        elif isinstance(item, DigestItem):
+            stats.digest_items += 1
+            read.by_table[table].append(item)
+            read.buckets_by_table[table][item.bucket] += 1
+        else:
+            stats.malformed_items += 1
+            read.bad.append((table, item))
 
     def _cross_region(self, result: ScanResult, read: _Read, profile: str | None) -> None:
         """A bucket in another region than the table naming it: every lock operation crosses regions."""
@@ -399,65 +416,6 @@ class Sweeper:
                     )
                 )
 
-    @staticmethod
-    def _survey(
-        bucket: Bucket, wanted: dict[str, str | None], deadline: Deadline | None = None, keep_all: bool = True,
-        scan_region: str | None = None,
-    ) -> tuple[_BucketView, str | None, list[ScanError]]:
-        """One bucket: its region, then one listing that keeps only the keys we care about.
-
-        A state whose listed ETag equals its digest is marked PROVEN in ``wanted`` and its entry dropped,
-        unless ``keep_all`` (the audit), the bucket is in another region (the cross-region finding sizes its
-        states) or its ``.tflock`` follows: S3 lists keys in UTF-8 binary order, so every key between a state
-        and its ``.tflock`` starts with the state's key, and an entry is held only while that holds.
-        """
-        view = _BucketView()
-        errors: list[ScanError] = []
-        name = bucket.name
-        try:
-            bucket_region: str | None = bucket.location()
-        except AwsError as exc:
-            if exc.code == "NoSuchBucket":
-                view.exists = False
-                return view, None, errors
-            errors.append(ScanError("bucket_location", name, exc.code, describe_error(exc, "bucket", name)))
-            bucket_region = None
-        keep_all = keep_all or (bucket_region is not None and bucket_region != scan_region)
-        held: list[ObjectEntry] = []  # proven states whose .tflock may still come (nested key prefixes)
-        try:
-            for obj in bucket.list_objects():
-                in_time(deadline)
-                view.objects_seen += 1
-                key = obj.key
-                while held and not key.startswith(held[-1].key):
-                    held.pop()
-                if key.endswith(LOCKFILE_SUFFIX):
-                    state = key[: -len(LOCKFILE_SUFFIX)]
-                    view.lockfiles[state] = obj
-                    if held and held[-1].key == state:
-                        view.objects[state] = held.pop()
-                elif key in wanted:
-                    if keep_all or wanted[key] != normalize_etag(obj.etag):
-                        view.objects[key] = obj
-                    else:
-                        wanted[key] = PROVEN
-                        held.append(obj)
-            view.listed = True
-        except AwsError as exc:
-            if exc.code == "NoSuchBucket":
-                view.exists = False
-            else:
-                errors.append(ScanError("list_bucket", name, exc.code, describe_error(exc, "bucket", name)))
-        return view, bucket_region, errors
-
-    @staticmethod
-    def _in_parallel(work, items):  # type: ignore[no-untyped-def]
-        """Map ``work`` over ``items`` a few at a time (I/O bound: boto3 clients are thread-safe)."""
-        if len(items) <= 1:
-            return [work(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(IO_WORKERS, len(items))) as pool:
-            return list(pool.map(work, items))
-
     def _hash_all(
         self, handles: dict[str, Bucket], work: list[tuple[str, DigestItem, str]], deadline: Deadline | None = None
     ) -> list[tuple[str, int, datetime] | AwsError]:
@@ -471,7 +429,7 @@ class Sweeper:
             except AwsError as exc:
                 return exc
 
-        return self._in_parallel(one, work)  # type: ignore[no-any-return]
+        return self._aws.in_parallel(one, work)  # type: ignore[no-any-return]
 
     def _count_calls(self, stats: Stats, before: dict[str, int]) -> None:
         """This run's API calls by operation (the session may be shared by several runs)."""
@@ -489,7 +447,7 @@ class Sweeper:
         started = time.monotonic()
         now = self._now or datetime.now(timezone.utc)
         result = ScanResult(region=region, tables=[table], buckets=[bucket], read_at=now)
-        calls_before = dict(self._aws.counter.calls)
+        calls_before, depth_before = dict(self._aws.counter.calls), self._aws.counter.depth()
         lock_id, digest_id = f"{bucket}/{key}", f"{bucket}/{key}{DIGEST_SUFFIX}"
         try:
             items = LockTable(self._aws, region, table).get_many([lock_id, digest_id])
@@ -498,7 +456,7 @@ class Sweeper:
                 return result  # no digest (lockfile-only state, deleted workspace): nothing to compare
             result.stats.states = result.stats.digest_items = 1
             handle = Bucket(self._aws, region, bucket)
-            view = _BucketView(listed=True)
+            view = BucketView(listed=True)
             obj = handle.head(key)
             candidate = _Candidate(table, digest, None)
             if obj is not None:
@@ -523,11 +481,12 @@ class Sweeper:
             result.errors.append(ScanError("check_state", lock_id, exc.code, describe_error(exc, "state", lock_id)))
         finally:
             self._count_calls(result.stats, calls_before)
+            result.stats.critical_path_calls = self._aws.counter.depth() - depth_before
             result.stats.duration_seconds = time.monotonic() - started
         return result
 
     def _check_lockfile(
-        self, result: ScanResult, bucket: Bucket, view: _BucketView, key: str, obj: ObjectEntry, now: datetime,
+        self, result: ScanResult, bucket: Bucket, view: BucketView, key: str, obj: ObjectEntry, now: datetime,
         request: SweepRequest, lives: dict[tuple[str, str, str], StateLife] | None, read: _Read,
     ) -> bool:
         """Read one ``.tflock`` and judge it like a DynamoDB lock: True if it is stale (or unreadable)."""
@@ -607,7 +566,7 @@ class Sweeper:
         return {keys[k]: life for k, life in records.items()}
 
     def _confirm(
-        self, result: ScanResult, candidates: list[_Candidate], views: dict[str, _BucketView],
+        self, result: ScanResult, candidates: list[_Candidate], views: dict[str, BucketView],
         handles: dict[str, Bucket], profile: str | None = None,
     ) -> None:
         """Re-read lock and digest items (consistently) after the object was read.
@@ -668,10 +627,10 @@ class Sweeper:
                 return DriftHistory(False, None, None, c.etag)  # never versioned: no older version to find
             return drift_history(handle, c.digest.key, c.digest.digest, c.etag, c.actual or "")
 
-        return self._in_parallel(one, drifts)  # type: ignore[no-any-return]
+        return self._aws.in_parallel(one, drifts)  # type: ignore[no-any-return]
 
     def _judge(
-        self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: _BucketView | None,
+        self, result: ScanResult, c: _Candidate, now_items: dict[str, dict[str, Any]], view: BucketView | None,
         profile: str | None,
     ) -> tuple[_Candidate, LockInfo | None] | None:
         """One suspect, with its lock and digest items as re-read after its object was hashed: a drift to report
