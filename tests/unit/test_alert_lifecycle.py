@@ -6,8 +6,8 @@ import threading
 from datetime import datetime, timedelta, timezone
 
 from tests.support.fakes import FakeAlertStore
-from tfjanitor.alerts.lifecycle import covered_scopes, finding_fingerprint, process_findings
-from tfjanitor.model import Finding, Kind, ScanError, ScanResult, Severity
+from tfjanitor.alerts.lifecycle import Coverage, covered_scopes, finding_fingerprint, process_findings
+from tfjanitor.model import Finding, Kind, LockfileCoverage, ScanError, ScanResult, Severity
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
 REGION, TABLE = "ap-northeast-2", "terraform-state-lock"
@@ -88,3 +88,22 @@ def test_concurrent_sweeps_send_each_notice_once() -> None:
 def test_fingerprints_are_stable_and_distinct() -> None:
     assert finding_fingerprint(stale()) == finding_fingerprint(stale())
     assert finding_fingerprint(stale("L1")) != finding_fingerprint(stale("L2"))
+
+
+def test_a_lock_file_alert_outside_what_was_read_is_neither_resolved_nor_dropped() -> None:
+    """A bucket read in part (scan/buckets.py): only lock files it looked at may resolve; the others come back to
+    the caller, which looks at them by name."""
+    store = FakeAlertStore()
+    bucket_scope = f"bucket:{REGION}:tfstate-demo"
+
+    def lockfile(key: str) -> Finding:
+        return Finding(Kind.STALE_LOCKFILE, Severity.WARNING, REGION, None, "tfstate-demo", key, "L", "stale", {})
+
+    process_findings([lockfile("ci/a/terraform.tfstate"), lockfile("other/terraform.tfstate")], {bucket_scope}, store, T0)
+    partial = Coverage([bucket_scope], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
+    missed: list = []  # type: ignore[type-arg]
+    notices = process_findings([], partial, store, T0 + timedelta(minutes=5), not_looked_at=missed)
+    assert [n.finding["key"] for n in notices] == ["ci/a/terraform.tfstate"]  # looked at, gone: resolved
+    assert [r.finding["key"] for r in missed] == ["other/terraform.tfstate"]  # not looked at: stays open
+    assert [r.finding["key"] for r in store.list_open()] == ["other/terraform.tfstate"]
+    assert covered_scopes(ScanResult(REGION, [], ["tfstate-demo"])) == {bucket_scope}  # a plain set still compares

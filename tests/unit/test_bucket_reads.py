@@ -14,7 +14,8 @@ import pytest
 
 from tfjanitor.aws.backend import ObjectEntry
 from tfjanitor.aws.session import AwsSession
-from tfjanitor.model import LockfileCoverage
+from tfjanitor.model import BucketSpec, LockfileCoverage
+from tfjanitor.runtime.settings import SettingsError, SweeperSettings
 from tfjanitor.scan.buckets import PROVEN, BucketRead, just_before, read_bucket
 
 WHEN = datetime(2026, 1, 5, 12, 0, tzinfo=timezone.utc)
@@ -142,3 +143,20 @@ def test_just_before_lists_the_key_first(key: str) -> None:
     assert after < key and all(0x20 <= ord(c) < 0x7F or ord(c) >= 0xA0 for c in after)
     listed = [e.key for e in next(FakeBucket([key[:-1], key, key + "x"]).list_pages(start_after=after))[0]]
     assert listed[0] == key if after else key in listed
+
+
+@pytest.mark.parametrize(("text", "spec"), [("tfstate", ("tfstate", "")), ("tfstate/ci/", ("tfstate", "ci/")),
+                                            ("tf.state-1/env:/prod", ("tf.state-1", "env:/prod"))])
+def test_a_bucket_is_given_as_name_or_name_slash_prefix(text: str, spec: tuple[str, str]) -> None:
+    parsed = BucketSpec.parse(text)
+    assert (parsed.name, parsed.prefix) == spec and str(parsed) == text
+
+
+@pytest.mark.parametrize("text", ["", "ab", "Bad_Name", "tfstate/", "s3://tfstate", "/ci"])
+def test_anything_else_is_refused_with_the_form_to_use(text: str) -> None:
+    with pytest.raises(ValueError, match="NAME or NAME/PREFIX|prefix after the slash"):
+        BucketSpec.parse(text)
+    if not text:
+        return  # a blank entry of a comma-separated list is dropped
+    with pytest.raises(SettingsError, match="EXTRA_BUCKETS"):
+        SweeperSettings(region="eu-west-1", lock_tables=["locks"], extra_buckets=["tfstate", text])

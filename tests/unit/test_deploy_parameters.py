@@ -54,7 +54,9 @@ def test_pressing_enter_through_the_questions_fails_at_change_set_time_saying_wh
         ("StateBucketNames", "My_Bucket"), ("StateBucketNames", "ab"), ("StateBucketNames", "state-"),
         ("StateBucketNames", "s3://my-terraform-state"), ("StateBucketNames", "my-terraform-state,Other"),
         ("StateBucketNames", "my-terraform-state, other-state"), ("StateBucketNames", ""),
-        ("ExtraBucketNames", "a-bucket, b-bucket"), ("LockTableNames", "lock table"), ("LockTableNames", "ab"),
+        ("ExtraBucketNames", "a-bucket, b-bucket"), ("ExtraBucketNames", "a-bucket/"),
+        ("ExtraBucketNames", "a-bucket/$(touch x)"), ("ExtraBucketNames", "a-bucket/ci dir"),
+        ("LockTableNames", "lock table"), ("LockTableNames", "ab"),
         ("PeerRegions", "us east 1"), ("PeerRegions", "us-east-1, eu-west-1"),
         ("AlertTopicArn", "pagerduty"), ("AlertTopicArn", "arn:aws:sns:us-east-1:123456789012:alerts.fifo"),
         ("StateKmsKeyArns", "arn:aws:kms:us-east-1:123456789012:alias/terraform"),
@@ -74,6 +76,7 @@ def test_a_typo_is_refused_before_anything_is_created(template, name: str, bad: 
     ("name", "good"),
     [
         ("StateBucketNames", "my-terraform-state,my.state.bucket,st8"), ("StateBucketNames", "*"),
+        ("ExtraBucketNames", "lockfile-states,build-output/terraform/,build-output/env:/prod"),
         ("LockTableNames", "terraform-state-lock,Platform_Locks.v2"), ("PeerRegions", "us-east-1,us-gov-west-1"),
         ("AlertTopicArn", "arn:aws-cn:sns:cn-north-1:123456789012:ops-pager"),
         ("StateKmsKeyArns", "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab,"

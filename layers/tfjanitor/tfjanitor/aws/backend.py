@@ -195,12 +195,16 @@ class Bucket:
             kwargs["ContinuationToken"] = token
 
     def head(self, key: str) -> ObjectEntry | None:
-        """One object's listing entry, or None if it does not exist."""
+        """One object's listing entry, or None if it does not exist. Keys come from lock tables: one S3 cannot
+        hold (not UTF-8, too long: S3 answers 400) names no object, as a listing would show, and fails no read
+        of the other states."""
         try:
             resp = self._s3().head_object(Bucket=self.name, Key=key)
+        except UnicodeError:
+            return None
         except (ClientError, BotoCoreError) as exc:
             err = _translate("HeadObject", exc)
-            if err.not_found:
+            if err.not_found or err.code in {"400", "KeyTooLongError", "InvalidArgument", "InvalidURI"}:
                 return None
             raise err from exc
         return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), _utc(resp["LastModified"]))
