@@ -73,6 +73,9 @@ def test_role_all_regions_and_discovery_find_the_other_accounts_problems(fleet) 
                      ("digest_drift", "us-west-2", "locks-us", OTHER_ACCOUNT)}
     assert "not-locks" not in doc["tables"] and "locks-mine" not in doc["tables"]
     assert code == 1
+    stats = doc["stats"]  # regions read four at a time: the longest chain is far shorter than all the calls
+    assert 0 < stats["critical_path_calls"] < stats["total_api_calls"]
+    assert {name.split("/", 1)[0] for name in stats["bucket_reads"]} <= set(doc["regions"])
 
 
 def test_a_region_that_fails_makes_the_scan_incomplete_without_hiding_the_others(fleet) -> None:

@@ -138,7 +138,8 @@ def test_the_stream_monitor_records_holds_and_digest_writes_once(backend, ddb, h
     monitor.handle(StreamEvent(DIGEST_WRITTEN, REGION, TABLE, BUCKET, KEY, at=later(seconds=-2)))
     key = life_key(REGION, TABLE, BUCKET, KEY)
     life = history.read([key])[key]
-    assert life.holds == {"apply": [95.0]} and life.digest_written is not None
+    [held] = life.holds["apply"]  # 95 s after the lock was taken, give or take the seconds a loaded machine adds
+    assert list(life.holds) == ["apply"] and 95 <= held <= 100 and life.digest_written is not None
     fp = fingerprint(Kind.INTERRUPTED_WRITE, REGION, TABLE, BUCKET, KEY, "run-7")
     assert store.get(fp).status == "closed"  # type: ignore[union-attr]  # its lock is gone: what is left is drift
 

@@ -160,3 +160,21 @@ def test_anything_else_is_refused_with_the_form_to_use(text: str) -> None:
         return  # a blank entry of a comma-separated list is dropped
     with pytest.raises(SettingsError, match="EXTRA_BUCKETS"):
         SweeperSettings(region="eu-west-1", lock_tables=["locks"], extra_buckets=["tfstate", text])
+
+
+def test_regions_read_four_at_a_time_chain_on_the_worker_that_takes_them() -> None:
+    from tfjanitor.scan.fleet import _critical_path
+
+    assert _critical_path([5] * 5) == 10 and _critical_path([9, 1, 1, 1, 1, 1]) == 9 and _critical_path([]) == 0
+
+
+def test_a_key_s3_cannot_hold_is_missing_and_never_sent() -> None:
+    """Hostile lock items: an overlong key, a lone surrogate, control characters. None may fail the bucket's read:
+    each is a state whose object does not exist (as a whole listing shows), the real states are still proven."""
+    hostile = ["a" * 1100 + "/terraform.tfstate", "x\ud800/terraform.tfstate", "\x1b[2J\x85/terraform.tfstate"]
+    real = [f"ok/{i:05d}/terraform.tfstate" for i in range(3)]
+    bucket = FakeBucket([f"ok/{i:05d}/x.log" for i in range(3000)] + real)
+    wanted: dict[str, str | None] = {k: etag_of(k) for k in hostile + real}
+    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))  # type: ignore[arg-type]
+    assert errors == [] and view.listed and all(wanted[k] == PROVEN for k in real)
+    assert all(wanted[k] == etag_of(k) and k not in view.objects for k in hostile)

@@ -109,6 +109,15 @@ def read_bucket(aws: AwsSession, req: BucketRead) -> tuple[BucketView, str | Non
     return view, bucket_region, errors
 
 
+def storable(key: str) -> bool:
+    """Whether S3 can hold an object under this key (1 to 1,024 bytes of UTF-8). A lock table may name any text:
+    a key S3 cannot hold names no object, and is never sent (as a StartAfter, it would fail the listing)."""
+    try:
+        return 0 < len(key.encode("utf-8")) <= 1024
+    except UnicodeEncodeError:
+        return False
+
+
 def _xml_safe(c: str) -> bool:
     """A character S3 (and moto) can echo back in a listing's XML: StartAfter is sent back in the response."""
     n = ord(c)
@@ -187,7 +196,7 @@ class _Reader:
         """The named states not under a given prefix: their key range, page by page, then HeadObject for the rest
         once listing stops paying."""
         req, view = self._req, self._view
-        names = sorted(k for k in req.wanted if not self._under_prefix(k))
+        names = sorted(k for k in req.wanted if not self._under_prefix(k) and storable(k))
         recheck = {k for k in req.recheck if not self._under_prefix(k)}
         if not names:
             self._heads([], sorted(recheck))

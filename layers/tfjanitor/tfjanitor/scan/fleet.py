@@ -81,6 +81,7 @@ def scan_regions(aws: AwsSession, request: FleetRequest, account: str | None = N
         merged.unverified += r.unverified
         merged.locks += r.locks
         _add(merged.stats, r.stats, r.region)
+    merged.stats.critical_path_calls = _critical_path([r.stats.critical_path_calls for r in results])
     merged.stats.duration_seconds = time.monotonic() - started
     merged.findings.sort(key=lambda f: (-f.severity.rank, f.kind.value, f.region, f.bucket or "", f.key or ""))
     return merged
@@ -93,5 +94,16 @@ def _add(total: Stats, part: Stats, region: str) -> None:
             total.tables.update({f"{region}/{name}": t for name, t in value.items()})
         elif f.name == "api_calls":
             total.api_calls.update(value)
+        elif f.name == "bucket_reads":
+            total.bucket_reads.update({f"{region}/{name}": how for name, how in value.items()})
         elif isinstance(value, (int, float)) and f.name != "duration_seconds":
             setattr(total, f.name, getattr(total, f.name) + value)
+
+
+def _critical_path(per_region: list[int]) -> int:
+    """Regions are read :data:`REGION_WORKERS` at a time, each taken by the first worker free: the longest chain of
+    calls is that of the worker that finishes last."""
+    workers = [0] * min(REGION_WORKERS, len(per_region))
+    for calls in per_region:
+        workers[workers.index(min(workers))] += calls
+    return max(workers, default=0)
