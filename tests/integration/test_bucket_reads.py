@@ -143,7 +143,7 @@ def test_a_table_of_several_pages_is_read_in_parallel_segments(backend) -> None:
     assert cold.stats.api_calls["DescribeTable"] == 1 and "DescribeTable" not in warm.stats.api_calls
     for result in (cold, warm):
         assert result.complete and result.findings == [] and result.stats.etag_proven == 800
-    # Cold: the first page, DescribeTable's ItemCount, then four segments at once; warm: segments at once.
+    # Cold: the first page, DescribeTable's ItemCount, then the segments at once; warm: the segments at once. Read
+    # page by page, the chain would be every Scan page, then the bucket's location and its listing.
     assert cold.stats.critical_path_calls < cold.stats.total_api_calls
-    assert warm.stats.critical_path_calls <= 2 + 4  # a segment's pages, then the bucket's location and listing
-    assert warm.stats.critical_path_calls < warm.stats.api_calls["Scan"]
+    assert warm.stats.critical_path_calls <= warm.stats.api_calls["Scan"] + 2 - 3
