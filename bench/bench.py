@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import math
 import os
 import random
@@ -409,6 +410,7 @@ def crowded_scenario(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     the two bounds, one ListObjectsV2 per 1,000 objects and one HeadObject per state."""
     from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     port = _free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)  # in this process: see seed_crowded
     server.start()

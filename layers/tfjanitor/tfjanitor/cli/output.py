@@ -71,7 +71,8 @@ def to_table(result: ScanResult) -> str:
     )
     out.append(
         f"read {s.items} items, {s.states} states, {s.objects_listed} objects listed; "
-        f"{s.total_api_calls} API calls, {s.downloads} downloads ({_size(s.bytes_downloaded)}), "
+        f"{s.total_api_calls} API calls ({s.critical_path_calls} one after another), {s.downloads} downloads "
+        f"({_size(s.bytes_downloaded)}), "
         f"{s.duration_seconds:.2f}s"
     )
     out.append("")
