@@ -48,7 +48,7 @@ _PAGES_SEEN: dict[tuple[str, str, str], int] = {}
 MAX_SEGMENTS = 2  # each segment holds a parsed page (MBs) at a time. Measured at 100,000 states (11 pages): peak RSS
 # 122.9 MB read page by page, 125.4 MB with 2 segments, 127.4 MB with 4; the critical path 217, 208 and 205 calls
 # (listing and downloads dominate it). Two keep the 128 MB sweeper's margin for most of the gain.
-PARALLEL_FROM = 4  # pages: below this, a first page let go costs more round trips than segments save
+PARALLEL_FROM = 6  # pages: below this, the first page let go and DescribeTable cost the round trips segments save
 
 
 class LockTable:
