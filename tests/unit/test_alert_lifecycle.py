@@ -107,3 +107,16 @@ def test_a_lock_file_alert_outside_what_was_read_is_neither_resolved_nor_dropped
     assert [r.finding["key"] for r in missed] == ["other/terraform.tfstate"]  # not looked at: stays open
     assert [r.finding["key"] for r in store.list_open()] == ["other/terraform.tfstate"]
     assert covered_scopes(ScanResult(REGION, [], ["tfstate-demo"])) == {bucket_scope}  # a plain set still compares
+
+
+def test_only_this_checks_kinds_come_back_to_be_looked_at() -> None:
+    """An audit alert on the same bucket (no key) is neither resolved nor handed back by the sweeper."""
+    store = FakeAlertStore()
+    bucket_scope = f"bucket:{REGION}:tfstate-demo"
+    audit = Finding(Kind.BUCKET_VERSIONING_DISABLED, Severity.WARNING, REGION, None, "tfstate-demo", None, None, "x", {})
+    process_findings([audit], {bucket_scope}, store, T0)
+    missed: list = []  # type: ignore[type-arg]
+    partial = Coverage([bucket_scope], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
+    assert process_findings([], partial, store, T0 + timedelta(minutes=5), resolvable_kinds={Kind.STALE_LOCKFILE},
+                            not_looked_at=missed) == []
+    assert missed == [] and len(store.list_open()) == 1

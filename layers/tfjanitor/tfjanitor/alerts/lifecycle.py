@@ -188,11 +188,11 @@ def process_findings(
     for fp, record in open_records.items():
         if fp in current or _state(record.finding) in unverified:
             continue
-        if not _covers(covered_scopes, record):
-            if not_looked_at is not None and record.scope in covered_scopes:
-                not_looked_at.append(record)
-            continue
         if resolvable_kinds is not None and record.finding.get("kind") not in {k.value for k in resolvable_kinds}:
+            continue
+        if not _covers(covered_scopes, record):
+            if not_looked_at is not None and record.scope in covered_scopes and record.finding.get("key"):
+                not_looked_at.append(record)
             continue
         if record.changed_at is not None and record.changed_at >= evidence:
             continue  # opened on evidence newer than ours: we cannot know it is gone

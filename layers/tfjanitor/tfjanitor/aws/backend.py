@@ -84,7 +84,7 @@ class LockTable:
             first = self._page({})
             last, items = first.get("LastEvaluatedKey"), first.pop("Items", [])
             del first
-            if last is not None and (estimate := self._pages_estimate(len(items))) >= PARALLEL_FROM:
+            if last is not None and MAX_SEGMENTS > 1 and (estimate := self._pages_estimate(len(items))) >= PARALLEL_FROM:
                 del items
                 self.pages, total = 0, min(MAX_SEGMENTS, estimate)
             else:
