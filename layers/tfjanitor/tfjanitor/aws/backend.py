@@ -43,7 +43,7 @@ def _utc(when: datetime) -> datetime:
 
 
 # Pages each table's last full Scan took, in this process (a warm Lambda's next sweep, the bench's second run):
-# a table known to span several pages is read in parallel segments. Never a reason for an extra call.
+# a table known to span several pages is read in parallel segments (remembering costs no call).
 _PAGES_SEEN: dict[tuple[str, str, str], int] = {}
 MAX_SEGMENTS = 2  # each segment holds a parsed page (MBs) at a time. Measured at 100,000 states (11 pages): peak RSS
 # 122.9 MB read page by page, 125.4 MB with 2 segments, 127.4 MB with 4; the critical path 217, 208 and 205 calls
@@ -68,10 +68,6 @@ class LockTable:
         """How many parallel Scan segments to read this table with: one unless it is known to span several pages."""
         return max(1, min(MAX_SEGMENTS, _PAGES_SEEN.get(self._memo_key(), 1)))
 
-    def remember_pages(self) -> None:
-        """After a complete read: what the next read of this table in this process plans with."""
-        _PAGES_SEEN[self._memo_key()] = self.pages
-
     def read(self, take: Callable[[dict[str, Any]], None]) -> None:
         """Every item to ``take`` (from several threads at once when the table is read in segments).
 
@@ -93,6 +89,7 @@ class LockTable:
                 if last is not None:
                     for raw in self.scan(start=last):
                         take(raw)
+                _PAGES_SEEN[self._memo_key()] = self.pages  # what the next read in this process plans with
                 return
 
         def segment(n: int) -> None:
@@ -100,6 +97,7 @@ class LockTable:
                 take(raw)
 
         self._aws.in_parallel(segment, range(total), workers=total)
+        _PAGES_SEEN[self._memo_key()] = self.pages
 
     def _pages_estimate(self, per_page: int) -> int:
         """Pages of ``per_page`` items the whole table holds, by its ItemCount (updated about every six hours)."""
@@ -167,11 +165,6 @@ class Bucket:
 
     def _s3(self) -> S3Client:
         return self._aws.s3(self.home_region)
-
-    def list_objects(self, prefix: str = "", start_after: str = "") -> Iterator[ObjectEntry]:
-        """Every object (under ``prefix``, after ``start_after``) in S3's order, one ListObjectsV2 per 1,000."""
-        for page, _ in self.list_pages(prefix, start_after):
-            yield from page
 
     def list_pages(self, prefix: str = "", start_after: str = "") -> Iterator[tuple[Iterator[ObjectEntry], bool]]:
         """The listing page by page: (its entries, each let go as it is consumed; whether more pages follow).

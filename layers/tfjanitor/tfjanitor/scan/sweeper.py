@@ -323,7 +323,6 @@ class Sweeper:
 
             try:
                 reader.read(take)  # in parallel segments once the table is known to span several pages
-                reader.remember_pages()
                 read.tables_read.add(table)
             except AwsError as exc:
                 result.errors.append(ScanError("scan_table", table, exc.code, describe_error(exc, "table", table)))
