@@ -94,3 +94,45 @@ def test_scan_table_shows_lock_fields_escaped_and_each_command_on_its_own_line()
     for line in [*finding.command_lines(), *(c for a in finding.alternative_lines() for c in a["commands"])]:
         assert f"      {line}" in lines
     assert json.loads(to_json(result))["findings"][0]["details"]["who"] == f"ci{EVIL}@host"  # JSON: raw, JSON-escaped
+
+
+# -- every character a terminal would draw as nothing or obey ------------------------------------------
+
+def _code_points(*categories: str) -> list[str]:
+    import sys
+    import unicodedata
+
+    return [chr(c) for c in range(sys.maxunicode + 1) if unicodedata.category(chr(c)) in categories]
+
+
+INVISIBLE = _code_points("Cc", "Cf", "Zl", "Zp")
+
+
+def test_every_control_format_and_separator_character_is_escaped() -> None:
+    """Every code point of categories Cc, Cf, Zl and Zp of the running Python's Unicode database: shown as a visible
+    escape, so a hostile key never prints identical to a real one."""
+    assert len(INVISIBLE) > 200  # 65 controls, 97 tag characters, the rest
+    real = "tfstate/prod/terraform.tfstate"
+    for ch in INVISIBLE:
+        hostile = real[:5] + ch + real[5:]
+        text = shown(hostile)
+        assert not any(c in INVISIBLE for c in text), f"U+{ord(ch):04X} reached the terminal"
+        assert text != shown(real), f"U+{ord(ch):04X} prints like the real key"
+        assert f"{ord(ch):x}" in text.lower() or ch in "\n\r\t"
+
+
+@pytest.mark.parametrize("code", [0xAD, 0x61C, 0x180E, 0x2060, 0x2064, 0x206A, 0x206F, 0xFFF9, 0xFFFB, 0xE0000, 0xE0041,
+                                  0xE007F, 0x2028, 0x2029, 0xFE0F, 0x034F, 0x3164])
+def test_named_invisible_characters_are_escaped_unambiguously(code: int) -> None:
+    text = shown(f"a{chr(code)}b")
+    expected = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+    assert text == f"a{expected}b"
+
+
+def test_commands_quote_format_characters_as_bytes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A shell line holding a tag or soft-hyphen character still passes exactly those bytes, but prints them escaped."""
+    values = ["dev\u00adkey", "x\U000e0041y", "a\u2063b", "p\u2029q"]
+    line = shell_line(["printf", "%s\\0", *values])
+    assert not any(c in INVISIBLE for c in line)
+    out = subprocess.run(["bash", "-c", line], capture_output=True, cwd=tmp_path, check=True).stdout
+    assert out.split(b"\0")[:-1] == [v.encode() for v in values]
