@@ -18,12 +18,12 @@ from pathlib import Path
 
 import boto3
 import pytest
-from botocore.awsrequest import AWSResponse
 from botocore.stub import Stubber
 
 from tests.conftest import BUCKET, REGION, TABLE, client, create_bucket, create_lock_table
 from tests.integration.conftest import session
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
+from tests.support.faults import deny
 from tests.support.lambdas import load_function
 from tests.support.posture import enforce_tls, harden_bucket, harden_table
 from tfjanitor.alerts.lifecycle import covered_scopes
@@ -106,7 +106,7 @@ def test_unreadable_peer_table_is_an_incomplete_check_not_a_pass(backend) -> Non
     create_lock_table(backend, TABLE, PEER)
     put_state(client("s3", backend), client("dynamodb", backend), BUCKET, KEY, state_body())
     aws = aws_for(backend)
-    aws.dynamodb(PEER).meta.events.register("before-send.dynamodb.Scan", _deny("AccessDeniedException"))
+    aws.dynamodb(PEER).meta.events.register("before-send.dynamodb.Scan", deny("AccessDeniedException"))
     result = scan_and_audit(backend, peers=[PEER], aws=aws)
     assert not result.complete and result.exit_code == 2
     [error] = result.errors
@@ -160,35 +160,12 @@ def test_posture_calls_are_made_once_per_table_and_bucket_per_run(backend) -> No
         assert calls[op] == 1, op  # per bucket, however many tables name it
 
 
-def _deny(code: str):  # type: ignore[no-untyped-def]
-    """A before-send hook answering every request with an access-denied error."""
-
-    def respond(request, **_: object):  # type: ignore[no-untyped-def]
-        if "amazonaws.com" in request.url or "127.0.0.1" in request.url:
-            if code == "AccessDenied":  # S3: XML
-                body = b"<Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>"
-                return AWSResponse(request.url, 403, {"Content-Type": "application/xml"}, _Raw(body))
-            body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": "denied"}).encode()
-            return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body))
-        return None
-
-    return respond
-
-
-class _Raw:
-    def __init__(self, data: bytes):
-        self._data = data
-
-    def stream(self, *_: object, **__: object):  # type: ignore[no-untyped-def]
-        yield self._data
-
-
 def test_a_posture_check_that_cannot_run_is_an_error_never_a_silent_pass(backend) -> None:
     put_state(client("s3", backend), client("dynamodb", backend), BUCKET, KEY, state_body())
     aws = aws_for(backend)
-    aws.s3(REGION).meta.events.register("before-send.s3.GetBucketPolicy", _deny("AccessDenied"))
+    aws.s3(REGION).meta.events.register("before-send.s3.GetBucketPolicy", deny("AccessDenied"))
     aws.dynamodb(REGION).meta.events.register("before-send.dynamodb.DescribeContinuousBackups",
-                                              _deny("AccessDeniedException"))
+                                              deny("AccessDeniedException"))
     result = scan_and_audit(backend, aws=aws)
     assert not result.complete and result.exit_code == 2
     assert sorted((e.check, e.target, e.code) for e in result.errors) == [

@@ -100,13 +100,16 @@ def test_a_lock_file_alert_outside_what_was_read_is_neither_resolved_nor_dropped
         return Finding(Kind.STALE_LOCKFILE, Severity.WARNING, REGION, None, "tfstate-demo", key, "L", "stale", {})
 
     process_findings([lockfile("ci/a/terraform.tfstate"), lockfile("other/terraform.tfstate")], {bucket_scope}, store, T0)
-    partial = Coverage([bucket_scope], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
+    partial = Coverage([bucket_scope, f"history:{REGION}"], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
     missed: list = []  # type: ignore[type-arg]
     notices = process_findings([], partial, store, T0 + timedelta(minutes=5), not_looked_at=missed)
     assert [n.finding["key"] for n in notices] == ["ci/a/terraform.tfstate"]  # looked at, gone: resolved
     assert [r.finding["key"] for r in missed] == ["other/terraform.tfstate"]  # not looked at: stays open
     assert [r.finding["key"] for r in store.list_open()] == ["other/terraform.tfstate"]
-    assert covered_scopes(ScanResult(REGION, [], ["tfstate-demo"])) == {bucket_scope}  # a plain set still compares
+    assert covered_scopes(ScanResult(REGION, [], ["tfstate-demo"])) == set()  # coverage is positive: nothing recorded
+    read = ScanResult(REGION, [], ["tfstate-demo"])
+    read.finished({bucket_scope})
+    assert covered_scopes(read) == {bucket_scope}  # a plain set still compares
 
 
 def test_only_this_checks_kinds_come_back_to_be_looked_at() -> None:

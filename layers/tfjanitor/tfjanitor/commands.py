@@ -20,11 +20,14 @@ table item's key, ``Info``, a digest) travels inside a JSON argument.
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from collections.abc import Sequence
 from typing import Any
 
 from tfjanitor.untrusted import LINE_LIMIT, is_unsafe, shown
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def quote(arg: str) -> str:
@@ -35,22 +38,24 @@ def quote(arg: str) -> str:
         if ch in "\\'":
             out.append("\\" + ch)
         elif is_unsafe(ch):
-            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8")))
+            out.append("".join(f"\\x{b:02x}" for b in ch.encode("utf-8", "surrogatepass")))
         else:
             out.append(ch)
     return "$'" + "".join(out) + "'"
 
 
 def representable(argv: Sequence[str]) -> bool:
-    """Whether a command line can pass ``argv`` at all: no program's argument can hold a NUL, and argparse
-    (so the AWS CLI and ``tfjanitor``) drops an option value that is exactly ``--``."""
-    return not any("\x00" in a or (a.startswith("--") and a.endswith("=--")) for a in map(str, argv))
+    """Whether a command line can pass ``argv`` at all: no program's argument can hold a NUL or a lone surrogate
+    (not text: it has no UTF-8 bytes), and argparse (so the AWS CLI and ``tfjanitor``) drops an option value that
+    is exactly ``--``."""
+    return not any("\x00" in a or _LONE_SURROGATE.search(a) or (a.startswith("--") and a.endswith("=--"))
+                   for a in map(str, argv))
 
 
 def shell_line(argv: Sequence[str]) -> str:
     """One command line that runs exactly ``argv``."""
     if not representable(argv):
-        raise ValueError("an argument holds a NUL character: no command line can pass it")
+        raise ValueError("an argument holds a NUL character or a lone surrogate: no command line can pass it")
     return " ".join(quote(str(a)) for a in argv)
 
 

@@ -89,6 +89,30 @@ class Finding:
         return doc
 
 
+def table_scope(region: str, table: str) -> str:
+    """What a run read when it read a lock table whole (and judged what it holds): alerts on it may be resolved."""
+    return f"table:{region}:{table}"
+
+
+def bucket_scope(region: str, bucket: str) -> str:
+    """What a run read when it read a bucket (as its plan says: see scan/buckets.py) and judged its states."""
+    return f"bucket:{region}:{bucket}"
+
+
+def history_scope(region: str) -> str:
+    """The stack's records of signs of life and hold times (learned thresholds), read in full."""
+    return f"history:{region}"
+
+
+# Which scope an error leaves unread, by its check (the target names the table or the bucket, and key). An error
+# of any other check has no known scope: a run with one covers nothing (it resolves no alert).
+_TABLE_CHECKS = frozenset({"scan_table", "confirm", "describe_table", "continuous_backups", "scan_peer_table",
+                           "lock_table_schema"})
+_BUCKET_CHECKS = frozenset({"bucket_location", "list_bucket", "head_object", "read_state", "read_lockfile",
+                            "bucket_spec", "bucket_versioning", "public_access_block", "bucket_policy",
+                            "bucket_lifecycle", "list_versions"})
+
+
 @dataclass
 class ScanError:
     """A check that could not run: the sweep is incomplete because of it."""
@@ -104,6 +128,17 @@ class ScanError:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def scope(self, region: str) -> str | None:
+        """The scope this error leaves unread (see :func:`table_scope`), or None when that is not known."""
+        name = self.target.partition("/")[0]
+        if self.check in _TABLE_CHECKS:
+            return table_scope(self.region or region, self.target)
+        if self.check in _BUCKET_CHECKS:
+            return bucket_scope(self.region or region, name)
+        if self.check == "read_history":
+            return history_scope(self.region or region)
+        return None
 
     @classmethod
     def out_of_time(cls, target: str, what: str, reason: object) -> ScanError:
@@ -374,6 +409,10 @@ class ScanResult:
     regions: list[str] = field(default_factory=list)  # every region read (a fleet scan reads several)
     # Buckets not listed whole (their lock files were looked for only there): not in to_dict.
     lockfile_coverage: dict[str, LockfileCoverage] = field(default_factory=dict, repr=False, compare=False)
+    # The scopes (table_scope, bucket_scope, history_scope) this run finished reading and judging: positive evidence,
+    # set only when the run's stages all ran (an error of unknown scope, or running out of time, leaves it empty).
+    # Only these may resolve alerts (alerts.lifecycle.covered_scopes). Not in to_dict.
+    covered: set[str] = field(default_factory=set, repr=False, compare=False)
 
     @property
     def complete(self) -> bool:
@@ -407,10 +446,17 @@ class ScanResult:
         self.stats.downloads += again.stats.downloads
         self.stats.bytes_downloaded += again.stats.bytes_downloaded
 
-    def table_errors(self, table: str) -> list[ScanError]:
-        """Errors that leave this table's part of the sweep incomplete."""
-        buckets = self.stats.tables.get(table, TableStats()).buckets
-        return [e for e in self.errors if e.target == table or e.target.partition("/")[0] in buckets]
+    def finished(self, scopes: set[str]) -> None:
+        """Record what this run read and judged whole: ``scopes`` less those its errors left unread; nothing at all
+        if an error's scope is not known."""
+        left = set(scopes)
+        for error in self.errors:
+            spoiled = error.scope(self.region)
+            if spoiled is None:
+                self.covered = set()
+                return
+            left.discard(spoiled)
+        self.covered = left
 
     def to_dict(self) -> dict[str, Any]:
         return {

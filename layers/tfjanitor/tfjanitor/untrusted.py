@@ -21,13 +21,14 @@ TRUNCATED = "...[truncated, {n} chars]"
 # overrides, zero-width characters, invisible operators, interlinear annotations, tag characters ...), the line and
 # paragraph separators (Zl, Zp), lone surrogates (Cs: not text at all), and characters that render as nothing although
 # Unicode files them elsewhere (combining grapheme joiner, Hangul fillers, Khmer inherent vowels, Mongolian free
-# variation selectors, variation selectors). The Cf ranges are the union over Unicode 14.0 to 15.1 (Python 3.11 to
-# 3.13); tests/unit/test_untrusted_text.py checks every code point of those categories in the running Python.
+# variation selectors). Emoji variation selectors (U+FE00-U+FE0F) stay: our own cards use them. The Cf ranges are
+# the union over Unicode 14.0 to 15.1 (Python 3.11 to 3.13); tests/unit/test_untrusted_text.py checks every code
+# point of those categories in the running Python.
 _UNSAFE = re.compile(
     "[\x00-\x1f\x7f-\x9f\xad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160"
     "\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\u3164\ud800-\udfff"
-    "\ufe00-\ufe0f\ufeff\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
-    "\U0001d173-\U0001d17a\U000e0000-\U000e007f\U000e0100-\U000e01ef]"
+    "\ufeff\uffa0\ufff9-\ufffb\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3"
+    "\U0001d173-\U0001d17a\U000e0000-\U000e007f]"
 )
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from tfjanitor.model import Finding, Kind, LockfileCoverage, ScanResult, Severity
+from tfjanitor.model import Finding, Kind, LockfileCoverage, ScanResult, Severity, bucket_scope, history_scope, table_scope
 
 OPEN, CLOSED = "open", "closed"
 CLOSED_TTL = timedelta(days=30)
@@ -40,8 +40,9 @@ def finding_fingerprint(f: Finding) -> str:
 
 
 def scope_of(f: Finding) -> str:
-    """What a sweep must have fully read to say this finding is gone."""
-    return f"table:{f.region}:{f.table}" if f.table else f"bucket:{f.region}:{f.bucket}"
+    """The alert's home scope (stored with it): its table, or its bucket. What must have been read to resolve it is
+    :func:`requirements`."""
+    return table_scope(f.region, f.table) if f.table else bucket_scope(f.region, str(f.bucket))
 
 
 @dataclass
@@ -120,22 +121,60 @@ def _state(finding: dict[str, Any]) -> tuple[Any, Any, Any]:
     return finding.get("table"), finding.get("bucket"), finding.get("key")
 
 
-class Coverage(set[str]):
-    """The scopes a check read completely; for a bucket it did not list whole, also where it looked for lock
-    files (scan/buckets.py): a lock-file alert elsewhere in it was not looked at."""
+# Kinds about a held lock: "not stale any more" needs the whole evidence of its liveness (its state object, the
+# stack's history); "gone" needs only its table, read whole, without that lock in it.
+_HELD_LOCK_KINDS = frozenset({Kind.STALE_LOCK.value, Kind.INTERRUPTED_WRITE.value, Kind.STALE_LOCKFILE.value})
 
-    def __init__(self, scopes: Iterable[str] = (), lockfiles: dict[str, LockfileCoverage] | None = None):
+
+def requirements(finding: dict[str, Any]) -> set[str]:
+    """The scopes a run must have read whole to say this finding is gone: its table, its bucket (the object, the
+    lock file), and for a held lock the stack's history (learned thresholds, digest writes). A malformed table item
+    needs only its table (its bucket may be read by nobody)."""
+    region, kind = str(finding.get("region")), finding.get("kind")
+    table, bucket = finding.get("table"), finding.get("bucket")
+    need = {table_scope(region, table)} if table else set()
+    if bucket and not (table and kind == Kind.MALFORMED_ITEM.value):
+        need.add(bucket_scope(region, bucket))
+    if kind in _HELD_LOCK_KINDS:
+        need.add(history_scope(region))
+    return need
+
+
+class Coverage(set[str]):
+    """The scopes a run read and judged whole (positive evidence: ``ScanResult.covered``); for a bucket it did not
+    list whole, also where it looked for lock files (scan/buckets.py): a lock-file alert elsewhere in it was not
+    looked at; and the DynamoDB locks each table it read whole holds (``held``: (table, bucket, key) -> lock IDs).
+
+    An alert may be resolved only if every scope its finding depends on (:func:`requirements`) is here, or, for a
+    DynamoDB lock, if its table is here without that lock. A plain set of scopes given instead (unit tests of the
+    lifecycle) stands for a caller that vouches for the alert's own scope."""
+
+    def __init__(self, scopes: Iterable[str] = (), lockfiles: dict[str, LockfileCoverage] | None = None,
+                 held: dict[tuple[str, str, str], set[str]] | None = None):
         super().__init__(scopes)
         self.lockfiles = lockfiles or {}
+        self.held = held
 
     def covers(self, scope: str, key: str | None) -> bool:
         partial = self.lockfiles.get(scope)
         return scope in self and (partial is None or partial.covers(key))
 
+    def resolves(self, record: AlertRecord) -> bool:
+        f = record.finding
+        key = f.get("key")
+        if not self.covers(record.scope, key):
+            return False
+        if self.held is not None and f.get("kind") in _HELD_LOCK_KINDS and f.get("table") and f.get("bucket") and key:
+            region = str(f.get("region"))
+            if table_scope(region, f["table"]) in self and f.get("lock_id") not in self.held.get(
+                    (f["table"], f["bucket"], key), set()):
+                return True  # its table was read whole and that lock is not in it: gone
+        return all(self.covers(scope, key) for scope in requirements(f))
+
 
 def _covers(covered: set[str], record: AlertRecord) -> bool:
     if isinstance(covered, Coverage):
-        return covered.covers(record.scope, record.finding.get("key"))
+        return covered.resolves(record)
     return record.scope in covered
 
 
@@ -153,9 +192,9 @@ def process_findings(
 ) -> list[Notice]:
     """Reconcile what a check saw with the open alerts; return the notices this caller queued.
 
-    ``covered_scopes``: scopes the check read completely. An open alert is resolved only if
-    its scope is covered and the check no longer sees it: an incomplete sweep never closes
-    (never falsely all-clears) what it did not look at. ``evidence_at``: when the check's first
+    ``covered_scopes``: what the check read and judged whole (a :class:`Coverage`, from :func:`covered_scopes`). An
+    open alert is resolved only if everything its finding depends on was covered and the check no longer sees it: an
+    incomplete sweep never closes (never falsely all-clears) what it did not look at. ``evidence_at``: when the check's first
     read started (default ``now``): an alert opened or closed after that is left as it is.
     ``unverified``: (table, bucket, key) of states the check could not judge: their alerts stay open.
     ``not_looked_at``: if given, gets the open alerts of scopes read only in part (a :class:`Coverage`) that the
@@ -191,8 +230,10 @@ def process_findings(
         if resolvable_kinds is not None and record.finding.get("kind") not in {k.value for k in resolvable_kinds}:
             continue
         if not _covers(covered_scopes, record):
-            if not_looked_at is not None and record.scope in covered_scopes and record.finding.get("key"):
-                not_looked_at.append(record)
+            key = record.finding.get("key")
+            if (not_looked_at is not None and key and isinstance(covered_scopes, Coverage)
+                    and record.scope in covered_scopes and not covered_scopes.covers(record.scope, key)):
+                not_looked_at.append(record)  # a lock file the reads did not reach
             continue
         if record.changed_at is not None and record.changed_at >= evidence:
             continue  # opened on evidence newer than ours: we cannot know it is gone
@@ -203,17 +244,14 @@ def process_findings(
 
 
 def covered_scopes(result: ScanResult) -> Coverage:
-    """Scopes a sweep read completely (tables scanned, and the buckets they name, without error), with where it
-    looked for lock files in the buckets it did not list whole."""
-    scopes = Coverage(lockfiles={f"bucket:{result.region}:{b}": c for b, c in result.lockfile_coverage.items()})
-    failed = {e.target.partition("/")[0] for e in result.errors}
-    for table in result.tables:
-        if not result.table_errors(table):
-            scopes.add(f"table:{result.region}:{table}")
-    for bucket in result.buckets:
-        if bucket not in failed:
-            scopes.add(f"bucket:{result.region}:{bucket}")
-    return scopes
+    """What a run read and judged whole (``result.covered``: positive evidence, never derived from the absence of
+    errors), with where it looked for lock files in the buckets it did not list whole and the locks each table held."""
+    held: dict[tuple[str, str, str], set[str]] = {}
+    for lock in result.locks:
+        if lock.table is not None:
+            held.setdefault((lock.table, lock.bucket, lock.key), set()).add(str(lock.lock.get("id")))
+    return Coverage(result.covered, {bucket_scope(result.region, b): c for b, c in result.lockfile_coverage.items()},
+                    held)
 
 
 def resolve_if_open(

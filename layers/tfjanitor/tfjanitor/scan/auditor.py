@@ -19,7 +19,18 @@ from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
 from tfjanitor.durations import Deadline, OutOfTime, in_time
-from tfjanitor.model import BucketFacts, BucketPosture, Finding, Inventory, Kind, ObjectVersion, ScanError, ScanResult
+from tfjanitor.model import (
+    BucketFacts,
+    BucketPosture,
+    Finding,
+    Inventory,
+    Kind,
+    ObjectVersion,
+    ScanError,
+    ScanResult,
+    bucket_scope,
+    table_scope,
+)
 from tfjanitor.scan.sweeper import describe_error
 from tfjanitor.terraform import LOCKFILE_SUFFIX
 
@@ -76,37 +87,45 @@ class Auditor:
         # Where the sweep could not even connect, every call would fail the same way after its retries:
         # that part of the run is already incomplete (an error), so its posture checks are skipped.
         unreachable = {e.target.partition("/")[0] for e in result.errors if e.code in CONNECTION_ERRORS}
+        covered: set[str] = set()  # what every check of the audit read: only these may resolve its alerts
         for table in tables:
             if table not in unreachable:
                 in_time(deadline)
-                self._table(result, table, streams.get((request.region, table)), request.profile)
+                if self._table(result, table, streams.get((request.region, table)), request.profile):
+                    covered.add(table_scope(request.region, table))
         peers = [p for p in dict.fromkeys(request.peer_regions) if p and p != request.region]
         for table in tables:
-            if table in inventory.tables_read:
-                for peer in peers:
-                    in_time(deadline)
-                    self._split_brain(result, inventory, table, peer, request.profile)
+            if table not in inventory.tables_read:
+                covered.discard(table_scope(request.region, table))  # its split-brain check had nothing to compare
+                continue
+            for peer in peers:
+                in_time(deadline)
+                if not self._split_brain(result, inventory, table, peer, request.profile):
+                    covered.discard(table_scope(request.region, table))
         for name, facts in inventory.buckets.items():
             # Missing: an orphan finding; no region or unreachable: already an error.
             if facts.exists and facts.region and name not in unreachable:
                 in_time(deadline)
-                self._bucket(result, inventory, name, facts, now, request.profile)
+                if self._bucket(result, inventory, name, facts, now, request.profile) and facts.listed:
+                    covered.add(bucket_scope(request.region, name))
+        result.finished(covered)
 
     # -- one lock table ---------------------------------------------------------------------
 
     def _error(self, result: ScanResult, check: str, target: str, exc: AwsError, what: str, name: str) -> None:
         result.errors.append(ScanError(check, target, exc.code, describe_error(exc, what, name)))
 
-    def _table(self, result: ScanResult, table: str, stream_arn: str | None, profile: str | None) -> None:
+    def _table(self, result: ScanResult, table: str, stream_arn: str | None, profile: str | None) -> bool:
+        """The table's checks; whether each of them ran."""
         region = result.region
         try:
             facts = self._reader.describe_table(region, table)
         except AwsError as exc:
             if exc.not_found:
                 result.findings.append(audit.lock_table_missing(region, table, profile))
-            else:
-                self._error(result, "describe_table", table, exc, "table", table)
-            return
+                return True
+            self._error(result, "describe_table", table, exc, "table", table)
+            return False
         for finding in (audit.lock_table_schema(facts, profile), audit.replicated_lock_table(facts, profile),
                         audit.deletion_protection_disabled(facts, profile)):
             if finding is not None:
@@ -119,23 +138,25 @@ class Auditor:
             finding = audit.pitr_disabled(region, table, self._reader.point_in_time_recovery(region, table), profile)
         except AwsError as exc:
             self._error(result, "continuous_backups", table, exc, "table", table)
-            return
+            return False
         if finding is not None:
             result.findings.append(finding)
+        return True
 
     # -- split brain ----------------------------------------------------------------------------
 
-    def _split_brain(self, result: ScanResult, inventory: Inventory, table: str, peer: str, profile: str | None) -> None:
+    def _split_brain(self, result: ScanResult, inventory: Inventory, table: str, peer: str, profile: str | None) -> bool:
+        """Compare the table with its namesake in ``peer``; whether the peer could be read."""
         try:
             items = self._reader.table_items(peer, table)
         except AwsError as exc:
             if exc.not_found:
-                return  # no same-named table there: nothing to split
+                return True  # no same-named table there: nothing to split
             result.errors.append(ScanError(
                 "scan_peer_table", table, exc.code,
                 describe_error(exc, "peer table", f"{table} in {peer}") + " (split-brain check)",
             ))
-            return
+            return False
         for (bucket, key), holder in audit.peer_holders(items).items():
             if holder.digest:
                 self._peer_digests[(bucket, key)].add(holder.digest)
@@ -159,12 +180,14 @@ class Auditor:
             )
             if finding is not None:
                 result.findings.append(finding)
+        return True
 
     # -- one bucket --------------------------------------------------------------------------------
 
     def _bucket(
         self, result: ScanResult, inventory: Inventory, name: str, facts: BucketFacts, now: datetime, profile: str | None,
-    ) -> None:
+    ) -> bool:
+        """The bucket's checks; whether each of them ran."""
         region, where = result.region, facts.region or result.region
         posture = BucketPosture()
         ok = {}
@@ -210,6 +233,7 @@ class Auditor:
         result.findings += [f for f in found if f is not None]
         if history:
             self._measured_rates(result, inventory, name, versions, now, profile)
+        return all(ok.values()) and (history or unversioned)
 
     def _evidence(
         self, inventory: Inventory, name: str, facts: BucketFacts, versions: list[ObjectVersion]

@@ -39,6 +39,9 @@ from tfjanitor.model import (
     Stats,
     TableStats,
     Unverified,
+    bucket_scope,
+    history_scope,
+    table_scope,
 )
 from tfjanitor.scan.buckets import PROVEN, BucketRead, BucketView, read_bucket
 from tfjanitor.scan.forensics import drift_history
@@ -297,6 +300,13 @@ class Sweeper:
         # 6. Confirm suspects with consistent reads before crying wolf.
         in_time(deadline)
         self._confirm(result, candidates, views, handles, request.profile)
+
+        # Every stage ran: what was read whole (less what an error left unread) may resolve alerts.
+        scopes = {table_scope(region, t) for t in read.tables_read}
+        scopes |= {bucket_scope(region, name) for name, view in views.items() if view.listed or not view.exists}
+        if lives is not None or not request.history_table:
+            scopes.add(history_scope(region))
+        result.finished(scopes)
 
     @staticmethod
     def _unverified(

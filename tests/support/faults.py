@@ -1,0 +1,39 @@
+"""Answers a test makes an AWS call get, before it reaches the emulator (botocore ``before-send`` hooks)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+
+
+class Raw:
+    """The bit of a urllib3 response botocore reads."""
+
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def stream(self, *_: object, **__: object):  # type: ignore[no-untyped-def]
+        yield self._data
+
+
+def error_response(url: str, code: str, status: int | None = None) -> AWSResponse:
+    """An AWS error as the service would send it: S3's XML (a code without ``Exception``), DynamoDB's JSON otherwise."""
+    if not code.endswith("Exception"):  # S3: XML
+        body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
+        return AWSResponse(url, status or 403, {"Content-Type": "application/xml"}, Raw(body))
+    body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
+    return AWSResponse(url, status or 400, {"Content-Type": "application/x-amz-json-1.0"}, Raw(body))
+
+
+def deny(code: str, when: Callable[[Any], bool] | None = None):  # type: ignore[no-untyped-def]
+    """A before-send hook answering every request (``when`` it matches) with the error ``code``."""
+
+    def respond(request, **_: object):  # type: ignore[no-untyped-def]
+        if ("amazonaws.com" in request.url or "127.0.0.1" in request.url) and (when is None or when(request)):
+            return error_response(request.url, code)
+        return None
+
+    return respond
