@@ -156,3 +156,28 @@ def test_stale_lockfile_commands_delete_exactly_that_object(backend: MotoServer,
     refused = paste(shell, work, delete)
     assert not refused.ok and "PreconditionFailed" in refused.output
     assert s3.get_object(Bucket=BUCKET, Key=lockfile)["Body"].read() == body + b" "
+
+
+def test_an_empty_item_on_a_state_lock_slot_is_a_warning_deleted_exactly(backend: MotoServer, shell: Shell,
+                                                                         work: Path) -> None:
+    """Neither Info nor Digest, where a known state's lock belongs (issue 18.5): Terraform cannot lock that state
+    while it is there. It is a warning (not another workload's item) whose delete takes exactly that item."""
+    s3, ddb = client("s3", backend), client("dynamodb", backend)
+    key = "slot/terraform.tfstate"  # (the AWS CLI prints a hostile key raw: tested with the other commands)
+    put_state(s3, ddb, BUCKET, key, state_body())
+    slot = {"LockID": {"S": f"{BUCKET}/{key}"}, "Owner": {"S": "it's $(touch pwned)"}, "Since": {"N": "17"}}
+    ddb.put_item(TableName=TABLE, Item=slot)
+    ddb.put_item(TableName=TABLE, Item={"LockID": {"S": "orders/42"}, "Qty": {"N": "1"}})  # another workload's
+    found = sweep(backend).findings
+    [finding] = [f for f in found if f.kind is Kind.MALFORMED_ITEM and f.severity.value == "warning"]
+    assert finding.details["state_lock_slot"] is True and "fails to lock" in finding.message
+    assert sorted(f.severity.value for f in found if f.kind is Kind.MALFORMED_ITEM) == ["info", "warning"]
+    inspect, delete = finding.to_dict()["details"]["commands"]
+    assert paste(shell, work, inspect).ok
+    ddb.put_item(TableName=TABLE, Item={**slot, "Since": {"N": "18"}})  # changed since the sweep
+    refused = paste(shell, work, delete)
+    assert not refused.ok and "ConditionalCheckFailed" in refused.output and item(ddb, f"{BUCKET}/{key}")
+    ddb.put_item(TableName=TABLE, Item=slot)
+    assert paste(shell, work, delete).ok and item(ddb, f"{BUCKET}/{key}") is None
+    assert item(ddb, f"{BUCKET}/{key}-md5") is not None  # the digest is untouched
+    assert kinds(sweep(backend)) == ["malformed_item"]  # only the other workload's item, as info

@@ -178,3 +178,27 @@ def test_a_key_s3_cannot_hold_is_missing_and_never_sent() -> None:
     view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))  # type: ignore[arg-type]
     assert errors == [] and view.listed and all(wanted[k] == PROVEN for k in real)
     assert all(wanted[k] == etag_of(k) and k not in view.objects for k in hostile)
+
+
+def test_a_state_answered_400_by_head_object_is_unreadable_never_missing() -> None:
+    """SSE-C states answer HeadObject with 400 without their key (issue 18.6): the state is there and cannot be
+    checked. Read by HeadObject (a crowded bucket), it is recorded as unreadable, never as no such object."""
+    from tfjanitor.aws.session import AwsError
+
+    sealed = "build/02500/terraform.tfstate"
+
+    class Sealed(FakeBucket):
+        def head(self, key: str) -> ObjectEntry | None:
+            if key == sealed:
+                self.heads += 1
+                raise AwsError("HeadObject", "BadRequest", "Bad Request")
+            return super().head(key)
+
+    keys = [f"build/{i:05d}/out.log" for i in range(5000)]
+    states = [f"build/{i:05d}/terraform.tfstate" for i in (0, 2500, 3500, 4800)]
+    bucket = Sealed(keys + states)
+    wanted: dict[str, str | None] = dict.fromkeys(states, "0" * 32)
+    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted))  # type: ignore[arg-type]
+    assert errors == [] and view.listed and "head" in view.how
+    assert view.unreadable == {sealed: "BadRequest"}
+    assert sealed not in view.objects and wanted[sealed] != PROVEN

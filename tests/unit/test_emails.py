@@ -245,7 +245,8 @@ def test_stale_lock_email_says_who_since_when_and_how_to_fix() -> None:
                 "-- tfstate-demo/ci/terraform.tfstate") in lines
         assert any(line.startswith("    aws dynamodb delete-item ") and "'Info = :info'" in line for line in lines)
         assert f"    terraform force-unlock -force -- {LOCK_ID}" in lines
-        assert "run from the working directory of the configuration whose backend has this bucket and key" in text
+        assert ('run from the working directory of the configuration whose backend has bucket = "tfstate-demo" '
+                'and key = "ci/terraform.tfstate"') in text
         assert "ci@runner-7" in text and "OperationTypeApply" in text
     assert "https://ap-northeast-2.console.aws.amazon.com/dynamodbv2/" in email.body
     assert "https://" not in email.plain

@@ -151,3 +151,54 @@ def test_etag_normalization() -> None:
     assert normalize_etag('"D41D8CD98F00B204E9800998ECF8427E"') == "d41d8cd98f00b204e9800998ecf8427e"
     assert normalize_etag('"abc-3"') == "abc-3"
     assert normalize_etag(None) == ""
+
+
+# -- Terraform's own rules (issue 18.6) -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stored", ["D41D8CD98F00B204E9800998ECF8427E", "d41D8cd98F00b204e9800998ecf8427E"])
+def test_upper_and_mixed_case_digests_are_digests(stored: str) -> None:
+    """Terraform reads Digest with Go's hex.DecodeString, which takes any case (PowerShell's Get-FileHash prints
+    uppercase): compared in lowercase, kept exactly as stored for the writes conditional on it."""
+    item = classify_item({"LockID": {"S": "b/k-md5"}, "Digest": {"S": stored}})
+    assert isinstance(item, DigestItem)
+    assert item.digest == "d41d8cd98f00b204e9800998ecf8427e" and item.stored == stored
+
+
+@pytest.mark.parametrize("bad", ["d41d8cd98f00b204e9800998ecf8427", "d41d8cd98f00b204e9800998ecf8427e\n",
+                                 "g41d8cd98f00b204e9800998ecf8427e", " d41d8cd98f00b204e9800998ecf8427e", ""])
+def test_a_digest_hex_decode_string_refuses_is_malformed(bad: str) -> None:
+    item = classify_item({"LockID": {"S": "b/k-md5"}, "Digest": {"S": bad}})
+    assert isinstance(item, BadItem) and "Terraform skips its check" in item.reason
+
+
+def test_an_empty_state_object_has_no_checksum() -> None:
+    """A 0-byte object is no state to Terraform: no digest matches it, not even the MD5 of nothing."""
+    from tfjanitor.terraform import state_checksum
+
+    assert state_checksum("d41d8cd98f00b204e9800998ecf8427e", 0) == ""
+    assert state_checksum("0cc175b9c0f1b6a831c399e269772661", 1) == "0cc175b9c0f1b6a831c399e269772661"
+
+
+@pytest.mark.parametrize(("key", "expected"), [
+    ("env:/staging/dev/terraform.tfstate", ("staging", "dev/terraform.tfstate")),
+    ("env:/prod-eu_1.x/a/b.tfstate", ("prod-eu_1.x", "a/b.tfstate")),
+    ("dev/terraform.tfstate", None),
+    ("env:/staging", None),  # no key after the workspace
+    ("env:/bad name/k.tfstate", None),  # not a name Terraform accepts
+    ("workspaces/staging/k.tfstate", None),  # a prefix of its own: not told from a path
+])
+def test_workspace_of_a_state_key(key: str, expected: tuple[str, str] | None) -> None:
+    from tfjanitor.terraform import workspace_of
+
+    assert workspace_of(key) == expected
+
+
+@pytest.mark.parametrize(("version", "expected"), [
+    ("1.5.7", ("terraform",)), ("0.12.31", ("terraform",)), ("1.11.4", ("terraform", "tofu")),
+    ("1.8.0", ("terraform", "tofu")), ("", ("terraform", "tofu")), ("v1.3.0", ("terraform",)),
+])
+def test_which_tool_can_have_written_a_lock(version: str, expected: tuple[str, ...]) -> None:
+    from tfjanitor.terraform import writers
+
+    assert writers(version) == expected

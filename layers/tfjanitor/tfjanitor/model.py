@@ -307,7 +307,7 @@ class Unverified:
 
     bucket: str
     key: str
-    table: str
+    table: str  # "" for a lock file that could not be read
     reason: str
 
     def to_dict(self) -> dict[str, Any]:

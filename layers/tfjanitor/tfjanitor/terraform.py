@@ -18,6 +18,7 @@ from typing import Any
 from tfjanitor.untrusted import cap
 
 LOCKFILE_SUFFIX = ".tflock"
+ATTRIBUTES_LIMIT = 2048  # characters (as JSON) of a foreign item's attributes kept, to delete exactly it
 DIGEST_SUFFIX = "-md5"
 
 # Operations known to only read the state they lock: plan, and the source of a backend migration
@@ -29,7 +30,7 @@ DIGEST_SUFFIX = "-md5"
 READ_ONLY_OPERATIONS = frozenset({"OperationTypePlan", "migration source state"})
 PLAN_OPERATIONS = frozenset({"OperationTypePlan"})
 
-_HEX_MD5 = re.compile(r"^[0-9a-f]{32}$")
+_HEX_MD5 = re.compile(r"[0-9a-fA-F]{32}")  # (fullmatch) what hex.DecodeString reads as 16 bytes: an MD5
 _RFC3339 = re.compile(
     r"^(?P<base>\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2})"
     r"(?:\.(?P<frac>\d{1,9}))?"
@@ -107,9 +108,19 @@ class LockItem:
 
 @dataclass(frozen=True, slots=True)
 class DigestItem:
+    """A state's digest item. Terraform reads ``Digest`` with Go's ``hex.DecodeString``: upper- and mixed-case hex
+    are valid digests. ``digest`` is the MD5 in lowercase, for every comparison; ``stored`` the value exactly as
+    stored, for every write conditional on it."""
+
     bucket: str
     key: str
     digest: str
+    stored: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.stored:
+            object.__setattr__(self, "stored", self.digest)
+        object.__setattr__(self, "digest", self.digest.lower())
 
 
 @dataclass(frozen=True)
@@ -121,6 +132,9 @@ class BadItem:
     foreign: bool  # True when it has neither Terraform attribute (another workload's item)
     # Its Info / Digest exactly as read, when they are strings: what a conditional delete compares.
     values: dict[str, str] | None = None
+    # An item with neither: its other attributes as read (low-level, LockID left out), for a delete conditional on
+    # exactly them; None when they are too large to carry in a command.
+    attributes: dict[str, Any] | None = None
 
 
 def parse_time(value: str) -> datetime:
@@ -214,15 +228,18 @@ def classify_item(item: dict[str, Any]) -> LockItem | DigestItem | BadItem:
         if has_info and has_digest:
             raise MalformedItem("item has both Info and Digest")
         if not has_info and not has_digest:
-            return BadItem(lock_id, "item has neither Info (lock) nor Digest (state digest)", True)
+            others = {name: value for name, value in item.items() if name != "LockID"}
+            small = len(json.dumps(others, default=str)) <= ATTRIBUTES_LIMIT
+            return BadItem(lock_id, "item has neither Info (lock) nor Digest (state digest)", True,
+                           attributes=others if small else None)
         bucket, key = split_lock_id(lock_id)
         if has_digest:
             digest = _string_attr(item, "Digest") or ""
             if not key.endswith(DIGEST_SUFFIX) or len(key) == len(DIGEST_SUFFIX):
                 raise MalformedItem("digest item's LockID does not end in -md5")
-            if not _HEX_MD5.match(digest):
-                raise MalformedItem("Digest is not a lowercase hex MD5 (Terraform skips its check)")
-            return DigestItem(bucket, key[: -len(DIGEST_SUFFIX)], digest)
+            if not _HEX_MD5.fullmatch(digest):
+                raise MalformedItem("Digest is not a hex MD5 (Terraform skips its check)")
+            return DigestItem(bucket, key[: -len(DIGEST_SUFFIX)], digest.lower(), digest)
         info = parse_lock_info(_string_attr(item, "Info") or "")
         return LockItem(bucket, key, info)
     except MalformedItem as exc:
@@ -235,6 +252,40 @@ def _string_values(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, st
     except MalformedItem:
         return None
     return values or None  # type: ignore[return-value]
+
+
+def state_checksum(md5: str, size: int) -> str:
+    """The checksum Terraform calculates for a state object: its MD5, except that a 0-byte object is no state at all
+    to Terraform (its calculated checksum is empty, so no stored digest matches it: Terraform's
+    ``TestRemoteClient_stateChecksum``)."""
+    return md5 if size > 0 else ""
+
+
+DEFAULT_WORKSPACE_KEY_PREFIX = "env:"
+_WORKSPACE_NAME = re.compile(r"[A-Za-z0-9._~-]+")  # Terraform: a name is valid iff url.PathEscape leaves it as it is
+
+
+def workspace_of(key: str) -> tuple[str, str] | None:
+    """(workspace, the backend's configured ``key``) when ``key`` is a workspace's state under Terraform's default
+    ``workspace_key_prefix`` (``env:/<workspace>/<key>``); None for the default workspace, or a prefix of its own
+    (which the key alone cannot tell from a path)."""
+    prefix, _, rest = key.partition("/")
+    workspace, _, configured = rest.partition("/")
+    if prefix == DEFAULT_WORKSPACE_KEY_PREFIX and configured and _WORKSPACE_NAME.fullmatch(workspace):
+        return workspace, configured
+    return None
+
+
+_VERSION = re.compile(r"v?(\d+)\.(\d+)")
+
+
+def writers(version: str) -> tuple[str, ...]:
+    """The tools that can have written a lock of this ``Version``: LockInfo does not say which. OpenTofu's first
+    release was 1.6.0, so an older version is Terraform's; from 1.6 on both tools use the same numbers."""
+    match = _VERSION.match(version.strip())
+    if match and (int(match[1]), int(match[2])) < (1, 6):
+        return ("terraform",)
+    return ("terraform", "tofu")
 
 
 def normalize_etag(etag: str | None) -> str:

@@ -137,6 +137,15 @@ class LockTable:
         return batch_get(self._aws.dynamodb(self.region), self.name, "LockID", lock_ids)
 
 
+def storable(key: str) -> bool:
+    """Whether S3 can hold an object under this key (1 to 1,024 bytes of UTF-8). A lock table may name any text:
+    a key S3 cannot hold names no object, and is never sent (as a StartAfter, it would fail the listing)."""
+    try:
+        return 0 < len(key.encode("utf-8")) <= 1024
+    except UnicodeEncodeError:
+        return False
+
+
 class Bucket:
     """Read access to one state bucket (never a write: the janitor does not touch state)."""
 
@@ -191,15 +200,16 @@ class Bucket:
 
     def head(self, key: str) -> ObjectEntry | None:
         """One object's listing entry, or None if it does not exist. Keys come from lock tables: one S3 cannot
-        hold (not UTF-8, too long: S3 answers 400) names no object, as a listing would show, and fails no read
-        of the other states."""
+        hold (not UTF-8, too long) names no object, as a listing would show, and is never sent. Any other 400 is
+        not "no such object" (an SSE-C object asked for without its key): an :class:`AwsError` whose
+        ``unreadable`` is true."""
+        if not storable(key):
+            return None
         try:
             resp = self._s3().head_object(Bucket=self.name, Key=key)
-        except UnicodeError:
-            return None
         except (ClientError, BotoCoreError) as exc:
             err = _translate("HeadObject", exc)
-            if err.not_found or err.code in {"400", "KeyTooLongError", "InvalidArgument", "InvalidURI"}:
+            if err.not_found or err.code in {"KeyTooLongError", "InvalidArgument", "InvalidURI"}:
                 return None
             raise err from exc
         return ObjectEntry(key, resp.get("ETag", ""), resp.get("ContentLength", 0), _utc(resp["LastModified"]))

@@ -35,6 +35,12 @@ class AwsError(Exception):
         self.message = message
 
     @property
+    def unreadable(self) -> bool:
+        """S3 refused to serve an object as asked (400): an object encrypted with a customer-provided key (SSE-C) is
+        read without that key. Not "no such object": the object is there, and nobody but the key holder can read it."""
+        return self.operation in {"HeadObject", "GetObject"} and self.code in {"BadRequest", "InvalidRequest"}
+
+    @property
     def not_found(self) -> bool:
         """AWS said the table, bucket or object does not exist (never a bare HTTP 404: see _translate)."""
         return self.code in {"ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "NotFound"}
@@ -44,7 +50,7 @@ class AwsError(Exception):
 # (an endpoint that is not AWS: a bare HTTP 404, an HTML error page).
 CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError)
 
-_HTTP_CODES = {"403": "AccessDenied", "503": "SlowDown"}
+_HTTP_CODES = {"400": "BadRequest", "403": "AccessDenied", "503": "SlowDown"}
 BARE_404 = "HTTP404"
 
 

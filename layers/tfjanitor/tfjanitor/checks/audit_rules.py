@@ -496,7 +496,7 @@ class StateEvidence:
         if not self.digests:
             return None
         # A peer region's digest that matches means a DynamoDB-locking run wrote the object (split brain).
-        values = set(self.digests.values()) | self.peer_digests
+        values = {d.lower() for d in (*self.digests.values(), *self.peer_digests)}  # hex.DecodeString: any case
         if self.md5:
             return self.md5 in values
         if self.obj is not None and self.obj.etag in values:
@@ -600,7 +600,7 @@ def peer_holders(items: list[dict[str, Any]]) -> dict[tuple[str, str], Holder]:
         if isinstance(item, LockItem):
             held.setdefault((item.bucket, item.key), Holder()).lock = item.lock.summary()
         elif isinstance(item, DigestItem):
-            held.setdefault((item.bucket, item.key), Holder()).digest = item.digest
+            held.setdefault((item.bucket, item.key), Holder()).digest = item.stored  # exact: deletes are conditional on it
     return held
 
 
@@ -612,12 +612,13 @@ def split_brain_lock(
     held = {r: h for r, h in holders.items() if h.lock or h.digest}
     if len(held) < 2:
         return None
-    known = md5 or (obj.etag if obj is not None and obj.etag in {h.digest for h in held.values()} else None)
+    known = md5 or (obj.etag if obj is not None and obj.etag in {(h.digest or "").lower() for h in held.values()}
+                    else None)
     regions: dict[str, Any] = {}
     said = []
     for r in sorted(held):
         h = held[r]
-        matches = None if known is None or h.digest is None else h.digest == known
+        matches = None if known is None or h.digest is None else h.digest.lower() == known
         regions[r] = {"lock": h.lock, "digest": h.digest, "digest_matches_object": matches}
         what = []
         if h.digest:
@@ -643,7 +644,7 @@ def split_brain_lock(
     ]
     commands = [list_versions(bucket_region or region, profile, bucket, key)]
     kept = held[keep].digest if keep else None
-    if keep and known and kept and kept != known:
+    if keep and known and kept and kept.lower() != known:
         fix.append(
             f"Then store the object's digest in {keep}'s table (its own is stale, so a configuration switched to "
             "it would fail its checksum check): the next command, only if that digest is unchanged."

@@ -18,15 +18,38 @@ from tfjanitor.checks.regions import cross_region_cost
 from tfjanitor.commands import aws, aws_context, json_arg, option, representable, s3api_objects
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Alternative, DriftHistory, Finding, Kind, Severity
-from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256
+from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256, workspace_of, writers
 from tfjanitor.untrusted import FIELD_LIMIT, cap
 
 Argv = list[str]
 VALUE_IN_COMMAND_LIMIT = 4 * FIELD_LIMIT  # characters of lock-table values one command may carry
-FORCE_UNLOCK_LABEL = (
-    "With Terraform's own release, run from the working directory of the configuration whose backend has this "
-    "bucket and key (for a workspace, select it first)"
-)
+
+
+# Labels are our prose only (chat cards show them as prose): the state's place is in the fix text.
+FORCE_UNLOCK_LABEL = ("With Terraform's own release (OpenTofu: tofu force-unlock), run from the state's working "
+                      "directory, its workspace selected")
+
+
+def working_dir(bucket: str, key: str) -> str:
+    """Where Terraform's own commands for this state run: the configuration whose backend has this bucket and key,
+    with its workspace selected (named when the key is a workspace's state under the default prefix)."""
+    ws = workspace_of(key)
+    if ws is not None:
+        return (f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{ws[1]}", '
+                f"with workspace {ws[0]} selected (terraform workspace select {ws[0]})")
+    return (f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{key}" (a '
+            "workspace's state under a workspace_key_prefix of your own: select that workspace first)")
+
+
+def select_workspace(key: str) -> list[Argv]:
+    """``terraform workspace select NAME`` when the key is a workspace's state (default prefix), else nothing."""
+    ws = workspace_of(key)
+    return [["terraform", "workspace", "select", ws[0]]] if ws is not None else []
+
+
+def tools(version: str) -> str:
+    """Which CLI to name: LockInfo does not say whether Terraform or OpenTofu wrote it (see terraform.writers)."""
+    return "terraform" if writers(version) == ("terraform",) else "terraform (tofu for OpenTofu: the same commands)"
 
 
 def with_fix(finding: Finding, *options: tuple[str, list[Argv]]) -> Finding:
@@ -123,16 +146,18 @@ def _pasteable(*values: str) -> bool:
 
 def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without: Argv | None) -> Finding:
     """A stale lock's fix: ``tfjanitor unlock``, the AWS CLI's delete of exactly ``what``, or Terraform's own."""
+    bucket, key = str(finding.bucket), str(finding.key)
     finding.fix = [
         f"Check that no terraform run by {lock.who or 'the holder'} is still alive (Who is <os user>@<hostname>): "
         "releasing the lock of a live run lets another run write the same state.",
         f"Then release it (no working directory needed): tfjanitor unlock shows the lock, asks, and deletes {what}.",
+        f"Or with {tools(lock.version)}'s own release (force-unlock), run from {working_dir(bucket, key)}.",
     ]
     return with_fix(
         finding,
         ("Release it with tfjanitor", [unlock]),
         (f"Without tfjanitor, delete {what}", [without] if without else []),
-        (FORCE_UNLOCK_LABEL, [force_unlock_command(lock.id)]),
+        (FORCE_UNLOCK_LABEL, [*select_workspace(key), force_unlock_command(lock.id)]),
     )
 
 
@@ -234,8 +259,12 @@ def digest_drift(
     profile: str | None = None,
     history: DriftHistory | None = None,
 ) -> Finding:
-    """``history``: what the bucket's versions show (scan/forensics.py), if they were searched."""
+    """``history``: what the bucket's versions show (scan/forensics.py), if they were searched. ``actual`` is the
+    checksum Terraform calculates (``terraform.state_checksum``): empty for a 0-byte object."""
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    if not actual:
+        return _empty_state_drift(region, table, bucket, key, stored, etag, has_lockfile_history, locked_by, profile,
+                                  history)
     also_locked = (
         f" The state is also locked (lock {locked_by.get('id')}, {locked_by.get('operation') or 'unknown operation'} "
         f"by {locked_by.get('who') or 'unknown'} since {locked_by.get('created')}), but the object is older than "
@@ -266,7 +295,7 @@ def digest_drift(
             f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
             "aws s3api copy-object, under a terraform lock.",
         ]
-        restore = (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored} "
+        restore = (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored.lower()} "
                    "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)])
     finding = Finding(
         kind=Kind.DIGEST_DRIFT,
@@ -308,6 +337,57 @@ def digest_drift(
     )
 
 
+def _empty_state_drift(
+    region: str, table: str, bucket: str, key: str, stored: str, etag: str, has_lockfile_history: bool,
+    locked_by: dict[str, Any] | None, profile: str | None, history: DriftHistory | None,
+) -> Finding:
+    """A 0-byte state object under a digest: no state at all to Terraform, whose calculated checksum is then empty,
+    so no stored digest matches (not even the MD5 of nothing). Terraform's way out is to remove the digest; unless
+    the state is meant to be empty, restoring the last write it made is the better one."""
+    digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    found, forensics = _forensics(history, bucket, key)
+    match = history.matching if history else None
+    remove = ("If the state is meant to be empty (it manages nothing), remove the digest (only if unchanged): "
+              "Terraform then reads the empty object as an empty state", [
+                  digest_delete(region, profile, table, digest_id, stored)])
+    fix = [
+        "An empty state object is no state to Terraform: the next plan would create everything the state managed, "
+        "again. Find out how it was emptied before anything runs on it.",
+    ]
+    if match is not None:
+        fix.append(f"Restore Terraform's last write (the command below): it copies version {match.version_id} from "
+                   f"{format_time(match.last_modified)} over the empty object, only if the object is still the one "
+                   f"seen (ETag {etag}), and the stored digest then matches again. Do it while no terraform run holds "
+                   "the lock.")
+        options: list[tuple[str, list[Argv]]] = [
+            (f"Restore Terraform's last write, version {match.version_id}",
+             [restore_version(region, profile, bucket, key, match.version_id, etag)]),
+            remove,
+        ]
+    else:
+        fix.append("If an earlier version of the object holds the state (a versioned bucket), restore it (list its "
+                   "versions: the alternative); the digest stored is the MD5 of the last state Terraform wrote.")
+        fix.append("If the state is meant to be empty, remove the digest (the command below, only if unchanged): a "
+                   "digest of the empty object (the MD5 of nothing) would not help, Terraform compares no checksum "
+                   "with it.")
+        options = [remove, ("If the state should not be empty, list its versions, then restore the one whose ETag is "
+                            f"{stored.lower()} (aws s3api copy-object, under a terraform lock)",
+                            [list_versions(region, profile, bucket, key)])]
+    also_locked = (f" The state is also locked (lock {locked_by.get('id')} by {locked_by.get('who') or 'unknown'}), "
+                   "but the object is older than that lock." if locked_by else "")
+    finding = Finding(
+        Kind.DIGEST_DRIFT, Severity.CRITICAL, region, table, bucket, key, None,
+        f"The state object s3://{bucket}/{key} is empty (0 bytes): Terraform reads an empty object as no state at all, "
+        f"so the digest stored in {table} ({stored}) can never match it, and the next terraform run that locks it "
+        'with this table (dynamodb_table) fails with "state data in S3 does not have the expected content".'
+        + found + also_locked,
+        {"stored_md5": stored, "actual_md5": "", "empty_object": True, "etag": etag, "size": 0,
+         "digest_lock_id": digest_id, "lockfile_present": has_lockfile_history, "locked_by": locked_by, **forensics},
+        fix,
+    )
+    return with_fix(finding, *options)
+
+
 def interrupted_write(
     stale: Finding, lock: LockInfo, stored: str, actual: str, written: datetime, profile: str | None = None
 ) -> Finding:
@@ -317,6 +397,8 @@ def interrupted_write(
     region, table, bucket, key = stale.region, stale.table, stale.bucket, stale.key
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     after = human_duration(max(0.0, (written - lock.created).total_seconds()))
+    # A 0-byte object is no state to Terraform: no digest matches it, so the digest is removed instead of stored.
+    store_text = "store the object's MD5 as the digest" if actual else "remove the digest (the object is empty)"
     holder = (f"lock {lock.id} ({lock.operation or 'unknown operation'} by {lock.who or 'unknown'}, "
               f"since {format_time(lock.created)})")
     quiet = human_duration(stale.details.get("quiet_seconds", 0))
@@ -342,16 +424,17 @@ def interrupted_write(
         fix=[
             f"Check that no terraform run by {lock.who or 'the holder'} is still alive (Who is <os user>@<hostname>).",
             "Then run the commands in order: release exactly this lock (tfjanitor unlock asks, and deletes it only "
-            "if it is still this lock); store the object's MD5 as the digest (only if the digest is still "
-            f"{stored}); run terraform plan from the configuration's working directory (the one whose backend has "
-            f'key = "{key}"; for a workspace, select it first) to confirm.',
+            f"if it is still this lock); {store_text} (only if the digest is still {stored}); run {tools(lock.version)} "
+            f"plan from {working_dir(bucket, key)} to confirm.",
             "The plan shows what the dead run had not applied yet: apply again to finish it.",
         ],
         commands=[], alternatives=[],
     )
     return with_fix(finding, ("Release the lock, store the object's digest, confirm with a plan", [
         unlock_command(region, profile, bucket, key, lock.id, table),
-        digest_put(region, profile, table, digest_id, actual, stored),
+        digest_put(region, profile, table, digest_id, actual, stored) if actual
+        else digest_delete(region, profile, table, digest_id, stored),
+        *select_workspace(key),
         ["terraform", "plan"],
     ]))
 
@@ -448,16 +531,25 @@ def cross_region_bucket(
 
 def malformed_item(
     region: str, table: str, lock_id: str | None, reason: str, foreign: bool, values: dict[str, str] | None = None,
-    profile: str | None = None,
+    profile: str | None = None, *, attributes: dict[str, Any] | None = None, slot: bool = False,
 ) -> Finding:
-    """``values``: the item's Info / Digest strings as read (a delete is conditional on them)."""
+    """``values``: the item's Info / Digest strings as read (a delete is conditional on them). ``slot``: an item with
+    neither attribute whose LockID is a known state's lock slot (``attributes``: its other attributes as read)."""
     bucket: str | None = None
     key: str | None = None
     if lock_id and "/" in lock_id:
         bucket, _, key = lock_id.partition("/")
-    if foreign:
+    if slot:
+        message = (f"Item {lock_id!r} in {table} sits where Terraform keeps the lock of state {bucket}/{key}, but holds "
+                   "neither Info (a lock) nor Digest: every terraform run of that state fails to lock (its conditional "
+                   'PutItem finds the item), and terraform force-unlock fails ("unexpected end of JSON input").')
+        fix = ["If no terraform run wrote it, delete it: the delete below happens only if the item is still exactly "
+               "what the sweep saw (no Info, no Digest, the same other attributes)."]
+    elif foreign:
+        message = f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}."
         fix = ["Keep other workloads out of the lock table: give them a table of their own."]
     else:
+        message = f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}."
         fix = ["If no terraform run wrote it, delete it: the delete below happens only if the item still holds "
                "exactly what the sweep saw (terraform force-unlock cannot: it fails to parse a broken Info)."]
     finding = Finding(
@@ -468,14 +560,17 @@ def malformed_item(
         bucket=bucket,
         key=key,
         lock_id=None,
-        message=f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}.",
-        details={"item_lock_id": lock_id, "reason": reason, "foreign": foreign, "source": "dynamodb"},
+        message=message if lock_id is not None else f"An item of {table} has no LockID: {reason}.",
+        details={"item_lock_id": lock_id, "reason": reason, "foreign": foreign, "source": "dynamodb",
+                 "state_lock_slot": slot},
         fix=["Inspect it first (the first command only reads).", *fix],
     )
     if lock_id is None:
         return with_fix(finding, ("Find it", [dynamodb("scan", region, profile, table)]))
     commands = [dynamodb("get-item", region, profile, table, "--key", _item_key(lock_id))]
-    if not foreign and values and _pasteable(*values.values()):
+    if slot and attributes is not None:
+        commands.append(_delete_exactly(region, profile, table, lock_id, attributes))
+    elif not foreign and not slot and values and _pasteable(*values.values()):
         names = sorted(values)
         commands.append(dynamodb(
             "delete-item", region, profile, table, "--key", _item_key(lock_id),
@@ -483,6 +578,18 @@ def malformed_item(
             "--expression-attribute-values", json_arg({f":v{i}": {"S": values[name]} for i, name in enumerate(names)}),
         ))
     return with_fix(finding, ("Inspect it, then delete it", commands))
+
+
+def _delete_exactly(region: str, profile: str | None, table: str, lock_id: str, attributes: dict[str, Any]) -> Argv:
+    """Delete an item with neither Info nor Digest, only if it still has neither and every other attribute as seen."""
+    names = sorted(attributes)
+    condition = " AND ".join(["attribute_not_exists(Info)", "attribute_not_exists(Digest)",
+                              *(f"#a{i} = :a{i}" for i in range(len(names)))])
+    args = ["--condition-expression", condition]
+    if names:
+        args += ["--expression-attribute-names", json_arg({f"#a{i}": name for i, name in enumerate(names)}),
+                 "--expression-attribute-values", json_arg({f":a{i}": attributes[name] for i, name in enumerate(names)})]
+    return dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id), *args)
 
 
 def malformed_lockfile(

@@ -98,13 +98,15 @@ def to_table(result: ScanResult) -> str:
         )
     if result.unverified:
         n = len(result.unverified)
+        what = "digest" if all(u.table for u in result.unverified) else "digest or lock"
         out.append("")
         out.append(
-            f"{n} digest{'s were' if n != 1 else ' was'} NOT verified (neither drift nor healthy: a later scan judges "
+            f"{n} {what}{'s were' if n != 1 else ' was'} NOT verified (neither drift nor healthy: a later scan judges "
             f"{'them' if n != 1 else 'it'}):"
         )
         for u in result.unverified:
-            out.append(f"  - {shown(u.bucket)}/{shown(u.key)} (table {shown(u.table)}): {shown(u.reason, 2000)}")
+            where = f"table {shown(u.table)}" if u.table else "lock file"
+            out.append(f"  - {shown(u.bucket)}/{shown(u.key)} ({where}): {shown(u.reason, 2000)}")
     if result.errors:
         out.append("")
         out.append(

@@ -28,7 +28,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from tfjanitor.aws.backend import Bucket, ObjectEntry
+from tfjanitor.aws.backend import Bucket, ObjectEntry, storable
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.durations import Deadline, in_time
 from tfjanitor.model import LockfileCoverage
@@ -50,6 +50,9 @@ class BucketView:
     # in a bucket of another region, or under a .tflock): kept in ``wanted`` as PROVEN instead.
     objects: dict[str, ObjectEntry] = field(default_factory=dict)
     lockfiles: dict[str, ObjectEntry] = field(default_factory=dict)  # state key -> its .tflock
+    # Objects asked for by name that S3 would not serve as asked (400: SSE-C without the key), key -> error code:
+    # there, and unverifiable, never "missing".
+    unreadable: dict[str, str] = field(default_factory=dict)
     coverage: LockfileCoverage | None = None  # None: listed whole (every lock file seen)
     pages: int = 0
     heads: int = 0
@@ -107,15 +110,6 @@ def read_bucket(aws: AwsSession, req: BucketRead) -> tuple[BucketView, str | Non
         else:
             errors.append(("head_object" if exc.operation == "HeadObject" else "list_bucket", exc))
     return view, bucket_region, errors
-
-
-def storable(key: str) -> bool:
-    """Whether S3 can hold an object under this key (1 to 1,024 bytes of UTF-8). A lock table may name any text:
-    a key S3 cannot hold names no object, and is never sent (as a StartAfter, it would fail the listing)."""
-    try:
-        return 0 < len(key.encode("utf-8")) <= 1024
-    except UnicodeEncodeError:
-        return False
 
 
 def _xml_safe(c: str) -> bool:
@@ -183,7 +177,8 @@ class _Reader:
                         view.objects[state] = held.pop()
                 elif key in wanted:
                     self.hits += 1
-                    if self._keep_all or wanted[key] != normalize_etag(obj.etag):
+                    # A 0-byte object is no state to Terraform: its ETag (the MD5 of nothing) proves nothing.
+                    if self._keep_all or wanted[key] != normalize_etag(obj.etag) or obj.size == 0:
                         view.objects[key] = obj
                     else:
                         wanted[key] = PROVEN
@@ -244,18 +239,27 @@ class _Reader:
 
         recheck = self._req.recheck
 
+        def head(key: str) -> ObjectEntry | None:
+            try:
+                return bucket.head(key)
+            except AwsError as exc:
+                if not exc.unreadable:
+                    raise
+                view.unreadable[key] = exc.code  # there, but not readable as asked (SSE-C): judged by no one
+                return None
+
         def state(key: str) -> tuple[str, ObjectEntry | None, ObjectEntry | None, int]:
             in_time(deadline)
-            entry = bucket.head(key)
+            entry = head(key)
             digest = wanted.get(key)
-            matches = entry is not None and digest is not None and digest == normalize_etag(entry.etag)
+            matches = entry is not None and digest is not None and digest == normalize_etag(entry.etag) and entry.size > 0
             if matches and key not in recheck:
                 return key, entry, None, 1
-            return key, entry, bucket.head(key + LOCKFILE_SUFFIX), 2
+            return key, entry, head(key + LOCKFILE_SUFFIX), 2
 
         def lockfile_of(key: str) -> tuple[str, ObjectEntry | None, ObjectEntry | None, int]:
             in_time(deadline)
-            return key, None, bucket.head(key + LOCKFILE_SUFFIX), 1
+            return key, None, head(key + LOCKFILE_SUFFIX), 1
 
         for key, entry, lockfile, heads in self._aws.in_parallel(state, states):
             view.heads += heads
@@ -265,7 +269,7 @@ class _Reader:
                 view.lockfiles[key] = lockfile
             if entry is None:
                 continue  # no such state object (a digest left behind): judged as missing
-            if self._keep_all or wanted[key] != normalize_etag(entry.etag) or lockfile is not None:
+            if self._keep_all or wanted[key] != normalize_etag(entry.etag) or lockfile is not None or entry.size == 0:
                 view.objects[key] = entry
             else:
                 wanted[key] = PROVEN

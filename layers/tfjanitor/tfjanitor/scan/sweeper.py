@@ -21,6 +21,7 @@ from tfjanitor.aws.backend import Bucket, LockTable, ObjectEntry
 from tfjanitor.aws.history import LifeTable, StateLife, life_key
 from tfjanitor.aws.posture import PostureReader
 from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
 from tfjanitor.checks.evidence import lock_taken_at, locked_reason, may_write, predates_lock
 from tfjanitor.checks.liveness import STALE, SignOfLife, Threshold, last_sign_of_life, stale_threshold, verdict
@@ -56,9 +57,12 @@ from tfjanitor.terraform import (
     classify_item,
     normalize_etag,
     parse_lock_info,
+    state_checksum,
 )
+from tfjanitor.untrusted import cap
 
 StateRef = tuple[str, str]  # (bucket, key)
+KEYLESS_EXAMPLES = 3  # items of a table with another key schema named in its finding
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,9 @@ class _Read:
     regions: dict[str, str | None] = field(default_factory=dict)
     tables_read: set[str] = field(default_factory=set)
     md5: dict[StateRef, str] = field(default_factory=dict)  # proven by ETag or computed by hashing (audit only)
+    # Tables whose items have no LockID (another key schema): how many, and a few of them to name.
+    keyless: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    keyless_count: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     # bucket -> state key named by a lock or digest -> the digest its listed ETag must equal to prove it
     # (None: keep its listing entry; PROVEN once it did): the one per-state record of a sweep.
     wanted: dict[str, dict[str, str | None]] = field(default_factory=lambda: defaultdict(dict))
@@ -107,6 +114,11 @@ class _Read:
         for table, items in self.by_table.items():
             for d in items:
                 yield table, d
+
+    def knows(self, bucket: str, key: str) -> bool:
+        """Whether this is a state the sweep knows: a table holds its digest or its lock, or its bucket its .tflock."""
+        view = self.views.get(bucket)
+        return key in self.wanted.get(bucket, {}) or (view is not None and key in view.lockfiles)
 
     def proven(self, bucket: str, key: str) -> bool:
         return self.wanted.get(bucket, {}).get(key) == PROVEN
@@ -125,7 +137,7 @@ class _Read:
         for ref, held in self.locks.items():
             inv.locks.setdefault(ref, {}).update({table: item.lock.summary() for table, item in held})
         for table, d in self.digests():
-            inv.digests.setdefault((d.bucket, d.key), {})[table] = d.digest
+            inv.digests.setdefault((d.bucket, d.key), {})[table] = d.stored
         for name, view in self.views.items():
             inv.buckets[name] = BucketFacts(
                 region=self.regions.get(name),
@@ -196,10 +208,13 @@ class Sweeper:
         locks, views, handles = read.locks, read.views, read.handles
         if request.for_audit:
             result.inventory = read.inventory()
+        self._keyless(result, read, request.profile)
         for table, bad in read.bad:
-            result.findings.append(
-                build.malformed_item(region, table, bad.lock_id, bad.reason, bad.foreign, bad.values, request.profile)
-            )
+            bucket_key = bad.lock_id.partition("/") if bad.lock_id else ("", "", "")
+            slot = bool(bad.foreign and bucket_key[1] and read.knows(bucket_key[0], bucket_key[2]))
+            result.findings.append(build.malformed_item(
+                region, table, bad.lock_id, bad.reason, bad.foreign and not slot, bad.values, request.profile,
+                attributes=bad.attributes, slot=slot))
         self._cross_region(result, read, request.profile)
         stats.states = read.count_states()
 
@@ -232,6 +247,11 @@ class Sweeper:
             shortest = min(shortest, policy.min_stale_after)
         for name, view in views.items():
             stats.lockfiles += len(view.lockfiles)
+            for key in (k for k in view.unreadable if k.endswith(LOCKFILE_SUFFIX)):
+                state_key = key[: -len(LOCKFILE_SUFFIX)]
+                result.unverified.append(Unverified(name, state_key, "", unreadable_reason(
+                    name, key, view.unreadable[key]).replace("its digest", "whose lock it is")))
+                alive.add((name, state_key))
             for key, obj in view.lockfiles.items():
                 if not request.all_lockfiles and (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
                     alive.add((name, key))
@@ -253,6 +273,10 @@ class Sweeper:
             if not view.listed:
                 continue  # the listing failed: already an error, never a silent all-clear
             obj = view.objects.get(digest.key)
+            if obj is None and digest.key in view.unreadable:
+                result.unverified.append(Unverified(digest.bucket, digest.key, table, unreadable_reason(
+                    digest.bucket, digest.key, view.unreadable[digest.key])))
+                continue
             if obj is None:
                 if read.proven(digest.bucket, digest.key):
                     stats.etag_proven += 1  # decided while listing (never when kept for the audit)
@@ -260,7 +284,7 @@ class Sweeper:
                     candidates.append(_Candidate(table, digest, None))
                 continue
             etag = normalize_etag(obj.etag)
-            if etag == digest.digest:
+            if etag == digest.digest and obj.size > 0:  # a 0-byte object is no state: its ETag proves nothing
                 stats.etag_proven += 1
                 if request.for_audit:
                     read.md5[(digest.bucket, digest.key)] = etag
@@ -276,12 +300,18 @@ class Sweeper:
                     self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
                     continue  # Terraform may be between its object and digest writes: judge it later
                 # Its holder is dead: if this object is not its digest, the run died between the two writes.
+            if obj.size == 0:  # no state to Terraform: no digest matches it, nothing to download
+                candidates.append(_Candidate(table, digest, state_checksum("", 0), etag, 0, obj.last_modified, dead))
+                continue
             to_hash.append((table, digest, etag, dead))
         hashed = self._hash_all(handles, [(t, d, e) for t, d, e, _ in to_hash], deadline)
         for (table, digest, etag, dead), outcome in zip(to_hash, hashed, strict=True):
             if isinstance(outcome, AwsError):
                 if outcome.not_found:
                     candidates.append(_Candidate(table, digest, None))
+                elif outcome.unreadable:
+                    result.unverified.append(Unverified(digest.bucket, digest.key, table, unreadable_reason(
+                        digest.bucket, digest.key, outcome.code)))
                 else:
                     target = f"{digest.bucket}/{digest.key}"
                     result.errors.append(
@@ -294,8 +324,8 @@ class Sweeper:
             stats.bytes_downloaded += size
             if request.for_audit:
                 read.md5[(digest.bucket, digest.key)] = actual
-            if actual != digest.digest:
-                candidates.append(_Candidate(table, digest, actual, etag, size, written, dead))
+            if state_checksum(actual, size) != digest.digest:
+                candidates.append(_Candidate(table, digest, state_checksum(actual, size), etag, size, written, dead))
 
         # 6. Confirm suspects with consistent reads before crying wolf.
         in_time(deadline)
@@ -329,6 +359,13 @@ class Sweeper:
                 in_time(request.deadline)
                 item = classify_item(raw)
                 with guard:
+                    if isinstance(item, BadItem) and item.lock_id is None and isinstance(raw, dict) and "LockID" not in raw:
+                        stats.items += 1
+                        per_table.items += 1
+                        read.keyless_count[table] += 1
+                        if len(read.keyless[table]) < KEYLESS_EXAMPLES:
+                            read.keyless[table].append(raw)
+                        return
                     self._take(read, stats, per_table, table, item, now)
 
             try:
@@ -401,6 +438,24 @@ class Sweeper:
             stats.malformed_items += 1
             read.bad.append((table, item))
 
+    def _keyless(self, result: ScanResult, read: _Read, profile: str | None) -> None:
+        """A table whose items have no LockID has another key schema (old Terragrunt's ``StateFileId``, another
+        workload's table): one lock_table_schema finding, never one finding per item."""
+        for table, count in read.keyless_count.items():
+            try:
+                facts = PostureReader(self._aws).describe_table(result.region, table)
+            except AwsError as exc:
+                result.errors.append(ScanError("describe_table", table, exc.code, describe_error(exc, "table", table)))
+                continue
+            finding = audit.lock_table_schema(facts, profile)
+            if finding is None:  # pragma: no cover (a LockID-keyed table holds no item without LockID)
+                continue
+            names = [name for name, _, _ in facts.key_schema]
+            finding.details["items_without_lockid"] = count
+            finding.details["example_items"] = [
+                ", ".join(f"{name}={cap(_scalar(raw.get(name)), 200)}" for name in names) for raw in read.keyless[table]]
+            result.findings.append(finding)
+
     def _cross_region(self, result: ScanResult, read: _Read, profile: str | None) -> None:
         """A bucket in another region than the table naming it: every lock operation crosses regions."""
         if all(not r or r == result.region for r in read.regions.values()):
@@ -466,11 +521,17 @@ class Sweeper:
             result.stats.states = result.stats.digest_items = 1
             handle = Bucket(self._aws, region, bucket)
             view = BucketView(listed=True)
-            obj = handle.head(key)
+            try:
+                obj = handle.head(key)
+            except AwsError as exc:
+                if not exc.unreadable:
+                    raise
+                result.unverified.append(Unverified(bucket, key, table, unreadable_reason(bucket, key, exc.code)))
+                return result
             candidate = _Candidate(table, digest, None)
             if obj is not None:
                 etag = normalize_etag(obj.etag)
-                if etag == digest.digest:
+                if etag == digest.digest and obj.size > 0:
                     result.stats.etag_proven = 1
                     return result
                 lock = classify_item(items[lock_id]) if lock_id in items else None
@@ -480,11 +541,17 @@ class Sweeper:
                 if taken is not None and not predates_lock(obj.last_modified, taken):
                     self._unverified(result, table, digest, next(filter(may_write, held), None), taken, obj.last_modified)
                     return result
-                actual, size, written = handle.md5(key)
-                result.stats.downloads, result.stats.bytes_downloaded = 1, size
-                if actual == digest.digest:
+                try:
+                    actual, size, written = handle.md5(key)
+                except AwsError as exc:
+                    if not exc.unreadable:
+                        raise
+                    result.unverified.append(Unverified(bucket, key, table, unreadable_reason(bucket, key, exc.code)))
                     return result
-                candidate = _Candidate(table, digest, actual, etag, size, written)
+                result.stats.downloads, result.stats.bytes_downloaded = 1, size
+                if state_checksum(actual, size) == digest.digest:
+                    return result
+                candidate = _Candidate(table, digest, state_checksum(actual, size), etag, size, written)
             self._confirm(result, [candidate], {bucket: view}, {bucket: handle})
         except AwsError as exc:
             result.errors.append(ScanError("check_state", lock_id, exc.code, describe_error(exc, "state", lock_id)))
@@ -503,6 +570,10 @@ class Sweeper:
         try:
             body, etag = bucket.read_small(key + LOCKFILE_SUFFIX)
         except AwsError as exc:
+            if exc.unreadable:  # held, by whom is not known (OpenTofu encrypts it with the state's SSE-C key)
+                result.unverified.append(Unverified(bucket.name, key, "", unreadable_reason(
+                    bucket.name, key + LOCKFILE_SUFFIX, exc.code).replace("its digest", "whose lock it is")))
+                return False
             if not exc.not_found:  # released since the listing: nothing to report
                 result.errors.append(
                     ScanError(
@@ -609,7 +680,7 @@ class Sweeper:
                 result.stats.downloads += history.downloads
                 result.stats.bytes_downloaded += history.bytes_downloaded
             result.findings.append(build.digest_drift(
-                result.region, c.table, d.bucket, d.key, d.digest, c.actual or "", c.etag, c.size,
+                result.region, c.table, d.bucket, d.key, d.stored, c.actual or "", c.etag, c.size,
                 has_lockfile_history=view is not None and d.key in view.lockfiles,
                 locked_by=locked_by.summary() if locked_by is not None else None, history=history, profile=profile,
             ))
@@ -646,7 +717,7 @@ class Sweeper:
         (with the lock held over it, if any) is returned; every other verdict is recorded here."""
         d = c.digest
         current = classify_item(now_items.get(f"{d.bucket}/{d.key}{DIGEST_SUFFIX}", {}))
-        if not isinstance(current, DigestItem) or current.digest != d.digest:
+        if not isinstance(current, DigestItem) or current.stored != d.stored:
             # Rewritten or removed since the scan: the next run judges it afresh.
             result.unverified.append(Unverified(d.bucket, d.key, c.table, "the digest changed while it was being checked"))
             return None
@@ -663,7 +734,7 @@ class Sweeper:
             return None
         if c.actual is None:
             missing = view is not None and not view.exists
-            result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.digest, missing, profile))
+            result.findings.append(build.orphan_digest(result.region, c.table, d.bucket, d.key, d.stored, missing, profile))
             return None
         return c, locked_by
 
@@ -684,7 +755,7 @@ class Sweeper:
             return
         for f in same_run:
             result.findings.remove(f)
-        result.findings.append(build.interrupted_write(stale, lock, d.digest, actual, written, profile))
+        result.findings.append(build.interrupted_write(stale, lock, d.stored, actual, written, profile))
         result.locks[:] = [
             replace(h, interrupted_write=True) if (h.bucket, h.key, h.lock.get("id")) == (d.bucket, d.key, lock.id) else h
             for h in result.locks
@@ -710,6 +781,20 @@ _HINTS = {
     "SlowDown": "throttled past retries",
     "EndpointConnectionError": "endpoint unreachable",
 }
+
+
+def _scalar(attribute: Any) -> str:
+    """A low-level DynamoDB attribute's value as text (S, N, or the type's name)."""
+    if isinstance(attribute, dict) and attribute:
+        kind, value = next(iter(attribute.items()))
+        return str(value) if kind in ("S", "N") else f"<{kind}>"
+    return "<missing>"
+
+
+def unreadable_reason(bucket: str, key: str, code: str) -> str:
+    """Why a state that S3 would not serve as asked (400) is neither drift, nor healthy, nor missing."""
+    return (f"S3 answered {code} (400) to reading s3://{bucket}/{key}: an object encrypted with a customer-provided "
+            "key (SSE-C, sse_customer_key) cannot be read or hashed without that key, so its digest cannot be checked")
 
 
 def describe_error(exc: AwsError, what: str, name: str) -> str:
