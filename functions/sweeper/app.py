@@ -23,7 +23,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     publish_sweep(result, metrics, logger)
     publish_delivery(delivery, metrics, logger)
     return {
-        "complete": result.complete,
+        "complete": result.complete and not result.skipped,
+        "skipped": bool(result.skipped),
         "findings": len(result.findings),
         "errors": len(result.errors),
         "alerts_sent": len(delivery.sent),

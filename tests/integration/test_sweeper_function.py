@@ -74,7 +74,7 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     out = capsys.readouterr().out
 
     assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "notifications_failed": 0,
-                        "exit_code": 2}
+                        "exit_code": 2, "skipped": False}
     blobs = emf_blobs(out)
     assert not [b for b in blobs if "Table" in b]  # no dimension that grows with the fleet: tables go to the logs
     [sweep] = [b for b in blobs if "SweepsCompleted" in b]

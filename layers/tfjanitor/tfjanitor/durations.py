@@ -61,9 +61,10 @@ class Deadline:
     """A run's time budget: the Lambda's remaining time less a reserve (to send notices and
     metrics), or the CLI's ``--time-budget``. ``check()`` raises :class:`OutOfTime` once spent."""
 
-    def __init__(self, seconds_left: Callable[[], float], budget: str):
+    def __init__(self, seconds_left: Callable[[], float], budget: str, spare: float = 0.0):
         self._left = seconds_left
         self.budget = budget  # what the budget was, for the error message
+        self.spare = spare  # seconds kept back after the budget (the Lambda's reserve for alerts and metrics)
 
     @classmethod
     def after(cls, budget: timedelta, clock: Callable[[], float] = time.monotonic) -> Deadline:
@@ -77,10 +78,15 @@ class Deadline:
         if not callable(remaining):
             return None
         spare = reserve.total_seconds()
-        return cls(lambda: remaining() / 1000 - spare, f"the function timeout less {human_duration(spare)} for alerts and metrics")
+        return cls(lambda: remaining() / 1000 - spare, f"the function timeout less {human_duration(spare)} for alerts and metrics",
+                   spare)
 
     def left(self) -> float:
         return self._left()
+
+    def until_end(self) -> float:
+        """Seconds until the run is over for good: the budget left and the reserve after it."""
+        return self._left() + self.spare
 
     def check(self) -> None:
         if self._left() <= 0:

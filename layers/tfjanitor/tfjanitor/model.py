@@ -413,6 +413,8 @@ class ScanResult:
     # set only when the run's stages all ran (an error of unknown scope, or running out of time, leaves it empty).
     # Only these may resolve alerts (alerts.lifecycle.covered_scopes). Not in to_dict.
     covered: set[str] = field(default_factory=set, repr=False, compare=False)
+    # A function's run that found another still running (its lease, runtime/lease.py) and stopped: why. Not in to_dict.
+    skipped: str = ""
 
     @property
     def complete(self) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 
-from tfjanitor.aws.session import CALL_ERRORS, AwsSession, _translate
+from tfjanitor.aws.session import CALL_ERRORS, AwsError, AwsSession, _translate
 
 SESSION_NAME = "tfjanitor"
 
@@ -55,8 +55,9 @@ def is_lock_table_schema(description: dict[str, Any]) -> bool:
     return keys == [{"AttributeName": "LockID", "KeyType": "HASH"}] and types.get("LockID") == "S"
 
 
-def discover_lock_tables(aws: AwsSession, region: str) -> list[str]:
-    """The tables of ``region`` whose key schema is Terraform's lock table's."""
+def discover_lock_tables(aws: AwsSession, region: str) -> tuple[list[str], list[tuple[str, AwsError]]]:
+    """The tables of ``region`` whose key schema is Terraform's lock table's, and (table, error) for each table that
+    could not be described: only that table is unknown. A failed listing raises (the region's tables are unknown)."""
     client = aws.dynamodb(region)
     names: list[str] = []
     try:
@@ -64,17 +65,16 @@ def discover_lock_tables(aws: AwsSession, region: str) -> list[str]:
             names += page.get("TableNames", [])
     except CALL_ERRORS as exc:
         raise _translate("ListTables", exc) from exc
-    found = []
+    found: list[str] = []
+    unknown: list[tuple[str, AwsError]] = []
     for name in names:
         try:
             table = client.describe_table(TableName=name)["Table"]
         except CALL_ERRORS as exc:
             err = _translate("DescribeTable", exc)
-            if err.not_found:
-                continue  # deleted since the listing
-            raise err from exc
+            if not err.not_found:  # not found: deleted since the listing
+                unknown.append((name, err))
+            continue
         if is_lock_table_schema(table):
             found.append(name)
-    return found
-
-
+    return found, unknown

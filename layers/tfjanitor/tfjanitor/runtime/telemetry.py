@@ -55,6 +55,8 @@ METRIC_PLAN: tuple[MetricSpec, ...] = (
     MetricSpec("SweepErrors", MetricUnit.Count, "nonzero"),
     MetricSpec("OpenFindings", MetricUnit.Count, "nonzero"),
     MetricSpec("LocksAutoReleased", MetricUnit.Count, "nonzero"),
+    MetricSpec("RunsSkipped", MetricUnit.Count, "nonzero",
+               why="a run found the previous one still running (its lease) and stopped: runs longer than their interval"),
     MetricSpec("AlertsSent", MetricUnit.Count, "nonzero"),
     MetricSpec("NotificationsFailed", MetricUnit.Count, "nonzero"),
     MetricSpec("LockHoldSeconds", MetricUnit.Seconds, "activity", series=len(OPERATION_CLASSES),
@@ -84,6 +86,10 @@ def _publish(metrics: Metrics, values: dict[str, float]) -> None:
 def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     """Add this sweep's metrics (flushed by the handler's decorator) and log each finding; the per-table
     figures go to the "sweep finished" log line (stats.tables), not to metrics."""
+    if result.skipped:
+        _publish(metrics, {"SweepsCompleted": 0, "RunsSkipped": 1})
+        logger.warning("sweep skipped", extra={"skipped": result.skipped})
+        return
     kinds = Counter(f.kind for f in result.findings)
     oldest = max((s.oldest_lock_age_seconds for s in result.stats.tables.values()), default=0.0)
     _publish(metrics, {
@@ -133,6 +139,10 @@ _AUDIT_GROUPS = {
 
 def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     """Add this audit's metrics (flushed by the handler's decorator) and log each finding and error."""
+    if result.skipped:
+        _publish(metrics, {"RunsSkipped": 1})
+        logger.warning("audit skipped", extra={"skipped": result.skipped})
+        return
     values = {
         "SplitBrainLocks": sum(1 for f in result.findings if f.kind is Kind.SPLIT_BRAIN_LOCK),
         **{name: sum(1 for f in result.findings if f.kind in kinds) for name, kinds in _AUDIT_GROUPS.items()},

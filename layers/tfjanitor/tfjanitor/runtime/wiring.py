@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
@@ -19,6 +20,7 @@ from tfjanitor.checks.audit_rules import AUDIT_KINDS
 from tfjanitor.durations import Deadline
 from tfjanitor.model import Kind, ScanError, ScanResult
 from tfjanitor.release.auto import auto_release
+from tfjanitor.runtime.lease import Lease, held_until
 from tfjanitor.runtime.settings import AuditorSettings, FunctionSettings, SweeperSettings
 from tfjanitor.scan.auditor import Auditor, AuditRequest
 from tfjanitor.scan.stream import StreamMonitor
@@ -92,13 +94,44 @@ def deliver_notices(settings: FunctionSettings, aws: AwsSession) -> Delivery:
     return deliver(store, notifier) if store is not None and notifier is not None else Delivery()
 
 
+def one_at_a_time(
+    name: str, settings: FunctionSettings, aws: AwsSession, now: datetime, deadline: Deadline | None,
+    run: Callable[[], tuple[ScanResult, Delivery]], tables: list[str],
+) -> tuple[ScanResult, Delivery]:
+    """``run`` under the function's lease (runtime/lease.py): a run that finds another still running is skipped."""
+    if not settings.findings_table:
+        return run()
+    lease = Lease.of(aws, settings.region, settings.findings_table, name)
+    try:
+        taken = lease.take(now, held_until(now, deadline.until_end() if deadline is not None else None))
+    except AwsError:
+        taken = True  # the table cannot be written: run anyway (its alerts will say why), never skip blindly
+        lease.token = ""
+    if not taken:
+        skipped = ScanResult(region=settings.region, tables=list(tables), buckets=[], read_at=now)
+        skipped.skipped = f"another {name} run holds the lease: it is still running"
+        return skipped, Delivery()
+    try:
+        return run()
+    finally:
+        with contextlib.suppress(AwsError):  # else it runs out at that run's end
+            lease.give_back()
+
+
 def sweep_and_alert(
     settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None,
     deadline: Deadline | None = None,
 ) -> tuple[ScanResult, Delivery]:
     """One scheduled sweep: find, alert, and (opt-in) release stale locks. With a ``deadline``, the
-    sweep stops in time (incomplete: it resolves nothing) and still alerts."""
+    sweep stops in time (incomplete: it resolves nothing) and still alerts. One sweep at a time (its lease)."""
     now = now or datetime.now(timezone.utc)
+    return one_at_a_time("sweeper", settings, aws, now, deadline,
+                         lambda: _sweep_and_alert(settings, aws, now, sweep_id, deadline), settings.lock_tables)
+
+
+def _sweep_and_alert(
+    settings: SweeperSettings, aws: AwsSession, now: datetime, sweep_id: str | None, deadline: Deadline | None,
+) -> tuple[ScanResult, Delivery]:
     request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline,
                            history_table=settings.findings_table)
     sweeper = Sweeper(aws, now=now)
@@ -130,8 +163,15 @@ def audit_and_alert(
     settings: AuditorSettings, aws: AwsSession, now: datetime | None = None, deadline: Deadline | None = None,
 ) -> tuple[ScanResult, Delivery]:
     """One scheduled audit (no state object is read): region, topology and posture findings, then
-    the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds."""
+    the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds. One at a time."""
     now = now or datetime.now(timezone.utc)
+    return one_at_a_time("auditor", settings, aws, now, deadline, lambda: _audit_and_alert(settings, aws, now, deadline),
+                         settings.lock_tables)
+
+
+def _audit_and_alert(
+    settings: AuditorSettings, aws: AwsSession, now: datetime, deadline: Deadline | None,
+) -> tuple[ScanResult, Delivery]:
     request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, deadline=deadline)
     streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
     result = Sweeper(aws, now=now).survey(request)
