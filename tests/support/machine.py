@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -14,6 +15,7 @@ class FakeMachine:
     live: list[Process] = field(default_factory=list)
     fail: str | None = None  # "who" or "processes": that call raises MachineError
     calls: list[str] = field(default_factory=list)  # the order the release asked in
+    on_processes: Callable[[], None] | None = None  # runs when the process table is read (a run starting then)
 
     def who(self) -> str:
         self.calls.append("who")
@@ -23,6 +25,8 @@ class FakeMachine:
 
     def terraform_processes(self) -> list[Process]:
         self.calls.append("processes")
+        if self.on_processes is not None:
+            self.on_processes()
         if self.fail == "processes":
             raise MachineError("cannot read process 42 in /proc: Permission denied")
         return list(self.live)
