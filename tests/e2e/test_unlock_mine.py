@@ -262,13 +262,16 @@ def test_start_times_from_the_real_proc_are_never_after_the_real_start(tmp_path:
     spawned = time.time()
     try:
         [run] = [p for p in LocalMachine().terraform_processes() if p.pid == proc.pid]
+        # Where there is no /proc, ps: its lstart is whole seconds (and procps adds btime's cut second).
+        [listed] = [p for p in LocalMachine(proc=tmp_path / "no-proc").terraform_processes() if p.pid == proc.pid]
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
     started = run.started.timestamp()
     ticks = os.sysconf("SC_CLK_TCK")
     assert before - 1 / ticks - 0.005 <= started <= spawned, (before, started, spawned)
-    assert run.name == "terraform-probe"
+    assert before - 2.01 <= listed.started.timestamp() <= started, (before, listed, started)
+    assert run.name == listed.name == "terraform-probe"
     assert proc.pid not in [p.pid for p in LocalMachine().terraform_processes()]  # ended: not alive
 
 

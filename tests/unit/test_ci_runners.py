@@ -9,7 +9,7 @@ import pytest
 from tests.support.builders import lock_info
 from tfjanitor.checks.findings import stale_lock, stale_lockfile
 from tfjanitor.checks.runners import CI_CLEANUP, looks_like_ci_runner
-from tfjanitor.terraform import parse_lock_info
+from tfjanitor.terraform import LockInfo, parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, 0, tzinfo=timezone.utc)
 
@@ -30,7 +30,7 @@ def test_other_whos_are_not(who: str) -> None:
 
 
 def test_a_ci_runners_stale_lock_fix_mentions_the_cleanup_step_and_a_persons_does_not() -> None:
-    def lock(who: str):  # type: ignore[no-untyped-def]
+    def lock(who: str) -> LockInfo:
         return parse_lock_info(lock_info("tfstate-demo/k", who=who, now=NOW - timedelta(hours=3)))
 
     runner = stale_lock("ap-northeast-2", "t", "tfstate-demo", "k", lock("runner@fv-az1-2"), NOW, timedelta(hours=1))

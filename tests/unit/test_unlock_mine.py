@@ -23,6 +23,7 @@ from tfjanitor.release.machine import (
     is_terraform_name,
     parse_proc_stat,
     parse_ps,
+    parse_ps_args,
     parse_status_uids,
     passwd_name,
     read_working_dir,
@@ -262,16 +263,18 @@ def test_ps_output_gives_this_users_live_terraform_runs_in_local_time(monkeypatc
             "  103   501 Z    Thu Dec  3 08:55:15 2026 terraform\n"  # a zombie
             "  104   501 Ss   Thu Dec  3 08:55:16 2026 /bin/zsh\n"
             "  105   501 R+   Thu Dec  3 09:00:00 2026 /opt/homebrew/bin/tofu with spaces\n"
+            "  106   501 S    Thu Dec  3 09:00:01 2026 node\n"  # setup-terraform's wrapper: its argv[0] says
             "garbage\n")
+    argv0 = parse_ps_args("  104 -zsh\n  106 /runner/_work/_temp/terraform-bin apply\n  107 terraform\n")
     import time  # noqa: PLC0415
 
     time.tzset()
     try:
-        found = parse_ps(text, 501)
+        found = parse_ps(text, 501, argv0)
     finally:
         monkeypatch.undo()
         time.tzset()
-    assert [(p.pid, p.name) for p in found] == [(101, "terraform"), (105, "tofu with spaces")]
+    assert [(p.pid, p.name) for p in found] == [(101, "terraform"), (105, "tofu with spaces"), (106, "terraform-bin")]
     assert found[0].started == datetime(2026, 12, 3, 8, 55, 13, tzinfo=timezone.utc)
     with pytest.raises(MachineError, match="not one"):
         parse_ps("  1 501 S Thu Foo  3 08:55:13 2026 terraform\n", 501)

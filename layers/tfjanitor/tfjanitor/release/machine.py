@@ -203,22 +203,37 @@ def _local_epoch(year: int, month: int, day: int, hms: str) -> float:
     return min(datetime(year, month, day, hour, minute, second, fold=fold).timestamp() for fold in (0, 1))
 
 
-def parse_ps(text: str, uid: int) -> list[Process]:
-    """``ps -A -o pid= -o uid= -o state= -o lstart= -o comm=`` (LC_ALL=C): the live terraform processes of ``uid``.
-    ``lstart`` is local time in whole seconds (``Thu Dec  3 08:55:13 2026``), cut: never later than the start."""
+def parse_ps_args(text: str) -> dict[int, str]:
+    """``ps -A -o pid= -o args=``: each process's ``argv[0]`` (its first word: a path with spaces is cut, and only
+    makes the name check fail the way ``comm`` already decides it)."""
+    found: dict[int, str] = {}
+    for line in text.splitlines():
+        parts = line.split(maxsplit=2)
+        if len(parts) >= 2 and parts[0].isdigit():
+            found[int(parts[0])] = parts[1]
+    return found
+
+
+def parse_ps(text: str, uid: int, argv0: Mapping[int, str] | None = None) -> list[Process]:
+    """``ps -A -o pid= -o uid= -o state= -o lstart= -o comm=`` (LC_ALL=C): the live terraform processes of ``uid``,
+    by ``comm`` or by ``argv[0]`` (``argv0``, from :func:`parse_ps_args`). ``lstart`` is local time in whole seconds
+    (``Thu Dec  3 08:55:13 2026``), cut: never later than the start."""
     found: list[Process] = []
     for line in text.splitlines():
         parts = line.split(maxsplit=8)
         if len(parts) < 9 or not parts[0].isdigit():
             continue
         pid, owner, state, _, month, day, hms, year, comm = parts
-        if not owner.lstrip("-").isdigit() or int(owner) != uid or state[:1] in ("Z", "X") or not is_terraform_name(comm):
+        if not owner.lstrip("-").isdigit() or int(owner) != uid or state[:1] in ("Z", "X"):
+            continue
+        name = next((n for n in (comm, (argv0 or {}).get(int(pid), "")) if n and is_terraform_name(n)), None)
+        if name is None:
             continue
         try:
             started = _local_epoch(int(year), _MONTHS[month], int(day), hms)
         except (KeyError, ValueError, OverflowError, OSError) as exc:
             raise MachineError(f"ps: a start time that is not one: {line.strip()!r}") from exc
-        found.append(Process(int(pid), os.path.basename(comm), datetime.fromtimestamp(started, timezone.utc)))
+        found.append(Process(int(pid), os.path.basename(name), datetime.fromtimestamp(started, timezone.utc)))
     return found
 
 
@@ -311,17 +326,23 @@ class LocalMachine:
         return sorted(found, key=lambda p: (p.started, p.pid))
 
     def _from_ps(self) -> list[Process]:
-        try:
-            proc = subprocess.run(
-                ["ps", "-A", "-o", "pid=", "-o", "uid=", "-o", "state=", "-o", "lstart=", "-o", "comm="],
-                capture_output=True, text=True, timeout=PS_TIMEOUT, check=False,
-                env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise MachineError(f"no /proc, and ps could not list the processes: {exc}") from exc
-        if proc.returncode != 0:
-            raise MachineError(f"no /proc, and ps failed ({proc.returncode}): {proc.stderr.strip()[:200]}")
-        return sorted(parse_ps(proc.stdout, self.uid), key=lambda p: (p.started, p.pid))
+        """Two listings: start times and names first, then each process's ``argv[0]``. A process only in the second
+        started after the first, so after the locks were read: it holds none of them."""
+        table = _ps(["pid=", "uid=", "state=", "lstart=", "comm="])
+        argv0 = parse_ps_args(_ps(["pid=", "args="]))
+        return sorted(parse_ps(table, self.uid, argv0), key=lambda p: (p.started, p.pid))
+
+
+def _ps(columns: list[str]) -> str:
+    argv = ["ps", "-A"] + [arg for column in columns for arg in ("-o", column)]
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=PS_TIMEOUT, check=False,
+                              env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL, errors="replace")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise MachineError(f"no /proc, and ps could not list the processes: {exc}") from exc
+    if proc.returncode != 0:
+        raise MachineError(f"no /proc, and ps failed ({proc.returncode}): {proc.stderr.strip()[:200]}")
+    return proc.stdout
 
 
 def _owner(entry: os.DirEntry[str]) -> int | None:
