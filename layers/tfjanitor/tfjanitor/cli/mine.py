@@ -65,6 +65,9 @@ def _working_dir_session(args: argparse.Namespace) -> tuple[AwsSession, str, Sta
     except WorkdirError as exc:
         raise CliError(f"{COMMAND}: {exc}", "WorkingDirectory") from None
     backend = wd.backend
+    if not backend.dynamodb_table and not backend.use_lockfile:
+        raise CliError(f"{COMMAND}: the backend in {directory} locks with neither dynamodb_table nor use_lockfile: "
+                       "there is no lock to release", "NoLocking")
     endpoints: dict[str, str] = {}
     if not args.endpoint_url:  # an explicit --endpoint-url wins over the backend's endpoints
         endpoints = {name: url for name, url in (("s3", backend.s3_endpoint), ("dynamodb", backend.dynamodb_endpoint))
@@ -78,9 +81,6 @@ def _working_dir_session(args: argparse.Namespace) -> tuple[AwsSession, str, Sta
     aws = AwsSession(session, endpoint_url=args.endpoint_url, service_endpoints=endpoints)
     scope = StateScope(backend.bucket, wd.state_key, backend.dynamodb_table, backend.use_lockfile,
                        str(directory.resolve()), wd.workspace)
-    if not backend.dynamodb_table and not backend.use_lockfile:
-        raise CliError(f"{COMMAND}: the backend in {directory} locks with neither dynamodb_table nor use_lockfile: "
-                       "there is no lock to release", "NoLocking")
     return aws, region, scope
 
 
