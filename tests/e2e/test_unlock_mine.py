@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -31,7 +32,7 @@ import yaml
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.test_cli_never_crashes import one_json_object
 from tests.support.builders import lock_info, put_lock
-from tests.support.ci import BASH, run_composite_action, snippets, substitute
+from tests.support.ci import BASH, run_composite_action, run_group, snippets, substitute
 from tests.support.terraform import TerraformProject
 from tfjanitor.local.emulator import MotoServer
 from tfjanitor.local.proxy import EmulatorProxy
@@ -52,9 +53,8 @@ def tool_env(tf: TerraformProject, **extra: str) -> dict[str, str]:
 
 
 def mine(tf: TerraformProject, *args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any], str]:
-    proc = subprocess.run([sys.executable, "-m", "tfjanitor", "unlock", "--mine", *args, "--format", "json"],
-                          cwd=cwd or tf.workdir, env=tool_env(tf), capture_output=True, text=True, timeout=120,
-                          check=False, stdin=subprocess.DEVNULL)
+    proc = run_group([sys.executable, "-m", "tfjanitor", "unlock", "--mine", *args, "--format", "json"],
+                     cwd=cwd or tf.workdir, env=tool_env(tf))
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, one_json_object(proc.stdout), proc.stderr
 
@@ -251,7 +251,7 @@ def test_who_without_a_passwd_entry_is_dollar_user_with_home_as_the_real_binary_
             assert held["Who"] == LocalMachine(environ=env, uid=uid).who() == f"{user}@{os.uname().nodename}", extra
             client("dynamodb", backend).delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{tf.backend.key}"}})
     finally:
-        subprocess.run(["rm", "-rf", str(shared)], check=False, timeout=30)
+        shutil.rmtree(shared, ignore_errors=True)
 
 
 def test_start_times_from_the_real_proc_are_never_after_the_real_start(tmp_path: Path) -> None:
@@ -286,8 +286,7 @@ def _tools_on_path(env: dict[str, str]) -> dict[str, str]:
 
 
 def _bash(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*BASH, "-c", command], cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
-                          check=False, stdin=subprocess.DEVNULL)
+    return run_group([*BASH, "-c", command], cwd=cwd, env=env)
 
 
 def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
@@ -334,13 +333,11 @@ def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
 
     def jenkins() -> int:
         text = docs["jenkins"][1]
-        started = subprocess.run(["sh", "-c", re.search(r"sh\(script: '([^']+)'", text)[1]], capture_output=True,
-                                 text=True, timeout=30, check=True).stdout.strip()
+        started = run_group(["sh", "-c", re.search(r"sh\(script: '([^']+)'", text)[1]]).stdout.strip()
         job_env = {**env, "TF_ROOT": re.search(r"TF_ROOT = '([^']+)'", text)[1], "JOB_STARTED_AT": started}
         kill()
         [command] = re.findall(r"always \{\s*sh '([^']+)'", text)
-        return subprocess.run(["sh", "-xe", "-c", command], cwd=repo, env=job_env, capture_output=True, text=True,
-                              timeout=120, check=False).returncode
+        return run_group(["sh", "-xe", "-c", command], cwd=repo, env=job_env).returncode
 
     def azure() -> int:
         steps = yaml.safe_load(docs["azure"][1])["steps"]
@@ -356,9 +353,7 @@ def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
         [command] = [s["run"] for s in plan if isinstance(s, dict)]
         kill()  # an earlier run, killed (a pod restart); this run's step after init cleans up
         atlantis_env = {**env, "WORKSPACE": "default", "DIR": str(tf.workdir)}
-        code = subprocess.run(["sh", "-c", command], cwd=tf.workdir, env=atlantis_env, capture_output=True, text=True,
-                              timeout=120, check=False).returncode
-        return code
+        return run_group(["sh", "-c", command], cwd=tf.workdir, env=atlantis_env).returncode
 
     for name, cleanup in (("github", lambda: github("github")), ("github-self-hosted", lambda: github("github-self-hosted")),
                           ("gitlab", gitlab), ("jenkins", jenkins), ("azure", azure), ("atlantis", atlantis)):

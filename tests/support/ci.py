@@ -6,8 +6,10 @@ quietly differ from GitHub's."""
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -24,6 +26,27 @@ _EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 _SNIPPET = re.compile(r"<!-- snippet: (\S+) -->\n```(\w+)\n(.*?)\n```", re.DOTALL)
 # GitHub runs `shell: bash` as `bash --noprofile --norc -eo pipefail {0}`.
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
+
+
+def run_group(argv: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None,
+              timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+    """Run a command in a process group of its own and end the whole group when it returns (or times out): a
+    shell's children never outlive the test."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=10)
+        raise AssertionError(f"{argv} did not finish within {timeout:.0f}s\n{out}{err}") from None
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
 
 
 def snippets(doc: Path = CI_DOC) -> dict[str, tuple[str, str]]:
@@ -120,8 +143,7 @@ def run_composite_action(inputs: Mapping[str, str], env: Mapping[str, str], cwd:
                     **{k: substitute(str(v), context) for k, v in (step.get("env") or {}).items()}}
         script = workdir / f"{step_id}.sh"
         script.write_text(substitute(step["run"], context))
-        proc = subprocess.run([*BASH, str(script)], cwd=cwd, env=step_env, capture_output=True, text=True,
-                              timeout=timeout, check=False, stdin=subprocess.DEVNULL)
+        proc = run_group([*BASH, str(script)], cwd=cwd, env=step_env, timeout=timeout)
         outputs = _read_outputs(out)
         context["steps"][step_id] = {"outputs": outputs}
         runs.append(StepRun(step_id, proc.returncode, proc.stdout, proc.stderr, outputs))
