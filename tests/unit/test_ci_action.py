@@ -18,8 +18,8 @@ SNIPPETS = {"github", "github-self-hosted", "gitlab", "jenkins", "azure", "atlan
 COMMAND = "tfjanitor unlock --mine"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _schemas() -> None:
+@pytest.fixture(scope="module")
+def schemas() -> None:
     if not have_check_jsonschema():
         message = "check-jsonschema is not installed (the dev extra has it)"
         if on_ci():
@@ -34,6 +34,7 @@ def _valid(schema: str, text: str, tmp_path: Path, name: str, *extra: str) -> tu
     return proc.returncode, proc.stdout + proc.stderr
 
 
+@pytest.mark.usefixtures("schemas")
 def test_action_yml_is_valid_github_action_metadata(tmp_path: Path) -> None:
     code, out = _valid("vendor.github-actions", ACTION.read_text(), tmp_path, "action")
     assert code == 0, out
@@ -50,6 +51,7 @@ def test_action_yml_is_valid_github_action_metadata(tmp_path: Path) -> None:
     # The Azure schema's own patterns need Python's regex engine (check-jsonschema's default refuses one).
     ("azure", "vendor.azure-pipelines", ("--regex-variant", "python"), ("condition: always()", "conditio: always()")),
 ])
+@pytest.mark.usefixtures("schemas")
 def test_the_snippets_are_valid_whole_pipelines(tmp_path: Path, name: str, schema: str, extra: tuple[str, ...],
                                                 break_it: tuple[str, str]) -> None:
     _, text = snippets()[name]
