@@ -55,8 +55,8 @@ class BackendConfig:
         """The S3 key of a workspace's state (what LockID and digests are built on)."""
         if workspace == "default":
             return self.key
-        prefix = self.workspace_key_prefix or DEFAULT_WORKSPACE_KEY_PREFIX
-        return f"{prefix}/{workspace}/{self.key}"
+        prefix = DEFAULT_WORKSPACE_KEY_PREFIX if self.workspace_key_prefix is None else self.workspace_key_prefix
+        return f"{prefix}/{workspace}/{self.key}" if prefix else f"{workspace}/{self.key}"  # "": <workspace>/<key>
 
     def hcl(self) -> str:
         q = json.dumps  # an HCL quoted string is a JSON string for these values

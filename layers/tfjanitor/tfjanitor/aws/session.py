@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -118,9 +118,13 @@ class AwsSession:
         endpoint_url: str | None = None,
         counter: CallCounter | None = None,
         max_attempts: int = 5,
+        service_endpoints: Mapping[str, str] | None = None,
     ):
+        """``service_endpoints``: an endpoint per service (``{"s3": ..., "dynamodb": ...}``, a Terraform backend's
+        ``endpoints``), for the services ``endpoint_url`` does not set."""
         self._session = session or boto3.session.Session()
         self._endpoint_url = endpoint_url
+        self._service_endpoints = {k: v for k, v in (service_endpoints or {}).items() if v}
         self.counter = counter or CallCounter(Counter())
         self._clients: dict[tuple[str, str], Any] = {}
         self._lock = threading.Lock()
@@ -171,7 +175,8 @@ class AwsSession:
             aws_session_token=frozen.token if frozen else None,
             region_name=self._session.region_name,
         )
-        return AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts)
+        return AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts,
+                          service_endpoints=self._service_endpoints)
 
     def client(self, service: str, region: str) -> Any:
         """A counted client of any other service (STS, EC2) in ``region``."""
@@ -188,7 +193,8 @@ class AwsSession:
         cached = self._clients.get((service, region))
         if cached is not None:
             return cached
-        custom_endpoint = self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+        endpoint = self._endpoint_url or self._service_endpoints.get(service)
+        custom_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
         config = Config(
             retries={"mode": "standard", "max_attempts": self._max_attempts},
             connect_timeout=5,
@@ -197,7 +203,7 @@ class AwsSession:
         )
         try:
             client = self._session.client(
-                service, region_name=region, endpoint_url=self._endpoint_url, config=config
+                service, region_name=region, endpoint_url=endpoint, config=config
             )
         except (BotoCoreError, ValueError) as exc:  # a malformed region or endpoint URL
             raise AwsError("CreateClient", exc.__class__.__name__, str(exc)) from exc
@@ -232,6 +238,11 @@ def profile_session(profile: str | None, region: str | None, endpoint_url: str |
         raise AwsError("Session", "InvalidRegion", f"not a region name: {session.region_name!r} (e.g. us-east-1)") from None
     except BotoCoreError as exc:
         raise AwsError("Session", exc.__class__.__name__, str(exc)) from exc
-    if endpoint_url and not (is_valid_endpoint_url(endpoint_url) or is_valid_ipv6_endpoint_url(endpoint_url)):
+    if endpoint_url and not valid_endpoint_url(endpoint_url):
         raise AwsError("Session", "InvalidEndpoint", f"not an endpoint URL: {endpoint_url!r} (e.g. http://127.0.0.1:5000)")
     return session
+
+
+def valid_endpoint_url(url: str) -> bool:
+    """Whether botocore can make a client with this endpoint URL (it would only fail at the first call)."""
+    return bool(is_valid_endpoint_url(url) or is_valid_ipv6_endpoint_url(url))

@@ -15,6 +15,7 @@ from typing import Any
 
 from tfjanitor.checks.liveness import SignOfLife, Threshold, explain, last_sign_of_life
 from tfjanitor.checks.regions import cross_region_cost
+from tfjanitor.checks.runners import CI_CLEANUP, looks_like_ci_runner
 from tfjanitor.commands import aws, aws_context, json_arg, option, representable, s3api_objects
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Alternative, DriftHistory, Finding, Kind, Severity
@@ -152,7 +153,7 @@ def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without:
         "releasing the lock of a live run lets another run write the same state.",
         f"Then release it (no working directory needed): tfjanitor unlock shows the lock, asks, and deletes {what}.",
         f"Or with {tools(lock.version)}'s own release (force-unlock), run from {working_dir(bucket, key)}.",
-    ]
+    ] + ([CI_CLEANUP] if looks_like_ci_runner(lock.who) else [])
     return with_fix(
         finding,
         ("Release it with tfjanitor", [unlock]),

@@ -220,17 +220,34 @@ def build_parser() -> argparse.ArgumentParser:
             "the delete only happens if the lock is still exactly what was shown (DynamoDB: Info unchanged; "
             "S3: the .tflock's ETag unchanged). Never touches digest items or state objects. "
             "Exit 0: released; 1: nothing released (no lock, --id mismatch, declined, or it changed); "
-            "2: could not complete, or bad usage."
+            "2: could not complete, or bad usage. "
+            "With --mine (for a CI step that always runs, e.g. GitHub's if: always(); see docs/ci-cleanup.md): release, "
+            "without asking, the locks this machine's dead terraform/tofu runs left and nothing else: Who exactly this "
+            "machine's, created before every live terraform run of this user here started (and at or after --since). "
+            "It looks at the state of the working directory's initialised backend (--chdir, default the current "
+            "directory), or at every lock in --table / --bucket. Exit 0: nothing of this machine's dead runs is left "
+            "locked; 1: one could not be released (it changed since it was read); 2: could not complete, or bad usage."
         ),
     )
     unlock.add_argument("state", nargs="?", metavar="BUCKET/KEY | KEY",
                         help="BUCKET/KEY with --table; KEY with --bucket (the state key, workspace prefix included)")
-    unlock.add_argument("--region", help="AWS region (default: AWS_REGION / profile)")
-    unlock.add_argument("--table", metavar="NAME", help="lock table holding the DynamoDB lock item")
-    unlock.add_argument("--bucket", metavar="NAME", help="state bucket (with --lockfile: release the .tflock)")
+    unlock.add_argument("--region", help="AWS region (default: AWS_REGION / profile; with --mine --chdir: the backend's)")
+    unlock.add_argument("--table", metavar="NAME", help="lock table holding the DynamoDB lock item (with --mine: look "
+                                                        "at every lock in it)")
+    unlock.add_argument("--bucket", metavar="NAME", help="state bucket (with --lockfile: release the .tflock; with "
+                                                         "--mine, NAME[/PREFIX]: look at every .tflock there)")
     unlock.add_argument("--lockfile", action="store_true", help="release the S3 lock file <KEY>.tflock")
     unlock.add_argument("--id", dest="lock_id", metavar="LOCK_ID", help="refuse unless the lock has this ID")
-    unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation (--mine never asks)")
+    unlock.add_argument("--mine", action="store_true",
+                        help="release the locks this machine's dead terraform/tofu runs left, and nothing else")
+    unlock.add_argument("--since", metavar="TIME",
+                        help="with --mine: keep locks created before TIME, the job's start (RFC 3339, e.g. "
+                             "2026-11-25T00:01:26Z, or a duration ago: 2h, 90m)")
+    unlock.add_argument("--chdir", metavar="DIR",
+                        help="with --mine: the Terraform working directory whose initialised backend (.terraform) and "
+                             "selected workspace name the state (default: the current directory)")
+    unlock.add_argument("--dry-run", action="store_true", help="with --mine: say what would be released, release nothing")
     _output_and_aws_options(unlock)
 
     local = sub.add_parser(
@@ -275,6 +292,13 @@ def _session_and_region(args: argparse.Namespace, region: str | None = None):  #
 def cmd_unlock(args: argparse.Namespace, out: _Stdout) -> int:
     from tfjanitor.release.by_hand import run_unlock  # noqa: PLC0415
 
+    if args.mine:
+        from tfjanitor.cli.mine import cmd_unlock_mine  # noqa: PLC0415
+
+        return cmd_unlock_mine(args, out)
+    for flag, given in (("--since", args.since is not None), ("--chdir", args.chdir is not None), ("--dry-run", args.dry_run)):
+        if given:
+            raise CliError(f"tfjanitor unlock: {flag} goes with --mine")
     if not args.state:
         raise CliError("tfjanitor unlock: name the state: BUCKET/KEY with --table, or KEY with --bucket")
     if args.lockfile and not args.bucket:
