@@ -9,12 +9,13 @@ own: a destination counts as reached only after it accepted the message (SNS ``P
 notice is delivered once every destination was reached. One that fails stays pending for the next run
 of any function, which sends it only to the destinations it has not reached; the failure is counted
 (``NotificationsFailed``) and logged. A sender claims a notice before sending it, so two runs never
-send it together.
+send it together. Each message stays within its byte budget (``alerts.budgets``): see :func:`topic_message`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import secrets
 import unicodedata
 from collections.abc import Sequence
@@ -23,9 +24,11 @@ from datetime import datetime, timedelta, timezone
 from typing import Protocol
 
 from tfjanitor.alerts import events
+from tfjanitor.alerts.budgets import COMPACT, QUEUE_BUDGET, SNS_BUDGET, SNS_ENVELOPE, utf8
 from tfjanitor.alerts.chat import card_json
 from tfjanitor.alerts.emails import SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.aws import topic as sns
 from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.session import AwsError
 from tfjanitor.aws.topic import Topic
@@ -40,6 +43,42 @@ def sns_subject(subject: str) -> str:
     ascii_text = unicodedata.normalize("NFKD", subject).encode("ascii", "replace").decode("ascii")
     cleaned = "".join(c if c.isprintable() else " " for c in ascii_text)
     return cleaned[: SUBJECT_LIMIT - 1]
+
+
+@dataclass(frozen=True)
+class TopicMessage:
+    """What one ``Publish`` carries (``plain`` None: left out of the queue's text to fit)."""
+
+    subject: str
+    email: str
+    plain: str | None
+    chat: str
+
+    def sizes(self) -> tuple[int, int]:
+        """Bytes as SNS counts them (the message and its subject), and as the queue gets its text (escaped once
+        more in SNS's envelope, every non-ASCII character as a \\u escape to be safe)."""
+        text = sns.queue_text(self.subject, self.email, self.plain, self.chat)
+        queued = len(json.dumps(text, ensure_ascii=True)) + SNS_ENVELOPE
+        return utf8(sns.message(self.subject, self.email, self.plain, self.chat)) + utf8(self.subject), queued
+
+    def fits(self) -> bool:
+        size, queued = self.sizes()
+        return size <= SNS_BUDGET and queued <= QUEUE_BUDGET
+
+
+def topic_message(notice: Notice, origin: Origin, compact: bool = False) -> TopicMessage:
+    """The notice as one SNS message within ``budgets.SNS_BUDGET``: the email and card as rendered (each within
+    its own budget), then without the link-free copy in the queue's text, then with less prose, down to the
+    compact form (which always fits)."""
+    level = COMPACT if compact else 0
+    while True:
+        email = render(notice, origin, level)
+        chat = card_json(notice, origin, compact=email.compact)
+        for plain in (email.plain, None):
+            message = TopicMessage(sns_subject(email.subject), email.body, plain, chat)
+            if message.fits() or (email.compact and plain is None):
+                return message
+        level = email.level + 1
 
 
 class Notifier:
@@ -64,9 +103,8 @@ class Notifier:
             notice = replace(notice, finding={**notice.finding, "account": self._origin.account})
         if self._bus is not None and arn == self._bus.arn:
             return self._bus.put(events.entry(notice, self._origin))
-        email = render(notice, self._origin)
-        return self._topics[arn].publish(sns_subject(email.subject), email.body, email.plain,
-                                         card_json(notice, self._origin))
+        message = topic_message(notice, self._origin)
+        return self._topics[arn].publish(message.subject, message.email, message.plain, message.chat)
 
 
 class Sender(Protocol):

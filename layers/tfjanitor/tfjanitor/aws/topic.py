@@ -9,6 +9,19 @@ from botocore.exceptions import BotoCoreError, ClientError
 from tfjanitor.aws.session import AwsSession, _translate
 
 
+def queue_text(subject: str, email: str, plain: str | None, chat: str) -> str:
+    """What a queue subscriber gets (the ``sqs`` key): everything, to show it as an email and a card; without
+    the link-free copy when the message must shrink (readers fall back to the email)."""
+    doc = {"subject": subject, "email": email, **({"plain": plain} if plain is not None else {}), "chat": chat}
+    return json.dumps(doc, ensure_ascii=False)
+
+
+def message(subject: str, email: str, plain: str | None, chat: str) -> str:
+    """The ``Publish`` message (``MessageStructure=json``): one text per protocol."""
+    return json.dumps({"default": chat, "email": email, "sqs": queue_text(subject, email, plain, chat)},
+                      ensure_ascii=False)
+
+
 class Topic:
     """The alert topic (SNS). Email subscribers get ``email``; every other protocol (``https``: AWS Chatbot's
     subscriptions for Slack and Teams, ``lambda``, ...) the ``default`` message, the chat card ``chat``;
@@ -19,15 +32,10 @@ class Topic:
         self._region = region
         self.arn = arn
 
-    def publish(self, subject: str, email: str, plain: str, chat: str) -> str:
-        message = {
-            "default": chat,
-            "email": email,
-            "sqs": json.dumps({"subject": subject, "email": email, "plain": plain, "chat": chat}, ensure_ascii=False),
-        }
+    def publish(self, subject: str, email: str, plain: str | None, chat: str) -> str:
         try:
             resp = self._aws.sns(self._region).publish(
-                TopicArn=self.arn, Subject=subject, Message=json.dumps(message, ensure_ascii=False),
+                TopicArn=self.arn, Subject=subject, Message=message(subject, email, plain, chat),
                 MessageStructure="json",
             )
         except (ClientError, BotoCoreError) as exc:
