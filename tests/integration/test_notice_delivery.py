@@ -1,20 +1,28 @@
-"""Every notice fits, against the emulator (issue 18.2): moto refuses an SNS message over 256 KB as SNS does."""
+"""Every notice fits, is delivered in time, and gives up loudly, against the emulator (issue 18.2).
+
+moto refuses an SNS message over 256 KB as SNS does; a refusal SNS keeps making is provoked with a hook on
+the client's ``Publish``."""
 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
 import boto3
+from botocore.awsrequest import AWSResponse
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.conftest import captured, event_queue, received, session
 from tests.support.builders import lock_info, put_lock
+from tests.support.fakes import fail_publishes
 from tfjanitor.alerts import budgets
+from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.session import AwsSession
+from tfjanitor.durations import Deadline
 from tfjanitor.runtime.settings import SweeperSettings
-from tfjanitor.runtime.wiring import sweep_and_alert
+from tfjanitor.runtime.wiring import deliver_notices, sweep_and_alert
 
 KEY = "app/terraform.tfstate"
 ACCOUNT = "123456789012"  # the emulator's default account
@@ -52,7 +60,7 @@ def test_the_issues_oversized_lock_is_delivered_to_the_topic_and_the_bus_within_
 
     _, done = sweep_and_alert(settings, AwsSession(boto, endpoint_url=backend.url))
 
-    assert [n.event for n in done.sent] == ["opened"] and done.failed == []
+    assert [n.event for n in done.sent] == ["opened"] and done.failed == [] and done.gave_up == []
     [request] = sent
     assert budgets.utf8(request["Message"]) + budgets.utf8(request["Subject"]) <= budgets.SNS_BUDGET
     [email] = captured(backend)
@@ -67,3 +75,78 @@ def test_the_issues_oversized_lock_is_delivered_to_the_topic_and_the_bus_within_
     assert finding["details"]["commands"] == [unlock]
     assert budgets.utf8(json.dumps(event["detail"], ensure_ascii=False)) <= budgets.EVENT_BUDGET
     assert {i["Status"]["S"] for i in notice_items(backend)} == {"delivered"}
+
+
+def refuse_publishes(boto: boto3.session.Session) -> Counter[str]:
+    """SNS refuses every Publish of clients made from ``boto`` as it refuses a message over 256 KB."""
+    counts = Counter[str]()
+
+    def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
+        counts["refused"] += 1
+        error = {"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"},
+                 "ResponseMetadata": {"HTTPStatusCode": 400}}
+        return AWSResponse("https://sns.invalid/", 400, {}, None), error
+
+    boto.events.register("before-call.sns.Publish", refuse)
+    return counts
+
+
+def test_a_notice_sns_refuses_is_given_up_after_one_compact_try_counted_and_never_retried(
+    backend, alerting, monkeypatch, capsys, caplog,
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tfjanitor")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "TfJanitor")
+    from aws_lambda_powertools import Logger, Metrics  # noqa: PLC0415
+
+    from tfjanitor.runtime.telemetry import publish_delivery  # noqa: PLC0415
+
+    stale_lock(backend)
+    boto = session()
+    refusals = refuse_publishes(boto)
+    aws = AwsSession(boto, endpoint_url=backend.url)
+    settings = SweeperSettings(**alerting)
+    [topic] = alerting["alert_topic_arns"]
+
+    _, first = sweep_and_alert(settings, aws)
+
+    assert refusals["refused"] == 2  # the notice, then its compact form
+    [gave_up] = first.gave_up
+    assert (gave_up.event, gave_up.destination) == ("opened", topic) and first.sent == [] and first.failed == []
+    [item] = notice_items(backend)
+    assert item["Status"]["S"] == "undeliverable" and item["GaveUp"]["SS"] == [topic] and "Notice" in item
+    assert "Message too long" in item["LastError"]["S"]
+    metrics = Metrics(namespace="TfJanitor", service="tfjanitor")
+    publish_delivery(first, metrics, Logger(service="tfjanitor"))
+    metrics.flush_metrics()
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line.startswith("{")]
+    [emf] = [line for line in lines if "_aws" in line]
+    assert emf["NotificationsGivenUp"] in (1.0, [1.0]) and "NotificationsFailed" not in emf
+    [log] = [r for r in caplog.records if hasattr(r, "notice_given_up")]
+    assert log.levelname == "ERROR" and log.notice_given_up["alert"] == gave_up.alert  # type: ignore[attr-defined]
+    assert log.notice_given_up["destination"] == topic  # type: ignore[attr-defined]
+
+    for _ in range(2):  # later runs: nothing to send, nothing refused again
+        _, later = sweep_and_alert(settings, aws)
+        assert later.sent == later.failed == later.gave_up == []
+    assert refusals["refused"] == 2 and DynamoAlertStore(aws, REGION, "tfjanitor-findings").pending_notices() == []
+
+
+def test_a_run_whose_deadline_is_spent_sends_nothing_and_leaves_the_notices_pending(backend, alerting) -> None:
+    stale_lock(backend)
+    failing = session()
+    fail_publishes(failing, share=1.0)  # the sweep that opened it could not publish: the notice is pending
+    settings = SweeperSettings(**alerting)
+    _, first = sweep_and_alert(settings, AwsSession(failing, endpoint_url=backend.url))
+    assert first.sent == [] and len(first.failed) == 1
+
+    boto = session()
+    sent = publishes(boto)
+    aws = AwsSession(boto, endpoint_url=backend.url)
+    spent = Deadline(lambda: -1.0, "a spent budget")
+    assert deliver_notices(settings, aws, spent).sent == []
+    assert sent == [] and captured(backend) == []
+    [item] = notice_items(backend)
+    assert item["Status"]["S"] == "pending" and "Claim" not in item
+
+    assert [n.event for n in deliver_notices(settings, aws, Deadline(lambda: 30.0, "time")).sent] == ["opened"]
+    assert len(sent) == 1 and len(captured(backend)) == 1

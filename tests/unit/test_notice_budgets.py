@@ -12,18 +12,21 @@ import stat
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.builders import lock_info
 from tfjanitor.alerts import budgets, events
 from tfjanitor.alerts.chat import card, card_json
-from tfjanitor.alerts.delivery import TopicMessage, topic_message
+from tfjanitor.alerts.delivery import Notifier, TopicMessage, topic_message
 from tfjanitor.alerts.emails import Origin, check_commands, fit_commands, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws import topic as sns
+from tfjanitor.aws.session import AwsError, MessageRefused
 from tfjanitor.checks import findings as build
 from tfjanitor.cli.main import build_parser
 from tfjanitor.commands import shell_line, unlock_command
@@ -223,6 +226,57 @@ def test_any_lock_makes_notices_within_every_budget(lock: tuple[str, str, str, s
     message = within_budgets(n)
     if event in ("opened", "reminder"):
         check_the_fix(n, finding, message.email)
+
+
+# -- a destination that refuses the full form ------------------------------------------------------------
+
+
+class Refusing:
+    """Stands in for AwsSession: SNS refuses any message over ``limit`` bytes, as it does over 256 KB."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.published, self.refused = limit, [], 0  # type: ignore[var-annotated]
+
+    def sns(self, region: str) -> Refusing:
+        return self
+
+    def publish(self, **request: Any) -> dict[str, str]:
+        if len(request["Message"].encode()) > self.limit:
+            self.refused += 1
+            raise ClientError({"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"}},
+                              "Publish")
+        self.published.append(request)
+        return {"MessageId": f"m-{len(self.published)}"}
+
+
+def test_a_message_sns_refuses_is_a_refusal_and_its_compact_form_goes() -> None:
+    n = notice(findings_of(ISSUE_RAW)[0])
+    full = topic_message(n, STACK)
+    sns_stub = Refusing(limit=budgets.utf8(sns.message(full.subject, full.email, full.plain, full.chat)) - 1)
+    sender = Notifier([sns.Topic(sns_stub, REGION, "arn:aws:sns:ap-northeast-2:123456789012:alerts")],  # type: ignore[arg-type]
+                      origin=STACK)
+    with pytest.raises(MessageRefused) as refused:
+        sender.send(n, sender.arns[0])
+    assert refused.value.code == "InvalidParameter"
+    assert sender.send(n, sender.arns[0], compact=True) == "m-1"
+    [request] = sns_stub.published
+    assert "short form" in json.loads(request["Message"])["email"]
+
+
+@pytest.mark.parametrize(("code", "message", "refusal"), [
+    ("InvalidParameter", "Invalid parameter: Message too long", True),
+    ("InvalidParameter", "Invalid parameter: Message Structure - JSON message body failed to parse", True),
+    ("InvalidParameterValue", "Invalid parameter: Subject", True),
+    ("InvalidParameter", "Invalid parameter: TopicArn", False),  # a setting: fixed once, every notice goes
+    ("Throttling", "Rate exceeded", False),
+    ("InternalError", "boom", False),
+    ("KMSThrottling", "slow down", False),
+    ("KMSAccessDeniedException", "key policy", False),
+    ("AuthorizationError", "not allowed", False),
+    ("NotFound", "Topic does not exist", False),
+])
+def test_which_sns_answers_are_refusals_of_the_message(code: str, message: str, refusal: bool) -> None:
+    assert sns.refused(AwsError("Publish", code, message)) is refusal
 
 
 def test_cards_and_events_use_the_emails_commands() -> None:
