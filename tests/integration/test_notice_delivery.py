@@ -1,23 +1,25 @@
-"""Every notice fits, is delivered in time, and gives up loudly, against the emulator (issue 18.2).
+"""Every notice fits, is delivered in order, and gives up loudly, against the emulator (issue 18.2, 18.3).
 
 moto refuses an SNS message over 256 KB as SNS does; a refusal SNS keeps making is provoked with a hook on
-the client's ``Publish``."""
+the client's ``Publish``, a run killed between ``Publish`` and ``PutEvents`` with one on ``PutEvents``."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import boto3
+import pytest
 from botocore.awsrequest import AWSResponse
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.conftest import captured, event_queue, received, session
 from tests.support.builders import lock_info, put_lock
 from tests.support.fakes import fail_publishes
-from tfjanitor.alerts import budgets
+from tfjanitor.alerts import budgets, delivery
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
@@ -37,6 +39,10 @@ def stale_lock(server, lock_id: str = "stale-1", who: str = "ci@runner-7", info:
     put_lock(client("dynamodb", server), BUCKET, KEY, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
+def release(server) -> None:  # type: ignore[no-untyped-def]
+    client("dynamodb", server).delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
+
+
 def notice_items(server) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     items = client("dynamodb", server).scan(TableName="tfjanitor-findings")["Items"]
     return [i for i in items if i["Fingerprint"]["S"].startswith("notice#")]
@@ -46,6 +52,17 @@ def publishes(boto: boto3.session.Session) -> list[dict[str, Any]]:
     """Every Publish request clients made from ``boto`` send from now on (its parameters)."""
     seen: list[dict[str, Any]] = []
     boto.events.register("before-parameter-build.sns.Publish", lambda params, **_: seen.append(dict(params)))
+    return seen
+
+
+def puts(boto: boto3.session.Session) -> list[dict[str, Any]]:
+    """The detail of every event PutEvents is asked to put from now on, in the order asked."""
+    seen: list[dict[str, Any]] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        seen.extend(json.loads(e["Detail"]) for e in params["Entries"])
+
+    boto.events.register("before-parameter-build.events.PutEvents", record)
     return seen
 
 
@@ -150,3 +167,47 @@ def test_a_run_whose_deadline_is_spent_sends_nothing_and_leaves_the_notices_pend
 
     assert [n.event for n in deliver_notices(settings, aws, Deadline(lambda: 30.0, "time")).sent] == ["opened"]
     assert len(sent) == 1 and len(captured(backend)) == 1
+
+
+class Killed(BaseException):
+    """The run is stopped where it stands (a Lambda timeout, an out-of-memory kill)."""
+
+
+def test_a_sender_killed_between_sns_and_the_bus_then_a_resolve_the_bus_sees_opened_before_resolved(
+    backend, alerting, monkeypatch,
+) -> None:
+    # The dead run's claim: its few seconds left (no margin, so that the test need not wait for it).
+    monkeypatch.setattr(delivery, "CLAIM_MARGIN", timedelta(0), raising=False)
+    queue = event_queue(backend)
+    settings = SweeperSettings(**alerting, event_bus_arn=DEFAULT_BUS, account_id=ACCOUNT)
+    stale_lock(backend)
+
+    dying = session()
+
+    def kill(**_: Any) -> None:
+        raise Killed
+
+    dying.events.register("before-call.events.PutEvents", kill)
+    with pytest.raises(Killed):  # SNS took "opened"; the run died before PutEvents
+        sweep_and_alert(settings, AwsSession(dying, endpoint_url=backend.url),
+                        deadline=Deadline(lambda: 6.0, "a short run"))
+    claimed_until = datetime.now(timezone.utc) + timedelta(seconds=6)
+    [opened_email] = captured(backend)
+    assert opened_email["subject"].startswith("[tfjanitor] WARNING Stale lock")
+
+    release(backend)
+    boto = session()
+    bus = puts(boto)
+    aws = AwsSession(boto, endpoint_url=backend.url)
+    _, during = sweep_and_alert(settings, aws)  # resolves while "opened" is still claimed by the dead run
+    assert during.sent == [] and bus == [] and received(backend, queue) == []
+    [resolved_email] = captured(backend)  # the email of it may go: SNS had "opened" already
+    assert resolved_email["subject"].startswith("[tfjanitor] RESOLVED Stale lock")
+
+    time.sleep(max(0.0, (claimed_until - datetime.now(timezone.utc)).total_seconds()) + 0.5)
+    after = deliver_notices(settings, aws)
+    assert [n.event for n in after.sent] == ["opened", "resolved"]
+    assert [d["event"] for d in bus] == ["opened", "resolved"]  # the order the bus saw them in
+    assert sorted(e["detail"]["event"] for e in received(backend, queue)) == ["opened", "resolved"]
+    assert captured(backend) == []  # SNS never got either twice
+    assert {i["Status"]["S"] for i in notice_items(backend)} == {"delivered"}

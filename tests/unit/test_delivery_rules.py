@@ -1,12 +1,18 @@
-"""Delivery's rules with in-memory fakes (issue 18.2): it stops at the run's deadline, and gives a refused
-notice up loudly after one compact try and never retries it."""
+"""Delivery's rules with in-memory fakes (issue 18.2, 18.3): it stops at the run's deadline, gives a refused
+notice up loudly after one compact try and never retries it, sends one alert's notices in order on every
+destination, and a dead sender's claim holds the alert up only until that run is surely over."""
 
 from __future__ import annotations
 
+import random
+import threading
+from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
+import pytest
+
 from tests.support.fakes import FakeAlertStore, FlakySender
-from tfjanitor.alerts.delivery import deliver
+from tfjanitor.alerts.delivery import CLAIM_LEASE, CLAIM_MARGIN, claim_until, deliver
 from tfjanitor.alerts.lifecycle import Notice, process_findings
 from tfjanitor.aws.session import AwsError, MessageRefused
 from tfjanitor.durations import Deadline
@@ -49,6 +55,12 @@ class Sender(FlakySender):
         return [(n.fingerprint, n.event) for a, n, _ in self.sends if a == arn]
 
 
+def open_then_resolve(store: FakeAlertStore, key: str = "a") -> list[Notice]:
+    opened = process_findings([stale(key)], SCOPE, store, T0)
+    resolved = process_findings([], SCOPE, store, T0 + timedelta(minutes=5))
+    return opened + resolved
+
+
 # -- time ----------------------------------------------------------------------------------------------------
 
 
@@ -79,6 +91,24 @@ def test_delivery_stops_at_the_deadline_and_the_next_run_goes_on() -> None:
     second = deliver(store, sender, T0, deadline=deadline)
     assert len(second.sent) == 2 and store.pending_notices() == []
     assert len(sender.sends) == 8  # every notice once on each destination
+
+
+def test_a_claim_lasts_until_the_claiming_run_is_surely_over() -> None:
+    assert claim_until(T0, None) == T0 + CLAIM_LEASE
+    lambda_deadline = fixed(40.0, reserve=30.0)  # 40 s to the deadline, 30 s of reserve before the timeout
+    assert claim_until(T0, lambda_deadline) == T0 + timedelta(seconds=70) + CLAIM_MARGIN
+    assert claim_until(T0, lambda_deadline.later(25.0)) == claim_until(T0, lambda_deadline)  # the same end
+    assert claim_until(T0, fixed(-5.0)) == T0 + CLAIM_MARGIN
+
+
+def test_a_dead_senders_claim_blocks_only_until_its_run_is_over() -> None:
+    store, sender = FakeAlertStore(), Sender()
+    [notice] = process_findings([stale("a")], SCOPE, store, T0)
+    until = claim_until(T0, fixed(60.0, reserve=30.0))
+    assert store.claim_notice(notice.id, "dead-run", until, T0) is not None  # claimed; the run was killed
+    assert deliver(store, sender, until - timedelta(seconds=1)).sent == []  # it may still be sending
+    assert [n.id for n in deliver(store, sender, until + timedelta(seconds=1)).sent] == [notice.id]
+    assert until - T0 < timedelta(minutes=4) < CLAIM_LEASE
 
 
 # -- refusals --------------------------------------------------------------------------------------------
@@ -123,3 +153,93 @@ def test_a_destination_given_up_is_not_retried_while_another_still_fails() -> No
     assert second.gave_up == [] and second.sent == []  # reached everywhere it can be: undeliverable, not "sent"
     assert store.outbox[notice.id].undeliverable and store.pending_notices() == []
     assert [a for a, _, _ in sender.sends] == [TOPIC, "paging"]  # the bus was never tried again
+
+
+def test_a_notice_given_up_no_longer_holds_up_the_later_ones() -> None:
+    store, sender = FakeAlertStore(), Sender()
+    sender.refusing[BUS] = 2
+    opened = process_findings([stale("a")], SCOPE, store, T0)
+    deliver(store, sender, T0)
+    sender.refusing = {}
+    resolved = process_findings([], SCOPE, store, T0 + timedelta(minutes=5))
+    done = deliver(store, sender, T0 + timedelta(minutes=5))
+    assert [n.id for n in done.sent] == [resolved[0].id] and done.waiting == []
+    assert sender.to(BUS) == [(opened[0].fingerprint, "resolved")]
+
+
+# -- order -----------------------------------------------------------------------------------------------
+
+
+def test_a_later_notice_waits_for_the_destinations_an_earlier_one_has_not_reached() -> None:
+    store, sender = FakeAlertStore(), Sender()
+    sender.failing = {BUS}
+    opened, resolved = open_then_resolve(store)
+    first = deliver(store, sender, T0 + timedelta(minutes=5))
+    # The email of each went (in order); the bus has neither: resolved waits for opened there.
+    assert sender.to(TOPIC) == [(opened.fingerprint, "opened"), (opened.fingerprint, "resolved")]
+    assert sender.to(BUS) == [] and first.sent == [] and len(first.failed) == 1 and len(first.waiting) == 1
+    sender.failing = set()
+    second = deliver(store, sender, T0 + timedelta(minutes=10))
+    assert [n.event for n in second.sent] == ["opened", "resolved"]
+    assert sender.to(BUS) == [(opened.fingerprint, "opened"), (opened.fingerprint, "resolved")]
+    assert sender.to(TOPIC) == [(opened.fingerprint, "opened"), (opened.fingerprint, "resolved")]  # never twice
+
+
+def test_a_killed_sender_then_a_resolve_the_bus_sees_opened_before_resolved() -> None:
+    """Issue 18.3: killed between SNS Publish and PutEvents, "opened" is claimed; the next run resolves."""
+    store, sender = FakeAlertStore(), Sender()
+    [opened] = process_findings([stale("a")], SCOPE, store, T0)
+    until = claim_until(T0, fixed(60.0, reserve=30.0))
+    store.claim_notice(opened.id, "killed", until, T0)
+    store.notice_reached(opened.id, "killed", TOPIC, "id-dead")  # SNS had it; the bus never did
+    [resolved] = process_findings([], SCOPE, store, T0 + timedelta(minutes=1))
+    during = deliver(store, sender, T0 + timedelta(minutes=1))
+    assert sender.to(BUS) == [] and sender.to(TOPIC) == [(opened.fingerprint, "resolved")]  # the email may go
+    assert during.sent == [] and store.outbox[resolved.id].claim is None
+    after = deliver(store, sender, until + timedelta(seconds=1))
+    assert [n.event for n in after.sent] == ["opened", "resolved"]
+    assert sender.to(BUS) == [(opened.fingerprint, "opened"), (opened.fingerprint, "resolved")]
+
+
+def test_other_alerts_are_never_held_up() -> None:
+    store, sender = FakeAlertStore(), Sender()
+    [a] = process_findings([stale("a")], SCOPE, store, T0)
+    store.claim_notice(a.id, "killed", T0 + CLAIM_LEASE, T0)
+    process_findings([stale("a"), stale("b")], SCOPE, store, T0 + timedelta(minutes=1))
+    done = deliver(store, sender, T0 + timedelta(minutes=1))
+    assert [n.finding["key"] for n in done.sent] == ["b"]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_with_flaky_destinations_and_racing_runs_each_alerts_notices_arrive_in_order(seed: int) -> None:
+    """Sweeps open, escalate, remind and resolve while several runs deliver at once, destinations fail a share
+    of the time and runs run out of time: each destination gets each alert's notices in the order they were
+    made, each once."""
+    rng = random.Random(seed)
+    store = FakeAlertStore()
+    sender = FlakySender(failure_rate=0.4, seed=seed, arns=("own", "paging", "bus"))
+    keys = [f"s{i}" for i in range(5)]
+    now = T0
+    for _ in range(25):
+        seen = [stale(k, rng.choice([Severity.WARNING, Severity.CRITICAL])) for k in keys if rng.random() < 0.5]
+        now += timedelta(hours=rng.choice([0.1, 1, 25]))
+        runs = [threading.Thread(target=process_findings, args=(seen, SCOPE, store, now, timedelta(hours=24)))]
+        for _ in range(3):
+            budget = rng.choice([None, fixed(-1.0), fixed(30.0)])
+            runs.append(threading.Thread(target=deliver, args=(store, sender, now), kwargs={"deadline": budget}))
+        for run in runs:
+            run.start()
+        for run in runs:
+            run.join(timeout=10)
+    for _ in range(60):
+        now += timedelta(minutes=20)  # past any claim
+        deliver(store, sender, now)
+    assert sender.failures > 10 and store.pending_notices() == []
+    made = sorted(store.outbox.values(), key=lambda q: q.notice.id)
+    assert {q.notice.event for q in made} >= {"opened", "resolved", "reminder"}
+    arrived: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for arn, notice, _ in sender.published:
+        arrived[(arn, notice.fingerprint)].append(notice.id)
+    for (arn, fp), ids in arrived.items():
+        assert ids == sorted(ids) and len(ids) == len(set(ids)), (arn, fp)
+        assert ids == [q.notice.id for q in made if q.notice.fingerprint == fp]  # all of them, once

@@ -1,4 +1,4 @@
-"""Delivering queued notices to every destination: at least once, never silently, never forever.
+"""Delivering queued notices to every destination: at least once, in order, never silently, never forever.
 
 The destinations are the alert topics (an email, and a chat card for AWS Chatbot) and the event bus
 (an EventBridge event). Every transition queues its notice in the findings table in the same write
@@ -16,8 +16,14 @@ destination on its own: a destination counts as reached only after it accepted t
   for good (``GaveUp``): never sent again, counted (``NotificationsGivenUp``, alarmed) and logged with the
   alert and the destination. A notice whose every destination was reached or given up, and one at least
   given up, is ``undeliverable``: no longer pending, never retried.
+- **Order.** One alert's notices reach each destination in the order they were made: a later notice is not
+  sent to a destination an earlier notice of the same alert has neither reached nor been given up on (it
+  is pending, or another run holds it). The earlier one's sender sends the later ones after it.
 - **Time.** :func:`deliver` stops at the run's deadline and leaves the rest pending for the next run.
-- **Claims.** A sender claims a notice before sending it, so two runs never send it together.
+- **Claims.** A sender claims a notice before sending it, so two runs never send it together. A claim
+  lasts until the claiming run is over for sure (its deadline and reserve: a Lambda's timeout) and a
+  margin, or :data:`CLAIM_LEASE` without a deadline: a sender that died mid-send holds up the alert's later
+  notices for minutes, not a quarter of an hour.
 """
 
 from __future__ import annotations
@@ -42,9 +48,12 @@ from tfjanitor.aws.session import AwsError, MessageRefused
 from tfjanitor.aws.topic import Topic
 from tfjanitor.durations import Deadline
 
-# A claim outlives any run that could hold it (Lambda runs at most 15 minutes): a notice whose sender
-# died mid-send is sent again after this, and never while that sender may still be sending it.
+# Without a deadline, a claim outlives any run that could hold it (Lambda runs at most 15 minutes).
 CLAIM_LEASE = timedelta(minutes=15)
+# With one, it lasts until the claiming run is over for sure, and this much more: the clocks of two runs may
+# differ a little, and a call started just before the end may still be answered (a Lambda run is stopped at
+# its timeout; anything else finishes the call it is in: botocore's 30 s read timeout and a retry).
+CLAIM_MARGIN = timedelta(minutes=2)
 
 
 def sns_subject(subject: str) -> str:
@@ -171,16 +180,25 @@ class GaveUp:
 @dataclass
 class Delivery:
     """What one run delivered: the notices every destination accepted, one line per notice it could not send
-    (it stays pending), the destinations given up for good, and how many it left for the next run (no time)."""
+    (it stays pending), the destinations given up for good, and what it left for the next run: notices
+    waiting for an earlier notice of their alert, and how many it had no time for."""
 
     sent: list[Notice] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     gave_up: list[GaveUp] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
     left: int = 0
 
 
 def _spent(deadline: Deadline | None) -> bool:
     return deadline is not None and deadline.left() <= 0
+
+
+def claim_until(now: datetime, deadline: Deadline | None) -> datetime:
+    """Until when a run claiming a notice at ``now`` may still be sending it."""
+    if deadline is None:
+        return now + CLAIM_LEASE
+    return now + timedelta(seconds=deadline.ends_in()) + CLAIM_MARGIN
 
 
 @dataclass
@@ -190,16 +208,20 @@ class _Attempt:
     reached: set[str] = field(default_factory=set)
     gave_up: set[str] = field(default_factory=set)
     errors: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
     out_of_time: list[str] = field(default_factory=list)
 
 
-def _publish(outbox: Outbox, sender: Sender, notice: Notice, progress: Progress, token: str,
+def _publish(outbox: Outbox, sender: Sender, notice: Notice, progress: Progress, token: str, blocked: set[str],
              deadline: Deadline | None, done: Delivery) -> _Attempt:
-    """Send to every destination not yet reached nor given up, each on its own; a refused message once more
-    in its compact form."""
+    """Send to every destination not yet reached nor given up, each on its own, but those an earlier notice of
+    the alert still has to reach (``blocked``); a refused message once more in its compact form."""
     attempt = _Attempt()
     for arn in sender.arns:
         if arn in progress.done:
+            continue
+        if arn in blocked:
+            attempt.waiting.append(arn)
             continue
         if _spent(deadline):
             attempt.out_of_time.append(arn)
@@ -232,8 +254,8 @@ def _publish(outbox: Outbox, sender: Sender, notice: Notice, progress: Progress,
 
 
 def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadline: Deadline | None = None) -> Delivery:
-    """Send every pending notice, oldest first, each on its own, until ``deadline``; never raises. ``now``: a
-    fixed clock (tests); else the time is read at each claim."""
+    """Send every pending notice, oldest first, each on its own and each alert's in order, until ``deadline``;
+    never raises. ``now``: a fixed clock (tests); else the time is read at each claim."""
     done = Delivery()
     if _spent(deadline):
         return done  # not even the listing: the next run has the time
@@ -242,28 +264,40 @@ def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadlin
     except AwsError as exc:
         done.failed.append(f"could not list pending notices: {exc}")
         return done
-    for position, (notice, _) in enumerate(queued):
+    # Per alert, the destinations an earlier pending notice has neither reached nor been given up on.
+    owed: dict[str, set[str]] = {}
+    for position, (notice, listed) in enumerate(queued):
+        earlier = owed.setdefault(notice.fingerprint, set())
         what = f"{notice.event} notice {notice.id} of alert {notice.fingerprint}"
         if _spent(deadline):
             done.left = len(queued) - position
             break
+        todo = {arn for arn in sender.arns if arn not in listed.done}
+        if todo and todo <= earlier:  # nothing it may be sent to yet: leave it unclaimed
+            done.waiting.append(f"{what}: waits for an earlier notice of its alert")
+            earlier |= todo
+            continue
         token = secrets.token_hex(8)
         current = now or datetime.now(timezone.utc)
         try:
-            progress = outbox.claim_notice(notice.id, token, current + CLAIM_LEASE, current)
+            progress = outbox.claim_notice(notice.id, token, claim_until(current, deadline), current)
         except AwsError as exc:  # the findings table itself: retried by the next run
             done.failed.append(f"{what}: {exc}")
+            earlier |= todo
             continue
-        if progress is None:  # another run is sending it, or has just sent it
+        if progress is None:  # another run is sending it (or has just sent it): what it reached is unknown here
+            earlier |= todo
             continue
         try:
-            attempt = _publish(outbox, sender, notice, progress, token, deadline, done)
+            attempt = _publish(outbox, sender, notice, progress, token, earlier, deadline, done)
         except AwsError as exc:  # recording a refusal failed: the claim back (else it runs out), then it is retried
             done.failed.append(f"{what}: {exc}")
+            earlier |= todo
             with contextlib.suppress(AwsError):
                 outbox.notice_failed(notice.id, token, str(exc))
             continue
         left = {arn for arn in sender.arns if arn not in progress.done | attempt.reached | attempt.gave_up}
+        earlier |= left
         try:
             if not left:
                 if progress.gave_up or attempt.gave_up:
@@ -271,12 +305,15 @@ def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadlin
                 elif outbox.notice_delivered(notice.id, token, current):
                     done.sent.append(notice)
                 continue
-            why = [*attempt.errors, *(f"{arn}: out of time" for arn in attempt.out_of_time)]
+            why = [*attempt.errors, *(f"{arn}: waits for an earlier notice of its alert" for arn in attempt.waiting),
+                   *(f"{arn}: out of time" for arn in attempt.out_of_time)]
             outbox.notice_failed(notice.id, token, "; ".join(why))  # the claim back: the next run goes on with it
         except AwsError as exc:  # the claim runs out, then it is retried
             attempt.errors.append(f"findings table: {exc}")
         if attempt.errors:
             done.failed.append(f"{what}: " + "; ".join(attempt.errors))
+        elif attempt.waiting:
+            done.waiting.append(f"{what}: waits for an earlier notice of its alert on " + ", ".join(attempt.waiting))
         if attempt.out_of_time:
             done.left += 1
     return done

@@ -168,8 +168,9 @@ def publish_delivery(delivery: Delivery, metrics: Metrics, logger: Logger) -> No
     for gave_up in delivery.gave_up:
         logger.error("alert notice given up on a destination: it refused the notice and its compact form, for what "
                      "they hold (never sent there again)", extra={"notice_given_up": gave_up.to_dict()})
-    if delivery.left:
-        logger.info("alert notices left pending for the next run", extra={"out_of_time": delivery.left})
+    if delivery.waiting or delivery.left:
+        logger.info("alert notices left pending for the next run",
+                    extra={"waiting_for_earlier": delivery.waiting, "out_of_time": delivery.left})
 
 
 def publish_stream_batch(summary: BatchSummary, metrics: Metrics) -> None:
