@@ -39,4 +39,4 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     finally:
         publish_stream_batch(monitor.summary, metrics)
         # This batch's notices, and any an earlier run could not send (a failure stays pending).
-        publish_delivery(deliver_notices(settings, aws), metrics, logger)
+        publish_delivery(deliver_notices(settings, aws, deadline), metrics, logger)

@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse
 
+from tfjanitor.alerts.delivery import Progress
 from tfjanitor.alerts.emails import Email, render
 from tfjanitor.alerts.lifecycle import CLOSED, OPEN, AlertRecord, Notice, Sighting
 from tfjanitor.aws.session import AwsError
@@ -28,6 +29,16 @@ class Queued:
     claim: str | None = None
     claimed_until: datetime | None = None
     attempts: int = 0
+    gave_up: dict[str, str] = field(default_factory=dict)  # destination -> why
+    undeliverable: bool = False
+
+    @property
+    def pending(self) -> bool:
+        return not self.delivered and not self.undeliverable
+
+    @property
+    def progress(self) -> Progress:
+        return Progress(frozenset(self.reached), frozenset(self.gave_up))
 
 
 class FakeAlertStore:
@@ -129,17 +140,20 @@ class FakeAlertStore:
             return True
 
     def pending_notices(self) -> list[Notice]:
-        with self._lock:
-            return sorted((copy.deepcopy(q.notice) for q in self.outbox.values() if not q.delivered),
-                          key=lambda n: n.id)
+        return [notice for notice, _ in self.queued_notices()]
 
-    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> frozenset[str] | None:
+    def queued_notices(self) -> list[tuple[Notice, Progress]]:
+        with self._lock:
+            return sorted(((copy.deepcopy(q.notice), q.progress) for q in self.outbox.values() if q.pending),
+                          key=lambda queued: queued[0].id)
+
+    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> Progress | None:
         with self._lock:
             q = self.outbox.get(notice_id)
-            if q is None or q.delivered or (q.claimed_until is not None and q.claimed_until >= now):
+            if q is None or not q.pending or (q.claimed_until is not None and q.claimed_until >= now):
                 return None
             q.claim, q.claimed_until, q.attempts = token, until, q.attempts + 1
-            return frozenset(q.reached)
+            return q.progress
 
     def _if_claimed(self, notice_id: str, token: str, **changes: Any) -> bool:
         """Apply ``changes`` to the queued notice if ``token`` still holds its claim (DynamoDB: ``Claim = :token``)."""
@@ -158,6 +172,14 @@ class FakeAlertStore:
 
     def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool:
         return self._if_claimed(notice_id, token, delivered=True, claim=None, claimed_until=None)
+
+    def notice_gave_up(self, notice_id: str, token: str, arn: str, error: str) -> bool:
+        with self._lock:
+            gave_up = {**self.outbox[notice_id].gave_up, arn: error}
+        return self._if_claimed(notice_id, token, gave_up=gave_up)
+
+    def notice_undeliverable(self, notice_id: str, token: str, now: datetime) -> bool:
+        return self._if_claimed(notice_id, token, undeliverable=True, claim=None, claimed_until=None)
 
     def notice_failed(self, notice_id: str, token: str, error: str) -> bool:
         return self._if_claimed(notice_id, token, claim=None, claimed_until=None)

@@ -36,7 +36,7 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", NAMESPACE)
     from aws_lambda_powertools import Logger, Metrics
 
-    from tfjanitor.alerts.delivery import Delivery
+    from tfjanitor.alerts.delivery import Delivery, GaveUp
     from tfjanitor.runtime.telemetry import publish_audit, publish_delivery, publish_stream_batch, publish_sweep
 
     # A sweep, a delivery, a stream batch and an audit with something of everything: problem metrics
@@ -51,7 +51,9 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     result.releases.append({"released": True})
     metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
     publish_sweep(result, metrics, Logger(service=SERVICE))
-    publish_delivery(Delivery(sent=[object()], failed=["x"]), metrics, Logger(service=SERVICE))  # type: ignore[list-item]
+    gave_up = GaveUp("n1", "fp1", "opened", "arn:aws:sns:ap-northeast-2:123456789012:alerts", "refused")
+    publish_delivery(Delivery(sent=[object()], failed=["x"], gave_up=[gave_up]), metrics,  # type: ignore[list-item]
+                     Logger(service=SERVICE))
     summary = BatchSummary(drift_detected=1, foreign=1, malformed=1)
     for klass in ("apply", "plan", "other"):
         summary.acquired[klass] += 1
@@ -142,7 +144,7 @@ def test_every_dashboard_metric_is_emitted(template, emitted) -> None:
 
 def test_every_alarm_metric_is_emitted(template, emitted) -> None:
     refs = alarm_references(template)
-    assert {name for name, *_ in refs} >= {"SweeperHeartbeatAlarm", "NotificationsFailedAlarm"}
+    assert {name for name, *_ in refs} >= {"SweeperHeartbeatAlarm", "NotificationsFailedAlarm", "NotificationsGivenUpAlarm"}
     missing = [r for r in refs if (r[1], r[2]) not in emitted]
     assert missing == []
 

@@ -282,7 +282,7 @@ def cloudwatch_can_publish_to(template: dict, topic: str) -> bool:
 def test_every_alarm_notifies_a_topic_cloudwatch_can_publish_to(template, params) -> None:
     stack = Rendered(template, params)
     found = alarms(stack)
-    assert len(found) == (6 if params is FULL else 4)
+    assert len(found) == (7 if params is FULL else 5)
     for name, alarm in found.items():
         for key in ("AlarmActions", "OKActions"):
             own = [a["Ref"] for a in alarm[key] if isinstance(a, dict)]
@@ -319,7 +319,7 @@ def test_alarms_watch_tfjanitors_health_not_the_findings(template) -> None:
     watched = {(a["Namespace"], a["MetricName"]) for a in alarms(Rendered(template, FULL)).values()}
     assert not {metric for _, metric in watched} & FINDING_METRICS
     assert watched >= {
-        ("TfJanitor", "SweepsCompleted"), ("TfJanitor", "NotificationsFailed"),
+        ("TfJanitor", "SweepsCompleted"), ("TfJanitor", "NotificationsFailed"), ("TfJanitor", "NotificationsGivenUp"),
         ("AWS/Lambda", "Errors"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/SNS", "NumberOfNotificationsFailed"),
     }

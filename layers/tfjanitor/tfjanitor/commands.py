@@ -85,6 +85,16 @@ def aws_context(region: str, profile: str | None = None) -> list[str]:
     return [*option("--region", region), *(option("--profile", profile) if profile else [])]
 
 
+def unlock_command(region: str, profile: str | None, bucket: str, key: str, lock_id: str | None,
+                   table: str | None) -> list[str]:
+    """``tfjanitor unlock``: shows the lock, asks, and deletes it only if it is still exactly the one it read;
+    with ``lock_id``, only if it is that lock (without: whatever lock it finds there, shown before it asks)."""
+    where = [*option("--table", table), "--", f"{bucket}/{key}"] if table is not None else [
+        *option("--bucket", bucket), "--lockfile", "--", key]
+    guard = option("--id", lock_id) if lock_id is not None else []
+    return ["tfjanitor", "unlock", *aws_context(region, profile), *guard, *where]
+
+
 def printed(commands: Sequence[str], alternatives: Sequence[dict[str, Any]], indent: str) -> list[str]:
     """A finding's command lines for a person: each on a line of its own, the recommended ones first, then
     each alternative under its label. The lines are printed as quoted, never escaped (escaping would change

@@ -59,12 +59,15 @@ class OutOfTime(Exception):
 
 class Deadline:
     """A run's time budget: the Lambda's remaining time less a reserve (to send notices and
-    metrics), or the CLI's ``--time-budget``. ``check()`` raises :class:`OutOfTime` once spent."""
+    metrics), or the CLI's ``--time-budget``. ``check()`` raises :class:`OutOfTime` once spent.
 
-    def __init__(self, seconds_left: Callable[[], float], budget: str, spare: float = 0.0):
+    ``reserve``: the seconds the run still has after this deadline before it is stopped (a Lambda's
+    timeout); :meth:`later` spends them, :meth:`ends_in` says when the run is over for sure."""
+
+    def __init__(self, seconds_left: Callable[[], float], budget: str, reserve: float = 0.0):
         self._left = seconds_left
         self.budget = budget  # what the budget was, for the error message
-        self.spare = spare  # seconds kept back after the budget (the Lambda's reserve for alerts and metrics)
+        self.reserve = max(0.0, reserve)
 
     @classmethod
     def after(cls, budget: timedelta, clock: Callable[[], float] = time.monotonic) -> Deadline:
@@ -78,15 +81,22 @@ class Deadline:
         if not callable(remaining):
             return None
         spare = reserve.total_seconds()
-        return cls(lambda: remaining() / 1000 - spare, f"the function timeout less {human_duration(spare)} for alerts and metrics",
-                   spare)
+        return cls(lambda: remaining() / 1000 - spare,
+                   f"the function timeout less {human_duration(spare)} for alerts and metrics", spare)
+
+    def later(self, seconds: float, budget: str | None = None) -> Deadline:
+        """The same clock, up to ``seconds`` later, taken out of the reserve: the deadline of what the
+        reserve was kept for (sending notices after a sweep that used all its own time)."""
+        extra = min(max(0.0, seconds), self.reserve)
+        left = self._left
+        return Deadline(lambda: left() + extra, budget or self.budget, self.reserve - extra)
 
     def left(self) -> float:
         return self._left()
 
-    def until_end(self) -> float:
-        """Seconds until the run is over for good: the budget left and the reserve after it."""
-        return self._left() + self.spare
+    def ends_in(self) -> float:
+        """Seconds until the run is stopped for sure (this deadline and its reserve); 0 once past."""
+        return max(0.0, self._left() + self.reserve)
 
     def check(self) -> None:
         if self._left() <= 0:

@@ -17,16 +17,20 @@ block (:func:`code`, :func:`block`: no formatting, link or emoji is read there),
 would end the span) replaced by a look-alike and ``& < >`` written as the entities Slack requires.
 The rest (:func:`inert`: a fix's label) is our prose, neutralised the same way where a value slipped in.
 A fix command is printed only if chat shows it exactly as ``commands.shell_line`` quoted it (no
-backtick, ``&``, ``<`` or ``>``, short enough); otherwise the card says the email has it.
+backtick, ``&``, ``<`` or ``>``, short enough); otherwise the card says the email has it. Commands are the
+email's (``emails.fit_commands``: a line over its budget is the tfjanitor line that reads the lock itself),
+and a card over ``budgets.CHAT_BUDGET`` is sent in its compact form.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import replace
 from typing import Any
 
-from tfjanitor.alerts.emails import Origin, kind_title, subject
+from tfjanitor.alerts.budgets import CHAT_BUDGET, utf8
+from tfjanitor.alerts.emails import Origin, compact_finding, fit_commands, kind_title, subject
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.durations import human_duration
 from tfjanitor.untrusted import shown
@@ -97,20 +101,20 @@ def _title(notice: Notice) -> str:
     return title + code(_where(f), TITLE_LIMIT - len(title) - 2 - NOTE_ROOM)
 
 
-def _fields(notice: Notice, origin: Origin) -> list[str]:
+def _fields(notice: Notice, origin: Origin, limit: int = FIELD_LIMIT) -> list[str]:
     f = notice.finding
     d = f.get("details", {})
     account = f.get("account") or origin.account
     lines = [f"*Account:* {code(account or 'unknown')}"
              + (f" ({code(origin.account_alias)})" if origin.account_alias and account == origin.account else "")
              + (f", stack {code(origin.stack)}" if origin.stack else "")]
-    lines += [f"*{label}:* {code(value)}" for label, value in (
+    lines += [f"*{label}:* {code(value, limit)}" for label, value in (
         ("Region", f.get("region")), ("Lock table", f.get("table")), ("Bucket", f.get("bucket")),
         ("Key", f.get("key")), ("Lock ID", f.get("lock_id")),
     ) if value]
     if d.get("who") or d.get("operation"):
-        lines.append(f"*Held by:* {code(d.get('who') or '?')} ({code(d.get('operation') or '?')}, Terraform "
-                     f"{code(d.get('version') or '?', 40)}) since {code(d.get('created', '?'), 40)}")
+        lines.append(f"*Held by:* {code(d.get('who') or '?', limit)} ({code(d.get('operation') or '?', limit)}, "
+                     f"Terraform {code(d.get('version') or '?', 40)}) since {code(d.get('created', '?'), 40)}")
     for label, name in (("Stored MD5", "stored_md5"), ("Actual MD5", "actual_md5")):
         if d.get(name):
             lines.append(f"*{label}:* {code(d[name], 64)}")
@@ -121,26 +125,31 @@ def _when(notice: Notice) -> str:
     return notice.at.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _description(notice: Notice, origin: Origin) -> str:
+def _description(notice: Notice, origin: Origin, compact: bool = False) -> str:
     f = notice.finding
+    message = MESSAGE_LIMIT // 4 if compact else MESSAGE_LIMIT
     open_for = human_duration((notice.at - notice.opened_at).total_seconds())
     if notice.event == "resolved":
         head = [f"Resolved {_when(notice)} ({inert(notice.resolution or 'no longer seen')}), {open_for} after it "
-                "was opened. Nothing more to do. It was:", block(f.get("message", ""))]
+                "was opened. Nothing more to do. It was:", block(f.get("message", ""), message)]
     elif notice.event == "released":
         head = [f"tfjanitor released this stale lock on {_when(notice)} (rule: "
                 f"{inert(notice.extra.get('rule', '?'))}). Only the lock was deleted, and only because it was still "
-                "byte-for-byte the lock observed.", block(f.get("message", ""))]
+                "byte-for-byte the lock observed.", block(f.get("message", ""), message)]
     else:
-        head = [block(f.get("message", ""))]
+        head = [block(f.get("message", ""), message)]
         if notice.event == "worse":
             head.append(f"Severity rose from {inert(notice.extra.get('was', '?'), 20)} to "
                         f"{inert(f.get('severity', '?'), 20)}.")
         if notice.event == "reminder":
             head.append(f"Open for {open_for}: a reminder, no new problem.")
     footer = f"Alert {code(notice.fingerprint, 64)}; the email has every detail. State contents are never sent."
+    if compact:
+        footer = (f"Alert {code(notice.fingerprint, 64)}: the short form (the full card would not fit); every value is "
+                  "cut short. `tfjanitor scan` shows the finding in full. State contents are never sent.")
     out: list[str] = []
-    for part in [*head, *_fields(notice, origin), footer]:  # whole parts only: a fenced block is never cut open
+    fields = _fields(notice, origin, FIELD_LIMIT // 3 if compact else FIELD_LIMIT)
+    for part in [*head, *fields, footer]:  # whole parts only: a fenced block is never cut open
         if sum(len(p) + 1 for p in out) + len(part) > DESCRIPTION_LIMIT - 60:
             out.append("(more in the email)")
             break
@@ -169,6 +178,12 @@ def _next_steps(notice: Notice) -> list[str]:
     if left_out:
         steps.append(f"{left_out} more command{'s' * (left_out > 1)} in the email (too long for chat, or holding "
                      "a character chat would change).")
+    fitted = d.get("commands_fitted") or {}
+    if steps and fitted.get("compact"):
+        steps.append("The short form: this one line reads what it needs itself and shows the whole fix.")
+    elif steps and fitted.get("replaced"):
+        steps.append("This line reads the lock itself: the fix's own commands are too long to print (the email "
+                     "says more).")
     return steps
 
 
@@ -176,9 +191,17 @@ def _keyword(value: object) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "", str(value))[:40]
 
 
-def card(notice: Notice, origin: Origin | None = None) -> dict[str, Any]:
-    """The custom notification of one notice, from the stack ``origin`` (its account, alias and name)."""
+def card(notice: Notice, origin: Origin | None = None, compact: bool = False) -> dict[str, Any]:
+    """The custom notification of one notice, from the stack ``origin`` (its account, alias and name); its
+    compact form if asked for or if the full one is over ``budgets.CHAT_BUDGET``."""
     origin = origin or Origin()
+    full = _card(replace(notice, finding=fit_commands(notice.finding)), origin, False) if not compact else None
+    if full is not None and utf8(json.dumps(full, ensure_ascii=False)) <= CHAT_BUDGET:
+        return full
+    return _card(replace(notice, finding=compact_finding(fit_commands(notice.finding))), origin, True)
+
+
+def _card(notice: Notice, origin: Origin, compact: bool) -> dict[str, Any]:
     f = notice.finding
     account = f.get("account") or origin.account
     context = {"alert_id": notice.fingerprint, "kind": f.get("kind"), "severity": f.get("severity"),
@@ -186,7 +209,7 @@ def card(notice: Notice, origin: Origin | None = None) -> dict[str, Any]:
     content: dict[str, Any] = {
         "textType": "client-markdown",
         "title": _title(notice),
-        "description": _description(notice, origin),
+        "description": _description(notice, origin, compact),
         "keywords": [k for k in map(_keyword, ("tfjanitor", f.get("severity"), f.get("kind"), f.get("region"),
                                                 account, origin.account_alias)) if k],
     }
@@ -208,5 +231,5 @@ def card(notice: Notice, origin: Origin | None = None) -> dict[str, Any]:
     }
 
 
-def card_json(notice: Notice, origin: Origin | None = None) -> str:
-    return json.dumps(card(notice, origin), ensure_ascii=False)
+def card_json(notice: Notice, origin: Origin | None = None, compact: bool = False) -> str:
+    return json.dumps(card(notice, origin, compact), ensure_ascii=False)

@@ -13,18 +13,31 @@ README section on the finding's kind). Resolved and released notices keep that o
 Lock fields and keys are hostile input: every line of prose goes through ``untrusted.shown`` (control
 characters escaped, capped) and the subject through ``untrusted.subject_text`` (one ASCII line). Fix
 commands are printed one per line exactly as ``commands.shell_line`` quoted them (never escaped: a
-quoted command line holds no control character, and escaping would change what it runs).
+quoted command line holds no control character, and escaping would change what it runs); a line over
+``budgets.COMMAND_BUDGET`` is replaced by the tfjanitor line that does the same by reading the lock
+itself (:func:`fit_commands`), and the email says so. A body stays within ``budgets.EMAIL_BUDGET``:
+:func:`render` cuts prose level by level (``budgets.LEVELS``) down to the compact form.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from tfjanitor.alerts.budgets import (
+    COMMAND_BUDGET,
+    COMPACT,
+    COMPACT_COMMAND_BUDGET,
+    EMAIL_BUDGET,
+    LEVELS,
+    LINK_BUDGET,
+    Level,
+    utf8,
+)
 from tfjanitor.alerts.lifecycle import Notice
-from tfjanitor.commands import aws_context, option, printed, representable, s3api_objects, shell_line
+from tfjanitor.commands import aws_context, option, printed, representable, s3api_objects, shell_line, unlock_command
 from tfjanitor.durations import human_duration
 from tfjanitor.untrusted import LINE_LIMIT, shown, subject_text
 
@@ -181,7 +194,12 @@ class Origin:
 class Email:
     subject: str
     body: str  # with links (the SNS "email" message)
-    plain: str  # link-free (the SNS "default" message)
+    plain: str  # link-free (what a queue subscriber shows as text)
+    level: int = 0  # the budgets.LEVELS entry it was rendered at
+
+    @property
+    def compact(self) -> bool:
+        return self.level >= COMPACT
 
 
 def _title(kind: str) -> str:
@@ -295,6 +313,57 @@ def check_commands(f: dict[str, Any]) -> list[list[str]]:
     return [argv for argv in commands if representable(argv)]
 
 
+LOCK_KINDS = ("stale_lock", "stale_lockfile")  # kinds whose whole fix is releasing the lock
+
+
+def reading_commands(f: dict[str, Any], budget: int = COMMAND_BUDGET) -> list[str]:
+    """The fix as one tfjanitor line that reads what it needs itself: for a stale lock, ``tfjanitor unlock``
+    without ``--id`` (it shows the lock it finds and asks before it deletes exactly that one); else, or if
+    even that line is over ``budget``, the scan that finds this finding and prints its fix in full."""
+    bucket, key = f.get("bucket"), f.get("key")
+    if f.get("kind") in LOCK_KINDS and bucket and key:
+        table = f.get("table") if f.get("kind") == "stale_lock" else None
+        argv = unlock_command(str(f.get("region") or ""), None, str(bucket), str(key), None,
+                              str(table) if table else None)
+        if representable(argv) and utf8(line := shell_line(argv)) <= budget:
+            return [line]
+    return [shell_line(argv) for argv in check_commands(f) if argv[0] == "tfjanitor"]
+
+
+def fit_commands(f: dict[str, Any], budget: int = COMMAND_BUDGET) -> dict[str, Any]:
+    """``f`` with every command line within ``budget`` bytes: a recommended fix with a longer line becomes
+    :func:`reading_commands` (a fix runs in order: never half of it), an alternative with one is left out.
+    What changed is kept in ``details.commands_fitted`` (``replaced``: lines, ``left_out``: alternatives, and
+    the ``longest`` line in bytes), so every destination can say so. ``f`` itself is never changed."""
+    d = f.get("details") or {}
+    commands = [str(c) for c in d.get("commands") or []]
+    alternatives = list(d.get("alternatives") or [])
+    too_long = [c for c in commands if utf8(c) > budget]
+    kept = [a for a in alternatives if all(utf8(str(c)) <= budget for c in a.get("commands", []))]
+    if not too_long and len(kept) == len(alternatives):
+        return f
+    lines = commands + [str(c) for a in alternatives for c in a.get("commands", [])]
+    details = {**d, "alternatives": kept, "commands_fitted": {
+        "replaced": len(too_long), "left_out": len(alternatives) - len(kept), "budget": budget,
+        "longest": max(map(utf8, lines), default=0)}}
+    if too_long:
+        details["commands"] = reading_commands(f, budget)
+    return {**f, "details": details}
+
+
+def compact_finding(f: dict[str, Any]) -> dict[str, Any]:
+    """The finding as the compact form shows it: the fix as the one :func:`reading_commands` line."""
+    d = f.get("details") or {}
+    lines = [str(c) for c in d.get("commands") or []]
+    alternatives = d.get("alternatives") or []
+    details = {**d, "commands": reading_commands(f, COMPACT_COMMAND_BUDGET) if lines or alternatives else [],
+               "alternatives": [], "commands_fitted": {
+                   "compact": True, "replaced": len(lines), "left_out": len(alternatives),
+                   "budget": COMPACT_COMMAND_BUDGET,
+                   "longest": max((utf8(str(c)) for c in lines), default=0)}}
+    return {**f, "details": details}
+
+
 def _when(value: datetime) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -332,13 +401,20 @@ def _facts(f: dict[str, Any]) -> list[str]:
 
 
 class _Text:
-    """Lines of an email: prose escaped as it is added, commands kept exactly as quoted."""
+    """Lines of an email: prose escaped and cut (to the level's limits) as it is added, commands kept
+    exactly as quoted."""
 
-    def __init__(self) -> None:
+    def __init__(self, level: Level = LEVELS[0]) -> None:
         self.lines: list[str] = []
+        self.level = level
 
     def say(self, *lines: str) -> None:
-        self.lines += [shown(line, LINE_LIMIT) for line in lines]
+        """The essentials: what happened, what is wrong, what to do."""
+        self.lines += [shown(line, self.level.essential) for line in lines]
+
+    def tell(self, *lines: str) -> None:
+        """The rest: facts, the lock as stored; cut first."""
+        self.lines += [shown(line, self.level.detail) for line in lines]
 
     def run(self, commands: list[str], indent: str = "    ") -> None:
         self.lines += [f"{indent}{line}" for line in commands]
@@ -385,8 +461,13 @@ def _released(text: _Text, notice: Notice) -> None:
         "  2. If it is still running, stop it and run it again.",
         "  3. If in doubt, compare the state's versions:",
     )
-    text.run([shell_line(s3api_objects("list-object-versions", str(f.get("region")), None,
-                                       {"Bucket": f.get("bucket"), "Prefix": f.get("key")}))], "       ")
+    versions = shell_line(s3api_objects("list-object-versions", str(f.get("region")), None,
+                                        {"Bucket": f.get("bucket"), "Prefix": f.get("key")}))
+    if utf8(versions) <= (COMPACT_COMMAND_BUDGET if text.level.compact else COMMAND_BUDGET):
+        text.run([versions], "       ")
+    else:
+        text.say(f"     (the command is a line of {utf8(versions):,} bytes with this key, too long to print here: "
+                 "the state's Object versions in the S3 console show them)")
     _how_to_check(text, f)
 
 
@@ -411,43 +492,94 @@ def _open(text: _Text, notice: Notice) -> None:
     text.section("What to do")
     text.say(*(f"  {i}. {step}" for i, step in enumerate(d.get("fix") or [], 1)))
     text.lines += printed(d.get("commands") or [], d.get("alternatives") or [], "  ")
+    _fitted_note(text, d)
     if not (d.get("fix") or d.get("commands") or d.get("alternatives")):
         text.say("  The README section below says how to fix it.")
     _how_to_check(text, f)
 
 
-def render(notice: Notice, origin: Origin | None = None) -> Email:
+def _fitted_note(text: _Text, d: dict[str, Any]) -> None:
+    """Say which commands this email does not print, and what the line printed instead does."""
+    fitted = d.get("commands_fitted") or {}
+    [first, *_] = [*(d.get("commands") or []), ""]
+    how = ("tfjanitor unlock reads the lock itself: it shows the lock it finds and asks before it deletes it "
+           "(only if it is still that lock), so check it is the one this alert is about"
+           if str(first).startswith("tfjanitor unlock ") else
+           "the tfjanitor scan above reads the table itself and prints the whole fix")
+    if fitted.get("compact"):
+        if first:
+            text.say(f"  (This short form prints the fix as that one line; {how}.)")
+        return
+    if fitted.get("replaced"):
+        text.say(f"  (The fix's own command{'s' * (fitted['replaced'] > 1)} would be a line of "
+                 f"{fitted.get('longest', 0):,} bytes here, too long to print safely: the lock's text is escaped to "
+                 f"paste exactly. Instead, {how}.)")
+    if fitted.get("left_out"):
+        n = fitted["left_out"]
+        text.say(f"  ({n} other way{'s' * (n > 1)} to fix it {'are' if n > 1 else 'is'} left out here: "
+                 f"{'their' if n > 1 else 'its'} commands are too long for this message. tfjanitor scan prints "
+                 f"{'them' if n > 1 else 'it'}.)")
+
+
+def render(notice: Notice, origin: Origin | None = None, level: int = 0) -> Email:
+    """The email of ``notice``: the first of ``budgets.LEVELS`` from ``level`` on whose body and link-free
+    copy fit ``budgets.EMAIL_BUDGET`` (the compact form at the latest: it always fits)."""
     origin = origin or Origin()
+    fitted = replace(notice, finding=fit_commands(notice.finding))
+    for index in range(min(max(level, 0), COMPACT), COMPACT + 1):
+        email = _render(fitted, origin, index)
+        if utf8(email.body) <= EMAIL_BUDGET and utf8(email.plain) <= EMAIL_BUDGET:
+            break
+    return email
+
+
+def _render(notice: Notice, origin: Origin, index: int) -> Email:
+    level = LEVELS[index]
+    if level.compact:
+        notice = replace(notice, finding=compact_finding(notice.finding))
     f = notice.finding
     kind = f.get("kind", "")
     title = _title(kind)
-    text = _Text()
+    text = _Text(level)
     if notice.event == "released":
         text.say(f"RELEASED: {title.lower()} on {_state(f)}", _origin_line(f, origin))
+        _short_form(text)
         _released(text, notice)
     elif notice.event == "resolved":
         text.say(f"RESOLVED: {title} on {_state(f)}", _origin_line(f, origin))
+        _short_form(text)
         _resolved(text, notice)
     else:
         head = {"opened": "", "worse": "GOT WORSE - ", "reminder": "STILL OPEN - "}.get(notice.event, "")
         text.say(f"{head}{f.get('severity', '').upper()} {title} on {_state(f)}", _origin_line(f, origin))
+        _short_form(text)
         if notice.event == "worse":
             text.say(f"Severity rose from {notice.extra.get('was', '?')} to {f.get('severity')}.")
         if notice.event == "reminder":
             text.say(f"Open since {_when(notice.opened_at)}; this is a reminder, no new problem.")
         _open(text, notice)
     text.section("Where to look")
-    text.say(*_facts(f))
-    if notice.event == "released":
-        text.say(f"  {'Lock info:':12} {f.get('details', {}).get('raw', '')} (recorded in the findings table)")
-    # Links in the email; the link-free text names the same places.
+    text.tell(*_facts(f))
+    if notice.event == "released" and not level.compact:
+        text.tell(f"  {'Lock info:':12} {f.get('details', {}).get('raw', '')} (recorded in the findings table)")
+    # Links in the email; the link-free text names the same places. A link too long to survive a mail
+    # scanner is left out (the facts above name the place); the compact form keeps only the stack's own.
     dashboard = dashboard_link(origin)
-    links = [*([("Dashboard", dashboard)] if dashboard else []), *console_links(f),
+    links = [*([("Dashboard", dashboard)] if dashboard else []), *([] if level.compact else console_links(f)),
              (f"About {kind}", readme_link(kind, origin))]
     names = [f"  {'Dashboard:':12} {origin.dashboard} (CloudWatch, {origin.region})"] if origin.dashboard else []
     names.append(f"  {'About it:':12} the tfjanitor README, section {kind}")
     footer = ["", "--", f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · "
               "state contents are never included in alerts"]
-    body = text.lines + [shown(f"  {label}: {url}", LINE_LIMIT) for label, url in links] + footer
-    plain = text.lines + [shown(line, LINE_LIMIT) for line in names] + footer
-    return Email(subject(notice), "\n".join(body) + "\n", "\n".join(plain) + "\n")
+    linked = [shown(f"  {label}: {url}", LINE_LIMIT) if len(url) <= LINK_BUDGET else
+              f"  {label}: link left out ({len(url):,} characters, too long to survive mail scanners)"
+              for label, url in links]
+    body = text.lines + linked + footer
+    plain = text.lines + [shown(line, level.detail) for line in names] + footer
+    return Email(subject(notice), "\n".join(body) + "\n", "\n".join(plain) + "\n", index)
+
+
+def _short_form(text: _Text) -> None:
+    if text.level.compact:
+        text.say("This is the short form of this alert: the full one would not fit in one message. Every value is "
+                 "cut short, and tfjanitor scan (below) shows the finding and its fix in full.")

@@ -4,9 +4,11 @@ Never Terraform's lock table: a table of the stack's own, keyed by ``Fingerprint
 with TTL (``ExpiresAt``) set on closed alerts.
 
 Notices live there too, one item per transition (``Fingerprint`` = ``notice#<id>``), written in the
-same transaction as the transition itself: ``Status`` ``pending`` until SNS accepted the message on
-every alert topic (``Reached``, ``MessageIds``), then ``delivered`` (the message itself is dropped,
-the item expires with TTL).
+same transaction as the transition itself: ``Status`` ``pending`` until every destination accepted the
+message (``Reached``, ``MessageIds``), then ``delivered`` (the message itself is dropped, the item expires
+with TTL). A destination that refused it for good is kept in ``GaveUp``; once every destination was
+reached or given up, one at least given up, the status is ``undeliverable`` (never retried; the message
+is kept, for whoever looks into it, until the TTL removes the item).
 A sender claims a pending notice for a while (``ClaimedUntil``) so two runs never send it together.
 """
 
@@ -16,6 +18,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from tfjanitor.alerts.delivery import Progress
 from tfjanitor.alerts.lifecycle import CLOSED, CLOSED_TTL, OPEN, AlertRecord, Notice, Sighting
 from tfjanitor.aws.items import ItemTable
 from tfjanitor.aws.session import AwsSession
@@ -56,7 +59,7 @@ def _record(item: dict[str, Any]) -> AlertRecord:
 _CLOSED_BEFORE = "attribute_not_exists(Fingerprint) OR (#s = :closed AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev))"
 
 
-PENDING, DELIVERED = "pending", "delivered"
+PENDING, DELIVERED, UNDELIVERABLE = "pending", "delivered", "undeliverable"
 NOTICE_PREFIX = "notice#"
 
 
@@ -83,6 +86,10 @@ def _notice(item: dict[str, Any]) -> Notice:
         datetime.fromisoformat(doc["opened_at"]), doc.get("resolution", ""), doc.get("extra", {}),
         id=item["Fingerprint"]["S"].removeprefix(NOTICE_PREFIX),
     )
+
+
+def _progress(item: dict[str, Any]) -> Progress:
+    return Progress(frozenset(item.get("Reached", {}).get("SS", [])), frozenset(item.get("GaveUp", {}).get("SS", [])))
 
 
 def _notice_key(notice_id: str) -> dict[str, Any]:
@@ -243,17 +250,21 @@ class DynamoAlertStore:
     # -- the outbox: notices queued by transitions, until SNS accepted them ---------------------------
 
     def pending_notices(self) -> list[Notice]:
-        """Every notice not yet delivered to every topic, oldest first."""
+        """Every notice not yet delivered to every destination (nor given up), oldest first."""
+        return [notice for notice, _ in self.queued_notices()]
+
+    def queued_notices(self) -> list[tuple[Notice, Progress]]:
+        """Every pending notice, oldest first, with the destinations it had reached or given up when listed."""
         items = self._items.scan(
             FilterExpression="#s = :pending",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={":pending": {"S": PENDING}},
         )
-        return sorted((_notice(i) for i in items), key=lambda n: n.id)
+        return sorted(((_notice(i), _progress(i)) for i in items), key=lambda queued: queued[0].id)
 
-    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> frozenset[str] | None:
-        """Take a pending notice to send it, unless another sender holds an unexpired claim: the topics
-        it has reached (read in the same write, so never from an older listing), or None."""
+    def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> Progress | None:
+        """Take a pending notice to send it, unless another sender holds an unexpired claim: the destinations
+        it has reached or given up (read in the same write, so never from an older listing), or None."""
         resp = self._items.write_if(
             "update_item",
             Key=_notice_key(notice_id),
@@ -264,7 +275,7 @@ class DynamoAlertStore:
                                        ":pending": {"S": PENDING}, ":now": {"N": _epoch_us(now)}},
             ReturnValues="ALL_NEW",
         )
-        return None if resp is None else frozenset(resp["Attributes"].get("Reached", {}).get("SS", []))
+        return None if resp is None else _progress(resp["Attributes"])
 
     def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool:
         """SNS accepted it on one topic (``MessageIds`` keeps ``<topic ARN> <MessageId>``)."""
@@ -290,8 +301,32 @@ class DynamoAlertStore:
                                        ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))}, ":token": {"S": token}},
         )
 
+    def notice_gave_up(self, notice_id: str, token: str, arn: str, error: str) -> bool:
+        """``arn`` refused it for good (its compact form too): never sent there again."""
+        return self._conditional(
+            "update_item",
+            Key=_notice_key(notice_id),
+            UpdateExpression="ADD GaveUp :arn SET LastError = :e",
+            ConditionExpression="Claim = :token",
+            ExpressionAttributeValues={":arn": {"SS": [arn]}, ":e": {"S": error[:1000]}, ":token": {"S": token}},
+        )
+
+    def notice_undeliverable(self, notice_id: str, token: str, now: datetime) -> bool:
+        """Every destination was reached or gave it up: no longer pending (kept, with its message and why,
+        until the TTL removes it)."""
+        return self._conditional(
+            "update_item",
+            Key=_notice_key(notice_id),
+            UpdateExpression="SET #s = :undeliverable, GivenUpAt = :now, ExpiresAt = :ttl REMOVE Claim, ClaimedUntil",
+            ConditionExpression="Claim = :token",
+            ExpressionAttributeNames={"#s": "Status"},
+            ExpressionAttributeValues={":undeliverable": {"S": UNDELIVERABLE}, ":now": {"S": _iso(now)},
+                                       ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))}, ":token": {"S": token}},
+        )
+
     def notice_failed(self, notice_id: str, token: str, error: str) -> bool:
-        """Sending failed: give the claim back (the next run of any function retries) and say why."""
+        """Give the claim back, saying why (a failure, waiting for an earlier notice of the alert, out of
+        time): the next run of any function goes on with it."""
         return self._conditional(
             "update_item",
             Key=_notice_key(notice_id),

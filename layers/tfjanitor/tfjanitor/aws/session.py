@@ -46,6 +46,11 @@ class AwsError(Exception):
         return self.code in {"ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "NotFound"}
 
 
+class MessageRefused(AwsError):
+    """A destination refused this message for what it holds (too large, malformed): sending the same message
+    again never works, unlike throttling, 5xx or access errors (``aws.topic``, ``aws.bus`` say which codes)."""
+
+
 # What one API call can raise: AWS's answer, botocore's own failures, and a body it could not parse
 # (an endpoint that is not AWS: a bare HTTP 404, an HTML error page).
 CALL_ERRORS = (ClientError, BotoCoreError, ResponseParserError)

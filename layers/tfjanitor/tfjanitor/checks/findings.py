@@ -16,7 +16,7 @@ from typing import Any
 from tfjanitor.checks.liveness import SignOfLife, Threshold, explain, last_sign_of_life
 from tfjanitor.checks.regions import cross_region_cost
 from tfjanitor.checks.runners import CI_CLEANUP, looks_like_ci_runner
-from tfjanitor.commands import aws, aws_context, json_arg, option, representable, s3api_objects
+from tfjanitor.commands import aws, json_arg, option, representable, s3api_objects, unlock_command
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Alternative, DriftHistory, Finding, Kind, Severity
 from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256, workspace_of, writers
@@ -73,13 +73,6 @@ def _item_key(lock_id: str) -> str:
 def dynamodb(operation: str, region: str, profile: str | None, table: str, *args: str) -> Argv:
     """``aws dynamodb OPERATION`` on one table."""
     return aws("dynamodb", operation, region, profile, *option("--table-name", table), *args)
-
-
-def unlock_command(region: str, profile: str | None, bucket: str, key: str, lock_id: str, table: str | None) -> Argv:
-    """``tfjanitor unlock``: shows the lock, asks, and deletes it only if it is still exactly this one."""
-    where = [*option("--table", table), "--", f"{bucket}/{key}"] if table is not None else [
-        *option("--bucket", bucket), "--lockfile", "--", key]
-    return ["tfjanitor", "unlock", *aws_context(region, profile), *option("--id", lock_id), *where]
 
 
 def force_unlock_command(lock_id: str) -> Argv:

@@ -412,8 +412,9 @@ class LocalStack:
                 break
             for message in messages:
                 doc = json.loads(message["Body"])
-                email = CapturedEmail(doc["subject"], doc["email"], doc["plain"], datetime.now(timezone.utc),
-                                      doc.get("chat", ""))
+                # A notice too large for everything leaves its link-free copy out (aws.topic): the email has it all.
+                email = CapturedEmail(doc["subject"], doc["email"], doc.get("plain", doc["email"]),
+                                      datetime.now(timezone.utc), doc.get("chat", ""))
                 new.append(email)
                 sqs.delete_message(QueueUrl=self.capture_url, ReceiptHandle=message["ReceiptHandle"])
         for email in new:

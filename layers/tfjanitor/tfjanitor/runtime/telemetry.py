@@ -59,6 +59,10 @@ METRIC_PLAN: tuple[MetricSpec, ...] = (
                why="a run found the previous one still running (its lease) and stopped: runs longer than their interval"),
     MetricSpec("AlertsSent", MetricUnit.Count, "nonzero"),
     MetricSpec("NotificationsFailed", MetricUnit.Count, "nonzero"),
+    MetricSpec("NotificationsGivenUp", MetricUnit.Count, "nonzero",
+               why="destinations that refused a notice for good, its compact form too: that notice never arrives "
+                   "there, so it alarms at once (NotificationsFailed heals by itself and alarms on two intervals); "
+                   "published only in the hour it happens, so it costs cents"),
     MetricSpec("LockHoldSeconds", MetricUnit.Seconds, "activity", series=len(OPERATION_CLASSES),
                why="hold time of each released lock, per operation class (percentiles on the dashboard)"),
     MetricSpec("DriftDetected", MetricUnit.Count, "nonzero"),
@@ -165,11 +169,18 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
 
 
 def publish_delivery(delivery: Delivery, metrics: Metrics, logger: Logger) -> None:
-    """Count what this run sent and could not send (only when there is any), and log each failure."""
-    _publish(metrics, {"AlertsSent": len(delivery.sent), "NotificationsFailed": len(delivery.failed)})
+    """Count what this run sent, could not send and gave up (only when there is any), and log each."""
+    _publish(metrics, {"AlertsSent": len(delivery.sent), "NotificationsFailed": len(delivery.failed),
+                       "NotificationsGivenUp": len(delivery.gave_up)})
     for failure in delivery.failed:
         logger.error("alert notice not delivered (it stays pending: the next run retries it)",
                      extra={"notice_error": failure})
+    for gave_up in delivery.gave_up:
+        logger.error("alert notice given up on a destination: it refused the notice and its compact form, for what "
+                     "they hold (never sent there again)", extra={"notice_given_up": gave_up.to_dict()})
+    if delivery.waiting or delivery.left:
+        logger.info("alert notices left pending for the next run",
+                    extra={"waiting_for_earlier": delivery.waiting, "out_of_time": delivery.left})
 
 
 def publish_stream_batch(summary: BatchSummary, metrics: Metrics) -> None:

@@ -33,6 +33,15 @@ SWEEPER_KINDS = {
 }
 # The auditor's kinds (audit.AUDIT_KINDS) are disjoint from these: neither closes the other's alerts.
 
+# Seconds of a Lambda run kept after its notices are sent: publishing its metrics and returning.
+AFTER_DELIVERY = 5.0
+
+
+def delivery_deadline(deadline: Deadline | None) -> Deadline | None:
+    """Until when a run sends notices: the reserve its deadline kept for alerts and metrics, all but
+    :data:`AFTER_DELIVERY` (a sweep that used all its own time still sends its notices)."""
+    return None if deadline is None else deadline.later(deadline.reserve - AFTER_DELIVERY)
+
 
 def origin(settings: FunctionSettings) -> Origin:
     """The stack every alert email, chat card and event names: its account (and alias), name and region."""
@@ -54,10 +63,12 @@ def _alert(
     result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, kinds: set[Kind],
     then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
     recheck: Callable[[list[AlertRecord]], ScanResult] | None = None,
+    deadline: Deadline | None = None,
 ) -> Delivery:
     """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then send every pending
-    notice (this run's and any an earlier run could not send). With ``recheck``, the open alerts the check
-    did not look at (lock files in a bucket it did not list whole) are looked at now, and reconciled too."""
+    notice (this run's and any an earlier run could not send) until the run's ``deadline``. With ``recheck``,
+    the open alerts the check did not look at (lock files in a bucket it did not list whole) are looked at
+    now, and reconciled too."""
     if settings.account_id:  # the stack's own account: on every finding (the CLI asks STS instead)
         result.set_account(settings.account_id)
     store, notifier = alerting(settings, aws)
@@ -85,13 +96,16 @@ def _alert(
         result.errors.append(
             ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
         )
-    return deliver(store, notifier)
+    return deliver(store, notifier, deadline=delivery_deadline(deadline))
 
 
-def deliver_notices(settings: FunctionSettings, aws: AwsSession) -> Delivery:
-    """Send every pending notice (the stream monitor's, after each batch); never raises."""
+def deliver_notices(settings: FunctionSettings, aws: AwsSession, deadline: Deadline | None = None) -> Delivery:
+    """Send every pending notice (the stream monitor's, after each batch) until the run's ``deadline``;
+    never raises."""
     store, notifier = alerting(settings, aws)
-    return deliver(store, notifier) if store is not None and notifier is not None else Delivery()
+    if store is None or notifier is None:
+        return Delivery()
+    return deliver(store, notifier, deadline=delivery_deadline(deadline))
 
 
 def one_at_a_time(
@@ -103,7 +117,7 @@ def one_at_a_time(
         return run()
     lease = Lease.of(aws, settings.region, settings.findings_table, name)
     try:
-        taken = lease.take(now, held_until(now, deadline.until_end() if deadline is not None else None))
+        taken = lease.take(now, held_until(now, deadline.ends_in() if deadline is not None else None))
     except AwsError:
         taken = True  # the table cannot be written: run anyway (its alerts will say why), never skip blindly
         lease.token = ""
@@ -156,7 +170,8 @@ def _sweep_and_alert(
         ]
         return released
 
-    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale, recheck=recheck)
+    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale, recheck=recheck,
+                          deadline=deadline)
 
 
 def audit_and_alert(
@@ -177,7 +192,7 @@ def _audit_and_alert(
     result = Sweeper(aws, now=now).survey(request)
     Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
                                 result, deadline)  # a survey judges nothing: every finding is one of AUDIT_KINDS
-    return result, _alert(result, settings, aws, now, set(AUDIT_KINDS))
+    return result, _alert(result, settings, aws, now, set(AUDIT_KINDS), deadline=deadline)
 
 
 def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
