@@ -61,7 +61,7 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     # its one finding is the info note on TLS, which the plain-HTTP emulator cannot enforce.
     [audit] = [response for name, response in stack.invocations if name == "AuditorFunction"]
     assert audit == {"complete": True, "findings": 1, "errors": 0, "alerts_sent": 0, "notifications_failed": 0,
-                     "exit_code": 0}
+                     "exit_code": 0, "skipped": False}
     holds = [m for m in stack.metrics if m.name == "LockHoldSeconds"]
     assert holds and holds[0].dimensions["OperationClass"] == "apply"
 

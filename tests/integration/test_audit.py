@@ -328,7 +328,7 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
 
     # split brain (critical) + stream (warning) alert; the TLS note (info) is logged, not emailed.
     assert response == {"complete": True, "findings": 3, "errors": 0, "alerts_sent": 2, "notifications_failed": 0,
-                        "exit_code": 1}
+                        "exit_code": 1, "skipped": False}
     [blob] = [json.loads(line) for line in out.splitlines() if '"_aws"' in line and "SplitBrainLocks" in line]
     assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert (blob["SplitBrainLocks"], blob["TablePostureFindings"], blob["BucketPostureFindings"]) == ([1.0],) * 3
