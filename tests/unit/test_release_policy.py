@@ -140,3 +140,32 @@ def test_staged_release_over_sweeps_is_recorded_once() -> None:
     [record] = store.releases.values()
     assert record["original_info"] == info and "grace 30m" in record["rule"] and record["sweep"] == "s-01"
     assert record["first_seen_at"] == NOW.isoformat()
+
+
+@pytest.mark.parametrize("drop", [("threshold", "threshold_seconds"), ("quiet_seconds", "age_seconds"),
+                                  ("threshold", "threshold_seconds", "quiet_seconds")])
+def test_a_finding_that_does_not_say_its_threshold_or_silence_is_never_released(drop: tuple[str, ...]) -> None:
+    """Fail closed (issue 18.4): a missing threshold is not a threshold of 0."""
+    finding, lock = stale()
+    for name in drop:
+        finding.details.pop(name, None)
+    decision = decide(ON, finding, held("dev/terraform.tfstate", lock), NOW - timedelta(hours=1),
+                      Sighting(5, SEEN_LONG_AGO), NOW)
+    assert decision.release is False and "does not say" in decision.rule
+
+
+def test_a_lock_whose_created_is_ahead_of_the_clock_is_silent_since_first_seen() -> None:
+    """Created three hours in the future (a holder's clock that is wrong): nothing says how long it is held; its
+    silence counts from tfjanitor's first sighting, and the finding says its clock is ahead."""
+    from tfjanitor.checks.liveness import FIRST_SEEN, last_sign_of_life
+
+    lock = parse_lock_info(lock_info("b/k", age=timedelta(hours=-3), lock_id="L-ahead", now=NOW))
+    assert last_sign_of_life(lock.created, now=NOW).what == FIRST_SEEN
+    sign = last_sign_of_life(lock.created, now=NOW, first_seen=NOW - timedelta(hours=2))
+    assert sign.quiet_seconds(NOW) == 7200
+    finding = build.stale_lock("ap-northeast-2", "t", "b", "k", lock, NOW, timedelta(hours=1), sign=sign)
+    assert "at least 2h00m" in finding.message and "3h00m ahead of this clock" in finding.message
+    assert finding.details["clock_ahead_seconds"] == 3 * 3600 and finding.details["age_seconds"] == 7200
+    # A few minutes ahead is clock skew, not a wrong clock: judged from Created as ever.
+    near = parse_lock_info(lock_info("b/k", age=timedelta(minutes=-2), now=NOW))
+    assert last_sign_of_life(near.created, now=NOW).what == "created"

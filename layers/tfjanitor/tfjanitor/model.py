@@ -329,6 +329,7 @@ class HeldLock:
     verdict: str  # alive | quiet | stale
     region: str = ""
     interrupted_write: bool = False
+    clock_ahead_seconds: int = 0  # its Created is this far ahead of the reader's clock: silent since first seen
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -337,7 +338,7 @@ class HeldLock:
             "last_sign_of_life": dict(self.last_sign_of_life), "threshold_seconds": self.threshold.get("seconds"),
             "verdict": self.verdict, "quiet_seconds": self.quiet_seconds,
             "threshold_learned": self.threshold.get("learned"), "threshold_why": self.threshold.get("why"),
-            "interrupted_write": self.interrupted_write,
+            "interrupted_write": self.interrupted_write, "clock_ahead_seconds": self.clock_ahead_seconds,
         }
 
 
@@ -413,6 +414,7 @@ class ScanResult:
     # set only when the run's stages all ran (an error of unknown scope, or running out of time, leaves it empty).
     # Only these may resolve alerts (alerts.lifecycle.covered_scopes). Not in to_dict.
     covered: set[str] = field(default_factory=set, repr=False, compare=False)
+    audited: bool = False  # the region, topology and posture audit ran (scan/auditor.py): not in to_dict
     # A function's run that found another still running (its lease, runtime/lease.py) and stopped: why. Not in to_dict.
     skipped: str = ""
 

@@ -7,6 +7,8 @@ the alert records but never mistaken for one (it has no ``Status``):
 - ``Holds_apply`` / ``Holds_plan`` / ``Holds_other`` (S): the last :data:`MAX_HOLDS` hold times of that
   operation class, oldest first, as ``tag:seconds`` words (``tag``: 8 hex digits of the lock ID's
   SHA-256, so a redelivered release is recorded once). 50 holds take about 700 bytes.
+- ``AheadLock`` (S, a lock's tag) and ``AheadSeenAt`` (N, epoch seconds): when a sweep first saw the held lock whose
+  ``Created`` is ahead of its clock (a holder's clock that is wrong): its silence is counted from then.
 - ``ExpiresAt`` (N, the table's TTL): :data:`HISTORY_TTL` after the last write; a state nobody runs
   any more forgets its history.
 
@@ -71,6 +73,12 @@ class StateLife:
 
     digest_written: datetime | None = None
     holds: dict[str, list[float]] = field(default_factory=dict)  # class -> seconds, oldest first
+    ahead_lock: str | None = None  # the tag (hold_tag) of the lock whose Created is ahead, first seen at ...
+    ahead_seen: datetime | None = None
+
+    def first_seen(self, lock_id: str) -> datetime | None:
+        """When a sweep first saw this lock, if it is the one on record (its Created ahead of the sweep's clock)."""
+        return self.ahead_seen if self.ahead_lock == hold_tag(lock_id) else None
 
 
 def _attr(klass: str) -> str:
@@ -81,7 +89,9 @@ def _life(item: dict[str, Any]) -> StateLife:
     stamp = item.get("DigestWrittenAt", {}).get("N")
     written = datetime.fromtimestamp(float(stamp), timezone.utc) if stamp else None
     holds = {k: [float(s) for _, s in decode_holds(item.get(_attr(k), {}).get("S"))] for k in CLASSES}
-    return StateLife(written, {k: v for k, v in holds.items() if v})
+    seen = item.get("AheadSeenAt", {}).get("N")
+    return StateLife(written, {k: v for k, v in holds.items() if v}, item.get("AheadLock", {}).get("S"),
+                     datetime.fromtimestamp(float(seen), timezone.utc) if seen else None)
 
 
 class LifeTable:
@@ -105,6 +115,18 @@ class LifeTable:
             ExpressionAttributeNames={"#st": "State"},
             ExpressionAttributeValues={":at": {"N": str(int(at.timestamp()))}, ":state": {"S": cap(state)},
                                        ":ttl": {"N": _ttl(at)}},
+        )
+
+    def saw_ahead(self, key: str, state: str, lock_id: str, now: datetime) -> None:
+        """Record that a sweep first saw this lock (its Created ahead of the clock) at ``now``, unless it is on record."""
+        self._items.write_if(
+            "update_item",
+            Key={"Fingerprint": {"S": key}},
+            UpdateExpression="SET AheadLock = :tag, AheadSeenAt = :now, #st = :state, ExpiresAt = :ttl",
+            ConditionExpression="attribute_not_exists(AheadLock) OR AheadLock <> :tag",
+            ExpressionAttributeNames={"#st": "State"},
+            ExpressionAttributeValues={":tag": {"S": hold_tag(lock_id)}, ":now": {"N": str(int(now.timestamp()))},
+                                       ":state": {"S": cap(state)}, ":ttl": {"N": _ttl(now)}},
         )
 
     def record_hold(self, key: str, state: str, klass: str, lock_id: str, seconds: float, now: datetime) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from tfjanitor.checks.liveness import SignOfLife, Threshold, explain, last_sign_of_life
+from tfjanitor.checks.liveness import FIRST_SEEN, SignOfLife, Threshold, clock_ahead, explain, last_sign_of_life
 from tfjanitor.checks.regions import cross_region_cost
 from tfjanitor.checks.runners import CI_CLEANUP, looks_like_ci_runner
 from tfjanitor.commands import aws, json_arg, option, representable, s3api_objects, unlock_command
@@ -114,11 +114,27 @@ def _threshold(threshold: Threshold | timedelta, lock: LockInfo) -> Threshold:
     return Threshold(threshold.total_seconds(), False, threshold.total_seconds(), lock.operation_class)
 
 
+def held_for(lock: LockInfo, sign: SignOfLife, now: datetime) -> float:
+    """How long the lock has been held, as far as is known: since its Created, or, when that is ahead of this clock,
+    at least since tfjanitor first saw it."""
+    return sign.quiet_seconds(now) if sign.what == FIRST_SEEN else lock.age_seconds(now)
+
+
+def _ahead(lock: LockInfo, now: datetime) -> str:
+    """What a finding says of a lock whose Created is ahead of this clock (nothing for any other)."""
+    ahead = clock_ahead(lock.created, now)
+    if not ahead:
+        return ""
+    return (f" Its Created ({format_time(lock.created)}) is {human_duration(ahead)} ahead of this clock: the clock of "
+            f"the machine that took it is wrong, so its silence is counted from when tfjanitor first saw it.")
+
+
 def _lock_details(lock: LockInfo, now: datetime, threshold: Threshold, sign: SignOfLife) -> dict[str, Any]:
     return {
         **lock.summary(),
         "operation_class": lock.operation_class,
-        "age_seconds": int(lock.age_seconds(now)),
+        "age_seconds": int(held_for(lock, sign, now)),
+        "clock_ahead_seconds": int(clock_ahead(lock.created, now)),
         "threshold_seconds": int(threshold.seconds),
         "threshold": threshold.to_dict(),
         "last_sign_of_life": sign.to_dict(),
@@ -160,8 +176,8 @@ def stale_lock(
     profile: str | None = None, *, sign: SignOfLife | None = None,
 ) -> Finding:
     """``sign``: the lock's last sign of life (default: its ``Created``)."""
-    sign, threshold = sign or last_sign_of_life(lock.created), _threshold(threshold, lock)
-    age = human_duration(lock.age_seconds(now))
+    sign, threshold = sign or last_sign_of_life(lock.created, now=now), _threshold(threshold, lock)
+    age = ("at least " if sign.what == FIRST_SEEN else "") + human_duration(held_for(lock, sign, now))
     lock_id_key = f"{bucket}/{key}"
     finding = Finding(
         kind=Kind.STALE_LOCK,
@@ -174,7 +190,7 @@ def stale_lock(
         message=(
             f"State {lock_id_key} has been locked for {age} by {lock.who or 'unknown'} "
             f"({lock.operation or 'unknown operation'}, Terraform {lock.version or '?'}): "
-            f"{explain(sign, threshold, now)}: the run that took it has probably died."
+            f"{explain(sign, threshold, now)}: the run that took it has probably died.{_ahead(lock, now)}"
         ),
         details=_lock_details(lock, now, threshold, sign),
     )
@@ -191,8 +207,8 @@ def stale_lockfile(
     region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: Threshold | timedelta,
     profile: str | None = None, *, sign: SignOfLife | None = None,
 ) -> Finding:
-    sign, threshold = sign or last_sign_of_life(lock.created), _threshold(threshold, lock)
-    age = human_duration(lock.age_seconds(now))
+    sign, threshold = sign or last_sign_of_life(lock.created, now=now), _threshold(threshold, lock)
+    age = ("at least " if sign.what == FIRST_SEEN else "") + human_duration(held_for(lock, sign, now))
     finding = Finding(
         kind=Kind.STALE_LOCKFILE,
         severity=Severity.WARNING,
@@ -204,7 +220,7 @@ def stale_lockfile(
         message=(
             f"State s3://{bucket}/{key} has been locked by s3://{bucket}/{key}{LOCKFILE_SUFFIX} for {age} "
             f"by {lock.who or 'unknown'} ({lock.operation or 'unknown operation'}): "
-            f"{explain(sign, threshold, now)}: the run that took it has probably died."
+            f"{explain(sign, threshold, now)}: the run that took it has probably died.{_ahead(lock, now)}"
         ),
         details={**_lock_details(lock, now, threshold, sign), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
     )

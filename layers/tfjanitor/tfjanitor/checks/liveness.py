@@ -22,16 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from tfjanitor.checks.evidence import CLOCK_SKEW
 from tfjanitor.durations import human_duration
 from tfjanitor.model import StalePolicy
 from tfjanitor.terraform import format_time
 
 CREATED, STATE_WRITTEN, DIGEST_WRITTEN = "created", "state_written", "digest_written"
+FIRST_SEEN = "first_seen"  # a lock whose Created is ahead of this clock: silent since tfjanitor first saw it
 ALIVE, QUIET, STALE = "alive", "quiet", "stale"
 _SIGN_WORDS = {
     CREATED: "since the lock was taken",
     STATE_WRITTEN: "since its state object was written",
     DIGEST_WRITTEN: "since its digest was written",
+    FIRST_SEEN: "since tfjanitor first saw it, its Created being ahead of this clock",
 }
 _CLASS_RUNS = {"apply": "applies", "plan": "plans", "other": "runs of this kind"}
 
@@ -53,11 +56,23 @@ class SignOfLife:
                 f"({_SIGN_WORDS.get(self.what, self.what)} at {format_time(self.at)})")
 
 
+def clock_ahead(created: datetime, now: datetime) -> float:
+    """Seconds by which a lock's ``Created`` is ahead of ``now``, beyond the clock-skew margin (0 when it is not):
+    the holder's clock is wrong, and ``Created`` says nothing of how long the lock has been held."""
+    ahead = (created - now).total_seconds()
+    return ahead if ahead > CLOCK_SKEW.total_seconds() else 0.0
+
+
 def last_sign_of_life(
-    created: datetime, state_written: datetime | None = None, digest_written: datetime | None = None
+    created: datetime, state_written: datetime | None = None, digest_written: datetime | None = None,
+    *, now: datetime | None = None, first_seen: datetime | None = None,
 ) -> SignOfLife:
-    """The latest evidence that the lock's holder was alive. A write counts only after ``Created``."""
+    """The latest evidence that the lock's holder was alive. A write counts only after ``Created``. A ``Created``
+    ahead of ``now`` (:func:`clock_ahead`) is no evidence: the lock is silent since tfjanitor first saw it
+    (``first_seen``, default ``now``), and a write counts after that."""
     best = SignOfLife(created, CREATED)
+    if now is not None and clock_ahead(created, now):
+        best = SignOfLife(min(first_seen or now, now), FIRST_SEEN)
     for at, what in ((state_written, STATE_WRITTEN), (digest_written, DIGEST_WRITTEN)):
         if at is not None and at > best.at:
             best = SignOfLife(at, what)

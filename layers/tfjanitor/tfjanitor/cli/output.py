@@ -92,10 +92,17 @@ def to_table(result: ScanResult) -> str:
                 out.append(_say(f"    fix: {step}"))
             out += printed(f.command_lines(), f.alternative_lines(), "    ")
     elif result.complete and not result.unverified:
+        posture = ", and the tables and buckets are set up as recommended" if result.audited else (
+            " (the tables' and buckets' set-up was not checked: --skip-audit)")
         out.append(
-            "No findings: no stale lock, every digest matches its state, every bucket is in the table's region, "
-            "and the tables and buckets are set up as recommended."
+            "No findings: no stale lock, every digest matches its state, every bucket is in the table's region"
+            f"{posture}."
         )
+    ahead = [lock for lock in result.locks if lock.clock_ahead_seconds]
+    if ahead:
+        out.append(f"{len(ahead)} held lock{'s have' if len(ahead) != 1 else ' has'} a Created ahead of this clock "
+                   "(its holder's clock is wrong): silence is counted from when tfjanitor first saw it "
+                   "(tfjanitor locks shows each).")
     if result.unverified:
         n = len(result.unverified)
         what = "digest" if all(u.table for u in result.unverified) else "digest or lock"
@@ -162,6 +169,9 @@ def locks_table(result: ScanResult) -> str:
         for i, lock in enumerate(result.locks, 1):
             note = " INTERRUPTED WRITE: the run died between its state and digest writes (see tfjanitor scan)" \
                 if lock.interrupted_write else ""
+            if lock.clock_ahead_seconds:
+                note += (f" CLOCK AHEAD: its Created is {human_duration(lock.clock_ahead_seconds)} ahead of this "
+                         "machine's clock (the holder's clock is wrong): its silence counts from when it was first seen")
             out.append(_say(f"[{i}] threshold {lock.threshold.get('why')}{note}"))
     if result.errors:
         out.append("")

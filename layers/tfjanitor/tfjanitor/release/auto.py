@@ -42,6 +42,13 @@ def _glob(pattern: str) -> re.Pattern[str]:
     return re.compile("".join(out), re.DOTALL)
 
 
+def _seconds(value: Any) -> float | None:
+    """A positive number of seconds from a finding's details, or None (missing, not a number, zero or less)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        return None
+    return float(value)
+
+
 def glob_match(pattern: str, key: str) -> bool:
     return _glob(pattern).fullmatch(key) is not None
 
@@ -107,15 +114,22 @@ def decide(
     if sightings < policy.min_sightings:
         return Decision(finding, observed, False, f"seen unchanged in {sightings} of {policy.min_sightings} sweeps")
     # Learned thresholds make the alert earlier, never the release: the fixed threshold (StaleAfter or
-    # ReadOnlyStaleAfter) must have passed by tfjanitor's own clock, and with no sign of life.
-    threshold = timedelta(seconds=float(
-        finding.details.get("threshold", {}).get("fixed_seconds") or finding.details.get("threshold_seconds") or 0))
+    # ReadOnlyStaleAfter) must have passed by tfjanitor's own clock, and with no sign of life. A finding that does
+    # not say its threshold (or its silence) is released by no one: fail closed.
+    fixed = _seconds(finding.details.get("threshold", {}).get("fixed_seconds")
+                     if isinstance(finding.details.get("threshold"), dict) else None)
+    if fixed is None:
+        fixed = _seconds(finding.details.get("threshold_seconds"))
+    quiet_seen = _seconds(finding.details.get("quiet_seconds"))
+    if fixed is None or quiet_seen is None:
+        return Decision(finding, observed, False, "the finding does not say its threshold and silence: not released")
+    threshold = timedelta(seconds=fixed)
     held = now - sighting.first_seen if sighting.first_seen is not None else timedelta(0)
     if sighting.first_seen is None or held < threshold:
         return Decision(finding, observed, False,
                         f"first seen by tfjanitor {human_duration(held.total_seconds())} ago: not yet held for the "
                         f"{human_duration(threshold.total_seconds())} threshold by tfjanitor's own clock")
-    quiet = float(finding.details.get("quiet_seconds", finding.details.get("age_seconds", 0)))
+    quiet = quiet_seen
     if quiet <= threshold.total_seconds():
         return Decision(finding, observed, False,
                         f"no sign of life for {human_duration(quiet)}: the alert used a learned threshold, a release "

@@ -67,6 +67,7 @@ class Auditor:
         """Add the audit's findings and errors to ``result`` (a sweep's or a survey's) and return it."""
         started = time.monotonic()
         calls_before = dict(self._aws.counter.calls)
+        result.audited = True
         try:
             self._audit(request, result, deadline)
         except OutOfTime as exc:

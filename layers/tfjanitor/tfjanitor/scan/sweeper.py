@@ -24,7 +24,16 @@ from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
 from tfjanitor.checks.evidence import lock_taken_at, locked_reason, may_write, predates_lock
-from tfjanitor.checks.liveness import STALE, SignOfLife, Threshold, last_sign_of_life, stale_threshold, verdict
+from tfjanitor.checks.liveness import (
+    FIRST_SEEN,
+    STALE,
+    SignOfLife,
+    Threshold,
+    clock_ahead,
+    last_sign_of_life,
+    stale_threshold,
+    verdict,
+)
 from tfjanitor.durations import Deadline, OutOfTime, in_time
 from tfjanitor.model import (
     BucketFacts,
@@ -226,10 +235,16 @@ class Sweeper:
             view = views.get(bucket_name)
             obj = view.objects.get(key) if view else None
             for table, item in held:
+                life = None if lives is None else lives.get((table, bucket_name, key), StateLife())
                 sign, threshold, verdict = self._liveness(
-                    request.policy, item.lock, obj.last_modified if obj else None,
-                    None if lives is None else lives.get((table, bucket_name, key), StateLife()), now,
+                    request.policy, item.lock, obj.last_modified if obj else None, life, now,
+                    first_seen=life.first_seen(item.lock.id) if life is not None else None,
                 )
+                if sign.what == FIRST_SEEN:
+                    self._saw_ahead(request, table, bucket_name, key, item.lock, life, now)
+                    per_table = stats.tables[table]
+                    per_table.oldest_lock_age_seconds = max(per_table.oldest_lock_age_seconds,
+                                                            sign.quiet_seconds(now))
                 result.locks.append(_held(region, bucket_name, key, table, item.lock, sign, threshold, verdict, now))
                 if verdict != STALE:
                     alive.add((bucket_name, key))
@@ -602,8 +617,9 @@ class Sweeper:
                 state = bucket.head(key)
             except AwsError:
                 state = None  # no write to count: judged from Created alone
+        # The lock file's LastModified is AWS's clock: when a lock whose Created is ahead was surely taken by.
         sign, threshold_in_force, verdict = self._liveness(
-            policy, lock, state.last_modified if state else None, life, now)
+            policy, lock, state.last_modified if state else None, life, now, first_seen=obj.last_modified)
         result.locks.append(_held(region, bucket.name, key, None, lock, sign, threshold_in_force, verdict, now))
         if verdict != STALE:
             return False
@@ -613,12 +629,27 @@ class Sweeper:
         )
         return True
 
+    def _saw_ahead(self, request: SweepRequest, table: str, bucket: str, key: str, lock: LockInfo,
+                   life: StateLife | None, now: datetime) -> None:
+        """Remember when this lock (its Created ahead of the clock) was first seen, in the stack's table: later
+        sweeps count its silence from then. Without that table (the CLI) each run counts from its own first look."""
+        if not request.history_table or life is None or life.first_seen(lock.id) is not None:
+            return
+        try:
+            LifeTable(self._aws, request.region, request.history_table).saw_ahead(
+                life_key(request.region, table, bucket, key), f"{bucket}/{key}", lock.id, now)
+        except AwsError:
+            pass  # counted from this run again next time: later, never earlier, so never a false alarm
+
     @staticmethod
     def _liveness(
-        policy: StalePolicy, lock: LockInfo, state_written: datetime | None, life: StateLife | None, now: datetime
+        policy: StalePolicy, lock: LockInfo, state_written: datetime | None, life: StateLife | None, now: datetime,
+        first_seen: datetime | None = None,
     ) -> tuple[SignOfLife, Threshold, str]:
-        """A lock's last sign of life, its threshold (learned from ``life`` if given) and verdict."""
-        sign = last_sign_of_life(lock.created, state_written, life.digest_written if life else None)
+        """A lock's last sign of life, its threshold (learned from ``life`` if given) and verdict. ``first_seen``:
+        when a lock whose Created is ahead of ``now`` was first seen (see checks.liveness.last_sign_of_life)."""
+        sign = last_sign_of_life(lock.created, state_written, life.digest_written if life else None, now=now,
+                                 first_seen=first_seen)
         holds = None if life is None else life.holds.get(lock.operation_class, [])
         threshold = stale_threshold(policy, lock.read_only, lock.operation_class, holds)
         return sign, threshold, verdict(sign.quiet_seconds(now), threshold, policy.multiplier)
@@ -767,7 +798,7 @@ def _held(
     verdict: str, now: datetime,
 ) -> HeldLock:
     return HeldLock(bucket, key, table, lock.summary(), sign.to_dict(), int(sign.quiet_seconds(now)),
-                    threshold.to_dict(), verdict, region)
+                    threshold.to_dict(), verdict, region, clock_ahead_seconds=int(clock_ahead(lock.created, now)))
 
 
 _HINTS = {
