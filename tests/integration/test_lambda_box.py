@@ -84,7 +84,7 @@ def test_a_response_over_6_mb_is_refused_as_lambda_refuses_it(runtime: Path) -> 
         big = b.invoke({"pad": 7 * 1024 * 1024})
         small = b.invoke({"pad": 10})
     assert big.status == "error" and big.error is not None and big.error["errorType"] == "Function.ResponseSizeTooLarge"
-    assert small.ok
+    assert small.ok  # the client exits after a refused response: then in a new environment, as Lambda would
 
 
 def test_a_handler_whose_import_fails_is_an_init_error_and_the_next_invocation_starts_again(runtime: Path) -> None:

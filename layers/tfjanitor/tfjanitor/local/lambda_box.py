@@ -737,7 +737,7 @@ class LambdaBox:
         return report
 
     def invoke(self, event: Any, client_context: dict[str, Any] | None = None,
-               cognito_identity: dict[str, Any] | None = None) -> Invocation:
+               cognito_identity: dict[str, Any] | None = None, _redelivered: bool = False) -> Invocation:
         """One invocation, as Lambda makes it: in the warm environment if there is one, else after a cold start."""
         if self._api is None:
             self.open()
@@ -785,6 +785,12 @@ class LambdaBox:
         while not call.done.wait(0.05):
             if proc.poll() is not None or time.monotonic() >= deadline:
                 break
+        if not call.done.is_set() and call.sent_at is None and proc.poll() is not None and not _redelivered:
+            # The runtime exited before it took this event (e.g. it crashed after its previous response was
+            # refused): Lambda gives the event to a new execution environment.
+            self._drain(proc)
+            self._stop_environment()
+            return self.invoke(event, client_context, cognito_identity, _redelivered=True)
         invocation = Invocation(request_id, init is not None, "success", init=init)
         if call.done.is_set():
             invocation.duration_seconds = (call.done_at or 0.0) - (call.sent_at or submitted)
