@@ -8,7 +8,7 @@ SAM_ENV := PYENV_VERSION=3.11.7:3.12.1:3.13.0 SAM_CLI_TELEMETRY=0
 ENV ?= seoul
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench cost clean
+.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench bench-deployed cost clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -51,11 +51,15 @@ deploy: build ## sam deploy --config-env $(ENV) (see samconfig.toml)
 stackset: build ## plain CloudFormation for a StackSet (build/stackset/) and the commands to deploy it to an OU
 	$(BIN)/python scripts/stackset.py
 
-bench: setup ## API calls, bytes, time and memory: tfjanitor vs a naive scanner at 1,000 and 10,000 states
+bench: setup ## API calls, bytes, time and memory: tfjanitor vs a naive scanner; then the sweeper as deployed
 	$(BIN)/python bench/bench.py
+	$(SAM_ENV) $(BIN)/python bench/as_deployed.py
+
+bench-deployed: setup ## the built sweeper under the runtime interface client at its MemorySize and CPU share
+	$(SAM_ENV) $(BIN)/python bench/as_deployed.py $(BENCH_ARGS)
 
 cost: setup ## what one region's stack costs a month at the defaults (from the template and make bench's figures)
 	$(BIN)/python scripts/cost.py
 
 clean: ## remove build and run outputs (keeps .venv)
-	rm -rf .aws-sam build demo-output bench-output .pytest_cache
+	rm -rf .aws-sam build demo-output bench-output .pytest_cache .cache

@@ -10,8 +10,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
+from tfjanitor.runtime.execution import aws_session
 from tfjanitor.runtime.observability import logger, metrics
 from tfjanitor.runtime.settings import auditor_settings
 from tfjanitor.runtime.telemetry import publish_audit, publish_delivery
@@ -21,7 +21,7 @@ from tfjanitor.runtime.wiring import audit_and_alert
 @logger.inject_lambda_context
 @metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, delivery = audit_and_alert(auditor_settings(), AwsSession(), deadline=Deadline.of_lambda(context))
+    result, delivery = audit_and_alert(auditor_settings(), aws_session(), deadline=Deadline.of_lambda(context))
     publish_audit(result, metrics, logger)
     publish_delivery(delivery, metrics, logger)
     return {

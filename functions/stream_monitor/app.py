@@ -9,8 +9,8 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline, in_time
+from tfjanitor.runtime.execution import aws_session
 from tfjanitor.runtime.observability import logger, metrics
 from tfjanitor.runtime.settings import stream_settings
 from tfjanitor.runtime.telemetry import publish_delivery, publish_stream_batch
@@ -25,7 +25,7 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 @logger.inject_lambda_context
 @metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    settings, aws = stream_settings(), AwsSession()
+    settings, aws = stream_settings(), aws_session()
     monitor: StreamMonitor = stream_monitor(settings, aws, log=logger)
 
     deadline = Deadline.of_lambda(context, reserve=timedelta(seconds=10))

@@ -6,8 +6,8 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
+from tfjanitor.runtime.execution import aws_session
 from tfjanitor.runtime.observability import logger, metrics
 from tfjanitor.runtime.settings import sweeper_settings
 from tfjanitor.runtime.telemetry import publish_delivery, publish_sweep
@@ -18,7 +18,7 @@ from tfjanitor.runtime.wiring import sweep_and_alert
 @metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     result, delivery = sweep_and_alert(
-        sweeper_settings(), AwsSession(), sweep_id=context.aws_request_id, deadline=Deadline.of_lambda(context)
+        sweeper_settings(), aws_session(), sweep_id=context.aws_request_id, deadline=Deadline.of_lambda(context)
     )
     publish_sweep(result, metrics, logger)
     publish_delivery(delivery, metrics, logger)

@@ -66,3 +66,32 @@ def put_state(s3, ddb, bucket: str, key: str, body: bytes, table: str = "terrafo
 
 def put_lock(ddb, bucket: str, key: str, info: str, table: str = "terraform-state-lock") -> None:  # type: ignore[no-untyped-def]
     ddb.put_item(TableName=table, Item={"LockID": {"S": f"{bucket}/{key}"}, "Info": {"S": info}})
+
+
+def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: int = 5,  # type: ignore[no-untyped-def]
+                table: str = "terraform-state-lock") -> dict[str, int]:
+    """``n`` healthy states (object + digest) in ``bucket``, every ``drift_every``-th drifted (its digest is of other
+    bytes), and ``stale`` locks left by runs killed hours ago on states that never got written. Counts returned."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    keys = [f"team-{i % 17}/component-{i:05d}/terraform.tfstate" for i in range(n)]
+    drifted = set(keys[::drift_every]) if drift_every else set()
+
+    def put(key: str) -> dict:  # type: ignore[type-arg]
+        body = state_body(1 + len(key) % 7)
+        s3.put_object(Bucket=bucket, Key=key, Body=body)
+        return {"LockID": {"S": f"{bucket}/{key}-md5"}, "Digest": {"S": md5(body + b"\n" if key in drifted else body)}}
+
+    with ThreadPoolExecutor(16) as pool:
+        items = list(pool.map(put, keys))
+        items += [{"LockID": {"S": f"{bucket}/abandoned-{i}/terraform.tfstate"},
+                   "Info": {"S": lock_info(f"{bucket}/abandoned-{i}/terraform.tfstate", age=timedelta(hours=5))}}
+                  for i in range(stale)]
+
+        def write(batch: list[dict]) -> None:  # type: ignore[type-arg]
+            request = {table: [{"PutRequest": {"Item": item}} for item in batch]}
+            while request:
+                request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
+
+        list(pool.map(write, [items[i:i + 25] for i in range(0, len(items), 25)]))
+    return {"states": n, "drifted": len(drifted), "stale": stale}

@@ -12,10 +12,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def load_function(name: str) -> ModuleType:
     """``functions/<name>/app.py`` as a fresh module, after rebuilding the Powertools objects (the test
-    has just set the environment: service name, namespace, log level)."""
-    from tfjanitor.runtime import observability
+    has just set the environment: service name, namespace, log level) and forgetting the kept AWS session."""
+    from tfjanitor.runtime import execution, observability
 
     importlib.reload(observability)
+    execution.forget_session()  # a new execution environment: its own session and clients
     spec = importlib.util.spec_from_file_location(f"{name}_app", ROOT / "functions" / name / "app.py")
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     spec.loader.exec_module(module)  # type: ignore[union-attr]

@@ -210,10 +210,21 @@ def test_sweeper_environment_covers_its_settings(template) -> None:
 
 
 def test_layer_is_built_for_the_functions_runtime(template) -> None:
+    """The layer's Makefile installs the requirements for the functions' Python and architecture and compiles
+    them with unchecked-hash bytecode (what the built layer holds: tests/integration/test_as_deployed.py)."""
     layer = template["Resources"]["TfJanitorLayer"]
     runtime = template["Globals"]["Function"]["Runtime"]
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    [architecture] = template["Globals"]["Function"]["Architectures"]
+    assert layer["Metadata"] == {"BuildMethod": "makefile", "BuildArchitecture": architecture}
+    assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     assert layer["Properties"]["ContentUri"].rstrip("/") == "layers/tfjanitor"
+    makefile = (ROOT / "layers/tfjanitor/Makefile").read_text()
+    [recipe] = re.findall(r"^build-TfJanitorLayer:\n((?:\t.*\n?)+)", makefile, re.M)
+    version = runtime.removeprefix("python")
+    assert f"--python-version {version}" in recipe and "--only-binary=:all:" in recipe and "-r requirements.txt" in recipe
+    assert {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}[architecture] in recipe
+    assert "compileall" in recipe and "--invalidation-mode unchecked-hash" in recipe
+    assert re.search(rf"^PYTHON \?= python{re.escape(version)}$", makefile, re.M)
     assert (ROOT / "layers/tfjanitor/requirements.txt").read_text().count("aws-lambda-powertools") == 1
 
 

@@ -91,6 +91,13 @@ class CallCounter:
             self.calls[model.name if model is not None else "Unknown"] += 1
         self._chain.depth = self.depth() + 1
 
+    def reset(self) -> None:
+        """Start counting a new run (a warm Lambda invocation reuses the session and its clients)."""
+        with self._lock:
+            self.calls.clear()
+            self.attempts = 0
+        self._chain = threading.local()
+
     def on_send(self, **_: Any) -> None:
         with self._lock:
             self.attempts += 1

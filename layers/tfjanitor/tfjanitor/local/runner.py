@@ -64,6 +64,12 @@ class LocalFunction:
     events: dict[str, Any]
     timeout: float = 240  # seconds, from the template (Globals merged)
     memory: int = 256
+    runtime: str = "python3.13"
+    layers: list[Path] = field(default_factory=list)  # each layer's directory (what Lambda mounts at /opt)
+    log_group: str | None = None  # LoggingConfig's log group, its name resolved
+    log_format: str | None = None  # LoggingConfig's LogFormat (JSON or Text)
+    application_log_level: str | None = None
+    function_name: str | None = None  # FunctionName, when the template sets one
 
     @property
     def schedule_seconds(self) -> float | None:
@@ -149,13 +155,27 @@ def load_functions(template: Path, parameters: dict[str, str], pseudo: dict[str,
 
     stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters,
                                                  global_parameter_overrides=pseudo)
+    resources = {name: res for stack in stacks for name, res in (stack.resources or {}).items()}
+
+    def local_path(uri: str) -> Path:
+        path = Path(uri)
+        return path if path.is_absolute() else template.parent / path
+
     functions = []
     for fn in SamFunctionProvider(stacks).get_all():
         env = {k: str(v) for k, v in ((fn.environment or {}).get("Variables") or {}).items()}
-        code = Path(fn.codeuri)
-        code = code if code.is_absolute() else template.parent / code
-        functions.append(LocalFunction(fn.name, code, fn.handler, env, dict(fn.events or {}),
-                                       float(fn.timeout or 3), int(fn.memory or 128)))
+        logging_config = dict(fn.logging_config or {})
+        group = logging_config.get("LogGroup")
+        if isinstance(group, str) and group in resources:  # a !Ref to the stack's log group: its name
+            group = (resources[group].get("Properties") or {}).get("LogGroupName", group)
+        functions.append(LocalFunction(
+            fn.name, local_path(fn.codeuri), fn.handler, env, dict(fn.events or {}), float(fn.timeout or 3),
+            int(fn.memory or 128), runtime=str(fn.runtime or "python3.13"),
+            layers=[local_path(layer.codeuri) for layer in fn.layers or [] if layer.codeuri],
+            log_group=group if isinstance(group, str) else None, log_format=logging_config.get("LogFormat"),
+            application_log_level=logging_config.get("ApplicationLogLevel"),
+            function_name=fn.functionname if fn.functionname != fn.name else None,
+        ))
     return functions
 
 

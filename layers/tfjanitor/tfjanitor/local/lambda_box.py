@@ -1,0 +1,939 @@
+"""Run a function exactly as Lambda runs it: the ``sam build`` artefacts under the real runtime interface client.
+
+- The runtime interface client (``awslambdaric``, what Lambda's Python runtimes and base images run) is
+  installed into a virtual environment of its own (cached) under the Python version the template names (pyenv
+  here), and talks to a loopback implementation of the Lambda Runtime API (:class:`RuntimeApi`: ``/next``,
+  ``/response``, ``/error``, ``/init/error``, with the request id, deadline, function ARN and trace headers).
+- Only the built artefacts are on its path: the function's built code directory is the task root (and the
+  working directory), each built layer's ``python/`` is what Lambda mounts at ``/opt/python``. Nothing from the
+  source tree or the caller's environment: the environment is rendered from the template (SAM CLI's providers,
+  :func:`tfjanitor.local.runner.load_functions`) plus what Lambda itself sets, plus the caller's overrides
+  (the emulator's endpoint and credentials). Bytecode is never written (``/opt`` and ``/var/task`` are read-only
+  on Lambda): a layer shipped without ``.pyc`` is compiled again at every cold start, as there.
+- The process runs in a cgroup (v1) of its own: the function's ``MemorySize`` as its memory limit (no swap) and
+  ``MemorySize / 1769`` of one CPU as its CFS quota (1,769 MB is one vCPU). Where no cgroup can be made, it runs
+  without limits and :attr:`LambdaBox.limits` says so (``echo`` prints it).
+- One execution environment serves invocation after invocation (warm), as Lambda's does. An invocation that
+  runs past its deadline is killed with its environment (``Sandbox.Timedout``), one that is OOM-killed is
+  ``Runtime.OutOfMemory``; the next invocation is a cold start. Every process is started in a process group of
+  its own and ended by it (and by what is left in its cgroup): nothing outlives the box.
+
+Reported: init (process start to the first ``/next``, and with ``profile_imports`` the handler's import),
+each invocation's duration, RSS after it and its peak (``VmHWM``, reset before each), the cgroup's peak
+(``memory.max_usage_in_bytes``) and CPU-seconds (``cpuacct.usage``).
+
+Used by tests (tests/integration/test_as_deployed.py), ``make bench`` (bench/as_deployed.py) and later
+``tfjanitor local``. Never on the Lambda path: it starts processes and writes cgroups.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+AWSLAMBDARIC = "awslambdaric==4.2.2"
+LAMBDA_MB_PER_VCPU = 1769  # Lambda gives CPU in proportion to memory: 1,769 MB is one vCPU
+INIT_LIMIT_SECONDS = 10.0  # the Init phase of an on-demand function
+MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # synchronous invocation payload
+API_PREFIX = "/2018-06-01/runtime"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+CFS_PERIOD_US = 100_000
+MB = 1024 * 1024
+DEFAULT_ACCOUNT = "123456789012"
+
+
+# --------------------------------------------------------------------------- the Python the template names
+
+
+def find_python(version: str) -> Path:
+    """The real interpreter of Python ``version`` (e.g. ``"3.13"``): pyenv's versions first, then ``PATH``.
+
+    Returns the interpreter itself, never a shim (a shim is a shell script: its start-up would count as init)."""
+    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
+    candidates = sorted((root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
+    on_path = shutil.which(f"python{version}")
+    if on_path:
+        candidates.append(Path(on_path))
+    probe = "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"
+    for candidate in candidates:
+        try:
+            out = subprocess.run([str(candidate), "-c", probe], capture_output=True, text=True, timeout=30,
+                                 check=True).stdout.split()
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if len(out) == 2 and out[1] == version:
+            return Path(out[0])
+    raise FileNotFoundError(f"no Python {version} found (pyenv versions under {root}/versions, or python{version} on PATH)")
+
+
+def runtime_version(runtime: str) -> str:
+    """``python3.13`` -> ``3.13``."""
+    match = re.fullmatch(r"python(\d+\.\d+)", runtime)
+    if not match:
+        raise ValueError(f"not a Python Lambda runtime: {runtime!r}")
+    return match[1]
+
+
+def ensure_runtime(cache_dir: Path, version: str = "3.13") -> Path:
+    """The interpreter of a virtual environment holding only the runtime interface client (what ``/var/runtime``
+    holds on Lambda), created once under ``cache_dir`` and reused. Safe against concurrent callers."""
+    venv = cache_dir / f"{AWSLAMBDARIC.replace('==', '-')}-py{version}"
+    python, marker = venv / "bin" / "python", venv / ".installed"
+    if marker.exists():
+        return python
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    with open(cache_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if marker.exists():
+            return python
+        shutil.rmtree(venv, ignore_errors=True)
+        base = find_python(version)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_"))}
+        subprocess.run([str(base), "-m", "venv", str(venv)], check=True, timeout=300, env=env, capture_output=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", AWSLAMBDARIC],
+                       check=True, timeout=600, env=env, capture_output=True)
+        # Only the client and its own dependencies stay: pip is not in Lambda's runtime directory.
+        subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "pip"], check=True, timeout=120,
+                       env=env, capture_output=True)
+        marker.write_text(f"{AWSLAMBDARIC} for Python {version} ({base})\n")
+    return python
+
+
+def site_packages(python: Path) -> Path:
+    [path] = (python.parent.parent / "lib").glob("python*/site-packages")
+    return path
+
+
+def sam_build(project: Path, build_dir: Path, runtime: str = "python3.13", timeout: float = 900) -> Path:
+    """``sam build`` of ``project``'s template into ``build_dir`` (never the project's ``.aws-sam``), with the
+    runtime's Python on ``PATH`` (the layer's Makefile and SAM's Python builder both need it). The built template."""
+    python = find_python(runtime_version(runtime))
+    sam = shutil.which("sam") or str(Path(sys.executable).parent / "sam")
+    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}", "SAM_CLI_TELEMETRY": "0"}
+    env.pop("PYTHONPATH", None)
+    subprocess.run([sam, "build", "--build-dir", str(build_dir), "--cache-dir", str(build_dir.parent / "sam-cache"),
+                    "--no-cached", "--template-file", str(project / "template.yaml")],
+                   cwd=project, env=env, check=True, timeout=timeout, capture_output=True, text=True)
+    return build_dir / "template.yaml"
+
+
+# --------------------------------------------------------------------------- what runs
+
+
+@dataclass
+class BoxFunction:
+    """One function as deployed: its built code, its layers, its configuration."""
+
+    name: str  # logical ID (SweeperFunction)
+    code_dir: Path  # the built function directory: the task root (/var/task)
+    handler: str = "app.lambda_handler"
+    layers: list[Path] = field(default_factory=list)  # built layer directories (each has python/)
+    runtime: str = "python3.13"
+    memory_mb: int = 128
+    timeout: float = 3.0
+    environment: dict[str, str] = field(default_factory=dict)  # the template's Variables, rendered
+    function_name: str | None = None  # the deployed name (CloudFormation: <stack>-<LogicalId>-<suffix>)
+    log_group: str | None = None
+    log_format: str | None = None  # LoggingConfig LogFormat: JSON or Text
+    application_log_level: str | None = None
+
+    @property
+    def deployed_name(self) -> str:
+        return self.function_name or self.name
+
+
+def built_function(build_dir: Path, name: str, parameters: dict[str, str], stack_name: str = "tfjanitor",
+                   region: str = "ap-northeast-2") -> BoxFunction:
+    """Function ``name`` of the template ``sam build`` wrote into ``build_dir``, as SAM CLI resolves it (Globals
+    merged, parameters applied, its layers' built directories)."""
+    from tfjanitor.local.runner import load_functions
+
+    for fn in load_functions(build_dir / "template.yaml", parameters, {"AWS::StackName": stack_name, "AWS::Region": region}):
+        if fn.name == name:
+            return BoxFunction(
+                fn.name, fn.code_dir, fn.handler, list(fn.layers), fn.runtime, fn.memory, fn.timeout, dict(fn.environment),
+                function_name=fn.function_name or f"{stack_name}-{fn.name}", log_group=fn.log_group,
+                log_format=fn.log_format, application_log_level=fn.application_log_level,
+            )
+    raise KeyError(f"{name}: not a function of {build_dir / 'template.yaml'} with these parameters")
+
+
+@dataclass
+class Limits:
+    memory_mb: int
+    cpu_share: float  # of one CPU
+    enforced: bool
+    note: str = ""
+
+    def __str__(self) -> str:
+        if self.enforced:
+            return f"{self.memory_mb} MB, {self.cpu_share:.3f} of a CPU (cgroup)"
+        return f"NO LIMITS ({self.note}): memory and CPU are the machine's, not {self.memory_mb} MB / {self.cpu_share:.3f} CPU"
+
+
+@dataclass
+class InitReport:
+    seconds: float  # process start to the first /next
+    handler_import_seconds: float | None = None  # the handler module's imports (with profile_imports; an estimate)
+    rss_mb: float | None = None
+    peak_rss_mb: float | None = None
+    cgroup_peak_mb: float | None = None
+    cpu_seconds: float | None = None
+    error: dict[str, Any] | None = None  # what the runtime posted to /init/error
+
+    @property
+    def over_limit(self) -> bool:
+        return self.seconds > INIT_LIMIT_SECONDS
+
+
+@dataclass
+class Invocation:
+    request_id: str
+    cold: bool
+    status: str  # success, error, timeout, oom, exit, init_error
+    response: Any = None
+    error: dict[str, Any] | None = None  # {errorType, errorMessage, ...}: the function's, or Lambda's own
+    init: InitReport | None = None  # on a cold invocation
+    duration_seconds: float = 0.0
+    rss_mb: float | None = None  # after the invocation
+    peak_rss_mb: float | None = None  # during it
+    cgroup_peak_mb: float | None = None  # during it (the cgroup: what the memory limit applies to)
+    cpu_seconds: float | None = None
+    logs: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in vars(self).items() if k not in ("logs", "init")}
+        if self.init is not None:
+            out["init"] = {**vars(self.init), "over_limit": self.init.over_limit}
+        return out
+
+
+# --------------------------------------------------------------------------- the Runtime API on loopback
+
+
+@dataclass
+class _Call:
+    request_id: str
+    body: bytes
+    headers: dict[str, str]
+    sent_at: float | None = None
+    done_at: float | None = None
+    kind: str | None = None  # response | error
+    payload: bytes = b""
+    error_type: str | None = None
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A runtime killed mid-request (timeout, OOM, close) leaves a broken connection: not worth a traceback."""
+        if not isinstance(sys.exc_info()[1], OSError):
+            super().handle_error(request, client_address)
+
+
+class RuntimeApi:
+    """The Lambda Runtime API (2018-06-01) on 127.0.0.1 and a free port, served by a thread.
+
+    ``/invocation/next`` blocks until :meth:`submit` queues an invocation; the runtime answers with
+    ``/invocation/{id}/response`` or ``/error``; an import that fails posts ``/init/error``. A request id that is
+    not the one in flight is refused (400), a response over 6 MB too (413), as Lambda does."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._queue: list[_Call] = []
+        self._current: _Call | None = None
+        self._closed = False
+        self.polls: list[float] = []  # monotonic time of each /next
+        self.init_error: dict[str, Any] | None = None
+        self.refused: list[str] = []  # what was refused, for the report
+        api = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
+                pass
+
+            def _body(self) -> bytes:
+                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+                    chunks = []
+                    while True:
+                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                        if size == 0:
+                            self.rfile.readline()
+                            return b"".join(chunks)
+                        chunks.append(self.rfile.read(size))
+                        self.rfile.readline()
+                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
+
+            def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                for name, value in (headers or {"Content-Type": "application/json"}).items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_GET(self) -> None:
+                if self.path != f"{API_PREFIX}/invocation/next":
+                    self._send(404, b'{"errorType":"NotFound"}')
+                    return
+                call = api._next()
+                if call is None:  # the box is closing
+                    self.close_connection = True
+                    self._send(500, b'{"errorType":"Runtime.Shutdown"}')
+                    return
+                self._send(200, call.body, call.headers)
+
+            def do_POST(self) -> None:
+                body = self._body()
+                if self.path == f"{API_PREFIX}/init/error":
+                    api._init_error(body, self.headers.get("Lambda-Runtime-Function-Error-Type"))
+                    self._send(202, b'{"status":"OK"}')
+                    return
+                match = re.fullmatch(rf"{API_PREFIX}/invocation/([^/]+)/(response|error)", self.path)
+                if not match:
+                    self._send(404, b'{"errorType":"NotFound"}')
+                    return
+                status, answer = api._finish(match[1], match[2], body, self.headers.get("Lambda-Runtime-Function-Error-Type"))
+                self._send(status, answer)
+
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
+        self._thread.start()
+
+    @property
+    def address(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"{host}:{port}"
+
+    def submit(self, call: _Call) -> None:
+        with self._cond:
+            self._queue.append(call)
+            self._cond.notify_all()
+
+    def withdraw(self) -> None:
+        """Forget what is queued or in flight (its environment is gone)."""
+        with self._cond:
+            self._queue.clear()
+            self._current = None
+
+    def wait_poll(self, after: int, timeout: float, alive: Any) -> bool:
+        """Until the runtime has polled /next more than ``after`` times (True), ``alive()`` is false or time is up."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while len(self.polls) <= after:
+                left = deadline - time.monotonic()
+                if left <= 0 or not alive():
+                    return False
+                self._cond.wait(min(left, 0.05))
+            return True
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+    def _next(self) -> _Call | None:
+        with self._cond:
+            self.polls.append(time.monotonic())
+            self._cond.notify_all()
+            while not self._queue and not self._closed:
+                self._cond.wait(0.5)
+            if self._closed:
+                return None
+            call = self._current = self._queue.pop(0)
+            call.sent_at = time.monotonic()
+            return call
+
+    def _finish(self, request_id: str, kind: str, body: bytes, error_type: str | None) -> tuple[int, bytes]:
+        with self._cond:
+            call = self._current
+            if call is None or call.request_id != request_id or call.done.is_set():
+                self.refused.append(f"{kind} for {request_id}")
+                return 400, json.dumps({"errorMessage": f"Invalid request ID: {request_id}",
+                                        "errorType": "InvalidRequestID"}).encode()
+            call.done_at, call.error_type = time.monotonic(), error_type
+            if kind == "response" and len(body) > MAX_RESPONSE_BYTES:
+                call.kind, call.payload = "error", json.dumps({
+                    "errorType": "Function.ResponseSizeTooLarge",
+                    "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
+                                    f"({MAX_RESPONSE_BYTES} bytes).",
+                }).encode()
+                status, answer = 413, b'{"errorType":"RequestEntityTooLarge"}'
+            else:
+                call.kind, call.payload = kind, body
+                status, answer = 202, b'{"status":"OK"}'
+            self._current = None
+            call.done.set()
+            self._cond.notify_all()
+            return status, answer
+
+    def _init_error(self, body: bytes, error_type: str | None) -> None:
+        with self._cond:
+            try:
+                doc = json.loads(body or b"{}")
+            except ValueError:
+                doc = {"errorMessage": body.decode(errors="replace")}
+            self.init_error = {"errorType": error_type or doc.get("errorType", "Runtime.Unknown"), **doc}
+            self._cond.notify_all()
+
+
+# --------------------------------------------------------------------------- cgroup v1: memory and CPU
+
+
+def _write(path: Path, value: str | int) -> None:
+    path.write_text(str(value))
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+class Cgroup:
+    """A cgroup (v1) of its own in the ``memory``, ``cpu`` and (where mounted) ``cpuacct`` controllers."""
+
+    def __init__(self, name: str, memory_mb: int, cpu_share: float, root: Path = CGROUP_ROOT):
+        self.name, self.memory_mb, self.cpu_share = name, memory_mb, cpu_share
+        self._root = root
+        self.dirs: dict[str, Path] = {}
+
+    def create(self) -> str | None:
+        """Make the group and set its limits; ``None``, or why it could not be made (then nothing is left)."""
+        try:
+            made: set[Path] = set()
+            for controller in ("memory", "cpu", "cpuacct"):
+                base = self._root / controller
+                if not (base / "cgroup.procs").exists():
+                    if controller == "cpuacct":
+                        continue  # CPU time then comes from /proc
+                    return f"cgroup v1 {controller} controller not mounted at {base}"
+                path = base / self.name
+                if path.resolve() not in made:  # cpu and cpuacct may be one hierarchy
+                    path.mkdir()
+                    made.add(path.resolve())
+                self.dirs[controller] = path
+            memory = self.dirs["memory"]
+            limit = self.memory_mb * MB
+            _write(memory / "memory.limit_in_bytes", limit)
+            if (memory / "memory.memsw.limit_in_bytes").exists():  # no swap beyond the limit
+                _write(memory / "memory.memsw.limit_in_bytes", limit)
+            with contextlib.suppress(OSError):
+                _write(memory / "memory.swappiness", 0)
+            cpu = self.dirs["cpu"]
+            _write(cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
+            _write(cpu / "cpu.cfs_quota_us", max(1000, round(CFS_PERIOD_US * self.cpu_share)))
+            return None
+        except OSError as exc:
+            self.remove()
+            return f"no cgroup could be made ({exc.__class__.__name__}: {exc})"
+
+    @property
+    def made(self) -> bool:
+        return bool(self.dirs)
+
+    def join_script(self) -> str:
+        """Shell that moves itself into the group, then runs its arguments (so the whole process starts inside)."""
+        joins = " && ".join(f"echo $$ > {shlex.quote(str(path / 'cgroup.procs'))}" for path in self.dirs.values())
+        return f'{joins} && exec "$@"'
+
+    def pids(self) -> list[int]:
+        out: set[int] = set()
+        for path in self.dirs.values():
+            with contextlib.suppress(OSError):
+                out |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
+        return sorted(out)
+
+    def memory_peak(self) -> int | None:
+        return _read_int(self.dirs["memory"] / "memory.max_usage_in_bytes") if "memory" in self.dirs else None
+
+    def reset_memory_peak(self) -> None:
+        if "memory" in self.dirs:
+            with contextlib.suppress(OSError):
+                _write(self.dirs["memory"] / "memory.max_usage_in_bytes", 0)
+
+    def oom_kills(self) -> int:
+        """OOM kills in the group so far (``oom_kill`` of ``memory.oom_control``; older kernels: the failure count)."""
+        if "memory" not in self.dirs:
+            return 0
+        with contextlib.suppress(OSError):
+            for line in (self.dirs["memory"] / "memory.oom_control").read_text().splitlines():
+                if line.startswith("oom_kill "):
+                    return int(line.split()[1])
+        return 0
+
+    def cpu_ns(self) -> int | None:
+        return _read_int(self.dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in self.dirs else None
+
+    def remove(self) -> None:
+        for path in {p.resolve(): p for p in self.dirs.values()}.values():
+            for _ in range(100):  # a killed task leaves the group once it is reaped
+                try:
+                    path.rmdir()
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    time.sleep(0.02)
+        self.dirs = {}
+
+
+# --------------------------------------------------------------------------- /proc readings
+
+
+def _status_kb(pid: int, field_name: str) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def _proc_cpu_seconds(pid: int) -> float | None:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+# --------------------------------------------------------------------------- the box
+
+
+_BOXES = iter(range(1, 1 << 30))
+
+
+class LambdaBox:
+    """One function's execution environment, the way Lambda keeps one: cold at the first invocation, warm after.
+
+    ::
+
+        with LambdaBox(built_function(build, "SweeperFunction", params), env_overrides=emulator_env) as box:
+            first = box.invoke(event)   # cold: first.init has the init time
+            again = box.invoke(event)   # warm: the same process
+
+    ``memory_mb`` and ``cpu_share`` default to the function's MemorySize and MemorySize / 1769.
+    """
+
+    def __init__(
+        self,
+        function: BoxFunction,
+        env_overrides: dict[str, str] | None = None,
+        memory_mb: int | None = None,
+        cpu_share: float | None = None,
+        runtime_dir: Path | None = None,
+        region: str | None = None,
+        account: str = DEFAULT_ACCOUNT,
+        profile_imports: bool = False,
+        confine: bool = True,
+        echo: Any = None,
+    ):
+        self.function = function
+        self.env_overrides = dict(env_overrides or {})
+        memory = memory_mb or function.memory_mb
+        share = cpu_share if cpu_share is not None else memory / LAMBDA_MB_PER_VCPU
+        self.limits = Limits(memory, share, enforced=False, note="not started")
+        self.region = region or self.env_overrides.get("AWS_REGION") or function.environment.get("AWS_REGION") or "ap-northeast-2"
+        self.account = account
+        self.profile_imports = profile_imports
+        self._confine = confine
+        self._echo = echo or (lambda _line: None)
+        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+        self._runtime_dir = runtime_dir or cache / "tfjanitor" / "lambda-box"
+        self._python: Path | None = None
+        self._api: RuntimeApi | None = None
+        self._cgroup: Cgroup | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._reader: threading.Thread | None = None
+        self._lines: list[tuple[float, str]] = []
+        self._lines_lock = threading.Lock()
+        self._home: Path | None = None
+        self._pending_init: InitReport | None = None
+        self.environments = 0  # execution environments started (cold starts)
+        self.invocations: list[Invocation] = []
+        self.inits: list[InitReport] = []
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def __enter__(self) -> LambdaBox:
+        self.open()
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def open(self) -> LambdaBox:
+        if self._api is not None:
+            return self
+        self._python = ensure_runtime(self._runtime_dir, runtime_version(self.function.runtime))
+        self._api = RuntimeApi()
+        self._home = Path(tempfile.mkdtemp(prefix="lambda-box-"))
+        if self._confine:
+            group = Cgroup(f"tfjanitor-box-{os.getpid()}-{next(_BOXES)}", self.limits.memory_mb, self.limits.cpu_share)
+            why = group.create()
+            self._cgroup = group if why is None else None
+            self.limits = Limits(self.limits.memory_mb, self.limits.cpu_share, enforced=why is None, note=why or "")
+        else:
+            self.limits = Limits(self.limits.memory_mb, self.limits.cpu_share, enforced=False, note="confine=False")
+        self._echo(f"[lambda-box] {self.function.name}: {self.limits}")
+        return self
+
+    def close(self) -> None:
+        self._stop_environment()
+        if self._cgroup is not None:
+            self._cgroup.remove()
+            self._cgroup = None
+        if self._api is not None:
+            self._api.close()
+            self._api = None
+        if self._home is not None:
+            shutil.rmtree(self._home, ignore_errors=True)
+            self._home = None
+
+    @property
+    def function_arn(self) -> str:
+        return f"arn:aws:lambda:{self.region}:{self.account}:function:{self.function.deployed_name}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
+    def cgroup_dirs(self) -> dict[str, Path]:
+        return dict(self._cgroup.dirs) if self._cgroup is not None else {}
+
+    @property
+    def logs(self) -> list[str]:
+        with self._lines_lock:
+            return [line for _, line in self._lines]
+
+    def environment(self) -> dict[str, str]:
+        """What the runtime process gets: the template's variables, Lambda's own, then the caller's overrides."""
+        assert self._python is not None and self._api is not None and self._home is not None
+        fn = self.function
+        layers = [layer / "python" for layer in fn.layers]
+        version = runtime_version(fn.runtime)
+        # Lambda's search path: the task root, each layer's python/lib/pythonX.Y/site-packages and python/, then
+        # the runtime's own directory (here: the client's virtual environment, after the standard library).
+        path = [str(fn.code_dir)] + [str(p) for layer in layers for p in (layer / "lib" / f"python{version}" / "site-packages", layer)]
+        stamp = datetime.now(timezone.utc).strftime("%Y/%m/%d")
+        env = {
+            **fn.environment,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_EXECUTION_ENV": f"AWS_Lambda_{fn.runtime}",
+            "AWS_LAMBDA_FUNCTION_NAME": fn.deployed_name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(self.limits.memory_mb),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+            "AWS_LAMBDA_LOG_GROUP_NAME": fn.log_group or f"/aws/lambda/{fn.deployed_name}",
+            "AWS_LAMBDA_LOG_STREAM_NAME": f"{stamp}/[$LATEST]{uuid.uuid4().hex}",
+            "AWS_LAMBDA_RUNTIME_API": self._api.address,
+            "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+            "LAMBDA_TASK_ROOT": str(fn.code_dir),
+            "LAMBDA_RUNTIME_DIR": str(site_packages(self._python)),
+            "_HANDLER": fn.handler,
+            "PATH": f"{self._python.parent}:/usr/local/bin:/usr/bin:/bin",
+            "PYTHONPATH": os.pathsep.join(path),
+            "PYTHONDONTWRITEBYTECODE": "1",  # /opt and /var/task are read-only on Lambda: nothing is cached between starts
+            "PYTHONNOUSERSITE": "1",
+            "LANG": "en_US.UTF-8",
+            "TZ": ":UTC",
+            "HOME": str(self._home),
+            "TMPDIR": str(self._home),
+            # No shared configuration or credentials files of whoever runs the box.
+            "AWS_CONFIG_FILE": str(self._home / "no-aws-config"),
+            "AWS_SHARED_CREDENTIALS_FILE": str(self._home / "no-aws-credentials"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        if fn.log_format:
+            env["AWS_LAMBDA_LOG_FORMAT"] = fn.log_format.upper()
+            if fn.log_format.upper() == "JSON":
+                env["AWS_LAMBDA_LOG_LEVEL"] = (fn.application_log_level or "INFO").upper()
+        env.update(self.env_overrides)
+        return env
+
+    def start(self) -> InitReport:
+        """Start a new execution environment (a cold start) and wait for its Init phase to end."""
+        assert self._python is not None, "open the box first"
+        self._stop_environment()
+        api, group = self._api, self._cgroup
+        assert api is not None
+        if group is not None:
+            group.reset_memory_peak()
+        cpu_before = group.cpu_ns() if group is not None else None
+        profile = ["-X", "importtime"] if self.profile_imports else []
+        argv = [str(self._python), *profile, "-m", "awslambdaric", self.function.handler]
+        if group is not None:
+            argv = ["/bin/sh", "-c", group.join_script(), "lambda-box", *argv]
+        polls = len(api.polls)
+        api.init_error = None
+        with self._lines_lock:
+            self._lines = []
+        started = time.monotonic()
+        self._proc = subprocess.Popen(argv, cwd=self.function.code_dir, env=self.environment(), stdin=subprocess.DEVNULL,
+                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self.environments += 1
+        self._reader = threading.Thread(target=self._read_output, args=(self._proc,), name="lambda-box-output", daemon=True)
+        self._reader.start()
+        proc = self._proc
+        # On-demand Init may run 10 s; past that Lambda runs it again within the first invocation, up to its timeout.
+        ready = api.wait_poll(polls, INIT_LIMIT_SECONDS + self.function.timeout, lambda: proc.poll() is None)
+        seconds = (api.polls[polls] if ready else time.monotonic()) - started
+        report = InitReport(seconds=seconds, error=api.init_error)
+        pid = proc.pid
+        if ready:
+            report.rss_mb = _kb_to_mb(_status_kb(pid, "VmRSS"))
+            report.peak_rss_mb = _kb_to_mb(_status_kb(pid, "VmHWM"))
+            report.cpu_seconds = _proc_cpu_seconds(pid)
+        if group is not None:
+            report.cgroup_peak_mb = _bytes_to_mb(group.memory_peak())
+            cpu_after = group.cpu_ns()
+            if cpu_before is not None and cpu_after is not None:
+                report.cpu_seconds = (cpu_after - cpu_before) / 1e9
+        if self.profile_imports:
+            self._quiet()
+            report.handler_import_seconds = self._import_seconds()
+        if not ready:
+            if report.error is None:
+                self._drain(proc)
+                code = proc.poll()
+                report.error = ({"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited with error: {_exit(code)}"}
+                                if code is not None else
+                                {"errorType": "Sandbox.Timedout", "errorMessage": f"Init did not finish within {seconds:.1f}s"})
+            self._stop_environment()
+        self.inits.append(report)
+        return report
+
+    def invoke(self, event: Any, client_context: dict[str, Any] | None = None,
+               cognito_identity: dict[str, Any] | None = None, _redelivered: bool = False) -> Invocation:
+        """One invocation, as Lambda makes it: in the warm environment if there is one, else after a cold start."""
+        if self._api is None:
+            self.open()
+        api, group = self._api, self._cgroup
+        assert api is not None
+        request_id = str(uuid.uuid4())
+        init: InitReport | None = None
+        if self.pid is None:
+            init = self.start()
+            if self.pid is None:
+                invocation = Invocation(request_id, True, "init_error", error=init.error, init=init,
+                                        logs=self.logs, cgroup_peak_mb=init.cgroup_peak_mb)
+                self.invocations.append(invocation)
+                return invocation
+        proc = self._proc
+        assert proc is not None
+        pid = proc.pid
+        timeout = self.function.timeout
+        headers = {
+            "Content-Type": "application/json",
+            "Lambda-Runtime-Aws-Request-Id": request_id,
+            "Lambda-Runtime-Deadline-Ms": str(int((time.time() + timeout) * 1000)),
+            "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
+            "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
+                                       f"Parent={uuid.uuid4().hex[:16]};Sampled=0",
+        }
+        if client_context is not None:
+            headers["Lambda-Runtime-Client-Context"] = json.dumps(client_context)
+        if cognito_identity is not None:
+            headers["Lambda-Runtime-Cognito-Identity"] = json.dumps(cognito_identity)
+        call = _Call(request_id, json.dumps(event).encode(), headers)
+        # Per-invocation readings: the peak RSS (VmHWM) and the cgroup's peak start again from here.
+        with contextlib.suppress(OSError):
+            Path(f"/proc/{pid}/clear_refs").write_text("5")
+        if group is not None:
+            group.reset_memory_peak()
+        ooms_before = group.oom_kills() if group is not None else 0
+        cpu_before = group.cpu_ns() if group is not None else None
+        proc_cpu_before = _proc_cpu_seconds(pid)
+        with self._lines_lock:
+            first_line = len(self._lines)
+        submitted = time.monotonic()
+        api.submit(call)
+        deadline = submitted + timeout
+        while not call.done.wait(0.05):
+            if proc.poll() is not None or time.monotonic() >= deadline:
+                break
+        if not call.done.is_set() and call.sent_at is None and proc.poll() is not None and not _redelivered:
+            # The runtime exited before it took this event (e.g. it crashed after its previous response was
+            # refused): Lambda gives the event to a new execution environment.
+            self._drain(proc)
+            self._stop_environment()
+            return self.invoke(event, client_context, cognito_identity, _redelivered=True)
+        invocation = Invocation(request_id, init is not None, "success", init=init)
+        if call.done.is_set():
+            invocation.duration_seconds = (call.done_at or 0.0) - (call.sent_at or submitted)
+            self._quiet()
+            invocation.rss_mb = _kb_to_mb(_status_kb(pid, "VmRSS"))
+            invocation.peak_rss_mb = _kb_to_mb(_status_kb(pid, "VmHWM"))
+            if call.kind == "response":
+                invocation.response = _json_or_text(call.payload)
+            else:
+                invocation.status = "error"
+                doc = _json_or_text(call.payload)
+                invocation.error = doc if isinstance(doc, dict) else {"errorMessage": str(doc)}
+                invocation.error.setdefault("errorType", call.error_type or "Unhandled")
+        else:
+            invocation.duration_seconds = time.monotonic() - (call.sent_at or submitted)
+            died = proc.poll() is not None
+            if not died:  # the deadline: Lambda stops the environment
+                self._kill(proc)
+            code = proc.wait()
+            ooms = (group.oom_kills() if group is not None else 0) - ooms_before
+            if not died:
+                invocation.status = "timeout"
+                invocation.error = {"errorType": "Sandbox.Timedout",
+                                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"}
+            elif ooms > 0:
+                invocation.status = "oom"
+                invocation.error = {"errorType": "Runtime.OutOfMemory",
+                                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
+            else:
+                invocation.status = "exit"
+                invocation.error = {"errorType": "Runtime.ExitError",
+                                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit(code)}"}
+            self._drain(proc)
+            self._stop_environment()  # the next invocation is a cold start
+        if group is not None:
+            invocation.cgroup_peak_mb = _bytes_to_mb(group.memory_peak())
+            cpu_after = group.cpu_ns()
+            if cpu_before is not None and cpu_after is not None:
+                invocation.cpu_seconds = (cpu_after - cpu_before) / 1e9
+        if invocation.cpu_seconds is None and proc_cpu_before is not None:
+            after = _proc_cpu_seconds(pid)
+            invocation.cpu_seconds = after - proc_cpu_before if after is not None else None
+        with self._lines_lock:
+            invocation.logs = [line for _, line in self._lines[first_line:]]
+        self.invocations.append(invocation)
+        return invocation
+
+    # -- internals -------------------------------------------------------------------
+
+    def _read_output(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            line = raw.decode(errors="replace").rstrip("\n")
+            with self._lines_lock:
+                self._lines.append((time.monotonic(), line))
+
+    def _quiet(self, quiet: float = 0.05, at_most: float = 0.5) -> None:
+        """Let the output written before the response reach the reader (no line for ``quiet`` seconds)."""
+        until = time.monotonic() + at_most
+        while time.monotonic() < until:
+            with self._lines_lock:
+                last = self._lines[-1][0] if self._lines else 0.0
+            if time.monotonic() - last >= quiet:
+                return
+            time.sleep(quiet / 2)
+
+    def _drain(self, proc: subprocess.Popen[bytes]) -> None:
+        if self._reader is not None and proc.poll() is not None:
+            self._reader.join(timeout=2)
+
+    def _import_seconds(self) -> float | None:
+        """The handler's import, from ``-X importtime``'s lines (then taken out of the logs): the runtime client
+        imports the handler with ``importlib.import_module``, which ``-X importtime`` does not time itself, so this
+        is the sum of the top-level imports made after the client's own (the handler module's imports, typing
+        included; its own body's few statements are not counted)."""
+        top: list[tuple[str, int]] = []
+        with self._lines_lock:
+            kept = []
+            for stamp, line in self._lines:
+                if line.startswith("import time:"):
+                    parts = line.removeprefix("import time:").split("|")
+                    if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
+                        top.append((parts[2].strip(), int(parts[1])))
+                    continue
+                kept.append((stamp, line))
+            self._lines = kept
+        ours = [i for i, (name, _) in enumerate(top) if name.split(".")[0] == "awslambdaric"]
+        if not ours:
+            return None
+        return sum(us for _, us in top[ours[-1] + 1:]) / 1e6
+
+    def _kill(self, proc: subprocess.Popen[bytes]) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        # Anything that left the process group is still in the cgroup.
+        if self._cgroup is not None:
+            for pid in self._cgroup.pids():
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(pid, signal.SIGKILL)
+
+    def _stop_environment(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None:
+            self._kill(proc)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=10)
+            if self._reader is not None:
+                self._reader.join(timeout=2)
+            if proc.stdout is not None:
+                proc.stdout.close()
+        if self._cgroup is not None:  # what is left of the group's tasks (none, unless something escaped)
+            for _ in range(50):
+                pids = self._cgroup.pids()
+                if not pids:
+                    break
+                for pid in pids:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.kill(pid, signal.SIGKILL)
+                time.sleep(0.02)
+        if self._api is not None:
+            self._api.withdraw()
+
+
+def _kb_to_mb(kb: int | None) -> float | None:
+    return kb / 1024 if kb is not None else None
+
+
+def _bytes_to_mb(value: int | None) -> float | None:
+    return value / MB if value is not None else None
+
+
+def _exit(code: int | None) -> str:
+    if code is None:
+        return "still running"
+    if code < 0:  # worded as Lambda words it ("Runtime exited with error: signal: killed")
+        name = signal.Signals(-code).name.removeprefix("SIG")
+        words = {"KILL": "killed", "TERM": "terminated", "SEGV": "segmentation fault", "ABRT": "aborted"}
+        return "signal: " + words.get(name, name.lower())
+    return f"exit status {code}"
+
+
+def _json_or_text(payload: bytes) -> Any:
+    try:
+        return json.loads(payload)
+    except ValueError:
+        return payload.decode(errors="replace")
