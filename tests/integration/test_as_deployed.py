@@ -149,7 +149,7 @@ def test_the_sweeper_cold_then_ten_warm_in_one_environment_with_flat_memory(buil
     assert box.environments == 1 and runs[0].cold and not any(r.cold for r in runs[1:])
     found = seeded["drifted"] + seeded["stale"]
     assert runs[0].response == {"complete": True, "findings": found, "errors": 0, "alerts_sent": found,
-                                "notifications_failed": 0, "exit_code": 1}
+                                "notifications_failed": 0, "exit_code": 1, "skipped": False}
     assert all(r.response == {**runs[0].response, "alerts_sent": 0} for r in runs[1:])  # each alert sent once
     assert len(captured(backend)) == found
     # Per-run counters: each warm run counts its own calls (the kept session's counters are reset per run).

@@ -123,3 +123,21 @@ def test_only_this_checks_kinds_come_back_to_be_looked_at() -> None:
     assert process_findings([], partial, store, T0 + timedelta(minutes=5), resolvable_kinds={Kind.STALE_LOCKFILE},
                             not_looked_at=missed) == []
     assert missed == [] and len(store.list_open()) == 1
+
+
+def test_past_its_deadline_a_run_makes_no_more_transitions() -> None:
+    """Many new findings at once: the transitions stop at the deadline, and the next run makes the rest."""
+    from tfjanitor.durations import Deadline
+
+    store = FakeAlertStore()
+    findings = [stale(f"L{i}", key=f"s{i}") for i in range(10)]
+    looks = [0]
+
+    def left() -> float:
+        looks[0] += 1
+        return 1.0 if looks[0] <= 4 else -1.0
+
+    first = process_findings(findings, SCOPE, store, T0, deadline=Deadline(left, "a test budget"))
+    assert events(first) == ["opened"] * 4
+    rest = process_findings(findings, SCOPE, store, T0 + timedelta(minutes=5))
+    assert events(rest) == ["opened"] * 6 and len(store.list_open()) == 10

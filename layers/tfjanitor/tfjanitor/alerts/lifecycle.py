@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from tfjanitor.durations import Deadline
 from tfjanitor.model import Finding, Kind, LockfileCoverage, ScanResult, Severity, bucket_scope, history_scope, table_scope
 
 OPEN, CLOSED = "open", "closed"
@@ -189,6 +190,7 @@ def process_findings(
     evidence_at: datetime | None = None,
     unverified: set[tuple[str, str, str]] | frozenset[tuple[str, str, str]] = frozenset(),
     not_looked_at: list[AlertRecord] | None = None,
+    deadline: Deadline | None = None,
 ) -> list[Notice]:
     """Reconcile what a check saw with the open alerts; return the notices this caller queued.
 
@@ -199,6 +201,8 @@ def process_findings(
     ``unverified``: (table, bucket, key) of states the check could not judge: their alerts stay open.
     ``not_looked_at``: if given, gets the open alerts of scopes read only in part (a :class:`Coverage`) that the
     check did not look at: the caller may look at them (``SweepRequest.recheck``).
+    ``deadline``: past it, no more transitions are made (each is a write of its own, conditional on what was read):
+    the next run makes the rest, and a run with many new findings still ends in time.
     """
     evidence = evidence_at or now
     notices: list[Notice] = []
@@ -208,6 +212,8 @@ def process_findings(
         if f.severity.rank >= ALERT_AT.rank:
             current[finding_fingerprint(f)] = f
     for fp, f in current.items():
+        if deadline is not None and deadline.left() <= 0:
+            return notices
         doc = f.to_dict()
         record = open_records.get(fp)
         if record is None:
@@ -227,6 +233,8 @@ def process_findings(
     for fp, record in open_records.items():
         if fp in current or _state(record.finding) in unverified:
             continue
+        if deadline is not None and deadline.left() <= 0:
+            return notices
         if resolvable_kinds is not None and record.finding.get("kind") not in {k.value for k in resolvable_kinds}:
             continue
         if not _covers(covered_scopes, record):

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_s3 import S3Client
 
+from tfjanitor.aws import lean
 from tfjanitor.aws.items import batch_get
 from tfjanitor.aws.session import CALL_ERRORS, AwsError, AwsSession, _translate
 from tfjanitor.model import ObjectVersion
@@ -109,9 +110,12 @@ class LockTable:
 
     def _page(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
-            page = self._aws.dynamodb(self.region).scan(TableName=self.name, ConsistentRead=True, **kwargs)
+            with lean.lean():
+                page = self._aws.dynamodb(self.region).scan(TableName=self.name, ConsistentRead=True, **kwargs)
         except (ClientError, BotoCoreError) as exc:
             raise _translate("Scan", exc) from exc
+        if lean.ENTRIES in page:
+            page["Items"] = page.pop(lean.ENTRIES)
         with self._lock:
             self.pages += 1
         return page  # type: ignore[return-value]
@@ -186,14 +190,21 @@ class Bucket:
             kwargs["StartAfter"] = start_after
         while True:
             try:
-                page = client.list_objects_v2(**kwargs)
+                with lean.lean():
+                    page = client.list_objects_v2(**kwargs)
             except (ClientError, BotoCoreError) as exc:
                 raise _translate("ListObjectsV2", exc) from exc
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
-            contents = page.pop("Contents", [])
-            del page
-            yield (ObjectEntry(o["Key"], o.get("ETag", ""), o.get("Size", 0), _utc(o["LastModified"]))
-                   for o in _consumed(contents)), token is not None
+            if lean.ENTRIES in page:  # parsed the lean way (aws/lean.py)
+                taken = page.pop(lean.ENTRIES)
+                del page
+                yield (ObjectEntry(key, etag, size, lean.timestamp(when))
+                       for key, etag, size, when in _consumed(taken)), token is not None
+            else:
+                contents = page.pop("Contents", [])
+                del page
+                yield (ObjectEntry(o["Key"], o.get("ETag", ""), o.get("Size", 0), _utc(o["LastModified"]))
+                       for o in _consumed(contents)), token is not None
             if not token:
                 return
             kwargs["ContinuationToken"] = token

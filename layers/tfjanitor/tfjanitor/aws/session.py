@@ -15,11 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, InvalidRegionError
 from botocore.parsers import ResponseParserError
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
+
+from tfjanitor.aws import lean
 
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -121,12 +123,21 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+def botocore_session(session: Any = None) -> botocore.session.Session:
+    """The botocore session clients are made from: a new one, the one a boto3 session wraps, or this one."""
+    if session is None:
+        return botocore.session.Session()
+    if isinstance(session, botocore.session.Session):
+        return session
+    return session._session  # type: ignore[no-any-return]  # a boto3 Session's own botocore session
+
+
 class AwsSession:
     """Regional, counted, lazily created clients for one sweep."""
 
     def __init__(
         self,
-        session: boto3.session.Session | None = None,
+        session: Any = None,  # a boto3 or botocore session (default: a new botocore session)
         endpoint_url: str | None = None,
         counter: CallCounter | None = None,
         max_attempts: int = 5,
@@ -134,7 +145,10 @@ class AwsSession:
     ):
         """``service_endpoints``: an endpoint per service (``{"s3": ..., "dynamodb": ...}``, a Terraform backend's
         ``endpoints``), for the services ``endpoint_url`` does not set."""
-        self._session = session or boto3.session.Session()
+        # Clients come from the botocore session underneath: a Lambda function never imports boto3 itself (its
+        # import, s3transfer's with it, was a third of every cold start at 128 MB's CPU); the CLI's boto3 session
+        # (a profile, assumed-role credentials) lends its botocore session.
+        self._session = botocore_session(session)
         self._endpoint_url = endpoint_url
         self._service_endpoints = {k: v for k, v in (service_endpoints or {}).items() if v}
         self.counter = counter or CallCounter(Counter())
@@ -172,21 +186,17 @@ class AwsSession:
     def endpoint_url(self) -> str | None:
         return self._endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
 
-    @property
-    def default_region(self) -> str | None:
-        return self._session.region_name
-
     def fork(self) -> AwsSession:
         """The same credentials and endpoint in a session of its own (own clients, own call counts), for
-        reading another region concurrently: boto3 sessions are not thread-safe."""
+        reading another region concurrently: sessions are not thread-safe."""
         creds = self._session.get_credentials()
         frozen = creds.get_frozen_credentials() if creds is not None else None
-        session = boto3.session.Session(
-            aws_access_key_id=frozen.access_key if frozen else None,
-            aws_secret_access_key=frozen.secret_key if frozen else None,
-            aws_session_token=frozen.token if frozen else None,
-            region_name=self._session.region_name,
-        )
+        session = botocore.session.Session()
+        if frozen is not None:
+            session.set_credentials(frozen.access_key, frozen.secret_key, frozen.token)
+        region = self._session.get_config_variable("region")
+        if region:
+            session.set_config_variable("region", region)
         return AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts,
                           service_endpoints=self._service_endpoints)
 
@@ -214,11 +224,10 @@ class AwsSession:
             s3={"addressing_style": "path"} if custom_endpoint else None,
         )
         try:
-            client = self._session.client(
-                service, region_name=region, endpoint_url=endpoint, config=config
-            )
+            client = self._session.create_client(service, region_name=region, endpoint_url=endpoint, config=config)
         except (BotoCoreError, ValueError) as exc:  # a malformed region or endpoint URL
             raise AwsError("CreateClient", exc.__class__.__name__, str(exc)) from exc
+        lean.register(client, service)  # the bulk calls a sweep makes parse only what it reads (aws/lean.py)
         client.meta.events.register("before-call", self.counter.on_call)
         client.meta.events.register("before-send", self.counter.on_send)
         self._clients[(service, region)] = client
@@ -236,12 +245,14 @@ class AwsSession:
 
 
 
-def profile_session(profile: str | None, region: str | None, endpoint_url: str | None = None) -> boto3.session.Session:
+def profile_session(profile: str | None, region: str | None, endpoint_url: str | None = None) -> Any:
     """A boto3 session chosen the way the AWS CLI chooses one (profile, then environment).
 
     Raises :class:`AwsError` for a profile that does not exist, a broken configuration, or a region
     name or endpoint URL no client could be made with (botocore would only say so at the first call).
     """
+    import boto3  # the CLI's: the AWS CLI's profile and environment rules (never imported by a function)
+
     try:
         session = boto3.session.Session(profile_name=profile, region_name=region)
         if session.region_name:

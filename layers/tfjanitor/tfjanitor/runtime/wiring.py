@@ -74,12 +74,13 @@ def _alert(
     store, notifier = alerting(settings, aws)
     if store is None or notifier is None:
         return Delivery()
+    until = delivery_deadline(deadline)  # transitions and deliveries share the time the sweep kept for them
     try:
         missed: list[AlertRecord] = []
         process_findings(
             result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds,
             evidence_at=result.read_at, unverified={(u.table, u.bucket, u.key) for u in result.unverified},
-            not_looked_at=missed,
+            not_looked_at=missed, deadline=until,
         )
         if recheck is not None and missed:
             again = recheck(missed)
@@ -88,7 +89,7 @@ def _alert(
             result.merge_recheck(again)
             process_findings(
                 again.findings, covered_scopes(again), store, now, settings.reminder_interval,
-                resolvable_kinds=kinds, evidence_at=again.read_at,
+                resolvable_kinds=kinds, evidence_at=again.read_at, deadline=until,
             )
         if then is not None:
             then(store)
@@ -96,7 +97,7 @@ def _alert(
         result.errors.append(
             ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
         )
-    return deliver(store, notifier, deadline=delivery_deadline(deadline))
+    return deliver(store, notifier, deadline=until)
 
 
 def deliver_notices(settings: FunctionSettings, aws: AwsSession, deadline: Deadline | None = None) -> Delivery:
