@@ -230,8 +230,14 @@ def process_findings(
             notice = Notice("reminder", doc, fp, now, record.opened_at)
             if store.remind(fp, record.last_notified_at, now, notice):
                 notices.append(notice)
+    # A stale lock whose run turns out to have died between its state and digest writes is the same lock, now an
+    # interrupted write: its stale-lock alert is superseded (kept, never "resolved" while the lock is held).
+    superseded = {(f.bucket, f.key, f.lock_id) for f in current.values() if f.kind is Kind.INTERRUPTED_WRITE}
     for fp, record in open_records.items():
         if fp in current or _state(record.finding) in unverified:
+            continue
+        f = record.finding
+        if f.get("kind") in _HELD_LOCK_KINDS and (f.get("bucket"), f.get("key"), f.get("lock_id")) in superseded:
             continue
         if deadline is not None and deadline.left() <= 0:
             return notices
