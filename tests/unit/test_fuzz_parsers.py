@@ -16,8 +16,9 @@ from tests.support.hostile import REGION, lock_table_items, lock_texts, stream_r
 from tfjanitor.checks import findings as build
 from tfjanitor.model import Kind, ScanResult
 from tfjanitor.scan.buckets import BucketView
+from tfjanitor.scan.reading import Read as _Read
 from tfjanitor.scan.stream import FOREIGN, MALFORMED, StreamMonitor, event_from_record
-from tfjanitor.scan.sweeper import Sweeper, SweepRequest, _Read
+from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 from tfjanitor.terraform import BadItem, DigestItem, LockItem, MalformedItem, classify_item, parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
