@@ -15,59 +15,15 @@ import argparse
 import json
 import os
 import sys
-import zipfile
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "layers" / "tfjanitor"))
 
-from tfjanitor import __version__  # noqa: E402
 from tfjanitor.commands import shell_line  # noqa: E402
+from tfjanitor.local.stack import archive, plain_template  # noqa: E402  (SAM's translator, also what the emulator deploys)
 
-CODE_TYPES = {"AWS::Serverless::Function": "CodeUri", "AWS::Serverless::LayerVersion": "ContentUri"}
-PLACEHOLDER = "STACKSET-ARTIFACT-BUCKET"
-
-
-def plain_template(template: Path) -> tuple[dict[str, Any], list[str]]:
-    """(the transformed template, the logical IDs whose code it needs)."""
-    import boto3
-    from samtranslator.parser.parser import Parser
-    from samtranslator.translator.translator import Translator
-    from samtranslator.yaml_helper import yaml_parse
-
-    doc = yaml_parse(template.read_text())
-    artifacts = []
-    for name, resource in doc["Resources"].items():
-        prop = CODE_TYPES.get(resource["Type"])
-        if prop:
-            resource["Properties"][prop] = {"Bucket": PLACEHOLDER, "Key": f"{name}.zip"}
-            artifacts.append(name)
-    # The region only feeds pseudo-parameters SAM resolves at translation; the output keeps AWS::Region refs.
-    session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    out = Translator(managed_policy_map={}, sam_parser=Parser(), boto_session=session).translate(
-        sam_template=doc, parameter_values={}
-    )
-    out["Parameters"] = {
-        "ArtifactBucketPrefix": {
-            "Type": "String",
-            "Description": "Code buckets, one per region, named <prefix>-<region> (Lambda reads code only from its own region)",
-            "AllowedPattern": "^[a-z0-9][a-z0-9.-]{1,40}$",
-            "ConstraintDescription": "lowercase letters, digits, dots and hyphens (the region is appended)",
-        },
-        "ArtifactKeyPrefix": {
-            "Type": "String", "Default": f"tfjanitor/{__version__}",
-            "Description": "Key prefix of the uploaded code in those buckets",
-        },
-        **out.get("Parameters", {}),
-    }
-    for resource in out["Resources"].values():
-        code = resource.get("Properties", {}).get("Code") or resource.get("Properties", {}).get("Content")
-        if isinstance(code, dict) and code.get("S3Bucket") == PLACEHOLDER:
-            code["S3Bucket"] = {"Fn::Sub": "${ArtifactBucketPrefix}-${AWS::Region}"}
-            code["S3Key"] = {"Fn::Sub": "${ArtifactKeyPrefix}/" + code["S3Key"]}
-    assert "Transform" not in out
-    return out, artifacts
+__all__ = ["main", "plain_template", "stackset_commands", "upload_commands", "zip_artifacts"]
 
 
 def zip_artifacts(build_dir: Path, names: list[str], out: Path) -> list[Path]:
@@ -79,10 +35,7 @@ def zip_artifacts(build_dir: Path, names: list[str], out: Path) -> list[Path]:
         if not src.is_dir():
             raise SystemExit(f"{src} is missing: run `make build` (sam build) first")
         target = out / f"{name}.zip"
-        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as zf:
-            for path in sorted(src.rglob("*")):
-                if path.is_file() and "__pycache__" not in path.parts:
-                    zf.write(path, path.relative_to(src))
+        target.write_bytes(archive(src))
         zips.append(target)
     return zips
 

@@ -2,12 +2,14 @@
 
 Lets tests check the IAM and the outputs a user would really get: conditions evaluated, ``Fn::If``
 branches chosen, ``AWS::NoValue`` dropped, ``Join``/``Split``/``Sub`` computed. A ``Ref`` to a
-resource stays ``{"Ref": name}``; IAM policy variables (``${aws:...}``) are left as IAM sees them.
+resource stays ``{"Ref": name}`` (and ``Fn::GetAtt`` stays as it is) unless the physical IDs and attributes of a
+created stack are given; IAM policy variables (``${aws:...}``) are left as IAM sees them.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,15 +27,20 @@ def load_template() -> dict[str, Any]:
 
 class Rendered:
     def __init__(self, template: dict[str, Any], parameters: dict[str, str], region: str = "ap-northeast-2",
-                 partition: str = "aws", account: str = "123456789012"):
+                 partition: str = "aws", account: str = "123456789012", stack_name: str = "tfjanitor",
+                 resources: Mapping[str, str] | None = None, attributes: Mapping[str, str] | None = None):
+        """``resources``: logical ID -> what its ``Ref`` gives (a created stack's physical IDs); ``attributes``:
+        ``"LogicalId.Attribute"`` -> what its ``Fn::GetAtt`` gives."""
         self.template = template
+        self.attributes = dict(attributes or {})
         self.values: dict[str, Any] = {"AWS::Region": region, "AWS::Partition": partition, "AWS::AccountId": account,
-                                       "AWS::StackName": "tfjanitor",
+                                       "AWS::StackName": stack_name,
                                        "AWS::URLSuffix": "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"}
         for name, spec in template["Parameters"].items():
             raw = parameters.get(name, spec.get("Default"))
             assert raw is not None, f"{name} has no default: pass it"
             self.values[name] = str(raw).split(",") if spec["Type"] == "CommaDelimitedList" else str(raw)
+        self.values.update(resources or {})
 
     def condition(self, name: str) -> bool:
         return bool(self.value(self.template["Conditions"][name]))
@@ -79,7 +86,8 @@ class Rendered:
             m, k1, k2 = (self.value(a) for a in args)
             return self.template["Mappings"][m][k1][k2]
         if op == "Fn::GetAtt":
-            return {"Fn::GetAtt": args}
+            key = ".".join(args) if isinstance(args, list) else args
+            return self.attributes.get(key, {"Fn::GetAtt": args})
         if op == "Fn::Sub":
             text, variables = (args, {}) if isinstance(args, str) else args
             local = {k: self.value(v) for k, v in variables.items()}
@@ -90,6 +98,8 @@ class Rendered:
                     return _text(local[name])
                 if name in self.values:
                     return _text(self.values[name])
+                if name in self.attributes:
+                    return self.attributes[name]
                 return "${" + name + "}"  # a resource's Ref, or an IAM policy variable
 
             return re.sub(r"\$\{([^}!]+)\}", sub, text)
