@@ -190,6 +190,7 @@ def main() -> int:
             {"StaleAfter": STALE_AFTER, "ReadOnlyStaleAfter": STALE_AFTER, "StateBucketNames": BUCKET,
              "AlertEmail": "on-call@example.com", "AccountAlias": "demo-sandbox"},
             time_scale=TIME_SCALE, emails_dir=OUT / "emails", echo=print,
+            as_deployed=True,  # sam build's artefacts, deployed into the emulator, each function in a Lambda box
         )
         stack.setup()
         try:
@@ -211,6 +212,7 @@ def main() -> int:
             stack.run(6)
         finally:
             story.close()
+            stack.close()
         metrics_summary(stack)
         png = render_dashboard(stack.metrics, OUT / "dashboard.png", f"tfjanitor demo ({REGION})")
         if shutil.which("terraform"):

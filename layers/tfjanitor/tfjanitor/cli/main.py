@@ -269,6 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     local.add_argument("--time-scale", type=float, default=1.0, help="run schedules N times faster (default 1)")
     local.add_argument("--duration", type=_duration, default=None, metavar="DURATION", help="stop after (default: Ctrl-C)")
     local.add_argument("--emails-dir", default=None, help="also write each alert email as an .eml file here")
+    local.add_argument(
+        "--in-process", action="store_true",
+        help="run the handlers in this process from the source tree (fast), instead of as deployed: sam build's "
+             "artefacts, the template created as a stack in the emulator, each function in a Lambda box with its "
+             "MemorySize and CPU share (needs sam and the runtime's Python)",
+    )
+    local.add_argument("--full-cpu", action="store_true", help="as deployed, but without Lambda's CPU share")
+    local.add_argument("--build-dir", default=None, help="where sam build writes (default .aws-sam/tfjanitor-local)")
     return parser
 
 
@@ -324,6 +332,7 @@ LOCAL_EXTRA = {"moto": "moto[server]", "samcli": "aws-sam-cli", "aws_lambda_powe
 
 def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
     import importlib.util  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
     from pathlib import Path  # noqa: PLC0415
 
     missing = [dist for module, dist in LOCAL_EXTRA.items() if importlib.util.find_spec(module) is None]
@@ -353,15 +362,23 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
         stack = LocalStack(
             Path(args.template), endpoint, region, params, args.time_scale,
             Path(args.emails_dir) if args.emails_dir else None,
+            as_deployed=not args.in_process, build_dir=Path(args.build_dir) if args.build_dir else None,
+            full_cpu=args.full_cpu,
         )
         try:
-            stack.setup()
-        except ParameterError as exc:
-            raise CliError(f"tfjanitor local: {args.template}: {exc}", "TemplateParameters") from None
-        try:
-            stack.run(args.duration.total_seconds() if args.duration else float("inf"))
-        except KeyboardInterrupt:
-            pass
+            try:
+                stack.setup()
+            except ParameterError as exc:
+                raise CliError(f"tfjanitor local: {args.template}: {exc}", "TemplateParameters") from None
+            except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+                raise CliError(f"tfjanitor local: cannot run the stack as deployed ({exc}); --in-process runs the "
+                               "handlers from the source tree", "AsDeployed") from None
+            try:
+                stack.run(args.duration.total_seconds() if args.duration else float("inf"))
+            except KeyboardInterrupt:
+                pass
+        finally:
+            stack.close()
         print(f"[local] {len(stack.invocations)} invocations, {len(stack.emails)} emails")
     finally:
         if server is not None:

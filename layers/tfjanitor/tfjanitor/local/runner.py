@@ -235,8 +235,15 @@ class LocalStack:
     invocations: list[tuple[str, Any]] = field(default_factory=list)
     log_level: str = "ERROR"  # findings are shown as emails; logs only for failures
     stack_name: str = "tfjanitor"  # AWS::StackName (the emails name it, with its dashboard)
+    # As deployed: ``sam build``'s artefacts, the template created as a CloudFormation stack in the emulator
+    # (local/stack.py), each function run in a Lambda box (local/lambda_box.py) with that stack's configuration, its
+    # MemorySize and (unless ``full_cpu``) its CPU share. Otherwise the handlers run in this process (tests: fast).
+    as_deployed: bool = False
+    build_dir: Path | None = None  # where sam build writes (default: .aws-sam/tfjanitor-local next to the template)
+    full_cpu: bool = False
 
     def __post_init__(self) -> None:
+        self._boxes: dict[str, Any] = {}
         self._modules: dict[str, Any] = {}
         self._next_run: dict[str, float] = {}
         self._iterators: dict[str, str] = {}
@@ -254,6 +261,9 @@ class LocalStack:
 
     def setup(self) -> None:
         """Create the stack's own resources in the emulator and resolve the template's functions."""
+        if self.as_deployed:
+            self._setup_deployed()
+            return
         ddb, sns, sqs = self.client("dynamodb"), self.client("sns"), self.client("sqs")
         with contextlib.suppress(ddb.exceptions.ResourceInUseException):
             ddb.create_table(
@@ -262,32 +272,80 @@ class LocalStack:
                 AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
             )
         self.topic_arn = sns.create_topic(Name=ALERT_TOPIC)["TopicArn"]
-        queue_url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
-        self.capture_url = queue_url
-        queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=queue_arn,
-                      Attributes={"RawMessageDelivery": "true"})
+        self._capture(self.topic_arn)
         self.dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
-
-        params = dict(self.parameters)
-        if "LockTableStreamArn" not in params:
-            table = params.get("LockTableNames", "terraform-state-lock").split(",")[0]
-            arn = self.ensure_stream(table)
-            if arn:
-                params["LockTableStreamArn"] = arn
+        params = self._stream_parameters()
         self.functions = load_functions(self.template, params,
                                         {"AWS::StackName": self.stack_name, "AWS::Region": self.region})
         resources = {"FindingsTable": FINDINGS_TABLE, "AlertTopic": self.topic_arn}
         for fn in self.functions:  # a !Ref to one of the stack's resources resolves to its logical ID
             fn.environment = {k: ",".join(resources.get(part, part) for part in v.split(","))
                               for k, v in fn.environment.items()}
-            self.echo(f"[local] {fn.name}: {fn.handler} from {fn.code_dir}"
-                      + (f", every {fn.schedule_seconds / self.time_scale:g}s (rate / {self.time_scale:g})"
-                         if fn.schedule_seconds else "")
-                      + (f", stream batch size {fn.stream_event['BatchSize']}" if fn.stream_event else ""))
-            props = fn.stream_event
-            if props is not None and str(props.get("Stream", "")).startswith("arn:aws:dynamodb"):
-                self._open_iterator(fn, props)
+            self._describe(fn)
+
+    def _stream_parameters(self) -> dict[str, str]:
+        params = dict(self.parameters)
+        if "LockTableStreamArn" not in params:
+            table = params.get("LockTableNames", "terraform-state-lock").split(",")[0]
+            arn = self.ensure_stream(table)
+            if arn:
+                params["LockTableStreamArn"] = arn
+        return params
+
+    def _capture(self, topic_arn: str) -> None:
+        """A queue subscribed to the alert topic: every message SNS accepted, shown as the email it is."""
+        sqs, sns = self.client("sqs"), self.client("sns")
+        self.capture_url = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
+        queue_arn = sqs.get_queue_attributes(QueueUrl=self.capture_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        sns.subscribe(TopicArn=topic_arn, Protocol="sqs", Endpoint=queue_arn, Attributes={"RawMessageDelivery": "true"})
+
+    def _setup_deployed(self) -> None:
+        """Build, deploy the template into the emulator, and give each function a Lambda box configured as deployed."""
+        from tfjanitor.local.lambda_box import BoxFunction, LambdaBox, sam_build  # noqa: PLC0415
+        from tfjanitor.local.stack import deploy  # noqa: PLC0415
+
+        params = self._stream_parameters()
+        build_dir = self.build_dir or self.template.resolve().parent / ".aws-sam" / "tfjanitor-local"
+        self.echo(f"[local] sam build into {build_dir} ...")
+        built = sam_build(self.template.resolve().parent, build_dir)
+        stack = deploy(built, self.endpoint_url, self.region, self.stack_name, params, build_dir=build_dir,
+                       event_source_mappings=False)  # the runner polls the stream, as Lambda's poller does
+        self.echo(f"[local] stack {self.stack_name}: {len(stack.resources)} resources created in the emulator")
+        self.topic_arn = stack.alert_topic_arn
+        self._capture(self.topic_arn)
+        self.dlq_url = self.client("sqs").create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
+        self.functions = load_functions(built, params, {"AWS::StackName": self.stack_name, "AWS::Region": self.region})
+        # The log level as the runner's (Lambda's advanced logging controls, AWS_LAMBDA_LOG_LEVEL, win over Powertools').
+        overrides = {"AWS_ENDPOINT_URL": self.endpoint_url, "POWERTOOLS_LOG_LEVEL": self.log_level,
+                     "AWS_LAMBDA_LOG_LEVEL": self.log_level,
+                     "POWERTOOLS_TRACE_DISABLED": "true",
+                     **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
+                        if k in os.environ}}
+        for fn in self.functions:
+            deployed = stack.functions[fn.name]
+            fn.environment = dict(deployed.environment)  # the deployed stack's configuration
+            box_fn = BoxFunction(fn.name, fn.code_dir, fn.handler, list(fn.layers), fn.runtime, deployed.memory,
+                                 float(deployed.timeout), fn.environment, function_name=deployed.name,
+                                 log_group=fn.log_group, log_format=fn.log_format,
+                                 application_log_level=fn.application_log_level)
+            self._boxes[fn.name] = LambdaBox(box_fn, overrides, region=self.region, cpu_share=1.0 if self.full_cpu else None,
+                                             echo=self.echo).open()
+            self._describe(fn)
+
+    def _describe(self, fn: LocalFunction) -> None:
+        self.echo(f"[local] {fn.name}: {fn.handler} from {fn.code_dir}"
+                  + (f", every {fn.schedule_seconds / self.time_scale:g}s (rate / {self.time_scale:g})"
+                     if fn.schedule_seconds else "")
+                  + (f", stream batch size {fn.stream_event['BatchSize']}" if fn.stream_event else ""))
+        props = fn.stream_event
+        if props is not None and str(props.get("Stream", "")).startswith("arn:aws:dynamodb"):
+            self._open_iterator(fn, props)
+
+    def close(self) -> None:
+        """End every Lambda box (their processes and cgroups)."""
+        for box in self._boxes.values():
+            box.close()
+        self._boxes.clear()
 
     def ensure_stream(self, table: str) -> str | None:
         ddb = self.client("dynamodb")
@@ -317,6 +375,8 @@ class LocalStack:
         return self._modules[fn.name]
 
     def invoke(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
+        if fn.name in self._boxes:
+            return self._invoke_boxed(fn, event)
         env = {
             **fn.environment,
             "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
@@ -340,6 +400,24 @@ class LocalStack:
                 else:
                     os.environ[k] = v
             self._collect_emf(out.getvalue())
+        self.invocations.append((fn.name, response))
+        return response
+
+    def _invoke_boxed(self, fn: LocalFunction, event: dict[str, Any]) -> Any:
+        """One invocation in the function's Lambda box. A failed one (an error, a timeout, OOM) is what Lambda makes
+        of it: for a stream batch every record failed (redelivered), for a schedule the error."""
+        invocation = self._boxes[fn.name].invoke(event)
+        self._collect_emf("\n".join(invocation.logs))
+        if invocation.ok:
+            response = invocation.response
+        elif "Records" in event:
+            response = {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
+                                              for r in event["Records"]]}
+            self.echo(f"[local] {fn.name} failed ({invocation.status}): {invocation.error}")
+        else:
+            response = {"error": invocation.status, **(invocation.error or {})}
+        if invocation.init is not None:
+            self.echo(f"[local] {fn.name}: cold start, init {invocation.init.seconds:.1f}s")
         self.invocations.append((fn.name, response))
         return response
 
