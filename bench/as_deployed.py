@@ -36,17 +36,18 @@ FLAT_MB = 2.0
 INIT_TARGET_SECONDS = 5.0
 
 
-def stack(server: MotoServer) -> dict[str, str]:
-    """The stack's own findings table and topic in the emulator; the box's environment overrides."""
+def stack(server: MotoServer, suffix: str = "") -> dict[str, str]:
+    """The stack's own findings table and topic in the emulator (one per memory size measured: each starts with no
+    alert open); the box's environment overrides."""
     def c(service: str) -> Any:
         return boto3.client(service, region_name=REGION, endpoint_url=server.url, aws_access_key_id="test",
                             aws_secret_access_key="test")
 
-    c("dynamodb").create_table(TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
+    c("dynamodb").create_table(TableName=f"tfjanitor-findings{suffix}", BillingMode="PAY_PER_REQUEST",
                                KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
                                AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}])
-    topic = c("sns").create_topic(Name="tfjanitor-alerts")["TopicArn"]
-    return {**server.env(), "FINDINGS_TABLE": "tfjanitor-findings", "ALERT_TOPIC_ARN": topic}
+    topic = c("sns").create_topic(Name=f"tfjanitor-alerts{suffix}")["TopicArn"]
+    return {**server.env(), "FINDINGS_TABLE": f"tfjanitor-findings{suffix}", "ALERT_TOPIC_ARN": topic}
 
 
 def spread(values: list[float]) -> dict[str, float] | None:
@@ -65,33 +66,58 @@ def measure_init(fn: BoxFunction, runs: int) -> dict[str, Any]:
             "handler_import_seconds": spread([i["handler_import_seconds"] for i in inits if i["handler_import_seconds"]])}
 
 
-def sweep_size(fn: BoxFunction, n: int, warm: int, seed_value: int) -> dict[str, Any]:
+def sweep_stats(logs: list[str]) -> dict[str, Any] | None:
+    """The "sweep finished" log line's stats: the sweep's own duration and calls, before alerting."""
+    for line in logs:
+        if '"sweep finished"' in line:
+            try:
+                return json.loads(line).get("stats")  # type: ignore[no-any-return]
+            except ValueError:
+                return None
+    return None
+
+
+def sweep_size(fn: BoxFunction, n: int, warm: int, seed_value: int, memories: list[int]) -> list[dict[str, Any]]:
+    """One seeded emulator of ``n`` states, swept at each memory size (a findings table of its own for each)."""
+    out = []
     with MotoServer() as server:
         started = time.perf_counter()
         seeded = seed(server.url, n, seed_value)
         print(f"N={n}: seeded in {time.perf_counter() - started:.0f}s ({len(seeded.drifted)} drifted, "
               f"{len(seeded.stale_locks)} stale)", flush=True)
-        with LambdaBox(fn, stack(server), runtime_dir=RUNTIME_DIR) as box:
-            runs = []
-            for i in range(1 + warm):
-                inv = box.invoke(EVENT)
-                runs.append(inv.as_dict())
-                print(f"N={n}: {'cold' if inv.cold else 'warm'} #{i}: {inv.status} {inv.duration_seconds:.1f}s "
-                      f"rss {inv.rss_mb or 0:.1f} MB peak {inv.cgroup_peak_mb or 0:.1f} MB cpu {inv.cpu_seconds or 0:.2f}s"
-                      + (f" init {inv.init.seconds:.1f}s" if inv.init else "") + (f" {inv.error}" if not inv.ok else ""),
-                      flush=True)
-                if not inv.ok:
-                    break  # a timed-out or killed sweep: the next is cold, and as slow
-            limits = str(box.limits)
+        for memory in memories:
+            out.append(_sweeps(fn, server, n, warm, memory, len(seeded.drifted) + len(seeded.stale_locks)))
+    return out
+
+
+def _sweeps(fn: BoxFunction, server: MotoServer, n: int, warm: int, memory: int, expected: int) -> dict[str, Any]:
+    with LambdaBox(fn, {**stack(server, f"-{memory}"), "POWERTOOLS_LOG_LEVEL": "INFO"}, memory_mb=memory,
+                   runtime_dir=RUNTIME_DIR) as box:
+        runs = []
+        for i in range(1 + warm):
+            inv = box.invoke(EVENT)
+            doc = inv.as_dict()
+            stats = sweep_stats(inv.logs) or {}
+            doc["sweep_seconds"] = stats.get("duration_seconds")
+            doc["critical_path_calls"] = stats.get("critical_path_calls")
+            runs.append(doc)
+            print(f"N={n} {memory} MB: {'cold' if inv.cold else 'warm'} #{i}: {inv.status} {inv.duration_seconds:.1f}s "
+                  f"(sweep {doc['sweep_seconds']}s) rss {inv.rss_mb or 0:.1f} MB peak {inv.cgroup_peak_mb or 0:.1f} MB "
+                  f"cpu {inv.cpu_seconds or 0:.2f}s" + (f" init {inv.init.seconds:.1f}s" if inv.init else "")
+                  + (f" {inv.error}" if not inv.ok else ""), flush=True)
+            if not inv.ok:
+                break  # a timed-out or killed sweep: the next is cold, and as slow
+        limits = str(box.limits)
     cold = runs[0]
     warm_ok = [r for r in runs[1:] if r["status"] == "success"]
     rss = [r["rss_mb"] for r in warm_ok]
     return {
-        "n": n, "limits": limits, "runs": runs,
-        "expected_findings": len(seeded.drifted) + len(seeded.stale_locks),
+        "n": n, "memory_mb": memory, "limits": limits, "runs": runs, "expected_findings": expected,
         "cold_seconds": cold["duration_seconds"] if cold["status"] == "success" else None,
         "cold_status": cold["status"],
+        "cold_sweep_seconds": cold.get("sweep_seconds"),
         "warm_seconds": spread([r["duration_seconds"] for r in warm_ok]),
+        "warm_sweep_seconds": spread([r["sweep_seconds"] for r in warm_ok if r.get("sweep_seconds")]),
         "warm_statuses": [r["status"] for r in runs[1:]],
         "peak_rss_mb": max((r["peak_rss_mb"] or 0 for r in runs), default=None),
         "cgroup_peak_mb": max((r["cgroup_peak_mb"] or 0 for r in runs), default=None),
@@ -103,7 +129,7 @@ def sweep_size(fn: BoxFunction, n: int, warm: int, seed_value: int) -> dict[str,
 
 
 def targets(report: dict[str, Any], timeout: float, memory_mb: int) -> list[dict[str, Any]]:
-    by_n = {s["n"]: s for s in report["sizes"]}
+    by_n = {s["n"]: s for s in report["sizes"] if s["memory_mb"] == memory_mb}
     out = []
     init = report["init"]["with_pyc"]["seconds"]
     out.append({"target": f"init within {INIT_TARGET_SECONDS:g} s at {memory_mb} MB (median, with the layer's .pyc)",
@@ -138,6 +164,8 @@ def main() -> int:
     parser.add_argument("--warm-large", type=int, default=2, help="warm invocations at each larger N")
     parser.add_argument("--init-runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20261125)
+    parser.add_argument("--memory", type=int, nargs="*", default=None,
+                        help="MemorySize values to sweep each N at (default: the template's); CPU follows memory")
     parser.add_argument("--output", default=str(HERE / "bench-output"))
     args = parser.parse_args()
 
@@ -160,18 +188,20 @@ def main() -> int:
     for label, doc in report["init"].items():
         print(f"init {label}: {doc['seconds']} handler import {doc['handler_import_seconds']}", flush=True)
     for i, n in enumerate(args.states):
-        report["sizes"].append(sweep_size(fn, n, args.warm if i == 0 else args.warm_large, args.seed))
+        report["sizes"] += sweep_size(fn, n, args.warm if i == 0 else args.warm_large, args.seed,
+                                      args.memory or [fn.memory_mb])
     report["targets"] = targets(report, fn.timeout, fn.memory_mb)
 
     print(f"\nSweeper as deployed: {fn.memory_mb} MB, {fn.memory_mb / 1769:.3f} CPU, Timeout {fn.timeout:g} s")
-    print(f"{'states':>8} {'cold s':>8} {'warm s (median, min-max)':>26} {'peak RSS MB':>12} {'cgroup MB':>10} "
-          f"{'CPU ms/state':>13} {'warm RSS growth MB':>19}")
+    print(f"{'states':>8} {'MB':>5} {'cold s':>8} {'warm s (median, min-max)':>26} {'warm sweep s':>12} "
+          f"{'peak RSS MB':>12} {'cgroup MB':>10} {'CPU ms/state':>13} {'warm RSS growth MB':>19}")
     for s in report["sizes"]:
-        w = s["warm_seconds"]
+        w, ws = s["warm_seconds"], s["warm_sweep_seconds"]
         warm = f"{w['median']:.1f} ({w['min']:.1f}-{w['max']:.1f})" if w else "-"
         cold = f"{s['cold_seconds']:.1f}" if s["cold_seconds"] else s["cold_status"]
         growth = f"{s['warm_growth_after_third_mb']:.2f}" if s["warm_growth_after_third_mb"] is not None else "-"
-        print(f"{s['n']:>8} {cold:>8} {warm:>26} {s['peak_rss_mb'] or 0:>12.1f} {s['cgroup_peak_mb'] or 0:>10.1f} "
+        print(f"{s['n']:>8} {s['memory_mb']:>5} {cold:>8} {warm:>26} {(ws or {}).get('median', 0):>12.1f} "
+              f"{s['peak_rss_mb'] or 0:>12.1f} {s['cgroup_peak_mb'] or 0:>10.1f} "
               f"{(s['cpu_seconds_per_state_warm'] or 0) * 1000:>13.3f} {growth:>19}")
     print()
     for t in report["targets"]:
