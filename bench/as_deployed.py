@@ -25,7 +25,8 @@ import boto3
 
 from bench import BUCKETS, REGION, TABLE, seed  # bench/bench.py: the same seeded tables as make bench's
 from tfjanitor.local.emulator import MotoServer
-from tfjanitor.local.lambda_box import BoxFunction, LambdaBox, built_function, sam_build
+from tfjanitor.local.lambda_box import BoxFunction, LambdaBox, built_function
+from tfjanitor.local.runtimes import sam_build
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent

@@ -21,8 +21,9 @@ from tests.integration.conftest import captured
 from tests.support.boxes import ROOT, TEST_FUNCTIONS, built, runtime_dir
 from tests.support.builders import lock_info, md5, put_lock, seed_states, state_body
 from tfjanitor.local.emulator import MotoServer
-from tfjanitor.local.lambda_box import BoxFunction, Invocation, LambdaBox, built_function, find_python
+from tfjanitor.local.lambda_box import BoxFunction, Invocation, LambdaBox, built_function
 from tfjanitor.local.runner import lambda_record
+from tfjanitor.local.runtimes import find_python
 
 FLAT_MB = 2.0
 EVENT = json.loads((ROOT / "events" / "schedule.json").read_text())

@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 
 from tests.support.boxes import TEST_FUNCTIONS, runtime_dir
-from tfjanitor.local.lambda_box import BoxFunction, LambdaBox, RuntimeApi
+from tfjanitor.local.lambda_box import BoxFunction, LambdaBox
+from tfjanitor.local.runtime_api import RuntimeApi
 
 BOX = TEST_FUNCTIONS / "box"
 

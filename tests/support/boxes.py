@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import on_ci
-from tfjanitor.local.lambda_box import ensure_runtime, sam_build
+from tfjanitor.local.runtimes import ensure_runtime, sam_build
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNTIME_DIR = ROOT / ".cache" / "lambda-box"  # the runtime interface client's venv, kept between runs (.gitignore)

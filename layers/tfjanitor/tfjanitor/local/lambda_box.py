@@ -29,110 +29,28 @@ Used by tests (tests/integration/test_as_deployed.py), ``make bench`` (bench/as_
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import os
-import re
-import shlex
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-AWSLAMBDARIC = "awslambdaric==4.2.2"
+from tfjanitor.local.cgroup import MB, Cgroup
+from tfjanitor.local.runtime_api import RuntimeApi, _Call
+from tfjanitor.local.runtimes import ensure_runtime, runtime_version, site_packages
+
 LAMBDA_MB_PER_VCPU = 1769  # Lambda gives CPU in proportion to memory: 1,769 MB is one vCPU
 INIT_LIMIT_SECONDS = 10.0  # the Init phase of an on-demand function
-MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # synchronous invocation payload
-API_PREFIX = "/2018-06-01/runtime"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
-CFS_PERIOD_US = 100_000
-MB = 1024 * 1024
 DEFAULT_ACCOUNT = "123456789012"
-
-
-# --------------------------------------------------------------------------- the Python the template names
-
-
-def find_python(version: str) -> Path:
-    """The real interpreter of Python ``version`` (e.g. ``"3.13"``): pyenv's versions first, then ``PATH``.
-
-    Returns the interpreter itself, never a shim (a shim is a shell script: its start-up would count as init)."""
-    root = Path(os.environ.get("PYENV_ROOT") or Path.home() / ".pyenv")
-    candidates = sorted((root / "versions").glob(f"{version}.*/bin/python{version}"), reverse=True)
-    on_path = shutil.which(f"python{version}")
-    if on_path:
-        candidates.append(Path(on_path))
-    probe = "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"
-    for candidate in candidates:
-        try:
-            out = subprocess.run([str(candidate), "-c", probe], capture_output=True, text=True, timeout=30,
-                                 check=True).stdout.split()
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if len(out) == 2 and out[1] == version:
-            return Path(out[0])
-    raise FileNotFoundError(f"no Python {version} found (pyenv versions under {root}/versions, or python{version} on PATH)")
-
-
-def runtime_version(runtime: str) -> str:
-    """``python3.13`` -> ``3.13``."""
-    match = re.fullmatch(r"python(\d+\.\d+)", runtime)
-    if not match:
-        raise ValueError(f"not a Python Lambda runtime: {runtime!r}")
-    return match[1]
-
-
-def ensure_runtime(cache_dir: Path, version: str = "3.13") -> Path:
-    """The interpreter of a virtual environment holding only the runtime interface client (what ``/var/runtime``
-    holds on Lambda), created once under ``cache_dir`` and reused. Safe against concurrent callers."""
-    venv = cache_dir / f"{AWSLAMBDARIC.replace('==', '-')}-py{version}"
-    python, marker = venv / "bin" / "python", venv / ".installed"
-    if marker.exists():
-        return python
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    with open(cache_dir / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        if marker.exists():
-            return python
-        shutil.rmtree(venv, ignore_errors=True)
-        base = find_python(version)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_"))}
-        subprocess.run([str(base), "-m", "venv", str(venv)], check=True, timeout=300, env=env, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", AWSLAMBDARIC],
-                       check=True, timeout=600, env=env, capture_output=True)
-        # Only the client and its own dependencies stay: pip is not in Lambda's runtime directory.
-        subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "pip"], check=True, timeout=120,
-                       env=env, capture_output=True)
-        marker.write_text(f"{AWSLAMBDARIC} for Python {version} ({base})\n")
-    return python
-
-
-def site_packages(python: Path) -> Path:
-    [path] = (python.parent.parent / "lib").glob("python*/site-packages")
-    return path
-
-
-def sam_build(project: Path, build_dir: Path, runtime: str = "python3.13", timeout: float = 900) -> Path:
-    """``sam build`` of ``project``'s template into ``build_dir`` (never the project's ``.aws-sam``), with the
-    runtime's Python on ``PATH`` (the layer's Makefile and SAM's Python builder both need it). The built template."""
-    python = find_python(runtime_version(runtime))
-    sam = shutil.which("sam") or str(Path(sys.executable).parent / "sam")
-    env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}", "SAM_CLI_TELEMETRY": "0"}
-    env.pop("PYTHONPATH", None)
-    subprocess.run([sam, "build", "--build-dir", str(build_dir), "--cache-dir", str(build_dir.parent / "sam-cache"),
-                    "--no-cached", "--template-file", str(project / "template.yaml")],
-                   cwd=project, env=env, check=True, timeout=timeout, capture_output=True, text=True)
-    return build_dir / "template.yaml"
 
 
 # --------------------------------------------------------------------------- what runs
@@ -228,283 +146,6 @@ class Invocation:
         if self.init is not None:
             out["init"] = {**vars(self.init), "over_limit": self.init.over_limit}
         return out
-
-
-# --------------------------------------------------------------------------- the Runtime API on loopback
-
-
-@dataclass
-class _Call:
-    request_id: str
-    body: bytes
-    headers: dict[str, str]
-    sent_at: float | None = None
-    done_at: float | None = None
-    kind: str | None = None  # response | error
-    payload: bytes = b""
-    error_type: str | None = None
-    done: threading.Event = field(default_factory=threading.Event)
-
-
-class _QuietServer(ThreadingHTTPServer):
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        """A runtime killed mid-request (timeout, OOM, close) leaves a broken connection: not worth a traceback."""
-        if not isinstance(sys.exc_info()[1], OSError):
-            super().handle_error(request, client_address)
-
-
-class RuntimeApi:
-    """The Lambda Runtime API (2018-06-01) on 127.0.0.1 and a free port, served by a thread.
-
-    ``/invocation/next`` blocks until :meth:`submit` queues an invocation; the runtime answers with
-    ``/invocation/{id}/response`` or ``/error``; an import that fails posts ``/init/error``. A request id that is
-    not the one in flight is refused (400), a response over 6 MB too (413), as Lambda does."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._queue: list[_Call] = []
-        self._current: _Call | None = None
-        self._closed = False
-        self.polls: list[float] = []  # monotonic time of each /next
-        self.init_error: dict[str, Any] | None = None
-        self.refused: list[str] = []  # what was refused, for the report
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base class's name)
-                pass
-
-            def _body(self) -> bytes:
-                if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
-                    chunks = []
-                    while True:
-                        size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
-                        if size == 0:
-                            self.rfile.readline()
-                            return b"".join(chunks)
-                        chunks.append(self.rfile.read(size))
-                        self.rfile.readline()
-                return self.rfile.read(int(self.headers.get("Content-Length") or 0))
-
-            def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
-                self.send_response(status)
-                for name, value in (headers or {"Content-Type": "application/json"}).items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def do_GET(self) -> None:
-                if self.path != f"{API_PREFIX}/invocation/next":
-                    self._send(404, b'{"errorType":"NotFound"}')
-                    return
-                call = api._next()
-                if call is None:  # the box is closing
-                    self.close_connection = True
-                    self._send(500, b'{"errorType":"Runtime.Shutdown"}')
-                    return
-                self._send(200, call.body, call.headers)
-
-            def do_POST(self) -> None:
-                body = self._body()
-                if self.path == f"{API_PREFIX}/init/error":
-                    api._init_error(body, self.headers.get("Lambda-Runtime-Function-Error-Type"))
-                    self._send(202, b'{"status":"OK"}')
-                    return
-                match = re.fullmatch(rf"{API_PREFIX}/invocation/([^/]+)/(response|error)", self.path)
-                if not match:
-                    self._send(404, b'{"errorType":"NotFound"}')
-                    return
-                status, answer = api._finish(match[1], match[2], body, self.headers.get("Lambda-Runtime-Function-Error-Type"))
-                self._send(status, answer)
-
-        self._server = _QuietServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="runtime-api", daemon=True)
-        self._thread.start()
-
-    @property
-    def address(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"{host}:{port}"
-
-    def submit(self, call: _Call) -> None:
-        with self._cond:
-            self._queue.append(call)
-            self._cond.notify_all()
-
-    def withdraw(self) -> None:
-        """Forget what is queued or in flight (its environment is gone)."""
-        with self._cond:
-            self._queue.clear()
-            self._current = None
-
-    def wait_poll(self, after: int, timeout: float, alive: Any) -> bool:
-        """Until the runtime has polled /next more than ``after`` times (True), ``alive()`` is false or time is up."""
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while len(self.polls) <= after:
-                left = deadline - time.monotonic()
-                if left <= 0 or not alive():
-                    return False
-                self._cond.wait(min(left, 0.05))
-            return True
-
-    def close(self) -> None:
-        with self._cond:
-            self._closed = True
-            self._cond.notify_all()
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def _next(self) -> _Call | None:
-        with self._cond:
-            self.polls.append(time.monotonic())
-            self._cond.notify_all()
-            while not self._queue and not self._closed:
-                self._cond.wait(0.5)
-            if self._closed:
-                return None
-            call = self._current = self._queue.pop(0)
-            call.sent_at = time.monotonic()
-            return call
-
-    def _finish(self, request_id: str, kind: str, body: bytes, error_type: str | None) -> tuple[int, bytes]:
-        with self._cond:
-            call = self._current
-            if call is None or call.request_id != request_id or call.done.is_set():
-                self.refused.append(f"{kind} for {request_id}")
-                return 400, json.dumps({"errorMessage": f"Invalid request ID: {request_id}",
-                                        "errorType": "InvalidRequestID"}).encode()
-            call.done_at, call.error_type = time.monotonic(), error_type
-            if kind == "response" and len(body) > MAX_RESPONSE_BYTES:
-                call.kind, call.payload = "error", json.dumps({
-                    "errorType": "Function.ResponseSizeTooLarge",
-                    "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
-                                    f"({MAX_RESPONSE_BYTES} bytes).",
-                }).encode()
-                status, answer = 413, b'{"errorType":"RequestEntityTooLarge"}'
-            else:
-                call.kind, call.payload = kind, body
-                status, answer = 202, b'{"status":"OK"}'
-            self._current = None
-            call.done.set()
-            self._cond.notify_all()
-            return status, answer
-
-    def _init_error(self, body: bytes, error_type: str | None) -> None:
-        with self._cond:
-            try:
-                doc = json.loads(body or b"{}")
-            except ValueError:
-                doc = {"errorMessage": body.decode(errors="replace")}
-            self.init_error = {"errorType": error_type or doc.get("errorType", "Runtime.Unknown"), **doc}
-            self._cond.notify_all()
-
-
-# --------------------------------------------------------------------------- cgroup v1: memory and CPU
-
-
-def _write(path: Path, value: str | int) -> None:
-    path.write_text(str(value))
-
-
-def _read_int(path: Path) -> int | None:
-    try:
-        return int(path.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class Cgroup:
-    """A cgroup (v1) of its own in the ``memory``, ``cpu`` and (where mounted) ``cpuacct`` controllers."""
-
-    def __init__(self, name: str, memory_mb: int, cpu_share: float, root: Path = CGROUP_ROOT):
-        self.name, self.memory_mb, self.cpu_share = name, memory_mb, cpu_share
-        self._root = root
-        self.dirs: dict[str, Path] = {}
-
-    def create(self) -> str | None:
-        """Make the group and set its limits; ``None``, or why it could not be made (then nothing is left)."""
-        try:
-            made: set[Path] = set()
-            for controller in ("memory", "cpu", "cpuacct"):
-                base = self._root / controller
-                if not (base / "cgroup.procs").exists():
-                    if controller == "cpuacct":
-                        continue  # CPU time then comes from /proc
-                    return f"cgroup v1 {controller} controller not mounted at {base}"
-                path = base / self.name
-                if path.resolve() not in made:  # cpu and cpuacct may be one hierarchy
-                    path.mkdir()
-                    made.add(path.resolve())
-                self.dirs[controller] = path
-            memory = self.dirs["memory"]
-            limit = self.memory_mb * MB
-            _write(memory / "memory.limit_in_bytes", limit)
-            if (memory / "memory.memsw.limit_in_bytes").exists():  # no swap beyond the limit
-                _write(memory / "memory.memsw.limit_in_bytes", limit)
-            with contextlib.suppress(OSError):
-                _write(memory / "memory.swappiness", 0)
-            cpu = self.dirs["cpu"]
-            _write(cpu / "cpu.cfs_period_us", CFS_PERIOD_US)
-            _write(cpu / "cpu.cfs_quota_us", max(1000, round(CFS_PERIOD_US * self.cpu_share)))
-            return None
-        except OSError as exc:
-            self.remove()
-            return f"no cgroup could be made ({exc.__class__.__name__}: {exc})"
-
-    @property
-    def made(self) -> bool:
-        return bool(self.dirs)
-
-    def join_script(self) -> str:
-        """Shell that moves itself into the group, then runs its arguments (so the whole process starts inside)."""
-        joins = " && ".join(f"echo $$ > {shlex.quote(str(path / 'cgroup.procs'))}" for path in self.dirs.values())
-        return f'{joins} && exec "$@"'
-
-    def pids(self) -> list[int]:
-        out: set[int] = set()
-        for path in self.dirs.values():
-            with contextlib.suppress(OSError):
-                out |= {int(p) for p in (path / "cgroup.procs").read_text().split()}
-        return sorted(out)
-
-    def memory_peak(self) -> int | None:
-        return _read_int(self.dirs["memory"] / "memory.max_usage_in_bytes") if "memory" in self.dirs else None
-
-    def reset_memory_peak(self) -> None:
-        if "memory" in self.dirs:
-            with contextlib.suppress(OSError):
-                _write(self.dirs["memory"] / "memory.max_usage_in_bytes", 0)
-
-    def oom_kills(self) -> int:
-        """OOM kills in the group so far (``oom_kill`` of ``memory.oom_control``; older kernels: the failure count)."""
-        if "memory" not in self.dirs:
-            return 0
-        with contextlib.suppress(OSError):
-            for line in (self.dirs["memory"] / "memory.oom_control").read_text().splitlines():
-                if line.startswith("oom_kill "):
-                    return int(line.split()[1])
-        return 0
-
-    def cpu_ns(self) -> int | None:
-        return _read_int(self.dirs["cpuacct"] / "cpuacct.usage") if "cpuacct" in self.dirs else None
-
-    def remove(self) -> None:
-        for path in {p.resolve(): p for p in self.dirs.values()}.values():
-            for _ in range(100):  # a killed task leaves the group once it is reaped
-                try:
-                    path.rmdir()
-                    break
-                except FileNotFoundError:
-                    break
-                except OSError:
-                    time.sleep(0.02)
-        self.dirs = {}
 
 
 # --------------------------------------------------------------------------- /proc readings
@@ -793,38 +434,9 @@ class LambdaBox:
             return self.invoke(event, client_context, cognito_identity, _redelivered=True)
         invocation = Invocation(request_id, init is not None, "success", init=init)
         if call.done.is_set():
-            invocation.duration_seconds = (call.done_at or 0.0) - (call.sent_at or submitted)
-            self._quiet()
-            invocation.rss_mb = _kb_to_mb(_status_kb(pid, "VmRSS"))
-            invocation.peak_rss_mb = _kb_to_mb(_status_kb(pid, "VmHWM"))
-            if call.kind == "response":
-                invocation.response = _json_or_text(call.payload)
-            else:
-                invocation.status = "error"
-                doc = _json_or_text(call.payload)
-                invocation.error = doc if isinstance(doc, dict) else {"errorMessage": str(doc)}
-                invocation.error.setdefault("errorType", call.error_type or "Unhandled")
+            self._answered(invocation, call, pid, submitted)
         else:
-            invocation.duration_seconds = time.monotonic() - (call.sent_at or submitted)
-            died = proc.poll() is not None
-            if not died:  # the deadline: Lambda stops the environment
-                self._kill(proc)
-            code = proc.wait()
-            ooms = (group.oom_kills() if group is not None else 0) - ooms_before
-            if not died:
-                invocation.status = "timeout"
-                invocation.error = {"errorType": "Sandbox.Timedout",
-                                    "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"}
-            elif ooms > 0:
-                invocation.status = "oom"
-                invocation.error = {"errorType": "Runtime.OutOfMemory",
-                                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
-            else:
-                invocation.status = "exit"
-                invocation.error = {"errorType": "Runtime.ExitError",
-                                    "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit(code)}"}
-            self._drain(proc)
-            self._stop_environment()  # the next invocation is a cold start
+            self._stopped(invocation, proc, submitted if call.sent_at is None else call.sent_at, ooms_before, timeout)
         if group is not None:
             invocation.cgroup_peak_mb = _bytes_to_mb(group.memory_peak())
             cpu_after = group.cpu_ns()
@@ -839,6 +451,45 @@ class LambdaBox:
         return invocation
 
     # -- internals -------------------------------------------------------------------
+
+    def _answered(self, invocation: Invocation, call: _Call, pid: int, submitted: float) -> None:
+        """The runtime answered: the function's response, or its error."""
+        invocation.duration_seconds = (call.done_at or 0.0) - (call.sent_at or submitted)
+        self._quiet()
+        invocation.rss_mb = _kb_to_mb(_status_kb(pid, "VmRSS"))
+        invocation.peak_rss_mb = _kb_to_mb(_status_kb(pid, "VmHWM"))
+        if call.kind == "response":
+            invocation.response = _json_or_text(call.payload)
+            return
+        invocation.status = "error"
+        doc = _json_or_text(call.payload)
+        invocation.error = doc if isinstance(doc, dict) else {"errorMessage": str(doc)}
+        invocation.error.setdefault("errorType", call.error_type or "Unhandled")
+
+    def _stopped(self, invocation: Invocation, proc: subprocess.Popen[bytes], since: float, ooms_before: int,
+                 timeout: float) -> None:
+        """No answer: the deadline passed (Lambda stops the environment), or the runtime died (OOM, an exit)."""
+        group, request_id = self._cgroup, invocation.request_id
+        invocation.duration_seconds = time.monotonic() - since
+        died = proc.poll() is not None
+        if not died:
+            self._kill(proc)
+        code = proc.wait()
+        ooms = (group.oom_kills() if group is not None else 0) - ooms_before
+        if not died:
+            invocation.status = "timeout"
+            invocation.error = {"errorType": "Sandbox.Timedout",
+                                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"}
+        elif ooms > 0:
+            invocation.status = "oom"
+            invocation.error = {"errorType": "Runtime.OutOfMemory",
+                                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
+        else:
+            invocation.status = "exit"
+            invocation.error = {"errorType": "Runtime.ExitError",
+                                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit(code)}"}
+        self._drain(proc)
+        self._stop_environment()  # the next invocation is a cold start
 
     def _read_output(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdout is not None

@@ -301,7 +301,8 @@ class LocalStack:
 
     def _setup_deployed(self) -> None:
         """Build, deploy the template into the emulator, and give each function a Lambda box configured as deployed."""
-        from tfjanitor.local.lambda_box import BoxFunction, LambdaBox, sam_build  # noqa: PLC0415
+        from tfjanitor.local.lambda_box import BoxFunction, LambdaBox  # noqa: PLC0415
+        from tfjanitor.local.runtimes import sam_build  # noqa: PLC0415
         from tfjanitor.local.stack import deploy  # noqa: PLC0415
 
         params = self._stream_parameters()
