@@ -19,7 +19,8 @@ from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.session import AwsSession
-from tfjanitor.release.by_hand import run_unlock
+from tfjanitor.cli.unlock import Console, run_unlock
+from tfjanitor.release.by_hand import UnlockRequest
 from tfjanitor.release.locks import observe, release
 
 KEY = "dev/terraform.tfstate"
@@ -91,8 +92,9 @@ def test_the_prompt_and_everything_shown_escape_a_hostile_lock(backend) -> None:
     put_lock(client("dynamodb", backend), BUCKET, key, info)
     out, err = io.StringIO(), io.StringIO()
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
-    code = run_unlock(session, REGION, backend.url, BUCKET, key, TABLE, False, f"id-{evil}", False, "table",
-                      Terminal("yes\n"), out, err)
+    writer = LockWriter(AwsSession(session, endpoint_url=backend.url), REGION)
+    code = run_unlock(writer, REGION, UnlockRequest(BUCKET, key, TABLE, False, f"id-{evil}"), False, "table",
+                      Console(Terminal("yes\n"), out, err))
     assert code == 0, out.getvalue() + err.getvalue()
     shown = out.getvalue() + err.getvalue()
     assert "Release 1 lock on" in err.getvalue() and "\\x1b]0;pwned\\x07" in shown and "ci\\x1b" in shown

@@ -177,6 +177,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {tfjanitor.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    _scan_command(sub)
+    _locks_command(sub)
+    _unlock_command(sub)
+    _local_command(sub)
+    return parser
+
+
+def _scan_command(sub: Any) -> None:
     scan = sub.add_parser(
         "scan",
         help="sweep lock tables and state buckets once and report findings",
@@ -198,6 +206,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _output_and_aws_options(scan)
 
+
+def _locks_command(sub: Any) -> None:
     locks = sub.add_parser(
         "locks",
         help="list every lock held now, with its last sign of life and a verdict (alive, quiet, stale)",
@@ -212,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     _read_options(locks)
     _output_and_aws_options(locks)
 
+
+def _unlock_command(sub: Any) -> None:
     unlock = sub.add_parser(
         "unlock",
         help="release one stale lock, conditionally on the exact lock shown",
@@ -250,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     unlock.add_argument("--dry-run", action="store_true", help="with --mine: say what would be released, release nothing")
     _output_and_aws_options(unlock)
 
+
+def _local_command(sub: Any) -> None:
     local = sub.add_parser(
         "local",
         help="run template.yaml's functions locally against an emulator (schedules, stream, emails)",
@@ -277,7 +291,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     local.add_argument("--full-cpu", action="store_true", help="as deployed, but without Lambda's CPU share")
     local.add_argument("--build-dir", default=None, help="where sam build writes (default .aws-sam/tfjanitor-local)")
-    return parser
 
 
 def _session_and_region(args: argparse.Namespace, region: str | None = None):  # type: ignore[no-untyped-def]
@@ -298,7 +311,10 @@ def _session_and_region(args: argparse.Namespace, region: str | None = None):  #
 
 
 def cmd_unlock(args: argparse.Namespace, out: _Stdout) -> int:
-    from tfjanitor.release.by_hand import run_unlock  # noqa: PLC0415
+    from tfjanitor.aws.backend import LockWriter  # noqa: PLC0415
+    from tfjanitor.aws.session import AwsSession  # noqa: PLC0415
+    from tfjanitor.cli.unlock import Console, run_unlock  # noqa: PLC0415
+    from tfjanitor.release.by_hand import UnlockRequest  # noqa: PLC0415
 
     if args.mine:
         from tfjanitor.cli.mine import cmd_unlock_mine  # noqa: PLC0415
@@ -320,10 +336,9 @@ def cmd_unlock(args: argparse.Namespace, out: _Stdout) -> int:
         if not sep or not bucket or not key:
             raise CliError(f"tfjanitor unlock: {args.state!r} is not BUCKET/KEY")
     session, region = _session_and_region(args)
-    return run_unlock(
-        session, region, args.endpoint_url, bucket, key, args.table, args.lockfile, args.lock_id, args.yes,
-        args.format, sys.stdin, out, sys.stderr,  # type: ignore[arg-type]
-    )
+    writer = LockWriter(AwsSession(session, endpoint_url=args.endpoint_url), region)
+    request = UnlockRequest(bucket, key, args.table, args.lockfile, args.lock_id)
+    return run_unlock(writer, region, request, args.yes, args.format, Console(sys.stdin, out, sys.stderr))  # type: ignore[arg-type]
 
 
 # What `tfjanitor local` imports beyond the CLI's own boto3: the `local` extra (module -> distribution).

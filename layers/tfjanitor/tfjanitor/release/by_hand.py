@@ -1,52 +1,89 @@
 """`tfjanitor unlock`: release one state's lock by hand, conditionally on exactly what was shown.
 
-What it prints at a terminal (the lock's fields, the state's key, the prompt) comes from a lock table
-that anyone running Terraform writes: every line goes through ``untrusted.shown``. The JSON output is
-not escaped (JSON escapes by itself).
+This room reads the state's locks, chooses which go (:func:`choose`) and releases them; what is shown at a
+terminal, the prompt and the JSON are the CLI's (``cli/unlock.py``).
 """
 
 from __future__ import annotations
 
-import json
-from datetime import datetime, timezone
-from typing import IO, Any
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
 
 from tfjanitor.aws.backend import LockWriter
-from tfjanitor.aws.session import AwsError, AwsSession
-from tfjanitor.durations import human_duration
+from tfjanitor.aws.session import AwsError
 from tfjanitor.release.locks import DYNAMODB, LOCKFILE, ObservedLock, ReleaseResult, observe, release
-from tfjanitor.untrusted import LINE_LIMIT, shown
 
 EXIT_OK, EXIT_NOT_RELEASED, EXIT_INCOMPLETE = 0, 1, 2
 
 
-def _lines(locks: list[ObservedLock], now: datetime) -> list[str]:
-    out = []
-    for lock in locks:
-        where = (f"DynamoDB item {lock.bucket}/{lock.key} in {lock.table}" if lock.source == DYNAMODB
-                 else f"s3://{lock.bucket}/{lock.key}.tflock (ETag {lock.etag})")
-        out.append(f"  {where}")
-        if lock.lock:
-            info = lock.lock
-            out.append(f"    ID:        {info.id}")
-            out.append(f"    Operation: {info.operation}")
-            out.append(f"    Who:       {info.who}")
-            out.append(f"    Version:   {info.version}")
-            out.append(f"    Since:     {info.created:%Y-%m-%d %H:%M:%S} UTC ({human_duration(info.age_seconds(now))} ago)")
+@dataclass(frozen=True)
+class UnlockRequest:
+    """Which lock to release: the state's DynamoDB item (``table``) and/or its ``.tflock`` (``lockfile``), only if
+    its ID is ``want_id`` when given."""
+
+    bucket: str
+    key: str
+    table: str | None = None
+    lockfile: bool = False
+    want_id: str | None = None
+
+    @property
+    def state(self) -> str:
+        return f"{self.bucket}/{self.key}"
+
+
+@dataclass
+class Unlock:
+    """What one unlock saw and did."""
+
+    request: UnlockRequest
+    locks: list[ObservedLock] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    errors: list[dict[str, Any]] = field(default_factory=list)
+    results: list[ReleaseResult] = field(default_factory=list)
+
+    def error(self, check: str, target: str | None, exc: AwsError) -> None:
+        self.errors.append({"check": check, "target": target, "code": exc.code, "message": str(exc)})
+
+    def to_dict(self, region: str, now: datetime) -> dict[str, Any]:
+        return {"region": region, "state": self.request.state, "complete": not self.errors,
+                "locks": [lock.describe(now) for lock in self.locks],
+                "released": [r.to_dict(now) for r in self.results if r.released],
+                "not_released": [r.to_dict(now) for r in self.results if not r.released], "errors": self.errors}
+
+
+def read_locks(writer: LockWriter, request: UnlockRequest) -> Unlock:
+    """The locks the state holds now (its DynamoDB item when a table is given, its .tflock when it exists)."""
+    unlock = Unlock(request)
+    state = request.state
+    if request.table:
+        try:
+            unlock.locks = observe(writer, request.bucket, request.key, request.table, lockfile=False)
+        except AwsError as exc:
+            unlock.error("read_lock_item", request.table, exc)
+            return unlock
+    try:
+        unlock.locks += observe(writer, request.bucket, request.key, None, lockfile=True)
+    except AwsError as exc:
+        if request.lockfile:
+            unlock.error("read_lockfile", state, exc)
         else:
-            out.append("    not a valid Terraform lock (terraform force-unlock cannot read it)")
-    return out
+            unlock.notes.append(f"could not look for s3://{state}.tflock ({exc.code}); only the DynamoDB lock is considered")
+    return unlock
 
 
-def _choose(locks: list[ObservedLock], table: str | None, lockfile: bool, want_id: str | None) -> tuple[list[ObservedLock], str]:
+def choose(unlock: Unlock) -> tuple[list[ObservedLock], str]:
     """Which of the observed locks to release, or why none."""
-    if want_id is not None:
-        chosen = [lock for lock in locks if lock.lock_id == want_id]
+    locks, request = unlock.locks, unlock.request
+    if request.want_id is not None:
+        chosen = [lock for lock in locks if lock.lock_id == request.want_id]
         if not chosen:
             held = ", ".join(sorted({lock.lock_id or "unreadable" for lock in locks}))
-            return [], f"refusing: the lock ID is {held}, not {want_id}"
+            return [], f"refusing: the lock ID is {held}, not {request.want_id}"
         return chosen, ""
-    requested = [lock for lock in locks if (lock.source == DYNAMODB and table) or (lock.source == LOCKFILE and lockfile)]
+    requested = [lock for lock in locks
+                 if (lock.source == DYNAMODB and request.table) or (lock.source == LOCKFILE and request.lockfile)]
     if not requested:
         return [], "no lock of the requested kind"
     ids = {lock.lock_id for lock in requested if lock.lock_id}
@@ -55,79 +92,13 @@ def _choose(locks: list[ObservedLock], table: str | None, lockfile: bool, want_i
     return requested + companions, ""
 
 
-def run_unlock(
-    session: Any, region: str, endpoint_url: str | None, bucket: str, key: str, table: str | None, lockfile: bool,
-    want_id: str | None, yes: bool, fmt: str, stdin: IO[str], stdout: IO[str], stderr: IO[str],
-) -> int:
-    now = datetime.now(timezone.utc)
-    writer = LockWriter(AwsSession(session, endpoint_url=endpoint_url), region)
-    state = f"{bucket}/{key}"
-    doc: dict[str, Any] = {"region": region, "state": state, "complete": True, "locks": [], "released": [],
-                           "not_released": [], "errors": []}
-    notes: list[str] = []
-
-    def say(lines: list[str]) -> str:
-        return "".join(shown(line, LINE_LIMIT) + "\n" for line in lines)
-
-    def finish(code: int, message: str | list[str]) -> int:
-        lines = [message] if isinstance(message, str) else message
-        doc["complete"] = not doc["errors"]
-        doc["message"] = "\n".join(lines)
-        if fmt == "json":
-            stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
-        else:
-            stdout.write(say([f"note: {note}" for note in notes] + lines))
-        return code
-
-    try:
-        locks = observe(writer, bucket, key, table, lockfile=False) if table else []
-    except AwsError as exc:
-        doc["errors"].append({"check": "read_lock_item", "target": table, "code": exc.code, "message": str(exc)})
-        return finish(EXIT_INCOMPLETE, f"could not read the lock item of {state} in {table}: {exc.code}: {exc.message}")
-    try:
-        locks += observe(writer, bucket, key, None, lockfile=True)
-    except AwsError as exc:
-        if lockfile:
-            doc["errors"].append({"check": "read_lockfile", "target": state, "code": exc.code, "message": str(exc)})
-            return finish(EXIT_INCOMPLETE, f"could not read s3://{state}.tflock: {exc.code}: {exc.message}")
-        notes.append(f"could not look for s3://{state}.tflock ({exc.code}); only the DynamoDB lock is considered")
-
-    doc["locks"] = [lock.describe(now) for lock in locks]
-    if not locks:
-        return finish(EXIT_NOT_RELEASED, f"No lock on {state}: nothing to release.")
-    chosen, why_not = _choose(locks, table, lockfile, want_id)
-    if fmt != "json":
-        stdout.write(say([f"Lock{'s' if len(locks) > 1 else ''} on {state}:", *_lines(locks, now)]))
-    if not chosen:
-        return finish(EXIT_NOT_RELEASED, why_not.capitalize() + "; nothing was deleted.")
-
-    if not yes:
-        if not stdin.isatty():
-            doc["errors"].append({"check": "confirm", "target": state, "code": "NoTerminal",
-                                  "message": "no terminal to confirm on"})
-            return finish(EXIT_INCOMPLETE, "No terminal to confirm on: re-run with --yes to release without asking.")
-        stderr.write(
-            "If the run that took this lock is still alive, releasing it lets another run write the same state.\n"
-            + shown(f"Release {len(chosen)} lock{'s' if len(chosen) > 1 else ''} on {state}? ", LINE_LIMIT)
-            + "Only 'yes' releases: "
-        )
-        stderr.flush()
-        if stdin.readline().strip().lower() != "yes":
-            return finish(EXIT_NOT_RELEASED, "Not released (not confirmed); nothing was deleted.")
-
-    results: list[ReleaseResult] = []
+def release_all(writer: LockWriter, unlock: Unlock, chosen: list[ObservedLock]) -> int:
+    """Release each chosen lock (exactly as observed, or not at all); the exit code."""
     for lock in chosen:
         try:
-            results.append(release(writer, lock))
+            unlock.results.append(release(writer, lock))
         except AwsError as exc:
-            doc["errors"].append({"check": "release", "target": lock.source, "code": exc.code, "message": str(exc)})
-    for result in results:
-        (doc["released"] if result.released else doc["not_released"]).append(result.to_dict(now))
-    lines = [("released: " if r.released else "NOT released: ") + r.reason for r in results]
-    lines += [f"error: {e['message']}" for e in doc["errors"]]
-    if doc["errors"]:
-        return finish(EXIT_INCOMPLETE, lines)
-    if all(r.released for r in results):
-        lines.append("Digest items and state objects were not touched.")
-        return finish(EXIT_OK, lines)
-    return finish(EXIT_NOT_RELEASED, lines)
+            unlock.error("release", lock.source, exc)
+    if unlock.errors:
+        return EXIT_INCOMPLETE
+    return EXIT_OK if all(r.released for r in unlock.results) else EXIT_NOT_RELEASED
