@@ -62,4 +62,4 @@ cost: setup ## what one region's stack costs a month at the defaults (from the t
 	$(BIN)/python scripts/cost.py
 
 clean: ## remove build and run outputs (keeps .venv)
-	rm -rf .aws-sam build demo-output bench-output .pytest_cache .cache
+	rm -rf .aws-sam build demo-output bench/bench-output .pytest_cache .cache

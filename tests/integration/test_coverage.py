@@ -17,7 +17,7 @@ from tests.conftest import BUCKET, REGION, TABLE, client, create_lock_table
 from tests.integration.conftest import session
 from tests.support.builders import lock_info, put_lock, put_state, state_body
 from tests.support.faults import deny
-from tfjanitor.aws.history import LifeTable, life_key
+from tfjanitor.aws.history import History, life_key
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.durations import Deadline
 from tfjanitor.local.emulator import MotoServer
@@ -86,7 +86,7 @@ def test_out_of_time_while_listing_resolves_no_lock_file(backend, alerting) -> N
 def learned(backend: MotoServer, key: str, lock_id: str, now: datetime | None = None, table: str = TABLE) -> None:
     """Five quick applies on record, then a run dead for 30 minutes: stale by its learned threshold (10 minutes),
     not by the fixed one (1 hour)."""
-    history = LifeTable(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
+    history = History(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
     for i in range(5):  # recorded once each (a second call finds them there)
         history.record_hold(life_key(REGION, table, BUCKET, key), f"{BUCKET}/{key}", "apply", f"r{i}", 40,
                             datetime.now(timezone.utc))

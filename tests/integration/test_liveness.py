@@ -19,7 +19,7 @@ from tests.integration.conftest import kinds, session
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body
 from tfjanitor.alerts.lifecycle import fingerprint, open_one
 from tfjanitor.alerts.store import DynamoAlertStore
-from tfjanitor.aws.history import HISTORY_TTL, MAX_HOLDS, LifeTable, life_key
+from tfjanitor.aws.history import HISTORY_TTL, MAX_HOLDS, History, life_key
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.checks import findings as build
 from tfjanitor.model import Kind, ScanResult, StalePolicy
@@ -39,12 +39,12 @@ def history(backend):  # type: ignore[no-untyped-def]
         KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
-    return LifeTable(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
+    return History(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
 
 
-def sweep_at(server, now: datetime, history_table: str | None = None, policy: StalePolicy | None = None,  # type: ignore[no-untyped-def]
+def sweep_at(server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None,  # type: ignore[no-untyped-def]
              all_lockfiles: bool = False) -> ScanResult:
-    request = SweepRequest(REGION, [TABLE], [BUCKET], policy or StalePolicy(), history_table=history_table,
+    request = SweepRequest(REGION, [TABLE], [BUCKET], policy or StalePolicy(), findings_table=findings_table,
                            all_lockfiles=all_lockfiles)
     return Sweeper(AwsSession(session(), endpoint_url=server.url), now=now).sweep(request)
 
@@ -78,7 +78,7 @@ def test_a_digest_write_seen_on_the_stream_is_a_sign_of_life_read_in_one_batch(b
     for key in keys:
         put_lock(ddb, BUCKET, key, lock_info(f"{BUCKET}/{key}", age=timedelta(hours=2)))
     history.digest_written(life_key(REGION, TABLE, BUCKET, keys[0]), f"{BUCKET}/{keys[0]}", later(minutes=-1))
-    result = sweep_at(backend, later(), history_table=FINDINGS)
+    result = sweep_at(backend, later(), findings_table=FINDINGS)
     assert sorted(f.key for f in result.findings) == keys[1:]  # keys[0] wrote its digest a minute ago
     assert {h.key: h.last_sign_of_life["what"] for h in result.locks}[keys[0]] == "digest_written"
     assert result.stats.api_calls["BatchGetItem"] == 1  # every held lock's record in one read
@@ -94,14 +94,14 @@ def test_a_learned_threshold_alerts_long_before_stale_after_and_explains_itself(
         assert history.record_hold(key, f"{BUCKET}/{KEY}", "apply", f"run-{i}", 40 + i, later())
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(minutes=12), lock_id="dead-2"))
     assert kinds(sweep_at(backend, later())) == []  # the fixed 1h: not yet
-    result = sweep_at(backend, later(), history_table=FINDINGS)
+    result = sweep_at(backend, later(), findings_table=FINDINGS)
     [stale] = result.findings
     assert stale.kind is Kind.STALE_LOCK and stale.details["threshold"]["learned"] is True
     assert stale.details["threshold_seconds"] == 600  # 3 x 44 s, raised to MinStaleAfter
     assert "this state's applies finish within 44s (p95 of 5 runs); this one has shown no sign of life for 12m" \
         in stale.message
     # With learning off, the fixed threshold again.
-    assert sweep_at(backend, later(), history_table=FINDINGS, policy=StalePolicy(adaptive=False)).findings == []
+    assert sweep_at(backend, later(), findings_table=FINDINGS, policy=StalePolicy(adaptive=False)).findings == []
 
 
 def test_the_history_is_bounded_idempotent_and_expires(backend, history) -> None:

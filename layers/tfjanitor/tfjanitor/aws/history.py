@@ -94,7 +94,7 @@ def _life(item: dict[str, Any]) -> StateLife:
                      datetime.fromtimestamp(float(seen), timezone.utc) if seen else None)
 
 
-class LifeTable:
+class History:
     """Signs of life and hold history on the stack's table (the findings table)."""
 
     def __init__(self, aws: AwsSession, region: str, table: str):

@@ -111,9 +111,6 @@ class CallCounter:
     def set_depth(self, depth: int) -> None:
         self._chain.depth = depth
 
-    @property
-    def retries(self) -> int:
-        return max(0, self.attempts - sum(self.calls.values()))
 
 
 IO_WORKERS = 8  # concurrent reads per fan-out (I/O bound; memory: a state download holds 64 KiB at a time)

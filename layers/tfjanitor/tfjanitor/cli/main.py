@@ -130,8 +130,9 @@ def _read_options(parser: argparse.ArgumentParser) -> None:
         help="the same for plan locks (default 15m, never longer than --stale-after)",
     )
     parser.add_argument(
-        "--history-table", metavar="NAME",
-        help="the stack's table (its FindingsTableName output): also count the digest writes its stream monitor "
+        "--findings-table", "--history-table", dest="findings_table", metavar="NAME",
+        help="the stack's findings table (its FindingsTableName output; --history-table is the old name of this "
+             "flag): also count the digest writes its stream monitor "
              "saw as signs of life, and learn each state's threshold from its own hold times; without it, the "
              "fixed thresholds",
     )
@@ -435,7 +436,7 @@ def _read(args: argparse.Namespace, audit: bool, all_lockfiles: bool):  # type: 
         audit=audit,
         deadline=Deadline.after(args.time_budget) if args.time_budget else None,
         profile=args.profile,
-        history_table=args.history_table,
+        findings_table=args.findings_table,
         all_lockfiles=all_lockfiles,
     )
     return scan_regions(aws, request, account)

@@ -13,7 +13,7 @@ from tfjanitor.alerts.lifecycle import AlertRecord, Notice, covered_scopes, proc
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.bus import EventBus
-from tfjanitor.aws.history import LifeTable
+from tfjanitor.aws.history import History
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
 from tfjanitor.checks.audit_rules import AUDIT_KINDS
@@ -148,7 +148,7 @@ def _sweep_and_alert(
     settings: SweeperSettings, aws: AwsSession, now: datetime, sweep_id: str | None, deadline: Deadline | None,
 ) -> tuple[ScanResult, Delivery]:
     request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline,
-                           history_table=settings.findings_table)
+                           findings_table=settings.findings_table)
     sweeper = Sweeper(aws, now=now)
     result = sweeper.sweep(request)
 
@@ -200,5 +200,5 @@ def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = No
     """The monitor queues its notices in the findings table; :func:`deliver_notices` sends them. It keeps each
     state's digest writes and hold times there too (aws.history)."""
     store, _ = alerting(settings, aws)
-    life = LifeTable(aws, settings.region, settings.findings_table) if settings.findings_table else None
+    life = History(aws, settings.region, settings.findings_table) if settings.findings_table else None
     return StreamMonitor(checker=Sweeper(aws), store=store, log=log, life=life)

@@ -1,4 +1,4 @@
-"""The audit run: read posture and peer regions through posture.py, judge with audit.py.
+"""The audit run: read posture and peer regions through aws/posture.py, judge with checks/audit_rules.py.
 
 It extends a sweep's :class:`ScanResult` (``tfjanitor scan``: after the sweep) or a survey's
 (the auditor function: tables scanned and buckets listed, no state read) with the audit's

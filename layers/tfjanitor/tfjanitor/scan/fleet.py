@@ -33,7 +33,7 @@ class FleetRequest:
     audit: bool = True
     deadline: Deadline | None = None
     profile: str | None = None  # the CLI's --profile: fix commands carry it
-    history_table: str | None = None  # read in each region scanned (the stack's table there)
+    findings_table: str | None = None  # read in each region scanned (the stack's table there)
     all_lockfiles: bool = False
 
 
@@ -60,7 +60,7 @@ def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: st
                                                                          "whether it is a lock table is unknown"))
                     for name, exc in undescribed if name not in tables]
     sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline, request.profile,
-                         request.history_table, request.all_lockfiles, for_audit=request.audit)
+                         request.findings_table, request.all_lockfiles, for_audit=request.audit)
     result = Sweeper(aws).sweep(sweep)
     result.errors += unknown
     if request.audit:

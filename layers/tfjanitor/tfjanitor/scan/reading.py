@@ -49,7 +49,7 @@ class SweepRequest:
     policy: StalePolicy = field(default_factory=StalePolicy)
     deadline: Deadline | None = None
     profile: str | None = None  # the CLI's --profile: fix commands carry it (the Lambda has none)
-    history_table: str | None = None  # the stack's table: digest writes seen on the stream, hold history
+    findings_table: str | None = None  # the stack's table: digest writes seen on the stream, hold history
     all_lockfiles: bool = False  # read every .tflock, not only old ones (to list every lock)
     # Keep what the audit reads (``result.inventory``: every listed state's facts, every MD5). Off for the
     # scheduled sweep and ``scan --skip-audit``: a state proven by its ETag then leaves nothing behind.

@@ -87,7 +87,7 @@ class StateChecker(Protocol):
 
 
 class LifeRecorder(Protocol):
-    """Where the stream's signs of life and hold times are kept (aws.history.LifeTable)."""
+    """Where the stream's signs of life and hold times are kept (aws.history.History)."""
 
     def digest_written(self, key: str, state: str, at: datetime) -> None: ...
     def record_hold(self, key: str, state: str, klass: str, lock_id: str, seconds: float, now: datetime) -> bool: ...

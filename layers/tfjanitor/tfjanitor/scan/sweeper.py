@@ -18,7 +18,7 @@ from dataclasses import replace
 from datetime import datetime, timezone
 
 from tfjanitor.aws.backend import Bucket, ObjectEntry
-from tfjanitor.aws.history import LifeTable, StateLife, life_key
+from tfjanitor.aws.history import History, StateLife, life_key
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import findings as build
 from tfjanitor.checks.evidence import may_write
@@ -109,7 +109,7 @@ class Sweeper:
         region = request.region
         scopes = {table_scope(region, t) for t in read.tables_read}
         scopes |= {bucket_scope(region, name) for name, view in read.views.items() if view.listed or not view.exists}
-        if lives is not None or not request.history_table:
+        if lives is not None or not request.findings_table:
             scopes.add(history_scope(region))
         result.finished(scopes)
 
@@ -288,10 +288,10 @@ class Sweeper:
                    life: StateLife | None, now: datetime) -> None:
         """Remember when this lock (its Created ahead of the clock) was first seen, in the stack's table: later
         sweeps count its silence from then. Without that table (the CLI) each run counts from its own first look."""
-        if not request.history_table or life is None or life.first_seen(lock.id) is not None:
+        if not request.findings_table or life is None or life.first_seen(lock.id) is not None:
             return
         try:
-            LifeTable(self._aws, request.region, request.history_table).saw_ahead(
+            History(self._aws, request.region, request.findings_table).saw_ahead(
                 life_key(request.region, table, bucket, key), f"{bucket}/{key}", lock.id, now)
         except AwsError:
             pass  # counted from this run again next time: later, never earlier, so never a false alarm
@@ -312,7 +312,7 @@ class Sweeper:
     def _lives(self, request: SweepRequest, read: Read, result: ScanResult) -> Lives | None:
         """The stack's records (digest writes seen on the stream, hold history) of every state under a lock:
         one BatchGetItem per 100 held locks, never a read per state. None without a history table."""
-        if not request.history_table:
+        if not request.findings_table:
             return None
         wanted = {(table, b, k) for (b, k), held in read.locks.items() for table, _ in held}
         for name, view in read.views.items():
@@ -321,11 +321,11 @@ class Sweeper:
         if not keys:
             return {}
         try:
-            records = LifeTable(self._aws, request.region, request.history_table).read(list(keys))
+            records = History(self._aws, request.region, request.findings_table).read(list(keys))
         except AwsError as exc:
             result.errors.append(ScanError(
-                "read_history", request.history_table, exc.code,
-                describe_error(exc, "history table", request.history_table).replace(
+                "read_history", request.findings_table, exc.code,
+                describe_error(exc, "history table", request.findings_table).replace(
                     "its checks did not run", "locks were judged with the fixed thresholds and without the stream's "
                     "digest writes")))
             return None
