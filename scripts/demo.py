@@ -29,8 +29,9 @@ import boto3  # noqa: E402
 from tests.support.builders import lock_info, md5, put_lock, put_state, state_body  # noqa: E402
 from tests.support.posture import harden_bucket, harden_table  # noqa: E402
 from tfjanitor.commands import shell_line  # noqa: E402
+from tfjanitor.local.dashboard import render_dashboard  # noqa: E402
 from tfjanitor.local.emulator import MotoServer  # noqa: E402
-from tfjanitor.local.runner import LocalStack, render_dashboard  # noqa: E402
+from tfjanitor.local.runner import LocalStack  # noqa: E402
 
 REGION, TABLE, BUCKET = "ap-northeast-2", "terraform-state-lock", "tfstate-demo"
 OUT = ROOT / "demo-output"
@@ -214,7 +215,7 @@ def main() -> int:
             story.close()
             stack.close()
         metrics_summary(stack)
-        png = render_dashboard(stack.metrics, OUT / "dashboard.png", f"tfjanitor demo ({REGION})")
+        png = render_dashboard(stack.metrics, stack.dashboard_body(), OUT / "dashboard.png", f"tfjanitor demo ({REGION})")
         if shutil.which("terraform"):
             say("tfjanitor scan, as you would run it from a laptop, after the fixes")
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}

@@ -44,3 +44,21 @@ def test_the_local_stack_runs_what_sam_deploy_ships(backend: MotoServer, tmp_pat
     assert sweeps and sweeps[0]["findings"] == 1 and not sweeps[0]["skipped"]
     assert any(m.name == "StaleLocks" for m in stack.metrics)  # the box's EMF lines, read back
     assert json.loads(email.chat)["source"] == "custom"
+
+
+def test_the_dashboard_picture_is_the_templates_dashboard(tmp_path: Path) -> None:
+    """Drawn from the template's own dashboard body: every TfJanitor metric of every widget, none defined twice."""
+    from tests.support.cfn import Rendered, load_template
+    from tfjanitor.local.dashboard import panels, render_dashboard
+    from tfjanitor.local.runner import Metric
+
+    template = load_template()
+    body = Rendered(template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com"}).value(
+        template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+    shown = panels(body)
+    widgets = json.loads(body)["widgets"]
+    assert len(shown) == sum(1 for w in widgets if w["type"] == "metric")
+    names = {line.name for panel in shown for line in panel.lines}
+    assert {"SweepsCompleted", "StaleLocks", "DigestDrift", "LockHoldSeconds", "NotificationsFailed"} <= names
+    metrics = [Metric(time.time() + i, "StaleLocks", {"service": "tfjanitor"}, [1.0]) for i in range(3)]
+    assert render_dashboard(metrics, body, tmp_path / "d.png").stat().st_size > 10_000

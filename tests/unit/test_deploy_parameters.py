@@ -13,7 +13,7 @@ import pytest
 from tests.support.cfn import ROOT, Rendered, load_template
 from tfjanitor.cli.main import build_parser
 from tfjanitor.durations import parse_duration
-from tfjanitor.local.runner import check_parameters
+from tfjanitor.local.template import check_parameters
 
 # The least a deploy needs: the state buckets and where alerts go.
 CHOSEN = {"StateBucketNames": "my-terraform-state", "AlertEmail": "oncall@example.com"}

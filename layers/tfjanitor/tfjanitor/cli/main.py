@@ -357,7 +357,8 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
                        "pip install 'tfjanitor[local]'", "MissingExtra")
 
     from tfjanitor.local.emulator import MotoServer  # noqa: PLC0415
-    from tfjanitor.local.runner import LocalStack, ParameterError  # noqa: PLC0415
+    from tfjanitor.local.runner import LocalStack  # noqa: PLC0415
+    from tfjanitor.local.template import ParameterError  # noqa: PLC0415
 
     params = {}
     for item in args.param:

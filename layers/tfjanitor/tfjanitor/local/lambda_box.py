@@ -7,7 +7,7 @@
 - Only the built artefacts are on its path: the function's built code directory is the task root (and the
   working directory), each built layer's ``python/`` is what Lambda mounts at ``/opt/python``. Nothing from the
   source tree or the caller's environment: the environment is rendered from the template (SAM CLI's providers,
-  :func:`tfjanitor.local.runner.load_functions`) plus what Lambda itself sets, plus the caller's overrides
+  :func:`tfjanitor.local.template.load_functions`) plus what Lambda itself sets, plus the caller's overrides
   (the emulator's endpoint and credentials). Bytecode is never written (``/opt`` and ``/var/task`` are read-only
   on Lambda): a layer shipped without ``.pyc`` is compiled again at every cold start, as there.
 - The process runs in a cgroup (v1) of its own: the function's ``MemorySize`` as its memory limit (no swap) and
@@ -82,7 +82,7 @@ def built_function(build_dir: Path, name: str, parameters: dict[str, str], stack
                    region: str = "ap-northeast-2") -> BoxFunction:
     """Function ``name`` of the template ``sam build`` wrote into ``build_dir``, as SAM CLI resolves it (Globals
     merged, parameters applied, its layers' built directories)."""
-    from tfjanitor.local.runner import load_functions
+    from tfjanitor.local.template import load_functions
 
     for fn in load_functions(build_dir / "template.yaml", parameters, {"AWS::StackName": stack_name, "AWS::Region": region}):
         if fn.name == name:

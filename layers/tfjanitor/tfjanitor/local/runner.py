@@ -24,159 +24,25 @@ import importlib.util
 import io
 import json
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from email import policy as email_policy
-from email.message import EmailMessage
-from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
 import boto3
 
+from tfjanitor.local.mail import CapturedEmail, format_email, write_eml
+from tfjanitor.local.template import LocalFunction, load_functions
 from tfjanitor.runtime.settings import auditor_settings, stream_settings, sweeper_settings
 
 FINDINGS_TABLE = "tfjanitor-findings"
 ALERT_TOPIC = "tfjanitor-alerts"
 CAPTURE_QUEUE = "tfjanitor-alert-capture"
 DEAD_LETTER_QUEUE = "tfjanitor-stream-dlq"
-_RATE = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
 
-
-def rate_seconds(expression: str) -> float:
-    match = _RATE.match(expression.strip())
-    if not match:
-        raise ValueError(f"only rate() schedules run locally, not {expression!r}")
-    return int(match[1]) * _UNIT_SECONDS[match[2].rstrip("s")]
-
-
-@dataclass
-class LocalFunction:
-    name: str
-    code_dir: Path
-    handler: str
-    environment: dict[str, str]
-    events: dict[str, Any]
-    timeout: float = 240  # seconds, from the template (Globals merged)
-    memory: int = 256
-    runtime: str = "python3.13"
-    layers: list[Path] = field(default_factory=list)  # each layer's directory (what Lambda mounts at /opt)
-    log_group: str | None = None  # LoggingConfig's log group, its name resolved
-    log_format: str | None = None  # LoggingConfig's LogFormat (JSON or Text)
-    application_log_level: str | None = None
-    function_name: str | None = None  # FunctionName, when the template sets one
-
-    @property
-    def schedule_seconds(self) -> float | None:
-        for event in self.events.values():
-            if event.get("Type") in ("Schedule", "ScheduleV2"):
-                expression = event["Properties"].get("ScheduleExpression") or event["Properties"].get("Schedule")
-                return rate_seconds(str(expression))
-        return None
-
-    @property
-    def stream_event(self) -> dict[str, Any] | None:
-        for event in self.events.values():
-            if event.get("Type") == "DynamoDB":
-                return dict(event["Properties"])
-        return None
-
-
-class ParameterError(ValueError):
-    """Parameter values CloudFormation would refuse when creating the change set."""
-
-
-def _rule_value(expr: Any, values: dict[str, Any]) -> Any:
-    """The rule-specific intrinsic functions template.yaml's Rules use."""
-    if not isinstance(expr, dict):
-        return expr
-    [(op, args)] = expr.items()
-    if op == "Ref":
-        return values[args]
-    if op == "Fn::Equals":
-        left, right = (_rule_value(a, values) for a in args)
-        return left == right
-    if op == "Fn::Not":
-        return not _rule_value(args[0], values)
-    if op == "Fn::And":
-        return all(_rule_value(a, values) for a in args)
-    if op == "Fn::Or":
-        return any(_rule_value(a, values) for a in args)
-    if op == "Fn::EachMemberEquals":
-        members, value = (_rule_value(a, values) for a in args)
-        return all(m == value for m in members)
-    raise ValueError(f"rule function {op} is not supported locally")
-
-
-def check_parameters(template: dict[str, Any], overrides: dict[str, str]) -> list[str]:
-    """What CloudFormation would say about these parameter values, in its words ([] when it accepts them)."""
-    problems: list[str] = []
-    values: dict[str, Any] = {}
-    for name, spec in template.get("Parameters", {}).items():
-        if name not in overrides and "Default" not in spec:
-            problems.append(f"Parameters: [{name}] must have values")
-            continue
-        raw = str(overrides.get(name, spec.get("Default")))
-        is_list = spec.get("Type") == "CommaDelimitedList"
-        values[name] = raw.split(",") if is_list else raw
-        allowed = [str(v) for v in spec.get("AllowedValues", [])]
-        pattern = spec.get("AllowedPattern")
-        for element in values[name] if is_list else [raw]:
-            if (allowed and element not in allowed) or (pattern and not re.fullmatch(pattern, element)):
-                problems.append(f"Parameter '{name}' must satisfy constraint: "
-                                f"{spec.get('ConstraintDescription') or f'[AllowedValues: {allowed}]'} (got {element!r})")
-                break
-    if problems:
-        return problems
-    for rule in template.get("Rules", {}).values():
-        if "RuleCondition" in rule and not _rule_value(rule["RuleCondition"], values):
-            continue
-        problems += [a["AssertDescription"] for a in rule["Assertions"] if not _rule_value(a["Assert"], values)]
-    return problems
-
-
-def load_functions(template: Path, parameters: dict[str, str], pseudo: dict[str, str] | None = None) -> list[LocalFunction]:
-    """The template's functions as SAM CLI resolves them (Globals merged, parameters applied), after
-    the parameter checks CloudFormation makes (``ParameterError`` lists what it would refuse).
-    ``pseudo``: pseudo parameters such as ``AWS::StackName`` and ``AWS::Region`` (SAM CLI's defaults otherwise)."""
-    os.environ.setdefault("SAM_CLI_TELEMETRY", "0")
-    from samcli.lib.providers.sam_function_provider import SamFunctionProvider  # noqa: PLC0415
-    from samcli.lib.providers.sam_stack_provider import SamLocalStackProvider  # noqa: PLC0415
-    from samcli.yamlhelper import yaml_parse  # noqa: PLC0415
-
-    problems = check_parameters(yaml_parse(template.read_text()), parameters)
-    if problems:
-        raise ParameterError("; ".join(problems))
-
-    stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters,
-                                                 global_parameter_overrides=pseudo)
-    resources = {name: res for stack in stacks for name, res in (stack.resources or {}).items()}
-
-    def local_path(uri: str) -> Path:
-        path = Path(uri)
-        return path if path.is_absolute() else template.parent / path
-
-    functions = []
-    for fn in SamFunctionProvider(stacks).get_all():
-        env = {k: str(v) for k, v in ((fn.environment or {}).get("Variables") or {}).items()}
-        logging_config = dict(fn.logging_config or {})
-        group = logging_config.get("LogGroup")
-        if isinstance(group, str) and group in resources:  # a !Ref to the stack's log group: its name
-            group = (resources[group].get("Properties") or {}).get("LogGroupName", group)
-        functions.append(LocalFunction(
-            fn.name, local_path(fn.codeuri), fn.handler, env, dict(fn.events or {}), float(fn.timeout or 3),
-            int(fn.memory or 128), runtime=str(fn.runtime or "python3.13"),
-            layers=[local_path(layer.codeuri) for layer in fn.layers or [] if layer.codeuri],
-            log_group=group if isinstance(group, str) else None, log_format=logging_config.get("LogFormat"),
-            application_log_level=logging_config.get("ApplicationLogLevel"),
-            function_name=fn.functionname if fn.functionname != fn.name else None,
-        ))
-    return functions
 
 
 class FakeContext:
@@ -213,15 +79,6 @@ class Metric:
 
 
 @dataclass
-class CapturedEmail:
-    subject: str
-    body: str
-    plain: str
-    received: datetime
-    chat: str = ""  # the custom notification AWS Chatbot gets (JSON)
-
-
-@dataclass
 class LocalStack:
     template: Path
     endpoint_url: str
@@ -244,6 +101,7 @@ class LocalStack:
 
     def __post_init__(self) -> None:
         self._boxes: dict[str, Any] = {}
+        self.deployed: Any = None  # the stack created in the emulator (as deployed): local.stack.DeployedStack
         self._modules: dict[str, Any] = {}
         self._next_run: dict[str, float] = {}
         self._iterators: dict[str, str] = {}
@@ -312,6 +170,7 @@ class LocalStack:
         stack = deploy(built, self.endpoint_url, self.region, self.stack_name, params, build_dir=build_dir,
                        event_source_mappings=False)  # the runner polls the stream, as Lambda's poller does
         self.echo(f"[local] stack {self.stack_name}: {len(stack.resources)} resources created in the emulator")
+        self.deployed = stack
         self.topic_arn = stack.alert_topic_arn
         self._capture(self.topic_arn)
         self.dlq_url = self.client("sqs").create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
@@ -341,6 +200,11 @@ class LocalStack:
         props = fn.stream_event
         if props is not None and str(props.get("Stream", "")).startswith("arn:aws:dynamodb"):
             self._open_iterator(fn, props)
+
+    def dashboard_body(self) -> dict[str, Any]:
+        """The dashboard body the deployed stack created (as deployed only: the template's, resolved)."""
+        name = self.deployed.physical("Dashboard")
+        return dict(json.loads(self.client("cloudwatch").get_dashboard(DashboardName=name)["DashboardBody"]))
 
     def close(self) -> None:
         """End every Lambda box (their processes and cgroups)."""
@@ -533,92 +397,3 @@ class LocalStack:
         while time.monotonic() < deadline and not (stop and stop()):
             self.step()
             time.sleep(interval)
-
-
-def format_email(email: CapturedEmail) -> str:
-    bar = "-" * 78
-    return f"\n{bar}\nSubject: {email.subject}\n{bar}\n{email.body}{bar}"
-
-
-def write_eml(email: CapturedEmail, directory: Path, n: int, to: str | None = None) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    msg = EmailMessage()
-    msg["From"] = "tfjanitor <no-reply@sns.amazonaws.com>"
-    msg["To"] = to or "on-call@example.com"
-    msg["Subject"] = email.subject
-    msg["Date"] = format_datetime(email.received)
-    msg.set_content(email.plain)  # the link-free plain text first ...
-    msg.add_alternative(_html(email.body), subtype="html")  # ... and the version with console links
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", email.subject.replace("[tfjanitor]", "")).strip("-")[:60]
-    path = directory / f"{n:02d}-{slug}.eml"
-    path.write_bytes(msg.as_bytes(policy=email_policy.default.clone(max_line_length=998)))
-    return path
-
-
-def _html(text: str) -> str:
-    import html  # noqa: PLC0415
-
-    escaped = html.escape(text)
-    linked = re.sub(r"(https://[^\s<]+)", r'<a href="\1">\1</a>', escaped)
-    return f"<html><body><pre style=\"font-family: monospace\">{linked}</pre></body></html>"
-
-
-# The dashboard's main widgets: (title, metric names, how to combine one invocation's values)
-DASHBOARD_PANELS: list[tuple[str, tuple[str, ...], str]] = [
-    ("Is tfjanitor alive? Complete sweeps", ("SweepsCompleted",), "sum"),
-    ("Stale locks (no point: none)", ("StaleLocks", "StaleLockfiles", "InterruptedWrites"), "max"),
-    ("Digest drift and orphan digests (no point: none)", ("DigestDrift", "OrphanDigests", "DriftDetected"), "max"),
-    ("Oldest lock held (s)", ("OldestLockAgeSeconds",), "max"),
-    ("Is anything broken? (no point: no)", ("SweepErrors", "UnverifiedStates", "NotificationsFailed"), "max"),
-    ("Lock hold time by operation (s)", ("LockHoldSeconds",), "each"),
-    ("Open findings / alerts sent", ("OpenFindings", "AlertsSent"), "max"),
-    ("Backend audit (no point: none)", ("SplitBrainLocks", "LockTableProblems", "TablePostureFindings",
-                                        "BucketPostureFindings", "AuditErrors"), "max"),
-]
-
-
-def render_dashboard(metrics: list[Metric], path: Path, title: str = "tfjanitor") -> Path:
-    """Draw the dashboard's main widgets from the metrics a local run emitted (EMF)."""
-    import matplotlib  # noqa: PLC0415
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # noqa: PLC0415
-
-    start = min((m.at for m in metrics), default=time.time())
-    fig, axes = plt.subplots(4, 2, figsize=(14, 13))
-    for ax, (panel, names, how) in zip(axes.flat, DASHBOARD_PANELS, strict=True):
-        drawn = False
-        for name in names:
-            series: dict[str, list[tuple[float, float]]] = {}
-            for m in metrics:
-                if m.name != name:
-                    continue
-                label = name
-                if "OperationClass" in m.dimensions:
-                    label = m.dimensions["OperationClass"] if len(names) == 1 else f"{name} {m.dimensions['OperationClass']}"
-                points = series.setdefault(label, [])
-                t = m.at - start
-                if how == "each":
-                    points += [(t, v) for v in m.values]
-                else:
-                    points.append((t, sum(m.values) if how == "sum" else max(m.values)))
-            for label, points in sorted(series.items()):
-                xs, ys = zip(*points, strict=True)
-                if how == "each":
-                    ax.scatter(xs, ys, label=label, s=18)
-                else:
-                    ax.step(xs, ys, where="post", label=label, marker="o", markersize=3)
-                drawn = True
-        ax.set_title(panel, fontsize=11)
-        ax.set_xlabel("seconds since start", fontsize=8)
-        ax.grid(True, alpha=0.3)
-        if drawn:
-            ax.legend(fontsize=8, loc="upper left")
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="grey")
-    fig.suptitle(f"{title} - dashboard widgets from the run's own metrics", fontsize=14)
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
