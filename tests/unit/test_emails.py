@@ -15,10 +15,12 @@ import pytest
 
 from tests.support.builders import lock_info
 from tests.support.cfn import ROOT, Rendered, load_template
+from tfjanitor import catalog
 from tfjanitor.alerts.delivery import Notifier, sns_subject
-from tfjanitor.alerts.emails import KINDS, README_URL, SUBJECT_LIMIT, Origin, render
+from tfjanitor.alerts.emails import README_URL, SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.topic import Topic
+from tfjanitor.catalog import Check, found_by
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
 from tfjanitor.cli.main import build_parser
@@ -143,7 +145,7 @@ def test_every_kind_and_event_says_where_what_why_what_to_do_how_to_check_and_wh
         if notice.event in ("opened", "worse", "reminder"):
             # What is wrong: the finding's one sentence; why it matters: what fails next, for whom.
             assert section(email.plain, "What is wrong") == [f"  {finding.message}"]
-            assert section(email.plain, "Why it matters") == [f"  {KINDS[kind].why}"]
+            assert section(email.plain, "Why it matters") == [f"  {catalog.ENTRIES[kind].why}"]
             todo = section(email.plain, "What to do")
             assert all(f"    {line}" in todo for line in finding.command_lines())  # each on a line of its own
             for alternative in finding.alternative_lines():
@@ -169,7 +171,7 @@ def test_how_to_check_is_a_scan_the_cli_accepts_for_this_finding_and_a_plan_for_
     assert args.tables == ([finding.table] if finding.table else []) and args.discover_tables == (not finding.table)
     if not finding.table:
         assert args.buckets == [finding.bucket]
-    assert args.skip_audit == (kind not in {k.value for k in audit.AUDIT_KINDS})  # the audit finds audit kinds
+    assert args.skip_audit == (kind not in {k.value for k in found_by(Check.AUDIT)})  # the audit finds audit kinds
     if kind == "split_brain_lock":
         assert args.peer_regions == ["us-east-1"]
     assert ("    terraform plan" in check) == (finding.key is not None and kind != "malformed_item")
@@ -202,7 +204,7 @@ def test_every_kind_has_a_short_readme_section_saying_what_how_fix_and_if_intend
         labels = re.findall(r"^- \*\*(.+?):\*\*", body, re.M)
         assert labels == ["Means", "How it knows", "Fix", "If intended"], (kind, labels)
         assert len(body.splitlines()) <= 14, f"the {kind.value} section is longer than a short section"
-        assert KINDS[kind.value].title and KINDS[kind.value].why  # and the emails have words for it
+        assert catalog.ENTRIES[kind.value].title and catalog.ENTRIES[kind.value].why  # and the emails have words for it
 
 
 def test_the_readme_the_emails_link_to_is_the_packages_documentation_url() -> None:
