@@ -4,7 +4,9 @@ alarms use, the generated docs page of kinds kept fresh, and each kind's facts i
 from __future__ import annotations
 
 import importlib.util
+import json
 import re
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from types import ModuleType
 
@@ -12,7 +14,12 @@ import pytest
 
 from tests.unit.test_emails import every_kind
 from tfjanitor import catalog
+from tfjanitor.alerts import chat, events
+from tfjanitor.alerts.emails import Origin, render
+from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.catalog import CATALOG, ENTRIES, Check, Kind, Severity, found_by
+from tfjanitor.cli.output import to_table
+from tfjanitor.model import ScanResult
 from tfjanitor.runtime.telemetry import METRIC_PLAN
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -104,6 +111,21 @@ def test_the_page_has_a_section_per_kind_saying_what_how_fix_and_if_intended(ent
     assert f"**{entry.title}**" in body and f"severity `{entry.severity.value}`" in body
     assert f"found by the {entry.check.value}" in body and (entry.metric is None or f"`{entry.metric.name}`" in body)
     assert catalog.docs_link(entry.kind) == f"{catalog.DOCS_URL}kinds/#{entry.kind.value}"
+
+
+@pytest.mark.parametrize("kind", sorted(k.value for k in Kind))
+def test_every_reader_shows_the_catalogs_title_and_docs_link(kind: str) -> None:
+    """The email's subject, the chat card's title, the event's ``about`` and the CLI's ``about:`` line."""
+    finding, at = every_kind()[kind], datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
+    entry, own = ENTRIES[kind], Origin("tfjanitor", "ap-northeast-2", docs_url="https://docs.example.com/tfjanitor/")
+    notice = Notice("opened", finding.to_dict(), "fp", at, at - timedelta(hours=1))
+    assert f" {entry.title}: " in render(notice, own).subject
+    assert f" {entry.title}: " in json.loads(chat.card_json(notice, own))["content"]["title"]
+    about = json.loads(events.entry(notice, own)["Detail"])["about"]
+    assert about == {"title": entry.title, "docs": f"https://docs.example.com/tfjanitor/kinds/#{kind}"}
+    result = ScanResult(region="ap-northeast-2", tables=[], buckets=[], read_at=at)
+    result.findings = [finding]
+    assert f"    about: {entry.title}, {catalog.DOCS_URL}kinds/#{kind}" in to_table(result).splitlines()
 
 
 def test_a_kinds_words_are_written_in_the_catalog_only() -> None:

@@ -1,5 +1,5 @@
 """Alert emails a stranger understands: which account and stack, what is wrong, why it matters, what to
-run, how to check, where to look (the README section on the kind included); subjects that fit a list
+run, how to check, where to look (the docs section on the kind included); subjects that fit a list
 view; never state contents; every message under SNS's 256 KB whatever a lock table holds."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.support.builders import lock_info
 from tests.support.cfn import ROOT, Rendered, load_template
 from tfjanitor import catalog
 from tfjanitor.alerts.delivery import Notifier, sns_subject
-from tfjanitor.alerts.emails import README_URL, SUBJECT_LIMIT, Origin, render
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.topic import Topic
 from tfjanitor.catalog import Check, found_by
@@ -102,11 +102,11 @@ def section(text: str, heading: str) -> list[str]:
     return [line for line in lines[start:end] if line]
 
 
-def readme_anchors() -> set[str]:
-    """The anchors GitHub makes for README.md's headings: lowercase, punctuation but - and _ dropped,
-    spaces as dashes."""
+def page_anchors() -> set[str]:
+    """The anchors the docs site makes for docs/kinds.md's headings (Python-Markdown's toc, as GitHub does):
+    lowercase, punctuation but - and _ dropped, spaces as dashes."""
     anchors = set()
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (ROOT / "docs" / "kinds.md").read_text().splitlines():
         if match := re.match(r"^#{1,6} (.+)$", line):
             anchors.add(re.sub(r"[^\w\- ]", "", match[1].strip().lower()).replace(" ", "-"))
     return anchors
@@ -151,10 +151,10 @@ def test_every_kind_and_event_says_where_what_why_what_to_do_how_to_check_and_wh
             for alternative in finding.alternative_lines():
                 assert f"  Or: {alternative['label']}:" in todo
                 assert all(f"    {line}" in todo for line in alternative["commands"])
-        # The README section on the kind, by an anchor README.md really has; the plain text names it.
-        assert f"  About {kind}: {README_URL}#{kind}" in section(email.body, "Where to look")
-        assert kind in readme_anchors()
-        assert f"  About it:    the tfjanitor README, section {kind}" in section(email.plain, "Where to look")
+        # The docs section on the kind, by an anchor docs/kinds.md really has; the plain text names it.
+        assert f"  About {kind}: {catalog.DOCS_URL}kinds/#{kind}" in section(email.body, "Where to look")
+        assert kind in page_anchors()
+        assert f"  About it:    the tfjanitor docs, page Finding kinds, section {kind}" in section(email.plain, "Where to look")
         assert "https://" not in email.plain
         subject = sns_subject(email.subject)
         assert subject == email.subject and subject.isascii() and subject.isprintable() and len(subject) < SUBJECT_LIMIT
@@ -195,9 +195,22 @@ def test_every_message_stays_under_snss_limit_whatever_the_lock_table_holds(kind
         assert (chat["version"], chat["source"]) == ("1.0", "custom") and "`payments-prod`" in chat["content"]["description"]
 
 
-def test_the_readme_the_emails_link_to_is_the_packages_documentation_url() -> None:
+def test_the_docs_the_emails_link_to_are_the_packages_documentation_url_and_the_templates_default() -> None:
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
-    assert urls["Documentation"] == README_URL and README_URL.startswith(urls["Homepage"])
+    owner, repo = urls["Homepage"].removeprefix("https://github.com/").split("/")
+    assert urls["Documentation"] == catalog.DOCS_URL == f"https://{owner}.github.io/{repo}/"  # the project's own site
+    assert load_template()["Parameters"]["DocsUrl"]["Default"] == catalog.DOCS_URL
+
+
+def test_a_stacks_docs_url_is_where_its_emails_link() -> None:
+    template = load_template()
+    stack = Rendered(template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
+                                "DocsUrl": "https://docs.example.com/platform/tfjanitor/"}, region=REGION)
+    env = stack.value(template["Globals"]["Function"]["Environment"]["Variables"])
+    settings = FunctionSettings.from_env({**{k: str(v) for k, v in env.items()}, "AWS_REGION": REGION})
+    email = render(stale_notice(), origin(settings))
+    assert "  About stale_lock: https://docs.example.com/platform/tfjanitor/kinds/#stale_lock" in email.body.splitlines()
+    assert "docs.example.com" not in email.plain  # the link-free copy names the page instead
 
 
 def test_the_stack_the_template_deploys_is_the_one_the_emails_name_with_its_dashboard() -> None:

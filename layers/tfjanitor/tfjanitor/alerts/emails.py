@@ -8,8 +8,8 @@ the region: someone who watches many accounts knows at once which one it is. The
 what is wrong (the finding's sentence); why it matters (what fails next, for whom); what to do (the
 fix, each command on a line of its own); how to check it worked (``tfjanitor scan`` and, for one
 state, ``terraform plan``); where to look (the place, console links, the stack's dashboard and the
-README section on the finding's kind). Resolved and released notices keep that order where it applies.
-What an email says of a kind beyond the finding (its title, why it matters, which check finds it, whether
+section on the finding's kind of the docs page of kinds). Resolved and released notices keep that order where it
+applies. What an email says of a kind beyond the finding (its title, why it matters, which check finds it, whether
 it is about one state) is the kind's entry in ``tfjanitor.catalog``.
 
 Lock fields and keys are hostile input: every line of prose goes through ``untrusted.shown`` (control
@@ -40,15 +40,12 @@ from tfjanitor.alerts.budgets import (
     utf8,
 )
 from tfjanitor.alerts.lifecycle import Notice
-from tfjanitor.catalog import Check
+from tfjanitor.catalog import DOCS_URL, Check
 from tfjanitor.commands import aws_context, option, printed, representable, s3api_objects, shell_line, unlock_command
 from tfjanitor.durations import human_duration
 from tfjanitor.untrusted import LINE_LIMIT, shown, subject_text
 
 SUBJECT_LIMIT = 100
-# The README the emails link to, one section per finding kind (anchor: the kind). The same URL is the
-# package's Documentation URL in pyproject.toml ([project.urls]; a test keeps them equal).
-README_URL = "https://github.com/tfjanitor/tfjanitor/blob/main/README.md"
 _EVENTS = {"opened": "", "worse": "WORSE: ", "reminder": "Still open: ", "resolved": "RESOLVED: "}
 
 
@@ -60,7 +57,7 @@ class Origin:
     region: str | None = None  # the stack's region (its dashboard is "<stack>-<region>")
     account: str | None = None  # the 12-digit account the stack runs in
     account_alias: str | None = None  # the name the team knows the account by (the AccountAlias parameter)
-    readme_url: str = README_URL
+    docs_url: str = DOCS_URL  # the docs site every email links into (the DocsUrl parameter), ending in "/"
 
     @property
     def dashboard(self) -> str | None:
@@ -160,9 +157,9 @@ def dashboard_link(origin: Origin) -> str | None:
             f"#dashboards:name={quote(origin.dashboard, safe='')}")
 
 
-def readme_link(kind: str, origin: Origin) -> str:
-    """The README section that explains ``kind`` (its heading is the kind, so its anchor is too)."""
-    return f"{origin.readme_url}#{quote(kind, safe='')}"
+def docs_link(kind: str, origin: Origin) -> str:
+    """The section on ``kind`` of the docs page of kinds, on the docs site the stack links to."""
+    return catalog.docs_link(kind, origin.docs_url)
 
 
 def check_commands(f: dict[str, Any]) -> list[list[str]]:
@@ -359,13 +356,13 @@ def _open(text: _Text, notice: Notice) -> None:
     text.say(f"  {f.get('message', '')}")
     text.section("Why it matters")
     about = catalog.entry(f.get("kind", ""))
-    text.say(f"  {about.why if about else 'See the README section below.'}")
+    text.say(f"  {about.why if about else 'The docs page on this kind (below) says why.'}")
     text.section("What to do")
     text.say(*(f"  {i}. {step}" for i, step in enumerate(d.get("fix") or [], 1)))
     text.lines += printed(d.get("commands") or [], d.get("alternatives") or [], "  ")
     _fitted_note(text, d)
     if not (d.get("fix") or d.get("commands") or d.get("alternatives")):
-        text.say("  The README section below says how to fix it.")
+        text.say("  The docs page on this kind (below) says how to fix it.")
     _how_to_check(text, f)
 
 
@@ -437,9 +434,9 @@ def _render(notice: Notice, origin: Origin, index: int) -> Email:
     # scanner is left out (the facts above name the place); the compact form keeps only the stack's own.
     dashboard = dashboard_link(origin)
     links = [*([("Dashboard", dashboard)] if dashboard else []), *([] if level.compact else console_links(f)),
-             (f"About {kind}", readme_link(kind, origin))]
+             (f"About {kind}", docs_link(kind, origin))]
     names = [f"  {'Dashboard:':12} {origin.dashboard} (CloudWatch, {origin.region})"] if origin.dashboard else []
-    names.append(f"  {'About it:':12} the tfjanitor README, section {kind}")
+    names.append(f"  {'About it:':12} the tfjanitor docs, page Finding kinds, section {kind}")
     footer = ["", "--", f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · "
               "state contents are never included in alerts"]
     linked = [shown(f"  {label}: {url}", LINE_LIMIT) if len(url) <= LINK_BUDGET else

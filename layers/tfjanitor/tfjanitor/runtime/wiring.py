@@ -37,9 +37,10 @@ def delivery_deadline(deadline: Deadline | None) -> Deadline | None:
 
 
 def origin(settings: FunctionSettings) -> Origin:
-    """The stack every alert email, chat card and event names: its account (and alias), name and region."""
+    """The stack every alert email, chat card and event names: its account (and alias), name and region, and
+    the docs site its emails link into."""
     return Origin(stack=settings.stack_name, region=settings.region, account=settings.account_id,
-                  account_alias=settings.account_alias)
+                  account_alias=settings.account_alias, docs_url=settings.docs_url)
 
 
 def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, Notifier] | tuple[None, None]:
