@@ -8,7 +8,7 @@ SAM_ENV := PYENV_VERSION=3.11.7:3.12.1:3.13.0 SAM_CLI_TELEMETRY=0
 ENV ?= seoul
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench bench-deployed cost clean
+.PHONY: help setup demo test test-unit test-integration test-e2e lint docs validate build deploy stackset bench bench-deployed cost clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test-e2e: setup ## the real terraform binary against moto server
 
 lint: setup ## ruff lint
 	$(BIN)/ruff check layers functions tests scripts bench
+
+docs: setup ## write the docs pages generated from code (docs/kinds.md from the finding kinds' catalog)
+	$(BIN)/python scripts/docs.py
 
 validate: setup ## sam validate --lint (offline)
 	$(SAM_ENV) $(BIN)/sam validate --lint

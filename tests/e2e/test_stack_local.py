@@ -76,7 +76,7 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     assert lines[1] == f"Account 123456789012 (sandbox), stack tfjanitor, region {REGION}"
     sections = ["What is wrong", "Why it matters", "What to do", "How to check it worked", "Where to look"]
     assert [line for line in lines if line in sections] == sections
-    assert f"#dashboards:name=tfjanitor-{REGION}" in opened_lock.body and "README.md#stale_lock" in opened_lock.body
+    assert f"#dashboards:name=tfjanitor-{REGION}" in opened_lock.body and "/kinds/#stale_lock" in opened_lock.body
 
     # Hand edit while the stale lock still stands, then release it: the drift is judged after release.
     s3, ddb = client("s3", backend), client("dynamodb", backend)

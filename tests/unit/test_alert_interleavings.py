@@ -16,9 +16,8 @@ from tfjanitor.alerts.lifecycle import (
     process_findings,
     resolve_if_open,
 )
-from tfjanitor.checks.audit_rules import AUDIT_KINDS
+from tfjanitor.catalog import Check, found_by
 from tfjanitor.model import Finding, Kind, Severity
-from tfjanitor.runtime.wiring import SWEEPER_KINDS
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
 REGION, TABLE, BUCKET, KEY = "ap-northeast-2", "terraform-state-lock", "tfstate-demo", "ci/terraform.tfstate"
@@ -37,11 +36,11 @@ def orders(steps: list[str], before: list[tuple[str, str]]) -> list[tuple[str, .
 
 
 def sweep_write(store: FakeAlertStore, findings: list[Finding], read: datetime, now: datetime) -> list[Notice]:
-    return process_findings(findings, SCOPE, store, now, resolvable_kinds=SWEEPER_KINDS, evidence_at=read)
+    return process_findings(findings, SCOPE, store, now, resolvable_kinds=set(found_by(Check.SWEEP)), evidence_at=read)
 
 
 def audit(store: FakeAlertStore, now: datetime) -> list[Notice]:
-    return process_findings([], SCOPE, store, now, resolvable_kinds=set(AUDIT_KINDS), evidence_at=now)
+    return process_findings([], SCOPE, store, now, resolvable_kinds=set(found_by(Check.AUDIT)), evidence_at=now)
 
 
 LOCK_ORDERS = orders(

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "layers" / "tfjanitor" / "tfjanitor"
 FUNCTIONS = ROOT / "functions"
 
-BASE = "base"  # terraform.py, model.py, durations.py, untrusted.py, commands.py, workdir.py: the pure vocabulary
+BASE = "base"  # terraform.py, model.py, catalog.py, durations.py, untrusted.py, commands.py, workdir.py: the pure vocabulary
 # room -> the rooms it may import (besides itself). Read top to bottom: entry points, wiring, work, foundations.
 ALLOWED: dict[str, set[str]] = {
     "entry": {"runtime", "scan", "checks", "alerts", "release", "aws", BASE},  # functions/*/app.py
@@ -31,7 +31,7 @@ ALLOWED: dict[str, set[str]] = {
 }
 AWS_SDK = {"boto3", "botocore"}
 SDK_ROOMS = {"aws", "local"}  # the only rooms that may import boto3 / botocore
-BASE_MODULES = {"terraform", "model", "durations", "untrusted", "commands", "workdir"}
+BASE_MODULES = {"terraform", "model", "catalog", "durations", "untrusted", "commands", "workdir"}
 
 
 def room_of(module: str) -> str | None:

@@ -8,11 +8,11 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
+from tfjanitor.catalog import Check, found_by
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks.findings import cross_region_bucket
 from tfjanitor.checks.regions import cross_region_cost, one_way_ms
 from tfjanitor.model import Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
-from tfjanitor.runtime.wiring import SWEEPER_KINDS
 
 T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 GOOD_KEY = (("LockID", "HASH", "S"),)
@@ -31,14 +31,14 @@ def cli_json(line: str, option: str) -> object:
 
 
 def test_audit_kinds_are_the_contract_and_disjoint_from_the_sweepers() -> None:
-    assert {k.value for k in audit.AUDIT_KINDS} == {
+    assert {k.value for k in found_by(Check.AUDIT)} == {
         "split_brain_lock", "replicated_lock_table", "lock_table_schema", "table_pitr_disabled",
         "table_deletion_protection_disabled", "table_stream_disabled", "bucket_versioning_disabled",
         "bucket_public_access_open", "bucket_tls_not_enforced", "lockfile_versions_accumulating",
         "lockfile_migration",
     }
     # Each function closes only its own alerts (process_findings' resolvable_kinds).
-    assert not audit.AUDIT_KINDS & SWEEPER_KINDS
+    assert not found_by(Check.AUDIT) & found_by(Check.SWEEP)
 
 
 # -- lock tables --------------------------------------------------------------------------------

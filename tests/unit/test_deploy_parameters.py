@@ -63,6 +63,7 @@ def test_pressing_enter_through_the_questions_fails_at_change_set_time_saying_wh
         ("LockTableStreamArn", "arn:aws:dynamodb:us-east-1:123456789012:table/terraform-state-lock"),
         ("MetricsNamespace", "AWS/Lambda"), ("ReleaseOperationClasses", "plan, apply"),
         ("AccountAlias", "Payments Prod"), ("AccountAlias", "-prod"), ("AccountAlias", "payments--prod"),
+        ("DocsUrl", "http://docs.example.com/"), ("DocsUrl", "https://docs.example.com/tfjanitor"), ("DocsUrl", ""),
         *[(d, bad) for d in DURATIONS for bad in ("90", "1 h", "1h30", "0s", "1w")],
     ],
 )
@@ -84,6 +85,7 @@ def test_a_typo_is_refused_before_anything_is_created(template, name: str, bad: 
         ("LockTableStreamArn", "arn:aws:dynamodb:ap-northeast-2:123456789012:table/terraform-state-lock/stream/"
                                "2026-11-26T07:35:12.345"),
         ("AccountAlias", "payments-prod"), ("AccountAlias", "acme-123"),
+        ("DocsUrl", "https://docs.example.com/platform/tfjanitor/"), ("DocsUrl", "https://tfjanitor.github.io/tfjanitor/"),
         *[(d, good) for d in DURATIONS for good in ("90s", "1h30m", "2m30s", "1.5h", "1d")],
     ],
 )

@@ -1,5 +1,5 @@
 """Alert emails a stranger understands: which account and stack, what is wrong, why it matters, what to
-run, how to check, where to look (the README section on the kind included); subjects that fit a list
+run, how to check, where to look (the docs section on the kind included); subjects that fit a list
 view; never state contents; every message under SNS's 256 KB whatever a lock table holds."""
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import pytest
 
 from tests.support.builders import lock_info
 from tests.support.cfn import ROOT, Rendered, load_template
+from tfjanitor import catalog
 from tfjanitor.alerts.delivery import Notifier, sns_subject
-from tfjanitor.alerts.emails import KINDS, README_URL, SUBJECT_LIMIT, Origin, render
+from tfjanitor.alerts.emails import SUBJECT_LIMIT, Origin, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.topic import Topic
+from tfjanitor.catalog import Check, found_by
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.checks import findings as build
 from tfjanitor.cli.main import build_parser
@@ -80,7 +82,7 @@ def every_kind(key: str = "app/terraform.tfstate", who: str = "ci@runner-7") -> 
         audit.lockfile_migration(REGION, BUCKET, evidence),
     ]
     kinds = {f.kind.value: f for f in found if f is not None}
-    assert set(kinds) == {k.value for k in Kind}, "a new kind needs a finding here, a title, a why and a README section"
+    assert set(kinds) == {k.value for k in Kind}, "a new kind needs a finding here and a catalog entry"
     return kinds
 
 
@@ -100,11 +102,11 @@ def section(text: str, heading: str) -> list[str]:
     return [line for line in lines[start:end] if line]
 
 
-def readme_anchors() -> set[str]:
-    """The anchors GitHub makes for README.md's headings: lowercase, punctuation but - and _ dropped,
-    spaces as dashes."""
+def page_anchors() -> set[str]:
+    """The anchors the docs site makes for docs/kinds.md's headings (Python-Markdown's toc, as GitHub does):
+    lowercase, punctuation but - and _ dropped, spaces as dashes."""
     anchors = set()
-    for line in (ROOT / "README.md").read_text().splitlines():
+    for line in (ROOT / "docs" / "kinds.md").read_text().splitlines():
         if match := re.match(r"^#{1,6} (.+)$", line):
             anchors.add(re.sub(r"[^\w\- ]", "", match[1].strip().lower()).replace(" ", "-"))
     return anchors
@@ -143,16 +145,16 @@ def test_every_kind_and_event_says_where_what_why_what_to_do_how_to_check_and_wh
         if notice.event in ("opened", "worse", "reminder"):
             # What is wrong: the finding's one sentence; why it matters: what fails next, for whom.
             assert section(email.plain, "What is wrong") == [f"  {finding.message}"]
-            assert section(email.plain, "Why it matters") == [f"  {KINDS[kind].why}"]
+            assert section(email.plain, "Why it matters") == [f"  {catalog.ENTRIES[kind].why}"]
             todo = section(email.plain, "What to do")
             assert all(f"    {line}" in todo for line in finding.command_lines())  # each on a line of its own
             for alternative in finding.alternative_lines():
                 assert f"  Or: {alternative['label']}:" in todo
                 assert all(f"    {line}" in todo for line in alternative["commands"])
-        # The README section on the kind, by an anchor README.md really has; the plain text names it.
-        assert f"  About {kind}: {README_URL}#{kind}" in section(email.body, "Where to look")
-        assert kind in readme_anchors()
-        assert f"  About it:    the tfjanitor README, section {kind}" in section(email.plain, "Where to look")
+        # The docs section on the kind, by an anchor docs/kinds.md really has; the plain text names it.
+        assert f"  About {kind}: {catalog.DOCS_URL}kinds/#{kind}" in section(email.body, "Where to look")
+        assert kind in page_anchors()
+        assert f"  About it:    the tfjanitor docs, page Finding kinds, section {kind}" in section(email.plain, "Where to look")
         assert "https://" not in email.plain
         subject = sns_subject(email.subject)
         assert subject == email.subject and subject.isascii() and subject.isprintable() and len(subject) < SUBJECT_LIMIT
@@ -169,7 +171,7 @@ def test_how_to_check_is_a_scan_the_cli_accepts_for_this_finding_and_a_plan_for_
     assert args.tables == ([finding.table] if finding.table else []) and args.discover_tables == (not finding.table)
     if not finding.table:
         assert args.buckets == [finding.bucket]
-    assert args.skip_audit == (kind not in {k.value for k in audit.AUDIT_KINDS})  # the audit finds audit kinds
+    assert args.skip_audit == (kind not in {k.value for k in found_by(Check.AUDIT)})  # the audit finds audit kinds
     if kind == "split_brain_lock":
         assert args.peer_regions == ["us-east-1"]
     assert ("    terraform plan" in check) == (finding.key is not None and kind != "malformed_item")
@@ -193,21 +195,22 @@ def test_every_message_stays_under_snss_limit_whatever_the_lock_table_holds(kind
         assert (chat["version"], chat["source"]) == ("1.0", "custom") and "`payments-prod`" in chat["content"]["description"]
 
 
-def test_every_kind_has_a_short_readme_section_saying_what_how_fix_and_if_intended() -> None:
-    readme = (ROOT / "README.md").read_text()
-    for kind in Kind:
-        match = re.search(rf"^### `{kind.value}`\n(.*?)(?=^#)", readme, re.M | re.S)
-        assert match, f"README.md has no section ### `{kind.value}`"
-        body = match[1]
-        labels = re.findall(r"^- \*\*(.+?):\*\*", body, re.M)
-        assert labels == ["Means", "How it knows", "Fix", "If intended"], (kind, labels)
-        assert len(body.splitlines()) <= 14, f"the {kind.value} section is longer than a short section"
-        assert KINDS[kind.value].title and KINDS[kind.value].why  # and the emails have words for it
-
-
-def test_the_readme_the_emails_link_to_is_the_packages_documentation_url() -> None:
+def test_the_docs_the_emails_link_to_are_the_packages_documentation_url_and_the_templates_default() -> None:
     urls = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["urls"]
-    assert urls["Documentation"] == README_URL and README_URL.startswith(urls["Homepage"])
+    owner, repo = urls["Homepage"].removeprefix("https://github.com/").split("/")
+    assert urls["Documentation"] == catalog.DOCS_URL == f"https://{owner}.github.io/{repo}/"  # the project's own site
+    assert load_template()["Parameters"]["DocsUrl"]["Default"] == catalog.DOCS_URL
+
+
+def test_a_stacks_docs_url_is_where_its_emails_link() -> None:
+    template = load_template()
+    stack = Rendered(template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
+                                "DocsUrl": "https://docs.example.com/platform/tfjanitor/"}, region=REGION)
+    env = stack.value(template["Globals"]["Function"]["Environment"]["Variables"])
+    settings = FunctionSettings.from_env({**{k: str(v) for k, v in env.items()}, "AWS_REGION": REGION})
+    email = render(stale_notice(), origin(settings))
+    assert "  About stale_lock: https://docs.example.com/platform/tfjanitor/kinds/#stale_lock" in email.body.splitlines()
+    assert "docs.example.com" not in email.plain  # the link-free copy names the page instead
 
 
 def test_the_stack_the_template_deploys_is_the_one_the_emails_name_with_its_dashboard() -> None:

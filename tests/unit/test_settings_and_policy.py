@@ -1,11 +1,14 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
 
+from tests.support.cfn import load_template
+from tfjanitor.catalog import DOCS_URL
 from tfjanitor.model import StalePolicy
-from tfjanitor.runtime.settings import SettingsError, SweeperSettings, parse_duration, split_list
+from tfjanitor.runtime.settings import DOCS_URL_PATTERN, SettingsError, SweeperSettings, parse_duration, split_list
 
 
 @pytest.mark.parametrize(
@@ -47,6 +50,8 @@ def test_settings_from_template_environment() -> None:
         ({"AWS_REGION": "r", "LOCK_TABLES": "t", "STALE_AFTER": "soon"}, "STALE_AFTER"),
         ({"LOCK_TABLES": "t"}, "AWS_REGION"),
         ({"AWS_REGION": "r", "LOCK_TABLES": "t", "ACCOUNT_ID": "arn:aws:iam::123456789012:root"}, "ACCOUNT_ID"),
+        ({"AWS_REGION": "r", "LOCK_TABLES": "t", "DOCS_URL": "http://docs.example.com/"}, "DOCS_URL"),
+        ({"AWS_REGION": "r", "LOCK_TABLES": "t", "DOCS_URL": "https://docs.example.com/tfjanitor"}, "DOCS_URL"),
     ],
 )
 def test_bad_environment_names_the_variable(env: dict[str, str], named: str) -> None:
@@ -57,3 +62,13 @@ def test_bad_environment_names_the_variable(env: dict[str, str], named: str) -> 
 def test_split_list() -> None:
     assert split_list("a,,b , c") == ["a", "b", "c"]
     assert split_list(None) == []
+
+
+def test_the_docs_url_is_the_templates_default_unless_set_and_the_same_pattern_checks_both() -> None:
+    template = load_template()["Parameters"]["DocsUrl"]
+    assert SweeperSettings.from_env({"AWS_REGION": "r", "LOCK_TABLES": "t"}).docs_url == DOCS_URL == template["Default"]
+    assert template["AllowedPattern"] == DOCS_URL_PATTERN
+    own = "https://docs.example.com:8443/platform/tfjanitor-v2/"
+    assert SweeperSettings.from_env({"AWS_REGION": "r", "LOCK_TABLES": "t", "DOCS_URL": own}).docs_url == own
+    for bad in ("https://docs.example.com/?q=/", "https://docs.example.com/#x/", "https:///", "https://a b/"):
+        assert not re.fullmatch(DOCS_URL_PATTERN, bad), bad

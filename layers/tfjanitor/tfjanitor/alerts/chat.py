@@ -29,8 +29,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
+from tfjanitor import catalog
 from tfjanitor.alerts.budgets import CHAT_BUDGET, utf8
-from tfjanitor.alerts.emails import Origin, compact_finding, fit_commands, kind_title, subject
+from tfjanitor.alerts.emails import Origin, compact_finding, fit_commands, subject
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.durations import human_duration
 from tfjanitor.untrusted import shown
@@ -97,7 +98,7 @@ def _title(notice: Notice) -> str:
     head = _HEADS.get(notice.event, "")
     level = "" if notice.event in ("resolved", "released") else f"{inert(severity.upper(), 20)} "
     kind = str(f.get("kind", ""))
-    title = f"{icon} {head}{level}{inert(kind_title(kind), 80)}: "
+    title = f"{icon} {head}{level}{inert(catalog.title(kind), 80)}: "
     return title + code(_where(f), TITLE_LIMIT - len(title) - 2 - NOTE_ROOM)
 
 

@@ -8,7 +8,9 @@ the region: someone who watches many accounts knows at once which one it is. The
 what is wrong (the finding's sentence); why it matters (what fails next, for whom); what to do (the
 fix, each command on a line of its own); how to check it worked (``tfjanitor scan`` and, for one
 state, ``terraform plan``); where to look (the place, console links, the stack's dashboard and the
-README section on the finding's kind). Resolved and released notices keep that order where it applies.
+section on the finding's kind of the docs page of kinds). Resolved and released notices keep that order where it
+applies. What an email says of a kind beyond the finding (its title, why it matters, which check finds it, whether
+it is about one state) is the kind's entry in ``tfjanitor.catalog``.
 
 Lock fields and keys are hostile input: every line of prose goes through ``untrusted.shown`` (control
 characters escaped, capped) and the subject through ``untrusted.subject_text`` (one ASCII line). Fix
@@ -26,6 +28,7 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from tfjanitor import catalog
 from tfjanitor.alerts.budgets import (
     COMMAND_BUDGET,
     COMPACT,
@@ -37,141 +40,12 @@ from tfjanitor.alerts.budgets import (
     utf8,
 )
 from tfjanitor.alerts.lifecycle import Notice
+from tfjanitor.catalog import DOCS_URL, Check
 from tfjanitor.commands import aws_context, option, printed, representable, s3api_objects, shell_line, unlock_command
 from tfjanitor.durations import human_duration
 from tfjanitor.untrusted import LINE_LIMIT, shown, subject_text
 
 SUBJECT_LIMIT = 100
-# The README the emails link to, one section per finding kind (anchor: the kind). The same URL is the
-# package's Documentation URL in pyproject.toml ([project.urls]; a test keeps them equal).
-README_URL = "https://github.com/tfjanitor/tfjanitor/blob/main/README.md"
-
-
-@dataclass(frozen=True)
-class About:
-    """What an email says of a finding kind beyond the finding itself."""
-
-    title: str
-    why: str  # why it matters: what fails next, and for whom
-    audit: bool = False  # found by the audit: `tfjanitor scan` without --skip-audit, the stack's auditor
-    one_state: bool = False  # about one state: a terraform plan from its working directory shows it fixed
-
-
-KINDS: dict[str, About] = {
-    "stale_lock": About(
-        "Stale lock",
-        "Every terraform plan and apply of this state, by a person or a CI pipeline, waits for the lock and then "
-        'fails with "Error acquiring the state lock": nobody can change what this state manages until the lock '
-        "is released. Other states are not affected.",
-        one_state=True,
-    ),
-    "stale_lockfile": About(
-        "Stale lock file",
-        "Every terraform plan and apply of this state, by a person or a CI pipeline, fails to lock while the "
-        ".tflock object exists: nobody can change what this state manages until it is released. Other states "
-        "are not affected.",
-        one_state=True,
-    ),
-    "interrupted_write": About(
-        "Interrupted write",
-        "Every terraform run of this state is blocked by the dead run's lock, and releasing the lock alone is not "
-        "enough: the next run then fails its checksum check (\"state data in S3 does not have the expected "
-        "content\") until the digest is set to the state the dead run wrote. Other states are not affected.",
-        one_state=True,
-    ),
-    "digest_drift": About(
-        "Digest drift",
-        "The next terraform plan or apply of this state, whoever runs it, retries for about 10 seconds and then "
-        'fails with "state data in S3 does not have the expected content": nobody can deploy it until the digest '
-        "and the object agree. If the object is not what Terraform last wrote, a run would act on the wrong state.",
-        one_state=True,
-    ),
-    "orphan_digest": About(
-        "Orphan digest",
-        "A terraform init, plan or apply of this state fails its checksum check for whoever runs it next. If the "
-        "state was deleted by mistake, Terraform has also lost track of every resource it managed.",
-        one_state=True,
-    ),
-    "cross_region_bucket": About(
-        "Cross-region bucket",
-        "Every lock and digest operation of these states crosses regions: each plan and apply is slower, pays "
-        "cross-region transfer, and cannot lock when either region is impaired.",
-    ),
-    "malformed_item": About(
-        "Malformed lock item",
-        "Where a state's lock or digest belongs, an item Terraform cannot read makes every run of that state fail "
-        "(to lock, or its checksum check) until it is removed; anything else writing the lock table can also "
-        "overwrite Terraform's own locks and digests.",
-    ),
-    "split_brain_lock": About(
-        "Split-brain locking",
-        "Two runs can write this state at once, one through each region's table, and the later write silently "
-        "drops the other's changes (resources Terraform no longer knows about, or created twice); runs through "
-        "a table whose digest is stale fail their checksum check.",
-        audit=True, one_state=True,
-    ),
-    "replicated_lock_table": About(
-        "Replicated lock table",
-        "Under eventual consistency two runs writing through different regions can both take the same lock and "
-        "overwrite each other's state; under strong consistency every lock waits for replication, and a region "
-        "cut off from its quorum cannot lock at all.",
-        audit=True,
-    ),
-    "lock_table_schema": About(
-        "Unusable lock table",
-        "Every terraform run whose backend names this table fails to lock: nobody can plan or apply any state "
-        "that uses it.",
-        audit=True,
-    ),
-    "table_pitr_disabled": About(
-        "Lock table without PITR",
-        "A bad write or delete of the table's digests cannot be undone: each state whose digest is lost or wrong "
-        "fails its checksum check until someone rebuilds the digest by hand.",
-        audit=True,
-    ),
-    "table_deletion_protection_disabled": About(
-        "Lock table without deletion protection",
-        "One mistaken delete (a cleanup script, a console click) removes every lock and digest at once: every "
-        "terraform run of every state that uses the table then fails to lock until it is re-created.",
-        audit=True,
-    ),
-    "table_stream_disabled": About(
-        "Lock table stream not monitored",
-        "The stack's stream monitor receives nothing: lock metrics stop, and digest drift is found only at the "
-        "next scheduled sweep instead of the moment it happens.",
-        audit=True,
-    ),
-    "bucket_versioning_disabled": About(
-        "State bucket not versioned",
-        "A bad state write (a botched apply, a state push, a hand edit, a deleted workspace) cannot be undone: "
-        "there is no earlier version to restore, and Terraform loses track of what it manages.",
-        audit=True,
-    ),
-    "bucket_public_access_open": About(
-        "State bucket public access not blocked",
-        "States hold secrets (passwords, keys, tokens) in plain text: one ACL or bucket policy change, by anyone "
-        "allowed to make it, can expose them to the internet.",
-        audit=True,
-    ),
-    "bucket_tls_not_enforced": About(
-        "State bucket TLS not enforced",
-        "A client configured with an http:// endpoint would move states, and their secrets, in clear text: "
-        "nothing in the bucket refuses it.",
-        audit=True,
-    ),
-    "lockfile_versions_accumulating": About(
-        "Old lock file versions accumulating",
-        "Every lock adds a version and a delete marker that are never removed: storage, and the time to list the "
-        "bucket, grow with every run.",
-        audit=True,
-    ),
-    "lockfile_migration": About(
-        "Lock file migration",
-        "While states lock both ways or leave digests behind, a configuration that still names the table can fail "
-        "its checksum check on a leftover digest.",
-        audit=True,
-    ),
-}
 _EVENTS = {"opened": "", "worse": "WORSE: ", "reminder": "Still open: ", "resolved": "RESOLVED: "}
 
 
@@ -183,7 +57,7 @@ class Origin:
     region: str | None = None  # the stack's region (its dashboard is "<stack>-<region>")
     account: str | None = None  # the 12-digit account the stack runs in
     account_alias: str | None = None  # the name the team knows the account by (the AccountAlias parameter)
-    readme_url: str = README_URL
+    docs_url: str = DOCS_URL  # the docs site every email links into (the DocsUrl parameter), ending in "/"
 
     @property
     def dashboard(self) -> str | None:
@@ -200,14 +74,6 @@ class Email:
     @property
     def compact(self) -> bool:
         return self.level >= COMPACT
-
-
-def _title(kind: str) -> str:
-    about = KINDS.get(kind)
-    return about.title if about else kind
-
-
-kind_title = _title  # a finding kind as people read it (the chat cards use it too)
 
 
 def _state(f: dict[str, Any]) -> str:
@@ -230,7 +96,7 @@ def _fit(prefix: str, state: str, suffix: str) -> str:
 def subject(notice: Notice) -> str:
     f = notice.finding
     kind = f.get("kind", "")
-    title = _title(kind)
+    title = catalog.title(kind)
     severity = f.get("severity", "warning").upper()
     details = f.get("details", {})
     if notice.event == "resolved":
@@ -291,25 +157,25 @@ def dashboard_link(origin: Origin) -> str | None:
             f"#dashboards:name={quote(origin.dashboard, safe='')}")
 
 
-def readme_link(kind: str, origin: Origin) -> str:
-    """The README section that explains ``kind`` (its heading is the kind, so its anchor is too)."""
-    return f"{origin.readme_url}#{quote(kind, safe='')}"
+def docs_link(kind: str, origin: Origin) -> str:
+    """The section on ``kind`` of the docs page of kinds, on the docs site the stack links to."""
+    return catalog.docs_link(kind, origin.docs_url)
 
 
 def check_commands(f: dict[str, Any]) -> list[list[str]]:
     """How to check the fix worked: the scan that finds this kind (it no longer lists the finding) and, for
     one state, a terraform plan (it takes the lock and checks the digest)."""
     kind, table, bucket = f.get("kind", ""), f.get("table"), f.get("bucket")
-    about = KINDS.get(kind, About(kind, ""))
+    about = catalog.entry(kind)
     scan = ["tfjanitor", "scan", *aws_context(str(f.get("region") or ""))]
     scan += option("--table", table) if table else ["--discover-tables", *(option("--bucket", bucket) if bucket else [])]
     if kind == "split_brain_lock":
         for peer in sorted(f.get("details", {}).get("regions") or {}):
             if peer != f.get("region"):
                 scan += option("--peer-region", peer)
-    if not about.audit:
+    if about is None or about.check is not Check.AUDIT:
         scan.append("--skip-audit")
-    commands = [scan, ["terraform", "plan"]] if about.one_state else [scan]
+    commands = [scan, ["terraform", "plan"]] if about is not None and about.one_state else [scan]
     return [argv for argv in commands if representable(argv)]
 
 
@@ -424,7 +290,7 @@ class _Text:
 
 
 def _how_to_check(text: _Text, f: dict[str, Any]) -> None:
-    about = KINDS.get(f.get("kind", ""), About("", ""))
+    about = catalog.entry(f.get("kind", ""))
     checks = check_commands(f)
     scan = [shell_line(argv) for argv in checks if argv[0] == "tfjanitor"]
     plan = [shell_line(argv) for argv in checks if argv[0] == "terraform"]
@@ -436,7 +302,8 @@ def _how_to_check(text: _Text, f: dict[str, Any]) -> None:
         text.say("  From the working directory of the configuration whose backend has this bucket and key (select its "
                  "workspace first), a plan takes the lock and checks the digest:")
         text.run(plan)
-    who = "auditor at its next run (AuditSchedule)" if about.audit else "sweeper at its next sweep"
+    audit = about is not None and about.check is Check.AUDIT
+    who = "auditor at its next run (AuditSchedule)" if audit else "sweeper at its next sweep"
     text.say(f"  The stack's {who} sees it too and sends a RESOLVED email.")
 
 
@@ -488,13 +355,14 @@ def _open(text: _Text, notice: Notice) -> None:
     text.section("What is wrong")
     text.say(f"  {f.get('message', '')}")
     text.section("Why it matters")
-    text.say(f"  {KINDS[f['kind']].why if f.get('kind') in KINDS else 'See the README section below.'}")
+    about = catalog.entry(f.get("kind", ""))
+    text.say(f"  {about.why if about else 'The docs page on this kind (below) says why.'}")
     text.section("What to do")
     text.say(*(f"  {i}. {step}" for i, step in enumerate(d.get("fix") or [], 1)))
     text.lines += printed(d.get("commands") or [], d.get("alternatives") or [], "  ")
     _fitted_note(text, d)
     if not (d.get("fix") or d.get("commands") or d.get("alternatives")):
-        text.say("  The README section below says how to fix it.")
+        text.say("  The docs page on this kind (below) says how to fix it.")
     _how_to_check(text, f)
 
 
@@ -539,7 +407,7 @@ def _render(notice: Notice, origin: Origin, index: int) -> Email:
         notice = replace(notice, finding=compact_finding(notice.finding))
     f = notice.finding
     kind = f.get("kind", "")
-    title = _title(kind)
+    title = catalog.title(kind)
     text = _Text(level)
     if notice.event == "released":
         text.say(f"RELEASED: {title.lower()} on {_state(f)}", _origin_line(f, origin))
@@ -566,9 +434,9 @@ def _render(notice: Notice, origin: Origin, index: int) -> Email:
     # scanner is left out (the facts above name the place); the compact form keeps only the stack's own.
     dashboard = dashboard_link(origin)
     links = [*([("Dashboard", dashboard)] if dashboard else []), *([] if level.compact else console_links(f)),
-             (f"About {kind}", readme_link(kind, origin))]
+             (f"About {kind}", docs_link(kind, origin))]
     names = [f"  {'Dashboard:':12} {origin.dashboard} (CloudWatch, {origin.region})"] if origin.dashboard else []
-    names.append(f"  {'About it:':12} the tfjanitor README, section {kind}")
+    names.append(f"  {'About it:':12} the tfjanitor docs, page Finding kinds, section {kind}")
     footer = ["", "--", f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · "
               "state contents are never included in alerts"]
     linked = [shown(f"  {label}: {url}", LINE_LIMIT) if len(url) <= LINK_BUDGET else

@@ -5,7 +5,8 @@ Every notice (opened, worse, reminder, resolved, released) becomes one ``PutEven
 ``{"event", "alert_id", "finding", ...}`` where ``finding`` is the finding's JSON (``account`` and
 ``region`` included), so a rule on a central bus can route the whole organisation's findings by
 ``detail.finding.severity``, ``detail.finding.kind`` or ``detail.finding.account``; ``stack`` names the
-stack that sent it (its name, region, account and alias: ``AccountAlias``).
+stack that sent it (its name, region, account and alias: ``AccountAlias``); ``about`` the finding's kind as
+people read it (``title``) and its section of the docs page of kinds (``docs``), from ``tfjanitor.catalog``.
 
 ``notice_id`` is the transition's own id: delivery is at least once (a notice whose delivery failed
 part-way is sent again), so a consumer that must not act twice keys on it.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tfjanitor import catalog
 from tfjanitor.alerts.budgets import EVENT_BUDGET, EVENT_LIMIT, utf8
 from tfjanitor.alerts.emails import Origin, compact_finding, fit_commands
 from tfjanitor.alerts.lifecycle import Notice
@@ -34,6 +36,7 @@ _IDENTITY = ("kind", "severity", "region", "account", "table", "bucket", "key", 
 
 def detail(notice: Notice, origin: Origin | None = None) -> dict[str, Any]:
     origin = origin or Origin()
+    kind = str(notice.finding.get("kind", ""))
     doc: dict[str, Any] = {
         "event": notice.event,
         "alert_id": notice.fingerprint,
@@ -43,6 +46,7 @@ def detail(notice: Notice, origin: Origin | None = None) -> dict[str, Any]:
         "opened_at": notice.opened_at.isoformat(),
         "stack": {"name": origin.stack, "region": origin.region, "account": origin.account,
                   "account_alias": origin.account_alias},
+        "about": {"title": catalog.title(kind), "docs": catalog.docs_link(kind, origin.docs_url)},
     }
     if notice.resolution:
         doc["resolution"] = notice.resolution

@@ -34,12 +34,6 @@ from tfjanitor.commands import aws, json_arg, option, representable, shell_line
 from tfjanitor.model import Finding, Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
 from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, DigestItem, LockItem, classify_item
 
-AUDIT_KINDS = frozenset({
-    Kind.SPLIT_BRAIN_LOCK, Kind.REPLICATED_LOCK_TABLE, Kind.LOCK_TABLE_SCHEMA, Kind.TABLE_PITR_DISABLED,
-    Kind.TABLE_DELETION_PROTECTION_DISABLED, Kind.TABLE_STREAM_DISABLED, Kind.BUCKET_VERSIONING_DISABLED,
-    Kind.BUCKET_PUBLIC_ACCESS_OPEN, Kind.BUCKET_TLS_NOT_ENFORCED, Kind.LOCKFILE_VERSIONS_ACCUMULATING,
-    Kind.LOCKFILE_MIGRATION,
-})
 LOCK_KEY_SCHEMA = (("LockID", "HASH", "S"),)
 PUBLIC_ACCESS_FLAGS = ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")
 TLS_SID = "DenyInsecureTransport"

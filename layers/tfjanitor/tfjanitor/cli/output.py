@@ -1,7 +1,8 @@
 """How a sweep looks to people (table) and to programs (json).
 
 The table is for a terminal: names, keys, lock IDs and messages come from lock tables and buckets, so
-every cell and line of prose goes through ``untrusted.shown``. Fix commands are printed one per line as
+every cell and line of prose goes through ``untrusted.shown``. Each finding ends with its kind's title and
+docs section (``tfjanitor.catalog``). Fix commands are printed one per line as
 ``commands.shell_line`` quoted them (never escaped). JSON escapes by itself: nothing is escaped there.
 """
 
@@ -10,6 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 
+from tfjanitor import catalog
 from tfjanitor.commands import printed
 from tfjanitor.durations import human_duration
 from tfjanitor.model import Finding, ScanResult
@@ -91,6 +93,7 @@ def to_table(result: ScanResult) -> str:
             for step in f.fix:
                 out.append(_say(f"    fix: {step}"))
             out += printed(f.command_lines(), f.alternative_lines(), "    ")
+            out.append(_say(f"    about: {catalog.title(f.kind)}, {catalog.docs_link(f.kind)}"))
     elif result.complete and not result.unverified:
         posture = ", and the tables and buckets are set up as recommended" if result.audited else (
             " (the tables' and buckets' set-up was not checked: --skip-audit)")

@@ -15,6 +15,7 @@ from datetime import timedelta
 from functools import lru_cache
 from typing import Any, ClassVar, Self
 
+from tfjanitor.catalog import DOCS_URL
 from tfjanitor.durations import parse_duration, split_list
 from tfjanitor.model import BucketSpec, StalePolicy
 from tfjanitor.release.auto import ReleasePolicy
@@ -22,6 +23,9 @@ from tfjanitor.release.auto import ReleasePolicy
 _EVENT_BUS = re.compile(r"^arn:aws[a-z-]*:events:[a-z]{2}(-[a-z]+)+-\d+:\d{12}:event-bus/[A-Za-z0-9._/-]{1,256}$")
 _REGION = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
 _ACCOUNT = re.compile(r"^[0-9]{12}$")
+# An https URL ending in "/" (a host, a port, path segments; no query or fragment): the template's DocsUrl pattern.
+DOCS_URL_PATTERN = r"^https://[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?(:[0-9]{1,5})?(/[A-Za-z0-9._~%+-]+)*/$"
+_DOCS_URL = re.compile(DOCS_URL_PATTERN)
 _TRUE, _FALSE = {"true", "1", "yes", "on"}, {"false", "0", "no", "off"}
 
 
@@ -75,6 +79,7 @@ class FunctionSettings:
         "account_id": "ACCOUNT_ID",
         "account_alias": "ACCOUNT_ALIAS",
         "event_bus_arn": "EVENT_BUS_ARN",  # where every alert transition is also put as an event
+        "docs_url": "DOCS_URL",  # the docs site alert emails link into (the DocsUrl parameter)
     }
 
     region: str
@@ -85,6 +90,7 @@ class FunctionSettings:
     account_id: str | None = None
     account_alias: str | None = None
     event_bus_arn: str | None = None
+    docs_url: str = DOCS_URL
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -106,6 +112,8 @@ class FunctionSettings:
         if self.event_bus_arn is not None and not _EVENT_BUS.match(self.event_bus_arn):
             out.append(("event_bus_arn", f"not an EventBridge event bus ARN: {self.event_bus_arn!r} "
                                          "(arn:aws:events:REGION:ACCOUNT:event-bus/NAME)"))
+        if not _DOCS_URL.match(self.docs_url):
+            out.append(("docs_url", f"not an https URL ending in /: {self.docs_url!r} (e.g. {DOCS_URL})"))
         return out
 
     @property

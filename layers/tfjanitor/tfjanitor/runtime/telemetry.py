@@ -7,7 +7,8 @@ dimension set, prorated by the hours it is published), so each one is declared i
 - ``always``: every run, zeros included. Only the two that carry the heartbeat (``SweepsCompleted``:
   missing data breaches its alarm) and the oldest lock's age.
 - ``nonzero``: only while there is something to count (a problem, a failure, an alert sent). Alarms
-  on them treat missing data as not breaching, and a missing point on the dashboard means zero.
+  on them treat missing data as not breaching, and a missing point on the dashboard means zero. The
+  metrics that count finding kinds are named in each kind's entry of ``tfjanitor.catalog``.
 - ``activity``: per lock activity (the stream monitor), one series per operation class.
 - ``daily``: once per audit.
 
@@ -18,14 +19,15 @@ table, state key, user or lock ID, whose values multiply with the fleet. Those g
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 
+from tfjanitor import catalog
 from tfjanitor.alerts.delivery import Delivery
-from tfjanitor.model import Kind, ScanResult, Severity
+from tfjanitor.catalog import Check
+from tfjanitor.model import ScanResult, Severity
 from tfjanitor.scan.stream import BatchSummary
 
 OPERATION_DIMENSION = "OperationClass"
@@ -41,16 +43,15 @@ class MetricSpec:
     why: str = ""
 
 
+def _counting(check: Check) -> tuple[MetricSpec, ...]:
+    """The metrics that count ``check``'s finding kinds: the catalog says which counts which."""
+    return tuple(MetricSpec(m.name, MetricUnit.Count, "nonzero", why=m.why) for m in catalog.metrics(check))
+
+
 METRIC_PLAN: tuple[MetricSpec, ...] = (
     MetricSpec("SweepsCompleted", MetricUnit.Count, "always", why="heartbeat: 1 per complete sweep, 0 otherwise"),
     MetricSpec("OldestLockAgeSeconds", MetricUnit.Seconds, "always", why="how long the oldest held lock has been held"),
-    MetricSpec("StaleLocks", MetricUnit.Count, "nonzero"),
-    MetricSpec("StaleLockfiles", MetricUnit.Count, "nonzero"),
-    MetricSpec("DigestDrift", MetricUnit.Count, "nonzero"),
-    MetricSpec("OrphanDigests", MetricUnit.Count, "nonzero"),
-    MetricSpec("CrossRegionBuckets", MetricUnit.Count, "nonzero"),
-    MetricSpec("MalformedItems", MetricUnit.Count, "nonzero"),
-    MetricSpec("InterruptedWrites", MetricUnit.Count, "nonzero", why="stale locks whose run died between its state and digest writes"),
+    *_counting(Check.SWEEP),  # StaleLocks, StaleLockfiles, DigestDrift, ... InterruptedWrites
     MetricSpec("UnverifiedStates", MetricUnit.Count, "nonzero"),
     MetricSpec("SweepErrors", MetricUnit.Count, "nonzero"),
     MetricSpec("OpenFindings", MetricUnit.Count, "nonzero"),
@@ -70,11 +71,7 @@ METRIC_PLAN: tuple[MetricSpec, ...] = (
     MetricSpec("ForeignRecords", MetricUnit.Count, "nonzero"),
     MetricSpec("AuditsCompleted", MetricUnit.Count, "daily"),
     MetricSpec("AuditErrors", MetricUnit.Count, "nonzero"),
-    MetricSpec("SplitBrainLocks", MetricUnit.Count, "nonzero"),
-    MetricSpec("LockTableProblems", MetricUnit.Count, "nonzero"),
-    MetricSpec("TablePostureFindings", MetricUnit.Count, "nonzero"),
-    MetricSpec("BucketPostureFindings", MetricUnit.Count, "nonzero"),
-    MetricSpec("LeftoverDigests", MetricUnit.Count, "nonzero"),
+    *_counting(Check.AUDIT),  # SplitBrainLocks, LockTableProblems, TablePostureFindings, ... LeftoverDigests
 )
 _PLAN = {m.name: m for m in METRIC_PLAN}
 
@@ -87,6 +84,19 @@ def _publish(metrics: Metrics, values: dict[str, float]) -> None:
             metrics.add_metric(name=name, unit=spec.unit, value=value)
 
 
+def kind_counts(result: ScanResult, check: Check) -> dict[str, int]:
+    """The value of each metric that counts ``check``'s kinds in ``result`` (zeros included): one per finding,
+    or one per entry of the details list its catalog entry names."""
+    values = {m.name: 0 for m in catalog.metrics(check)}
+    for finding in result.findings:
+        about = catalog.entry(finding.kind)
+        if about is None or about.check is not check or about.metric is None:
+            continue
+        metric = about.metric
+        values[metric.name] += len(finding.details.get(metric.per) or []) if metric.per else 1
+    return values
+
+
 def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     """Add this sweep's metrics (flushed by the handler's decorator) and log each finding; the per-table
     figures go to the "sweep finished" log line (stats.tables), not to metrics."""
@@ -94,18 +104,11 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         _publish(metrics, {"SweepsCompleted": 0, "RunsSkipped": 1})
         logger.warning("sweep skipped", extra={"skipped": result.skipped})
         return
-    kinds = Counter(f.kind for f in result.findings)
     oldest = max((s.oldest_lock_age_seconds for s in result.stats.tables.values()), default=0.0)
     _publish(metrics, {
         "SweepsCompleted": 1 if result.complete else 0,
         "OldestLockAgeSeconds": round(oldest),
-        "StaleLocks": kinds[Kind.STALE_LOCK],
-        "StaleLockfiles": kinds[Kind.STALE_LOCKFILE],
-        "DigestDrift": kinds[Kind.DIGEST_DRIFT],
-        "OrphanDigests": kinds[Kind.ORPHAN_DIGEST],
-        "CrossRegionBuckets": kinds[Kind.CROSS_REGION_BUCKET],
-        "MalformedItems": kinds[Kind.MALFORMED_ITEM],
-        "InterruptedWrites": kinds[Kind.INTERRUPTED_WRITE],
+        **kind_counts(result, Check.SWEEP),
         "UnverifiedStates": len(result.unverified),
         "SweepErrors": len(result.errors),
         "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
@@ -129,18 +132,6 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     )
 
 
-_AUDIT_GROUPS = {
-    "LockTableProblems": {Kind.LOCK_TABLE_SCHEMA, Kind.REPLICATED_LOCK_TABLE},
-    "TablePostureFindings": {
-        Kind.TABLE_PITR_DISABLED, Kind.TABLE_DELETION_PROTECTION_DISABLED, Kind.TABLE_STREAM_DISABLED,
-    },
-    "BucketPostureFindings": {
-        Kind.BUCKET_VERSIONING_DISABLED, Kind.BUCKET_PUBLIC_ACCESS_OPEN, Kind.BUCKET_TLS_NOT_ENFORCED,
-        Kind.LOCKFILE_VERSIONS_ACCUMULATING,
-    },
-}
-
-
 def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     """Add this audit's metrics (flushed by the handler's decorator) and log each finding and error."""
     if result.skipped:
@@ -148,11 +139,7 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         logger.warning("audit skipped", extra={"skipped": result.skipped})
         return
     values = {
-        "SplitBrainLocks": sum(1 for f in result.findings if f.kind is Kind.SPLIT_BRAIN_LOCK),
-        **{name: sum(1 for f in result.findings if f.kind in kinds) for name, kinds in _AUDIT_GROUPS.items()},
-        "LeftoverDigests": sum(
-            len(f.details.get("leftover_digests", [])) for f in result.findings if f.kind is Kind.LOCKFILE_MIGRATION
-        ),
+        **kind_counts(result, Check.AUDIT),
         "AuditErrors": len(result.errors),
         "AuditsCompleted": 1 if result.complete else 0,
     }

@@ -16,22 +16,15 @@ from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.history import History
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
-from tfjanitor.checks.audit_rules import AUDIT_KINDS
+from tfjanitor.catalog import Check, found_by
 from tfjanitor.durations import Deadline
-from tfjanitor.model import Kind, ScanError, ScanResult
+from tfjanitor.model import ScanError, ScanResult
 from tfjanitor.release.auto import auto_release
 from tfjanitor.runtime.lease import Lease, held_until
 from tfjanitor.runtime.settings import AuditorSettings, FunctionSettings, SweeperSettings
 from tfjanitor.scan.auditor import Auditor, AuditRequest
 from tfjanitor.scan.stream import StreamMonitor
 from tfjanitor.scan.sweeper import Sweeper, SweepRequest
-
-# The sweeper sees every one of these kinds whole, so it may also close them.
-SWEEPER_KINDS = {
-    Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST,
-    Kind.CROSS_REGION_BUCKET, Kind.MALFORMED_ITEM, Kind.INTERRUPTED_WRITE,
-}
-# The auditor's kinds (audit.AUDIT_KINDS) are disjoint from these: neither closes the other's alerts.
 
 # Seconds of a Lambda run kept after its notices are sent: publishing its metrics and returning.
 AFTER_DELIVERY = 5.0
@@ -44,9 +37,10 @@ def delivery_deadline(deadline: Deadline | None) -> Deadline | None:
 
 
 def origin(settings: FunctionSettings) -> Origin:
-    """The stack every alert email, chat card and event names: its account (and alias), name and region."""
+    """The stack every alert email, chat card and event names: its account (and alias), name and region, and
+    the docs site its emails link into."""
     return Origin(stack=settings.stack_name, region=settings.region, account=settings.account_id,
-                  account_alias=settings.account_alias)
+                  account_alias=settings.account_alias, docs_url=settings.docs_url)
 
 
 def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, Notifier] | tuple[None, None]:
@@ -60,12 +54,13 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
 
 
 def _alert(
-    result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, kinds: set[Kind],
+    result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, check: Check,
     then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
     recheck: Callable[[list[AlertRecord]], ScanResult] | None = None,
     deadline: Deadline | None = None,
 ) -> Delivery:
-    """Open / escalate / remind / resolve this check's alerts (only ``kinds``), then send every pending
+    """Open / escalate / remind / resolve the alerts of ``check``'s kinds (the catalog says which: it sees them
+    whole, so it may also close them; neither check closes the other's alerts), then send every pending
     notice (this run's and any an earlier run could not send) until the run's ``deadline``. With ``recheck``,
     the open alerts the check did not look at (lock files in a bucket it did not list whole) are looked at
     now, and reconciled too."""
@@ -74,6 +69,7 @@ def _alert(
     store, notifier = alerting(settings, aws)
     if store is None or notifier is None:
         return Delivery()
+    kinds = set(found_by(check))
     until = delivery_deadline(deadline)  # transitions and deliveries share the time the sweep kept for them
     try:
         missed: list[AlertRecord] = []
@@ -171,7 +167,7 @@ def _sweep_and_alert(
         ]
         return released
 
-    return result, _alert(result, settings, aws, now, SWEEPER_KINDS, then=release_stale, recheck=recheck,
+    return result, _alert(result, settings, aws, now, Check.SWEEP, then=release_stale, recheck=recheck,
                           deadline=deadline)
 
 
@@ -192,8 +188,8 @@ def _audit_and_alert(
     streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
     result = Sweeper(aws, now=now).survey(request)
     Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
-                                result, deadline)  # a survey judges nothing: every finding is one of AUDIT_KINDS
-    return result, _alert(result, settings, aws, now, set(AUDIT_KINDS), deadline=deadline)
+                                result, deadline)  # a survey judges nothing: every finding is one the audit finds
+    return result, _alert(result, settings, aws, now, Check.AUDIT, deadline=deadline)
 
 
 def stream_monitor(settings: FunctionSettings, aws: AwsSession, log: object = None) -> StreamMonitor:
