@@ -8,7 +8,7 @@ SAM_ENV := PYENV_VERSION=3.11.7:3.12.1:3.13.0 SAM_CLI_TELEMETRY=0
 ENV ?= seoul
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test test-unit test-integration test-e2e lint validate build deploy stackset bench bench-deployed cost clean
+.PHONY: help setup demo test test-unit test-integration test-e2e lint docs validate build deploy stackset bench bench-deployed cost clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -36,8 +36,12 @@ test-integration: setup ## engine, CLI and handler against moto server
 test-e2e: setup ## the real terraform binary against moto server
 	$(BIN)/python -m pytest tests/e2e
 
-lint: setup ## ruff lint
+lint: setup ## ruff lint, and the docs site built with --strict (broken links, pages not in the nav)
 	$(BIN)/ruff check layers functions tests scripts bench
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+docs: setup ## write the generated docs (template parameters, make cost's table, the bench's tables) into docs/
+	$(BIN)/python scripts/docs.py
 
 validate: setup ## sam validate --lint (offline)
 	$(SAM_ENV) $(BIN)/sam validate --lint
