@@ -36,10 +36,11 @@ test-integration: setup ## engine, CLI and handler against moto server
 test-e2e: setup ## the real terraform binary against moto server
 	$(BIN)/python -m pytest tests/e2e
 
-lint: setup ## ruff lint
+lint: setup ## ruff lint, and the docs site built with --strict (broken links, pages not in the nav)
 	$(BIN)/ruff check layers functions tests scripts bench
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
-docs: setup ## write the docs pages generated from code (docs/kinds.md from the finding kinds' catalog)
+docs: setup ## write the generated docs (finding kinds, template parameters, make cost's table, the bench's tables)
 	$(BIN)/python scripts/docs.py
 
 validate: setup ## sam validate --lint (offline)

@@ -183,7 +183,8 @@ def main() -> int:
     shutil.copytree(fn.layers[0], bare, ignore=shutil.ignore_patterns("__pycache__"))
     without = BoxFunction(**{**vars(fn), "layers": [bare]})
     report: dict[str, Any] = {"function": fn.name, "memory_mb": fn.memory_mb, "timeout": fn.timeout,
-                              "cpu_share": fn.memory_mb / 1769, "sizes": []}
+                              "cpu_share": fn.memory_mb / 1769, "date": time.strftime("%Y-%m-%d", time.gmtime()),
+                              "sizes": []}
     print("init, with and without the layer's .pyc ...", flush=True)
     report["init"] = {"with_pyc": measure_init(fn, args.init_runs), "without_pyc": measure_init(without, args.init_runs)}
     for label, doc in report["init"].items():

@@ -887,7 +887,9 @@ def main() -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     workdir = outdir / "runs"
     workdir.mkdir(exist_ok=True)
-    report: dict[str, Any] = {"repeat": args.repeat, "code": _code_version(), "sizes": [], "latency_ms": args.latency_ms}
+    report: dict[str, Any] = {"repeat": args.repeat, "code": _code_version(), "sizes": [], "latency_ms": args.latency_ms,
+                              "date": f"{datetime.now(timezone.utc):%Y-%m-%d}", "python": sys.version.split()[0],
+                              "cpus": os.cpu_count()}
     if args.import_runs:
         print("cold start: importing each handler vs boto3 alone...", flush=True)
         report["cold_start"] = cold_start(args.import_runs)
@@ -942,15 +944,7 @@ def main() -> int:
                 "moto_rss_mb_after_seed": moto_rss,
             },
             "lower_bound": lb,
-            "outputs": {
-                "tfjanitor": {
-                    "stats": tfj.get("stats", {}),
-                    "complete": tfj.get("complete"),
-                    "errors": tfj.get("errors"),
-                    "finding_kinds": dict(Counter(f["kind"] for f in tfj.get("findings", []))),
-                },
-                "naive": {k: v for k, v in naive.items() if k not in ("drifts", "stale_locks", "missing")},
-            },
+            "outputs": _outputs(tfj, naive),
             "summary": summary,
             "runs": ran["runs"],
             "correctness": correctness,
@@ -958,7 +952,8 @@ def main() -> int:
         }
         if latency is not None:
             lat_summary = {name: summarize(r) for name, r in latency["runs"].items()}
-            size["latency"] = {"outputs": latency["outputs"], "summary": lat_summary, "runs": latency["runs"]}
+            size["latency"] = {"outputs": _outputs(latency["outputs"]["tfjanitor"], latency["outputs"]["naive"]),
+                               "summary": lat_summary, "runs": latency["runs"]}
             size["targets"] += latency_targets(n, args.latency_ms, lat_summary["tfjanitor"], lat_summary["naive"])
         report["sizes"].append(size)
 
@@ -978,6 +973,19 @@ def main() -> int:
         print(f"targets missed: {missed}" + ("" if args.strict else " (exit 0 without --strict)"), file=sys.stderr)
         return 1 if args.strict else 0
     return 0
+
+
+def _outputs(tfj: dict[str, Any], naive: dict[str, Any]) -> dict[str, Any]:
+    """What results.json keeps of each scanner's output: its counts, not its findings (the raw output is in runs/)."""
+    return {
+        "tfjanitor": {
+            "stats": tfj.get("stats", {}),
+            "complete": tfj.get("complete"),
+            "errors": tfj.get("errors"),
+            "finding_kinds": dict(Counter(f["kind"] for f in tfj.get("findings", []))),
+        },
+        "naive": {k: v for k, v in naive.items() if k not in ("drifts", "stale_locks", "missing")},
+    }
 
 
 def _code_version() -> str:

@@ -4,7 +4,9 @@ unit prices it assumes written next to each line.
 Reads the rendered template (alarms, dashboards, KMS keys, memory sizes, the sweep interval), the
 metrics the code publishes and when (``tfjanitor.runtime.telemetry.METRIC_PLAN``), and what
 `make bench` measured at 1,000 states (calls per sweep by operation, duration, peak memory) from
-bench/bench-output/results.json. Without bench results it says so and uses the README's last figures.
+bench/bench-output/results.json, or, without a run of your own, from the committed results of the last one
+(bench/results/bench.json). ``make docs`` writes the same table into docs/operations.md from the committed
+results (scripts/docs.py; a test fails when the page is stale).
 
     python scripts/cost.py [--states 1000] [--bench bench/bench-output/results.json] [--active-hours 176]
 """
@@ -40,9 +42,9 @@ PRICE = {
     "log_gb": 0.50,  # CloudWatch Logs ingestion
     "sns_email": 2.00 / 1e5,  # beyond the free 1,000 a month
 }
-# What the README's last `make bench` measured at 1,000 states, if no results.json is at hand.
-FALLBACK = {"calls": {"Scan": 1, "GetBucketLocation": 2, "ListObjectsV2": 2, "GetObject": 10, "BatchGetItem": 1},
-            "seconds": 0.7, "peak_rss_mb": 73.0, "source": "README figures (run `make bench` to measure)"}
+# What `make bench` writes, and the last run's results as committed (what the docs are generated from).
+BENCH_OUTPUT = ROOT / "bench" / "bench-output" / "results.json"
+COMMITTED = ROOT / "bench" / "results" / "bench.json"
 
 
 @dataclass
@@ -54,16 +56,18 @@ class Line:
 
 
 def bench_figures(path: Path, states: int) -> dict[str, Any]:
+    """What the sweep of ``states`` states took in the benchmark at ``path`` (else the committed results)."""
     if not path.exists():
-        return FALLBACK
+        path = COMMITTED
     report = json.loads(path.read_text())
     for size in report.get("sizes", []):
         if size["n"] == states:
             stats = size["outputs"]["tfjanitor"]["stats"]
+            shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
             return {"calls": stats.get("api_calls", {}), "seconds": size["summary"]["tfjanitor"]["internal_seconds_median"]
                     or size["summary"]["tfjanitor"]["wall_seconds_median"],
-                    "peak_rss_mb": size["summary"]["tfjanitor"]["peak_rss_mb"], "source": f"{path} (N={states:,})"}
-    return FALLBACK
+                    "peak_rss_mb": size["summary"]["tfjanitor"]["peak_rss_mb"], "source": f"{shown} (N={states:,})"}
+    raise SystemExit(f"{path} has no run at {states:,} states: run make bench (python bench/bench.py --states {states})")
 
 
 def cost_lines(states: int, figures: dict[str, Any], active_hours: float, parameters: dict[str, str]) -> list[Line]:
@@ -127,27 +131,38 @@ def cost_lines(states: int, figures: dict[str, Any], active_hours: float, parame
     return lines
 
 
+def at_defaults(states: int, figures: dict[str, Any], active_hours: float) -> list[Line]:
+    """The lines at the template's defaults, the stream on, and the values a deploy must choose."""
+    stream = "arn:aws:dynamodb:us-east-1:123456789012:table/terraform-state-lock/stream/2026-01-01T00:00:00.000"
+    parameters = {"StateBucketNames": "my-terraform-state", "AlertEmail": "oncall@example.com", "LockTableStreamArn": stream}
+    return cost_lines(states, figures, active_hours, parameters)
+
+
+def table(lines: list[Line]) -> str:
+    """The Markdown table `make cost` prints and docs/operations.md shows."""
+    total = sum(line.monthly for line in lines)
+    rows = ["| what | quantity | unit price | $ / month |", "|---|---|---|---:|"]
+    rows += [f"| {line.what} | {line.quantity} | {line.unit_price} | {line.monthly:.2f} |" for line in lines]
+    rows.append(f"| **total** | | | **{total:.2f}** |")
+    return "\n".join(rows) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=1000)
-    parser.add_argument("--bench", default=str(ROOT / "bench" / "bench-output" / "results.json"))
+    parser.add_argument("--bench", default=str(BENCH_OUTPUT),
+                        help="make bench's results.json (default: bench/bench-output/results.json, else the committed "
+                             "bench/results/bench.json)")
     parser.add_argument("--active-hours", type=float, default=176,
                         help="hours a month with Terraform lock activity (default 176: 8 h x 22 workdays)")
     args = parser.parse_args(argv)
     figures = bench_figures(Path(args.bench), args.states)
-    # Defaults everywhere, the stream on, and the values a deploy must choose.
-    stream = "arn:aws:dynamodb:us-east-1:123456789012:table/terraform-state-lock/stream/2026-01-01T00:00:00.000"
-    parameters = {"StateBucketNames": "my-terraform-state", "AlertEmail": "oncall@example.com", "LockTableStreamArn": stream}
-    lines = cost_lines(args.states, figures, args.active_hours, parameters)
+    lines = at_defaults(args.states, figures, args.active_hours)
     total = sum(line.monthly for line in lines)
     print(f"# tfjanitor: one region's stack a month at the defaults ({args.states:,} states, stream on)\n")
     print(f"Measured figures: {figures['source']}; peak memory {figures['peak_rss_mb']:.0f} MB.\n")
-    print("| what | quantity | unit price | $ / month |")
-    print("|---|---|---|---:|")
-    for line in lines:
-        print(f"| {line.what} | {line.quantity} | {line.unit_price} | {line.monthly:.2f} |")
-    print(f"| **total** | | | **{total:.2f}** |")
-    print("\nFree tiers (Lambda, SNS email, the first three dashboards) are not subtracted.")
+    print(table(lines))
+    print("Free tiers (Lambda, SNS email, the first three dashboards) are not subtracted.")
     return 0 if total <= 2.0 else 1
 
 

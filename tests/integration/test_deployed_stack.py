@@ -115,7 +115,7 @@ def archives() -> dict[str, bytes]:
 
 @pytest.fixture
 def full(emulator: MotoServer, plain: dict[str, Any], archives: dict[str, bytes]) -> DeployedStack:
-    """The stack with every optional branch on, next to a lock table whose stream is on (the README's
+    """The stack with every optional branch on, next to a lock table whose stream is on (docs/deploying.md's
     update-table command) and the existing topic AlertTopicArn names."""
     ddb = client("dynamodb", emulator)
     ddb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],

@@ -58,7 +58,7 @@ def test_no_schedule_is_named_from_its_logical_id(template, translated) -> None:
 
 
 def test_kms_decrypt_works_for_state_buckets_in_the_peer_regions(template) -> None:  # type: ignore[no-untyped-def]
-    """kms:ViaService names S3 in the stack's region and each peer region (the README's two-region deploy reads both
+    """kms:ViaService names S3 in the stack's region and each peer region (docs/deploying.md's two-region deploy reads both
     regions' buckets): moto evaluates no KMS condition, so a deploy would only fail on AWS."""
     key = "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     for partition, suffixes in (("aws", ["amazonaws.com"]), ("aws-cn", ["amazonaws.com", "amazonaws.com.cn"])):

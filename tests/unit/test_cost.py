@@ -1,5 +1,5 @@
 """One region's stack stays under $2 a month at the defaults (issue 13.1): `make cost`, from the
-rendered template and the metric plan, with the README's measured figures (no bench run needed)."""
+rendered template and the metric plan, with the committed bench results (bench/results/bench.json: no bench run needed)."""
 
 from __future__ import annotations
 
