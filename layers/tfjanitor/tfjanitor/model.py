@@ -206,7 +206,7 @@ class BucketFacts:
 
 @dataclass
 class Inventory:
-    """What a sweep read, kept for the audit (audit.py): who holds what for each state.
+    """What a sweep read, kept for the audit (checks/audit_rules.py): who holds what for each state.
 
     Keys are (bucket, state key). Only tables read without error appear in ``tables_read``.
     """
