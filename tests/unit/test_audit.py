@@ -10,6 +10,7 @@ import pytest
 
 from tfjanitor.catalog import Check, found_by
 from tfjanitor.checks import audit_rules as audit
+from tfjanitor.checks import bucket_rules, state_rules
 from tfjanitor.checks.findings import cross_region_bucket
 from tfjanitor.checks.regions import cross_region_cost, one_way_ms
 from tfjanitor.model import Kind, ObjectFacts, ObjectVersion, Severity, TableFacts
@@ -116,16 +117,16 @@ def test_stream_check_compares_the_monitors_stream_with_the_tables() -> None:
 
 
 def test_versioning_and_public_access_block() -> None:
-    assert audit.versioning_disabled("r", "b", "r", "Enabled") is None
+    assert bucket_rules.versioning_disabled("r", "b", "r", "Enabled") is None
     for status, word in ((None, "not enabled"), ("Suspended", "suspended")):
-        finding = audit.versioning_disabled("r", "b", "r", status)
+        finding = bucket_rules.versioning_disabled("r", "b", "r", status)
         assert finding is not None and finding.severity is Severity.WARNING and word in finding.message
         assert cli_json(finding.command_lines()[0], "--versioning-configuration") == {"Status": "Enabled"}
-    full = dict.fromkeys(audit.PUBLIC_ACCESS_FLAGS, True)
-    assert audit.public_access_open("r", "b", "r", full) is None
-    missing = audit.public_access_open("r", "b", "r", None)
+    full = dict.fromkeys(bucket_rules.PUBLIC_ACCESS_FLAGS, True)
+    assert bucket_rules.public_access_open("r", "b", "r", full) is None
+    missing = bucket_rules.public_access_open("r", "b", "r", None)
     assert missing is not None and "no public access block" in missing.message
-    partial = audit.public_access_open("r", "b", "r", full | {"RestrictPublicBuckets": False})
+    partial = bucket_rules.public_access_open("r", "b", "r", full | {"RestrictPublicBuckets": False})
     assert partial is not None and partial.details["off"] == ["RestrictPublicBuckets"]
     assert cli_json(partial.command_lines()[0], "--public-access-block-configuration") == full
 
@@ -148,22 +149,22 @@ TLS = {"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
 ])
 def test_tls_policy_judgement(statement, enforced) -> None:  # type: ignore[no-untyped-def]
     policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
-    assert audit.tls_enforced(policy, "b") is enforced
-    assert (audit.tls_not_enforced("r", "b", "r", policy) is None) is enforced
+    assert bucket_rules.tls_enforced(policy, "b") is enforced
+    assert (bucket_rules.tls_not_enforced("r", "b", "r", policy) is None) is enforced
 
 
 def test_tls_fix_keeps_the_current_policy_and_then_passes() -> None:
-    assert not audit.tls_enforced(None, "b") and not audit.tls_enforced("{not json", "b")
+    assert not bucket_rules.tls_enforced(None, "b") and not bucket_rules.tls_enforced("{not json", "b")
     allow = {"Sid": "TLS", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:GetObject",
              "Resource": "arn:aws:s3:::b/*"}
-    finding = audit.tls_not_enforced("ap-northeast-2", "b", "us-east-1", json.dumps({"Version": "2012-10-17",
+    finding = bucket_rules.tls_not_enforced("ap-northeast-2", "b", "us-east-1", json.dumps({"Version": "2012-10-17",
                                                                                      "Statement": [allow]}))
     assert finding is not None and finding.severity is Severity.INFO and finding.details["bucket_region"] == "us-east-1"
     [line] = finding.command_lines()
     merged = cli_json(line, "--policy")
     assert merged["Statement"][0] == allow  # kept
     assert merged["Statement"][1]["Sid"] == "DenyInsecureTransport"
-    assert audit.tls_enforced(json.dumps(merged), "b")
+    assert bucket_rules.tls_enforced(json.dumps(merged), "b")
     assert "--region us-east-1" in line  # the bucket's region, not the table's
 
 
@@ -188,24 +189,24 @@ RULE = {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""},
 
 def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_markers() -> None:
     versions = lock_history("app/terraform.tfstate.tflock", T0, T0 + timedelta(minutes=5))
-    assert audit.lockfile_versions_accumulating("r", "b", "r", None, versions, []) is None  # not versioned
-    assert audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", [], []) is None  # nothing there
-    finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [])
+    assert bucket_rules.lockfile_versions_accumulating("r", "b", "r", None, versions, []) is None  # not versioned
+    assert bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", [], []) is None  # nothing there
+    finding = bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [])
     assert finding is not None and finding.severity is Severity.INFO
     assert (finding.details["noncurrent_versions"], finding.details["delete_markers"]) == (2, 2)
     merged = cli_json(finding.command_lines()[0], "--lifecycle-configuration")
     [rule] = merged["Rules"]
     assert rule["Filter"] == {"Prefix": "app/"} and rule["Expiration"] == {"ExpiredObjectDeleteMarker": True}
     assert rule["NoncurrentVersionExpiration"]["NoncurrentDays"] == 30
-    assert audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, merged["Rules"]) is None
-    assert audit.lockfile_versions_accumulating("r", "b", "r", "Suspended", versions, [RULE]) is None
+    assert bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, merged["Rules"]) is None
+    assert bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Suspended", versions, [RULE]) is None
     # Rules that do not cover the lock files: disabled, another prefix, tag-filtered, half a rule.
     half = {k: v for k, v in RULE.items() if k != "Expiration"}
     for rules in ([RULE | {"Status": "Disabled"}], [RULE | {"Filter": {"Prefix": "other/"}}],
                   [RULE | {"Filter": {"Tag": {"Key": "k", "Value": "v"}}}], [half]):
-        finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, rules)
+        finding = bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, rules)
         assert finding is not None, rules
-    finding = audit.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [half])
+    finding = bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [half])
     merged = cli_json(finding.command_lines()[0], "--lifecycle-configuration")  # type: ignore[union-attr]
     assert merged["Rules"][0] == half and "NoncurrentVersionExpiration" not in merged["Rules"][1]
 
@@ -214,8 +215,8 @@ def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_mar
 
 
 def ev(key: str, *, digest: str | None = None, etag: str = "a" * 32, written: datetime = T0, holds=(),  # type: ignore[no-untyped-def]
-       md5: str | None = None, lockfile_now: bool = False, locked: bool = False) -> audit.StateEvidence:
-    return audit.StateEvidence(
+       md5: str | None = None, lockfile_now: bool = False, locked: bool = False) -> state_rules.StateEvidence:
+    return state_rules.StateEvidence(
         key=key, digests={"terraform-state-lock": digest} if digest else {}, locked_in_table=locked,
         lockfile_now=lockfile_now, lock_holds=list(holds), obj=ObjectFacts(etag, 100, written), md5=md5,
     )
@@ -225,29 +226,29 @@ HOLD = (T0 - timedelta(seconds=1), T0 + timedelta(seconds=3))
 
 
 def test_each_state_is_classified_by_what_the_bucket_and_table_show() -> None:
-    assert audit.classify_state(ev("a", digest="a" * 32)) == ("dynamodb", False)
-    assert audit.classify_state(ev("b", digest="a" * 32, holds=[HOLD])) == ("both", False)
-    assert audit.classify_state(ev("c", holds=[HOLD])) == ("lockfile", False)
-    assert audit.classify_state(ev("d")) == (None, False)  # no evidence of any locking
+    assert state_rules.classify_state(ev("a", digest="a" * 32)) == ("dynamodb", False)
+    assert state_rules.classify_state(ev("b", digest="a" * 32, holds=[HOLD])) == ("both", False)
+    assert state_rules.classify_state(ev("c", holds=[HOLD])) == ("lockfile", False)
+    assert state_rules.classify_state(ev("d")) == (None, False)  # no evidence of any locking
     # Written by Terraform under a file lock, with no digest for it: the digest is a leftover.
-    assert audit.classify_state(ev("e", digest="f" * 32, holds=[HOLD])) == ("lockfile", True)
+    assert state_rules.classify_state(ev("e", digest="f" * 32, holds=[HOLD])) == ("lockfile", True)
     # The same mismatch written outside any lock: a hand edit (drift, the sweep's), not migration.
     outside = ev("f", digest="f" * 32, holds=[HOLD], written=T0 + timedelta(minutes=1))
-    assert audit.classify_state(outside) == ("both", False)
+    assert state_rules.classify_state(outside) == ("both", False)
     # A run in progress, or no proof of a mismatch (a multipart ETag, not hashed): never a leftover.
-    assert audit.classify_state(ev("g", digest="f" * 32, holds=[HOLD], lockfile_now=True)) == ("both", False)
-    assert audit.classify_state(ev("h", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3")) == ("both", False)
+    assert state_rules.classify_state(ev("g", digest="f" * 32, holds=[HOLD], lockfile_now=True)) == ("both", False)
+    assert state_rules.classify_state(ev("h", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3")) == ("both", False)
     # A hashed MD5 decides, whatever the ETag says.
-    assert audit.classify_state(ev("i", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3", md5="e" * 32)) == (
+    assert state_rules.classify_state(ev("i", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3", md5="e" * 32)) == (
         "lockfile", True)
     # A peer region's digest matching the object: a DynamoDB-locking run wrote it (split brain).
     split = ev("j", digest="f" * 32, holds=[HOLD])
     split.peer_digests = {"a" * 32}
-    assert audit.classify_state(split) == ("both", False)
+    assert state_rules.classify_state(split) == ("both", False)
 
 
 def test_lock_holds_from_versions() -> None:
-    holds = audit.lock_holds(lock_history("k.tflock", T0, T0 + timedelta(minutes=1), held_now=True))
+    holds = state_rules.lock_holds(lock_history("k.tflock", T0, T0 + timedelta(minutes=1), held_now=True))
     assert holds == [(T0, T0 + timedelta(seconds=5)), (T0 + timedelta(minutes=1), None)]
 
 
@@ -257,7 +258,7 @@ def test_migration_finding_lists_modes_and_leftovers_with_a_guarded_delete() -> 
         ev("b/terraform.tfstate", digest="a" * 32, holds=[HOLD]),
         ev("c/terraform.tfstate", digest="f" * 32, holds=[HOLD]),
     ]
-    finding = audit.lockfile_migration("ap-northeast-2", "b", states)
+    finding = state_rules.lockfile_migration("ap-northeast-2", "b", states)
     assert finding is not None and finding.kind is Kind.LOCKFILE_MIGRATION and finding.severity is Severity.INFO
     assert finding.details["counts"] == {"dynamodb": 1, "both": 1, "lockfile": 1}
     assert [(s["key"], s["mode"], s["leftover_digest"]) for s in finding.details["states"]] == [
@@ -273,9 +274,9 @@ def test_migration_finding_lists_modes_and_leftovers_with_a_guarded_delete() -> 
 
 
 def test_no_migration_note_when_nothing_is_migrating() -> None:
-    assert audit.lockfile_migration("r", "b", [ev("a", digest="a" * 32), ev("b", digest="a" * 32)]) is None
-    assert audit.lockfile_migration("r", "b", [ev("a", holds=[HOLD]), ev("b", lockfile_now=True)]) is None
-    assert audit.lockfile_migration("r", "b", []) is None
+    assert state_rules.lockfile_migration("r", "b", [ev("a", digest="a" * 32), ev("b", digest="a" * 32)]) is None
+    assert state_rules.lockfile_migration("r", "b", [ev("a", holds=[HOLD]), ev("b", lockfile_now=True)]) is None
+    assert state_rules.lockfile_migration("r", "b", []) is None
 
 
 # -- split brain ------------------------------------------------------------------------------------------
@@ -284,11 +285,11 @@ def test_no_migration_note_when_nothing_is_migrating() -> None:
 def test_split_brain_says_who_holds_what_which_digest_matches_and_which_config_to_fix() -> None:
     lock = {"id": "1", "who": "ci@runner-7", "operation": "OperationTypeApply", "created": "2026-11-20T09:00:00Z"}
     holders = {
-        "ap-northeast-2": audit.Holder(digest="a" * 32),
-        "us-east-1": audit.Holder(digest="b" * 32, lock=lock),
+        "ap-northeast-2": state_rules.Holder(digest="a" * 32),
+        "us-east-1": state_rules.Holder(digest="b" * 32, lock=lock),
     }
     obj = ObjectFacts("b" * 32, 500, T0)  # the object's ETag proves Virginia's digest
-    finding = audit.split_brain_lock("ap-northeast-2", "terraform-state-lock", "tfstate", "dev/t.tfstate", holders,
+    finding = state_rules.split_brain_lock("ap-northeast-2", "terraform-state-lock", "tfstate", "dev/t.tfstate", holders,
                                      obj, None, "ap-northeast-2")
     assert finding is not None and finding.kind is Kind.SPLIT_BRAIN_LOCK and finding.severity is Severity.CRITICAL
     d = finding.details
@@ -311,8 +312,8 @@ def test_split_brain_says_who_holds_what_which_digest_matches_and_which_config_t
 
 
 def test_one_region_is_not_split_brain() -> None:
-    only = {"ap-northeast-2": audit.Holder(digest="a" * 32), "us-east-1": audit.Holder()}
-    assert audit.split_brain_lock("r", "t", "b", "k", only, None, None, None) is None
+    only = {"ap-northeast-2": state_rules.Holder(digest="a" * 32), "us-east-1": state_rules.Holder()}
+    assert state_rules.split_brain_lock("r", "t", "b", "k", only, None, None, None) is None
 
 
 def test_peer_items_are_read_in_terraforms_formats() -> None:
@@ -323,7 +324,7 @@ def test_peer_items_are_read_in_terraforms_formats() -> None:
             "Created": "2026-11-20T09:00:00.123456789Z", "Path": "b/k"}, separators=(",", ":"))}},
         {"LockID": {"S": "cache-entry"}, "Value": {"N": "3"}},  # another workload's item: ignored
     ]
-    held = audit.peer_holders(items)
+    held = state_rules.peer_holders(items)
     assert set(held) == {("b", "k")}
     assert held[("b", "k")].digest == "c" * 32 and held[("b", "k")].lock["who"] == "me@host"  # type: ignore[index]
 
@@ -360,9 +361,9 @@ def test_audit_alert_emails_have_a_title_and_fit_the_subject_limit() -> None:
 
     findings = [
         audit.deletion_protection_disabled(facts(deletion_protection=False, name="a-rather-long-lock-table-name" * 2)),
-        audit.split_brain_lock("ap-northeast-2", "t", "b", "env:/staging/dev/terraform.tfstate",
-                               {"ap-northeast-2": audit.Holder(digest="a" * 32),
-                                "us-east-1": audit.Holder(digest="b" * 32)}, None, None, None),
+        state_rules.split_brain_lock("ap-northeast-2", "t", "b", "env:/staging/dev/terraform.tfstate",
+                               {"ap-northeast-2": state_rules.Holder(digest="a" * 32),
+                                "us-east-1": state_rules.Holder(digest="b" * 32)}, None, None, None),
     ]
     subjects = []
     for f in findings:

@@ -22,6 +22,7 @@ from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws.topic import Topic
 from tfjanitor.catalog import Check, found_by
 from tfjanitor.checks import audit_rules as audit
+from tfjanitor.checks import bucket_rules, state_rules
 from tfjanitor.checks import findings as build
 from tfjanitor.cli.main import build_parser
 from tfjanitor.model import Finding, Kind, ObjectFacts, ObjectVersion, TableFacts
@@ -56,8 +57,8 @@ def every_kind(key: str = "app/terraform.tfstate", who: str = "ci@runner-7") -> 
     versions = [ObjectVersion(f"{key}.tflock", "v1", False, t0, size=230),
                 ObjectVersion(f"{key}.tflock", "v2", True, t0 + timedelta(seconds=5), delete_marker=True)]
     hold = (t0 - timedelta(seconds=1), t0 + timedelta(seconds=3))
-    evidence = [audit.StateEvidence(key, {TABLE: "a" * 32}, obj=ObjectFacts("b" * 32, 100, t0), lock_holds=[hold]),
-                audit.StateEvidence("other/terraform.tfstate", {TABLE: "c" * 32}, obj=ObjectFacts("c" * 32, 100, t0))]
+    evidence = [state_rules.StateEvidence(key, {TABLE: "a" * 32}, obj=ObjectFacts("b" * 32, 100, t0), lock_holds=[hold]),
+                state_rules.StateEvidence("other/terraform.tfstate", {TABLE: "c" * 32}, obj=ObjectFacts("c" * 32, 100, t0))]
     stale = build.stale_lock(REGION, TABLE, BUCKET, key, lock, NOW, timedelta(hours=1))
     found = [
         stale,
@@ -67,19 +68,19 @@ def every_kind(key: str = "app/terraform.tfstate", who: str = "ci@runner-7") -> 
         build.orphan_digest(REGION, TABLE, BUCKET, key, "a" * 32),
         build.cross_region_bucket(REGION, TABLE, BUCKET, "us-east-1", 3, [2048]),
         build.malformed_item(REGION, TABLE, f"{BUCKET}/{key}", "Info is not JSON", False, {"Info": "{"}),
-        audit.split_brain_lock(REGION, TABLE, BUCKET, key, {REGION: audit.Holder(digest="a" * 32),
-                                                            "us-east-1": audit.Holder(digest="b" * 32)},
+        state_rules.split_brain_lock(REGION, TABLE, BUCKET, key, {REGION: state_rules.Holder(digest="a" * 32),
+                                                            "us-east-1": state_rules.Holder(digest="b" * 32)},
                                ObjectFacts("a" * 32, 100, t0), "a" * 32, REGION),
         audit.replicated_lock_table(table),
         audit.lock_table_missing(REGION, TABLE),
         audit.pitr_disabled(REGION, TABLE, "DISABLED"),
         audit.deletion_protection_disabled(table),
         audit.stream_disabled(table, f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-11-01T00:00:00.000"),
-        audit.versioning_disabled(REGION, BUCKET, REGION, None),
-        audit.public_access_open(REGION, BUCKET, REGION, None),
-        audit.tls_not_enforced(REGION, BUCKET, REGION, None),
-        audit.lockfile_versions_accumulating(REGION, BUCKET, REGION, "Enabled", versions, []),
-        audit.lockfile_migration(REGION, BUCKET, evidence),
+        bucket_rules.versioning_disabled(REGION, BUCKET, REGION, None),
+        bucket_rules.public_access_open(REGION, BUCKET, REGION, None),
+        bucket_rules.tls_not_enforced(REGION, BUCKET, REGION, None),
+        bucket_rules.lockfile_versions_accumulating(REGION, BUCKET, REGION, "Enabled", versions, []),
+        state_rules.lockfile_migration(REGION, BUCKET, evidence),
     ]
     kinds = {f.kind.value: f for f in found if f is not None}
     assert set(kinds) == {k.value for k in Kind}, "a new kind needs a finding here and a catalog entry"

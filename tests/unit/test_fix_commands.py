@@ -26,6 +26,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from tfjanitor.checks import audit_rules as audit
+from tfjanitor.checks import bucket_rules, state_rules
 from tfjanitor.checks import findings as build
 from tfjanitor.cli.main import build_parser
 from tfjanitor.model import Finding, ObjectFacts, ObjectVersion, TableFacts
@@ -235,7 +236,7 @@ def test_digest_fixes_are_conditional_on_the_digest_seen(sandbox, reg, prof, tab
     orphan = build.orphan_digest(reg, table, bucket, key, stored, profile=prof)
     check_means(orphan, [[delete], [versions]])
     check_printed(sandbox, orphan)
-    leftover = audit.lockfile_migration(reg, bucket, [audit.StateEvidence(
+    leftover = state_rules.lockfile_migration(reg, bucket, [state_rules.StateEvidence(
         key=key, digests={table: stored}, lock_holds=[(NOW - HOUR, NOW)], obj=ObjectFacts(actual, 10, NOW - HOUR / 2),
         md5=actual)], profile=prof)
     assert leftover is not None
@@ -269,16 +270,16 @@ def _audit_findings(reg: str, prof: str | None, table: str, bucket: str, key: st
     facts = TableFacts(table, reg, (("id", "HASH", "S"),), replicas=((reg, "ACTIVE"), ("eu-west-1", "ACTIVE")))
     arn = f"arn:aws:dynamodb:{reg}:1:table/x/stream/1"
     versions = [ObjectVersion(f"{key}.tflock", "1", False, NOW - HOUR), ObjectVersion(f"{key}.tflock", "2", True, NOW, True)]
-    holders = {reg: audit.Holder(digest="a" * 32), "eu-west-1": audit.Holder(digest=digest)}
+    holders = {reg: state_rules.Holder(digest="a" * 32), "eu-west-1": state_rules.Holder(digest=digest)}
     found = [
         build.cross_region_bucket(reg, table, bucket, "eu-west-1", 1, profile=prof),
         audit.lock_table_missing(reg, table, prof), audit.lock_table_schema(facts, prof),
         audit.replicated_lock_table(facts, prof), audit.deletion_protection_disabled(facts, prof),
         audit.pitr_disabled(reg, table, "DISABLED", prof), audit.stream_disabled(facts, arn, prof),
-        audit.versioning_disabled(reg, bucket, reg, None, prof), audit.public_access_open(reg, bucket, reg, None, prof),
-        audit.tls_not_enforced(reg, bucket, reg, None, prof),
-        audit.lockfile_versions_accumulating(reg, bucket, reg, "Enabled", versions, [], prof),
-        audit.split_brain_lock(reg, table, bucket, key, holders, ObjectFacts("a" * 32, 1, NOW), None, reg, prof),
+        bucket_rules.versioning_disabled(reg, bucket, reg, None, prof), bucket_rules.public_access_open(reg, bucket, reg, None, prof),
+        bucket_rules.tls_not_enforced(reg, bucket, reg, None, prof),
+        bucket_rules.lockfile_versions_accumulating(reg, bucket, reg, "Enabled", versions, [], prof),
+        state_rules.split_brain_lock(reg, table, bucket, key, holders, ObjectFacts("a" * 32, 1, NOW), None, reg, prof),
     ]
     return [f for f in found if f is not None]
 

@@ -8,7 +8,8 @@ how to check, the docs link), the chat cards (title), the events and the CLI (ti
 (which metric counts which kinds), the wiring (which function may resolve which kinds) and the docs page of
 kinds (:func:`markdown`, written to ``docs/kinds.md`` by ``make docs``; a test fails when it is stale).
 
-A kind's check (``checks/findings.py``, ``checks/audit_rules.py``) only decides and fills in the facts of one
+A kind's check (``checks/findings.py`` for the sweep; ``checks/audit_rules.py``, ``bucket_rules.py``,
+``state_rules.py`` for the audit) only decides and fills in the facts of one
 finding: its message, details, fix steps and commands. Adding a kind: a ``Kind`` value and an entry here (a
 test fails until every kind has one), then its builder and the check that calls it (docs/architecture.md).
 """
@@ -45,7 +46,7 @@ class Kind(str, Enum):
     CROSS_REGION_BUCKET = "cross_region_bucket"
     MALFORMED_ITEM = "malformed_item"
     INTERRUPTED_WRITE = "interrupted_write"
-    # Region, topology and posture audit (checks/audit_rules.py).
+    # Region, topology and posture audit (checks/audit_rules.py, bucket_rules.py, state_rules.py).
     SPLIT_BRAIN_LOCK = "split_brain_lock"
     REPLICATED_LOCK_TABLE = "replicated_lock_table"
     LOCK_TABLE_SCHEMA = "lock_table_schema"

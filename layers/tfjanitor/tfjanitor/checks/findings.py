@@ -13,98 +13,37 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from tfjanitor.checks.fixes import (
+    Argv,
+    create_lock_table_command,
+    delete_item_exactly,
+    digest_delete,
+    digest_put,
+    dynamodb,
+    force_unlock_command,
+    item_key,
+    list_versions,
+    restore_version,
+    select_workspace,
+    tools,
+    with_fix,
+    working_dir,
+)
 from tfjanitor.checks.liveness import FIRST_SEEN, SignOfLife, Threshold, clock_ahead, explain, last_sign_of_life
 from tfjanitor.checks.regions import cross_region_cost
 from tfjanitor.checks.runners import CI_CLEANUP, looks_like_ci_runner
-from tfjanitor.commands import aws, json_arg, option, representable, s3api_objects, unlock_command
+from tfjanitor.commands import json_arg, s3api_objects, unlock_command
 from tfjanitor.durations import human_duration
-from tfjanitor.model import Alternative, DriftHistory, Finding, Kind, Severity
-from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256, workspace_of, writers
+from tfjanitor.model import DriftHistory, Finding, Kind, ObjectVersion, Severity
+from tfjanitor.terraform import DIGEST_SUFFIX, LOCKFILE_SUFFIX, LockInfo, format_time, raw_sha256
 from tfjanitor.untrusted import FIELD_LIMIT, cap
 
-Argv = list[str]
 VALUE_IN_COMMAND_LIMIT = 4 * FIELD_LIMIT  # characters of lock-table values one command may carry
 
 
 # Labels are our prose only (chat cards show them as prose): the state's place is in the fix text.
 FORCE_UNLOCK_LABEL = ("With Terraform's own release (OpenTofu: tofu force-unlock), run from the state's working "
                       "directory, its workspace selected")
-
-
-def working_dir(bucket: str, key: str) -> str:
-    """Where Terraform's own commands for this state run: the configuration whose backend has this bucket and key,
-    with its workspace selected (named when the key is a workspace's state under the default prefix)."""
-    ws = workspace_of(key)
-    if ws is not None:
-        return (f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{ws[1]}", '
-                f"with workspace {ws[0]} selected (terraform workspace select {ws[0]})")
-    return (f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{key}" (a '
-            "workspace's state under a workspace_key_prefix of your own: select that workspace first)")
-
-
-def select_workspace(key: str) -> list[Argv]:
-    """``terraform workspace select NAME`` when the key is a workspace's state (default prefix), else nothing."""
-    ws = workspace_of(key)
-    return [["terraform", "workspace", "select", ws[0]]] if ws is not None else []
-
-
-def tools(version: str) -> str:
-    """Which CLI to name: LockInfo does not say whether Terraform or OpenTofu wrote it (see terraform.writers)."""
-    return "terraform" if writers(version) == ("terraform",) else "terraform (tofu for OpenTofu: the same commands)"
-
-
-def with_fix(finding: Finding, *options: tuple[str, list[Argv]]) -> Finding:
-    """Give ``finding`` its commands: ``options`` are (label, commands), the recommended one first.
-
-    An option that no command line can pass (a NUL in an argument) is left out; the next one is then
-    recommended.
-    """
-    usable = [(label, cmds) for label, cmds in options if cmds and all(representable(c) for c in cmds)]
-    if usable:
-        finding.commands = usable[0][1]
-        finding.alternatives = [Alternative(label, cmds) for label, cmds in usable[1:]]
-    return finding
-
-
-def _item_key(lock_id: str) -> str:
-    return json_arg({"LockID": {"S": lock_id}})
-
-
-def dynamodb(operation: str, region: str, profile: str | None, table: str, *args: str) -> Argv:
-    """``aws dynamodb OPERATION`` on one table."""
-    return aws("dynamodb", operation, region, profile, *option("--table-name", table), *args)
-
-
-def force_unlock_command(lock_id: str) -> Argv:
-    return ["terraform", "force-unlock", "-force", "--", lock_id]
-
-
-def digest_put(region: str, profile: str | None, table: str, digest_id: str, digest: str, seen: str) -> Argv:
-    """Store ``digest``, only if the item still holds the digest the sweep saw."""
-    return dynamodb(
-        "put-item", region, profile, table, "--item", json_arg({"LockID": {"S": digest_id}, "Digest": {"S": digest}}),
-        "--condition-expression", "Digest = :d", "--expression-attribute-values", json_arg({":d": {"S": seen}}),
-    )
-
-
-def digest_delete(region: str, profile: str | None, table: str, digest_id: str, seen: str) -> Argv:
-    """Delete a digest item, only if it still holds the digest the sweep saw."""
-    return dynamodb(
-        "delete-item", region, profile, table, "--key", _item_key(digest_id),
-        "--condition-expression", "Digest = :d", "--expression-attribute-values", json_arg({":d": {"S": seen}}),
-    )
-
-
-def list_versions(region: str, profile: str | None, bucket: str, key: str) -> Argv:
-    return s3api_objects("list-object-versions", region, profile, {"Bucket": bucket, "Prefix": key})
-
-
-def restore_version(region: str, profile: str | None, bucket: str, key: str, version_id: str, etag: str) -> Argv:
-    """Copy ``version_id`` over the object, only if the object is still the one the sweep saw (CopyObject
-    ``If-Match``: the destination's current ETag)."""
-    return s3api_objects("copy-object", region, profile, {
-        "Bucket": bucket, "Key": key, "CopySource": {"Bucket": bucket, "Key": key, "VersionId": version_id},
-        "IfMatch": f'"{etag}"'})
 
 
 def _threshold(threshold: Threshold | timedelta, lock: LockInfo) -> Threshold:
@@ -197,7 +136,7 @@ def stale_lock(
     return _release(
         finding, lock, unlock_command(region, profile, bucket, key, lock.id, table),
         "the item only if it still holds exactly this lock (Info unchanged)",
-        dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id_key),
+        dynamodb("delete-item", region, profile, table, "--key", item_key(lock_id_key),
                  "--condition-expression", "Info = :info",
                  "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})) if _pasteable(lock.raw) else None,
     )
@@ -255,6 +194,37 @@ def _forensics(history: DriftHistory | None, bucket: str, key: str) -> tuple[str
             f"{format_time(match.last_modified)}; the object was overwritten {when} outside Terraform."), details
 
 
+def _ways_out(region: str, profile: str | None, bucket: str, key: str, stored: str, actual: str, etag: str,
+              match: ObjectVersion | None) -> tuple[list[str], tuple[str, list[Argv]]]:
+    """A drift's fix steps before the leftover-digest one, and its restore option: with Terraform's last write
+    found in the bucket's versions (``match``), or without."""
+    if match is not None:
+        choose = [
+            "Two ways out. If the overwrite was intended (a state pushed or edited on purpose), accept the current "
+            f"object: the command below stores its MD5 ({actual}) as the digest, only if the digest is still {stored}.",
+            f"If it was not, restore Terraform's last write (the alternative): it copies version {match.version_id} "
+            f"over the object, only if the object is still the one seen (ETag {etag}: CopyObject If-Match), and the "
+            "stored digest then matches again. Do it while no terraform run holds the lock.",
+            "If in doubt, compare the two versions first (aws s3api get-object --version-id on each, then diff them "
+            "locally: both are state files and may hold secrets).",
+        ]
+        restore = (f"If the overwrite was not intended, restore Terraform's last write, version {match.version_id} "
+                   f"from {format_time(match.last_modified)} (only if the object is still the one seen)",
+                   [restore_version(region, profile, bucket, key, match.version_id, etag)])
+    else:
+        choose = [
+            "Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
+            "(a failed upload); the object's versions show its history.",
+            "If the object in S3 is the state you want, store its digest (what Terraform's own error suggests): "
+            f"the command below sets the digest to {actual}, only if it still holds {stored}.",
+            f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
+            "aws s3api copy-object, under a terraform lock.",
+        ]
+        restore = (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored.lower()} "
+                   "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)])
+    return choose, restore
+
+
 def digest_drift(
     region: str,
     table: str,
@@ -282,31 +252,8 @@ def digest_drift(
         if locked_by else ""
     )
     found, forensics = _forensics(history, bucket, key)
-    match = history.matching if history else None
-    if match is not None:
-        choose = [
-            "Two ways out. If the overwrite was intended (a state pushed or edited on purpose), accept the current "
-            f"object: the command below stores its MD5 ({actual}) as the digest, only if the digest is still {stored}.",
-            f"If it was not, restore Terraform's last write (the alternative): it copies version {match.version_id} "
-            f"over the object, only if the object is still the one seen (ETag {etag}: CopyObject If-Match), and the "
-            "stored digest then matches again. Do it while no terraform run holds the lock.",
-            "If in doubt, compare the two versions first (aws s3api get-object --version-id on each, then diff them "
-            "locally: both are state files and may hold secrets).",
-        ]
-        restore = (f"If the overwrite was not intended, restore Terraform's last write, version {match.version_id} "
-                   f"from {format_time(match.last_modified)} (only if the object is still the one seen)",
-                   [restore_version(region, profile, bucket, key, match.version_id, etag)])
-    else:
-        choose = [
-            "Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
-            "(a failed upload); the object's versions show its history.",
-            "If the object in S3 is the state you want, store its digest (what Terraform's own error suggests): "
-            f"the command below sets the digest to {actual}, only if it still holds {stored}.",
-            f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
-            "aws s3api copy-object, under a terraform lock.",
-        ]
-        restore = (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored.lower()} "
-                   "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)])
+    choose, restore = _ways_out(region, profile, bucket, key, stored, actual, etag,
+                                history.matching if history else None)
     finding = Finding(
         kind=Kind.DIGEST_DRIFT,
         severity=Severity.CRITICAL,
@@ -482,16 +429,6 @@ def orphan_digest(
     )
 
 
-def create_lock_table_command(region: str, table: str, profile: str | None = None) -> Argv:
-    """The one command that makes a Terraform lock table (key LockID, String), protected from deletion."""
-    return dynamodb(
-        "create-table", region, profile, table,
-        "--attribute-definitions", json_arg([{"AttributeName": "LockID", "AttributeType": "S"}]),
-        "--key-schema", json_arg([{"AttributeName": "LockID", "KeyType": "HASH"}]),
-        "--billing-mode", "PAY_PER_REQUEST", "--deletion-protection-enabled",
-    )
-
-
 def cross_region_bucket(
     region: str,
     table: str,
@@ -577,29 +514,17 @@ def malformed_item(
     )
     if lock_id is None:
         return with_fix(finding, ("Find it", [dynamodb("scan", region, profile, table)]))
-    commands = [dynamodb("get-item", region, profile, table, "--key", _item_key(lock_id))]
+    commands = [dynamodb("get-item", region, profile, table, "--key", item_key(lock_id))]
     if slot and attributes is not None:
-        commands.append(_delete_exactly(region, profile, table, lock_id, attributes))
+        commands.append(delete_item_exactly(region, profile, table, lock_id, attributes))
     elif not foreign and not slot and values and _pasteable(*values.values()):
         names = sorted(values)
         commands.append(dynamodb(
-            "delete-item", region, profile, table, "--key", _item_key(lock_id),
+            "delete-item", region, profile, table, "--key", item_key(lock_id),
             "--condition-expression", " AND ".join(f"{name} = :v{i}" for i, name in enumerate(names)),
             "--expression-attribute-values", json_arg({f":v{i}": {"S": values[name]} for i, name in enumerate(names)}),
         ))
     return with_fix(finding, ("Inspect it, then delete it", commands))
-
-
-def _delete_exactly(region: str, profile: str | None, table: str, lock_id: str, attributes: dict[str, Any]) -> Argv:
-    """Delete an item with neither Info nor Digest, only if it still has neither and every other attribute as seen."""
-    names = sorted(attributes)
-    condition = " AND ".join(["attribute_not_exists(Info)", "attribute_not_exists(Digest)",
-                              *(f"#a{i} = :a{i}" for i in range(len(names)))])
-    args = ["--condition-expression", condition]
-    if names:
-        args += ["--expression-attribute-names", json_arg({f"#a{i}": name for i, name in enumerate(names)}),
-                 "--expression-attribute-values", json_arg({f":a{i}": attributes[name] for i, name in enumerate(names)})]
-    return dynamodb("delete-item", region, profile, table, "--key", _item_key(lock_id), *args)
 
 
 def malformed_lockfile(

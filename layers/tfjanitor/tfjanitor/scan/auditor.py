@@ -1,4 +1,5 @@
-"""The audit run: read posture and peer regions through aws/posture.py, judge with checks/audit_rules.py.
+"""The audit run: read posture and peer regions through aws/posture.py, judge with checks/audit_rules.py,
+bucket_rules.py and state_rules.py.
 
 It extends a sweep's :class:`ScanResult` (``tfjanitor scan``: after the sweep) or a survey's
 (the auditor function: tables scanned and buckets listed, no state read) with the audit's
@@ -17,6 +18,7 @@ from datetime import datetime, timezone
 from tfjanitor.aws.posture import PostureReader
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import audit_rules as audit
+from tfjanitor.checks import bucket_rules, state_rules
 from tfjanitor.checks import findings as build
 from tfjanitor.durations import Deadline, OutOfTime, in_time
 from tfjanitor.model import (
@@ -159,10 +161,10 @@ class Auditor:
                 describe_error(exc, "peer table", f"{table} in {peer}") + " (split-brain check)",
             ))
             return False
-        for (bucket, key), holder in audit.peer_holders(items).items():
+        for (bucket, key), holder in state_rules.peer_holders(items).items():
             if holder.digest:
                 self._peer_digests[(bucket, key)].add(holder.digest)
-            home = audit.Holder(
+            home = state_rules.Holder(
                 lock=inventory.locks.get((bucket, key), {}).get(table),
                 digest=inventory.digests.get((bucket, key), {}).get(table),
             )
@@ -174,9 +176,9 @@ class Auditor:
             holders = {result.region: home, peer: holder}
             if existing is not None:  # a third region: rebuild with every holder
                 for r, v in existing.details["regions"].items():
-                    holders.setdefault(r, audit.Holder(lock=v["lock"], digest=v["digest"]))
+                    holders.setdefault(r, state_rules.Holder(lock=v["lock"], digest=v["digest"]))
                 result.findings.remove(existing)
-            finding = audit.split_brain_lock(
+            finding = state_rules.split_brain_lock(
                 result.region, table, bucket, key, holders, facts.objects.get(key),
                 inventory.md5.get((bucket, key)), facts.region, profile,
             )
@@ -220,18 +222,18 @@ class Auditor:
 
         found: list[Finding | None] = []
         if ok["bucket_versioning"]:
-            found.append(audit.versioning_disabled(region, name, where, posture.versioning, profile))
+            found.append(bucket_rules.versioning_disabled(region, name, where, posture.versioning, profile))
         if ok["public_access_block"]:
-            found.append(audit.public_access_open(region, name, where, posture.public_access_block, profile))
+            found.append(bucket_rules.public_access_open(region, name, where, posture.public_access_block, profile))
         if ok["bucket_policy"]:
-            found.append(audit.tls_not_enforced(region, name, where, posture.policy, profile))
+            found.append(bucket_rules.tls_not_enforced(region, name, where, posture.policy, profile))
         if history and ok["bucket_lifecycle"]:
-            found.append(audit.lockfile_versions_accumulating(
+            found.append(bucket_rules.lockfile_versions_accumulating(
                 region, name, where, posture.versioning, versions, posture.lifecycle_rules, profile,
             ))
         unversioned = ok["bucket_versioning"] and posture.versioning not in ("Enabled", "Suspended")
         if facts.listed and (history or unversioned):  # a failed read is an error already, not a guess
-            found.append(audit.lockfile_migration(region, name, self._evidence(inventory, name, facts, versions), profile))
+            found.append(state_rules.lockfile_migration(region, name, self._evidence(inventory, name, facts, versions), profile))
         result.findings += [f for f in found if f is not None]
         if history:
             self._measured_rates(result, inventory, name, versions, now, profile)
@@ -239,7 +241,7 @@ class Auditor:
 
     def _evidence(
         self, inventory: Inventory, name: str, facts: BucketFacts, versions: list[ObjectVersion]
-    ) -> list[audit.StateEvidence]:
+    ) -> list[state_rules.StateEvidence]:
         by_lock: dict[str, list[ObjectVersion]] = defaultdict(list)
         for v in versions:
             if v.key.endswith(LOCKFILE_SUFFIX):
@@ -248,12 +250,12 @@ class Auditor:
         keys |= facts.lockfiles | set(by_lock)
         evidence = []
         for key in keys:
-            evidence.append(audit.StateEvidence(
+            evidence.append(state_rules.StateEvidence(
                 key=key,
                 digests=dict(inventory.digests.get((name, key), {})),
                 locked_in_table=bool(inventory.locks.get((name, key))),
                 lockfile_now=key in facts.lockfiles,
-                lock_holds=audit.lock_holds(by_lock.get(key, [])),
+                lock_holds=state_rules.lock_holds(by_lock.get(key, [])),
                 obj=facts.objects.get(key),
                 md5=inventory.md5.get((name, key)),
                 peer_digests=set(self._peer_digests.get((name, key), set())),
@@ -270,7 +272,7 @@ class Auditor:
                 continue
             keys = {k for (b, k), by_table in inventory.digests.items() if b == name and f.table in by_table}
             keys |= {k for (b, k), by_table in inventory.locks.items() if b == name and f.table in by_table}
-            rate = audit.versions_per_month(versions, keys, now)
+            rate = state_rules.versions_per_month(versions, keys, now)
             if rate is None:
                 continue
             facts = inventory.buckets[name]
