@@ -248,10 +248,10 @@ def classify_item(item: dict[str, Any]) -> LockItem | DigestItem | BadItem:
 
 def _string_values(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, str] | None:
     try:
-        values = {name: _string_attr(item, name) for name in names if name in item}
+        values = {name: value for name in names if (value := _string_attr(item, name)) is not None}
     except MalformedItem:
         return None
-    return values or None  # type: ignore[return-value]
+    return values or None
 
 
 def state_checksum(md5: str, size: int) -> str:

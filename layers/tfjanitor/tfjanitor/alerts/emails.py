@@ -369,7 +369,7 @@ def _open(text: _Text, notice: Notice) -> None:
 def _fitted_note(text: _Text, d: dict[str, Any]) -> None:
     """Say which commands this email does not print, and what the line printed instead does."""
     fitted = d.get("commands_fitted") or {}
-    [first, *_] = [*(d.get("commands") or []), ""]
+    first = next(iter(d.get("commands") or []), "")
     how = ("tfjanitor unlock reads the lock itself: it shows the lock it finds and asks before it deletes it "
            "(only if it is still that lock), so check it is the one this alert is about"
            if str(first).startswith("tfjanitor unlock ") else

@@ -236,8 +236,8 @@ def process_findings(
     for fp, record in open_records.items():
         if fp in current or _state(record.finding) in unverified:
             continue
-        f = record.finding
-        if f.get("kind") in _HELD_LOCK_KINDS and (f.get("bucket"), f.get("key"), f.get("lock_id")) in superseded:
+        doc = record.finding
+        if doc.get("kind") in _HELD_LOCK_KINDS and (doc.get("bucket"), doc.get("key"), doc.get("lock_id")) in superseded:
             continue
         if deadline is not None and deadline.left() <= 0:
             return notices

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from xml.etree.ElementTree import ParseError
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -111,14 +111,16 @@ class LockTable:
     def _page(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
             with lean.lean():
-                page = self._aws.dynamodb(self.region).scan(TableName=self.name, ConsistentRead=True, **kwargs)
+                # A plain dict: the lean hooks (aws/lean.py) add ENTRIES, a key the stubs' TypedDict has not.
+                page = cast(dict[str, Any], self._aws.dynamodb(self.region).scan(
+                    TableName=self.name, ConsistentRead=True, **kwargs))
         except (ClientError, BotoCoreError) as exc:
             raise _translate("Scan", exc) from exc
         if lean.ENTRIES in page:
             page["Items"] = page.pop(lean.ENTRIES)
         with self._lock:
             self.pages += 1
-        return page  # type: ignore[return-value]
+        return page
 
     def scan(self, segment: int = 0, total: int = 1, start: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """Every item (of one segment of ``total``; after ``start``), page by page (strongly consistent, low-level
@@ -169,7 +171,7 @@ class Bucket:
         constraint = resp.get("LocationConstraint")
         # An empty location means us-east-1; "EU" is the legacy name of eu-west-1.
         self.region = {None: "us-east-1", "": "us-east-1", "EU": "eu-west-1"}.get(constraint, constraint)
-        return self.region  # type: ignore[return-value]
+        return self.region
 
     @property
     def home_region(self) -> str:
@@ -191,7 +193,7 @@ class Bucket:
         while True:
             try:
                 with lean.lean():
-                    page = client.list_objects_v2(**kwargs)
+                    page = cast(dict[str, Any], client.list_objects_v2(**kwargs))  # the lean hooks add ENTRIES
             except (ClientError, BotoCoreError) as exc:
                 raise _translate("ListObjectsV2", exc) from exc
             token = page.get("NextContinuationToken") if page.get("IsTruncated") else None
@@ -231,8 +233,8 @@ class Bucket:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
-            version = {"VersionId": version_id} if version_id else {}
-            resp = self._s3().get_object(Bucket=self.name, Key=key, **version)
+            resp = (self._s3().get_object(Bucket=self.name, Key=key, VersionId=version_id) if version_id
+                    else self._s3().get_object(Bucket=self.name, Key=key))
             body, written = resp["Body"], resp["LastModified"]
             try:
                 for chunk in body.iter_chunks(CHUNK_SIZE):

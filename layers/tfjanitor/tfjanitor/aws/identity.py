@@ -6,6 +6,7 @@ One ``GetCallerIdentity`` per credential set; one ``DescribeRegions`` for ``--al
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import boto3
@@ -48,7 +49,7 @@ def enabled_regions(aws: AwsSession, region: str) -> list[str]:
     return sorted(r["RegionName"] for r in resp.get("Regions", []))
 
 
-def is_lock_table_schema(description: dict[str, Any]) -> bool:
+def is_lock_table_schema(description: Mapping[str, Any]) -> bool:
     """Terraform's lock table key: ``LockID``, HASH, String, and nothing else."""
     keys = description.get("KeySchema") or []
     types = {a.get("AttributeName"): a.get("AttributeType") for a in description.get("AttributeDefinitions") or []}

@@ -6,11 +6,14 @@ is an answer (``False`` / ``None``), every other failure an :class:`AwsError`.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tfjanitor.aws.session import CALL_ERRORS, AwsError, AwsSession, _translate
+
+if TYPE_CHECKING:  # the stubs, for the checker only (boto3-stubs: never in the layer)
+    from mypy_boto3_dynamodb import DynamoDBClient
 
 BATCH_GET_LIMIT = 100
 
@@ -28,7 +31,7 @@ class ItemTable:
         self.name = table
 
     @property
-    def _client(self):  # type: ignore[no-untyped-def]
+    def _client(self) -> DynamoDBClient:
         return self._aws.dynamodb(self._region)
 
     def write_if(self, op: str, **kwargs: Any) -> dict[str, Any] | None:
@@ -48,7 +51,8 @@ class ItemTable:
         False if a condition failed or a concurrent write won (nothing was written). ``token`` makes a
         retried request idempotent (DynamoDB's ClientRequestToken, at most 36 characters).
         """
-        items = [{_TRANSACT[op]: {"TableName": self.name, **kwargs}} for op, kwargs in (first, second)]
+        # Any: each entry is keyed by its operation's name (Put, Update, Delete), which the stubs type as literals.
+        items: list[Any] = [{_TRANSACT[op]: {"TableName": self.name, **kwargs}} for op, kwargs in (first, second)]
         try:
             self._client.transact_write_items(TransactItems=items, ClientRequestToken=token)
         except ClientError as exc:

@@ -8,14 +8,17 @@ every other failure is an :class:`AwsError` for the caller to record as an incom
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tfjanitor.aws.backend import LockTable
 from tfjanitor.aws.session import AwsError, AwsSession, _translate
 from tfjanitor.model import ObjectVersion, TableFacts
+
+if TYPE_CHECKING:  # the stubs, for the checker only
+    from mypy_boto3_s3.type_defs import ListObjectVersionsOutputTypeDef
 
 T = TypeVar("T")
 
@@ -25,7 +28,7 @@ NO_PUBLIC_ACCESS_BLOCK = "NoSuchPublicAccessBlockConfiguration"
 NO_LIFECYCLE = "NoSuchLifecycleConfiguration"
 
 
-def table_facts(region: str, table: dict[str, Any]) -> TableFacts:
+def table_facts(region: str, table: Mapping[str, Any]) -> TableFacts:
     """A DescribeTable ``Table`` as the audit judges it (also used on pinned responses in tests)."""
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
     key_schema = tuple(
@@ -63,7 +66,7 @@ class PostureReader:
         value = self._cache[key]
         if isinstance(value, AwsError):
             raise value
-        return value  # type: ignore[no-any-return]
+        return cast(T, value)  # the cache holds what call() returned for this key
 
     # -- DynamoDB ----------------------------------------------------------------------
 
@@ -73,7 +76,7 @@ class PostureReader:
                 resp = self._aws.dynamodb(region).describe_table(TableName=table)
             except (ClientError, BotoCoreError) as exc:
                 raise _translate("DescribeTable", exc) from exc
-            return table_facts(region, resp["Table"])  # type: ignore[arg-type]
+            return table_facts(region, resp["Table"])
 
         return self._once(("describe_table", region, table), call)
 
@@ -144,7 +147,7 @@ class PostureReader:
     def object_versions(self, region: str, bucket: str, keep: Callable[[str], bool]) -> list[ObjectVersion]:
         """Versions and delete markers whose key ``keep`` accepts (the rest are not kept in memory)."""
 
-        def pages() -> Iterator[dict[str, Any]]:
+        def pages() -> Iterator[ListObjectVersionsOutputTypeDef]:
             client = self._aws.s3(region)
             kwargs: dict[str, Any] = {"Bucket": bucket}
             while True:

@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import botocore.session
 from botocore.config import Config
@@ -126,7 +126,7 @@ def botocore_session(session: Any = None) -> botocore.session.Session:
         return botocore.session.Session()
     if isinstance(session, botocore.session.Session):
         return session
-    return session._session  # type: ignore[no-any-return]  # a boto3 Session's own botocore session
+    return cast(botocore.session.Session, session._session)  # a boto3 Session's own botocore session
 
 
 class AwsSession:
@@ -189,7 +189,7 @@ class AwsSession:
         creds = self._session.get_credentials()
         frozen = creds.get_frozen_credentials() if creds is not None else None
         session = botocore.session.Session()
-        if frozen is not None:
+        if frozen is not None and frozen.access_key and frozen.secret_key:
             session.set_credentials(frozen.access_key, frozen.secret_key, frozen.token)
         region = self._session.get_config_variable("region")
         if region:
@@ -231,10 +231,10 @@ class AwsSession:
         return client
 
     def dynamodb(self, region: str) -> DynamoDBClient:
-        return self._client("dynamodb", region)  # type: ignore[no-any-return]
+        return cast("DynamoDBClient", self._client("dynamodb", region))
 
     def s3(self, region: str) -> S3Client:
-        return self._client("s3", region)  # type: ignore[no-any-return]
+        return cast("S3Client", self._client("s3", region))
 
     def sns(self, region: str) -> Any:
         return self._client("sns", region)

@@ -441,10 +441,10 @@ def cross_region_bucket(
     profile: str | None = None,
 ) -> Finding:
     cost = cross_region_cost(region, bucket_region, list(state_sizes or []), applies_per_month, rate_source)
-    if cost.extra_ms_per_lock_operation is not None:
+    if cost.extra_ms_per_lock_operation is not None and cost.extra_ms_per_apply is not None:  # both or neither
         slower = (
             f" (~{cost.extra_ms_per_lock_operation} ms more per lock operation, ~"
-            f"{cost.extra_ms_per_apply / 1000:.1f} s per apply: estimated)"  # type: ignore[operator]
+            f"{cost.extra_ms_per_apply / 1000:.1f} s per apply: estimated)"
         )
     else:
         slower = ""

@@ -214,7 +214,7 @@ def split_brain_lock(
         "dynamodb_endpoint override pointing elsewhere), or set use_lockfile = true everywhere (Terraform >= "
         f"1.10: the lock lives next to the state); then terraform init -reconfigure.{find}"
     )
-    removals = [digest_delete(r, profile, table, digest_id, held[r].digest) for r in to_fix if held[r].digest]  # type: ignore[arg-type]
+    removals = [digest_delete(r, profile, table, digest_id, digest) for r in to_fix if (digest := held[r].digest)]
     if removals:
         fix.append(f"After that, remove the digests in {', '.join(r for r in to_fix if held[r].digest)} "
                    "(the last commands: each only if unchanged).")

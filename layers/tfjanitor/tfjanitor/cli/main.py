@@ -14,12 +14,18 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from datetime import timedelta
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 
 import tfjanitor
 from tfjanitor.durations import Deadline, parse_duration
 from tfjanitor.model import BucketSpec, StalePolicy
 from tfjanitor.untrusted import shown
+
+if TYPE_CHECKING:  # imported where used: keeps --help fast
+    import boto3
+
+    from tfjanitor.model import ScanResult
 
 EXIT_OK, EXIT_FINDINGS, EXIT_INCOMPLETE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -35,7 +41,7 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # type: ignore[no-untyped-def,override]
+    def error(self, message: str) -> NoReturn:
         """argparse's usage errors become ours: reported like every other (JSON included), never a bare exit."""
         raise CliError(f"{self.prog}: error: {message}", usage=self.format_usage())
 
@@ -75,7 +81,7 @@ class _Stdout:
             pass
 
 
-def _duration(text: str):  # type: ignore[no-untyped-def]
+def _duration(text: str) -> timedelta:
     try:
         return parse_duration(text)
     except ValueError as exc:
@@ -294,7 +300,7 @@ def _local_command(sub: Any) -> None:
     local.add_argument("--build-dir", default=None, help="where sam build writes (default .aws-sam/tfjanitor-local)")
 
 
-def _session_and_region(args: argparse.Namespace, region: str | None = None):  # type: ignore[no-untyped-def]
+def _session_and_region(args: argparse.Namespace, region: str | None = None) -> tuple[boto3.session.Session, str]:
     """Like the AWS CLI v2: --region, then AWS_REGION, then AWS_DEFAULT_REGION / the profile.
 
     Raises :class:`CliError` for an unknown profile, no region, a malformed region or endpoint URL.
@@ -339,7 +345,7 @@ def cmd_unlock(args: argparse.Namespace, out: _Stdout) -> int:
     session, region = _session_and_region(args)
     writer = LockWriter(AwsSession(session, endpoint_url=args.endpoint_url), region)
     request = UnlockRequest(bucket, key, args.table, args.lockfile, args.lock_id)
-    return run_unlock(writer, region, request, args.yes, args.format, Console(sys.stdin, out, sys.stderr))  # type: ignore[arg-type]
+    return run_unlock(writer, region, request, args.yes, args.format, Console(sys.stdin, out, sys.stderr))
 
 
 # What `tfjanitor local` imports beyond the CLI's own boto3: the `local` extra (module -> distribution).
@@ -403,7 +409,7 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
     return EXIT_OK
 
 
-def _read(args: argparse.Namespace, audit: bool, all_lockfiles: bool):  # type: ignore[no-untyped-def]
+def _read(args: argparse.Namespace, audit: bool, all_lockfiles: bool) -> ScanResult:
     """What scan and locks share: the session (role assumed), the regions, and one read of each."""
     from tfjanitor.aws.identity import account_id, assume_role, enabled_regions  # noqa: PLC0415 (keeps --help fast)
     from tfjanitor.aws.session import AwsError, AwsSession  # noqa: PLC0415

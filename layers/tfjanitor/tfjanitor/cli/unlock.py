@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import IO
+from typing import IO, Protocol
 
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.durations import human_duration
@@ -19,12 +19,18 @@ from tfjanitor.release.locks import DYNAMODB, ObservedLock
 from tfjanitor.untrusted import LINE_LIMIT, shown
 
 
+class Writer(Protocol):
+    """Where the report goes: a text stream, or the CLI's stdout that outlives a closed pipe."""
+
+    def write(self, text: str, /) -> int: ...
+
+
 @dataclass(frozen=True)
 class Console:
     """Where a person is: stdin (answers the prompt, if a terminal), stdout (the report), stderr (the prompt)."""
 
     stdin: IO[str]
-    stdout: IO[str]
+    stdout: Writer
     stderr: IO[str]
 
 

@@ -63,11 +63,12 @@ class EmulatorProxy:
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
-    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
+    def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list[tuple[str, str]], bytes]:
         conn = getattr(self._local, "conn", None)
         for attempt in range(2):  # a kept-alive connection the emulator closed: reconnect once
             if conn is None:
-                conn = self._local.conn = http.client.HTTPConnection(self.upstream.hostname, self.upstream.port, timeout=60)
+                conn = self._local.conn = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port,
+                                                                     timeout=60)
             try:
                 conn.request(method, path, body=body or None, headers={k: v for k, v in headers.items()
                                                                        if k.lower() not in _HOP_BY_HOP})

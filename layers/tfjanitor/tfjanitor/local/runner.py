@@ -61,7 +61,7 @@ class FakeContext:
 
 def lambda_record(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
     """A record read with boto3 from the emulator's stream, in the shape Lambda delivers."""
-    out = json.loads(json.dumps(record, default=str))
+    out: dict[str, Any] = json.loads(json.dumps(record, default=str))
     stamp = record.get("dynamodb", {}).get("ApproximateCreationDateTime")
     if isinstance(stamp, datetime):
         out["dynamodb"]["ApproximateCreationDateTime"] = stamp.timestamp()
@@ -111,7 +111,8 @@ class LocalStack:
     # -- emulator resources ------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        # call-overload: the stubs type boto3.client by literal service names; this one is a caller's string.
+        return boto3.client(  # type: ignore[call-overload]
             service, region_name=self.region, endpoint_url=self.endpoint_url,
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
@@ -234,8 +235,10 @@ class LocalStack:
             module_name, _, _ = fn.handler.rpartition(".")
             path = fn.code_dir / f"{module_name.replace('.', '/')}.py"
             spec = importlib.util.spec_from_file_location(f"tfjanitor_local_{fn.name}", path)
-            module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-            spec.loader.exec_module(module)  # type: ignore[union-attr]
+            if spec is None or spec.loader is None:
+                raise ImportError(f"{fn.name}: no Python module at {path}")
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
             self._modules[fn.name] = module
         return self._modules[fn.name]
 

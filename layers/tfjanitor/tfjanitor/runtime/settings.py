@@ -45,7 +45,7 @@ def _optional_text(value: object) -> str | None:
 
 
 def _duration(value: object) -> timedelta:
-    return value if isinstance(value, timedelta) else parse_duration(value)  # type: ignore[arg-type]
+    return value if isinstance(value, timedelta) else parse_duration(str(value))
 
 
 def _boolean(value: object) -> bool:
@@ -123,7 +123,8 @@ class FunctionSettings:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
         env = os.environ if environ is None else environ
-        raw = {name: env[var] for name, var in cls.ENV.items() if env.get(var, "") != ""}
+        # Strings: __post_init__ converts each by its field's declared type.
+        raw: dict[str, Any] = {name: env[var] for name, var in cls.ENV.items() if env.get(var, "") != ""}
         missing = [cls.ENV.get(f.name, f.name) for f in fields(cls)
                    if f.default is MISSING and f.default_factory is MISSING and f.name not in raw]
         if missing:

@@ -19,6 +19,7 @@ table, state key, user or lock ID, whose values multiply with the fleet. Those g
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from aws_lambda_powertools import Logger, Metrics
@@ -76,7 +77,7 @@ METRIC_PLAN: tuple[MetricSpec, ...] = (
 _PLAN = {m.name: m for m in METRIC_PLAN}
 
 
-def _publish(metrics: Metrics, values: dict[str, float]) -> None:
+def _publish(metrics: Metrics, values: Mapping[str, float]) -> None:
     """Add each value as its plan says: problem and failure counts only while non-zero."""
     for name, value in values.items():
         spec = _PLAN[name]

@@ -44,9 +44,9 @@ def origin(settings: FunctionSettings) -> Origin:
 
 
 def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, Notifier] | tuple[None, None]:
-    if not settings.alerts_enabled:
+    if not settings.alerts_enabled or settings.findings_table is None:  # alerts_enabled: a findings table too
         return None, None
-    store = DynamoAlertStore(aws, settings.region, settings.findings_table)  # type: ignore[arg-type]
+    store = DynamoAlertStore(aws, settings.region, settings.findings_table)
     # A topic named by AlertTopicArn, or the bus EventBusArn names, may live in another region: send where it is.
     topics = [Topic(aws, arn.split(":")[3] or settings.region, arn) for arn in settings.alert_topic_arns]
     bus = EventBus(aws, settings.event_bus_arn) if settings.event_bus_arn else None

@@ -97,12 +97,12 @@ def read_bucket(aws: AwsSession, req: BucketRead) -> tuple[BucketView, str | Non
             view.how.append("bucket")
             reader.listing(bucket.list_pages())
         else:
-            view.coverage = LockfileCoverage()
+            coverage = view.coverage = LockfileCoverage()
             for prefix in dict.fromkeys(req.prefixes or []):
                 view.how.append("prefix")
                 reader.listing(bucket.list_pages(prefix=prefix))
-                view.coverage.prefixes.append(prefix)
-            reader.named_range()
+                coverage.prefixes.append(prefix)
+            reader.named_range(coverage)
         view.listed = True
     except AwsError as exc:
         if exc.code == "NoSuchBucket":
@@ -187,7 +187,7 @@ class _Reader:
             if not more:
                 return
 
-    def named_range(self) -> None:
+    def named_range(self, coverage: LockfileCoverage) -> None:
         """The named states not under a given prefix: their key range, page by page, then HeadObject for the rest
         once listing stops paying."""
         req, view = self._req, self._view
@@ -210,7 +210,7 @@ class _Reader:
             left = len(names) - passed
             if left and not self._worth_listing(left, view.objects_seen - objects_before):
                 break
-        view.coverage.ranges.append((start, listed_to))  # type: ignore[union-attr]
+        coverage.ranges.append((start, listed_to))
         # Lock files that matter and lie past what was listed: those of the named states left (asked for with
         # them), of the states passed whose entry was kept (a held lock, an ETag that does not prove the digest),
         # and of the states an open alert is about.

@@ -49,6 +49,12 @@ class Look:
     taken: datetime | None = None  # unverified: when that lock was taken
     dead: LockInfo | None = None  # the stale writing lock held over the object (an interrupted write if it drifted)
 
+    def since(self) -> datetime:
+        """When the lock that leaves this look unverified was taken (first_look always says, for that verdict)."""
+        if self.taken is None:
+            raise ValueError(f"a {self.what} look has no lock time")
+        return self.taken
+
 
 def first_look(digest: DigestItem, obj: ObjectEntry, held: list[LockInfo], lockfile_written: datetime | None,
                dead: Callable[[], LockInfo | None]) -> Look:
@@ -136,7 +142,7 @@ class Digests:
             if request.for_audit:
                 read.md5[ref] = etag
         elif look.what == UNVERIFIED:
-            self._unverified(result, table, digest, look.lock, look.taken, obj.last_modified)  # type: ignore[arg-type]
+            self._unverified(result, table, digest, look.lock, look.since(), obj.last_modified)
         elif look.what == EMPTY:
             candidates.append(Candidate(table, digest, state_checksum("", 0), etag, 0, obj.last_modified, look.dead))
         else:
@@ -182,7 +188,7 @@ class Digests:
             except AwsError as exc:
                 return exc
 
-        return self._aws.in_parallel(one, work)  # type: ignore[no-any-return]
+        return self._aws.in_parallel(one, work)
 
     def check(self, result: ScanResult, table: str, bucket: str, key: str) -> None:
         """One state now, into ``result`` (the stream monitor, after a digest write or a lock release): a drift or
@@ -207,11 +213,12 @@ class Digests:
                 lockfile = handle.head(key + LOCKFILE_SUFFIX)
                 look = first_look(digest, obj, held, lockfile.last_modified if lockfile else None, lambda: None)
                 if look.what == UNVERIFIED:
-                    self._unverified(result, table, digest, look.lock, look.taken, obj.last_modified)  # type: ignore[arg-type]
+                    self._unverified(result, table, digest, look.lock, look.since(), obj.last_modified)
                     return
-                candidate = self._hash_one(result, handle, table, digest, obj, look)
-                if candidate is None:
+                hashed = self._hash_one(result, handle, table, digest, obj, look)
+                if hashed is None:
                     return
+                candidate = hashed
         except AwsError as exc:
             if not exc.unreadable:
                 raise
@@ -300,7 +307,7 @@ class Digests:
                 return DriftHistory(False, None, None, c.etag)  # never versioned: no older version to find
             return drift_history(handle, c.digest.key, c.digest.digest, c.etag, c.actual or "")
 
-        return self._aws.in_parallel(one, drifts)  # type: ignore[no-any-return]
+        return self._aws.in_parallel(one, drifts)
 
     def _judge(
         self, result: ScanResult, c: Candidate, now_items: dict[str, dict[str, Any]], view: BucketView | None,
@@ -318,8 +325,8 @@ class Digests:
         # A lock held now: judged only if the object we hashed is older than it. A lock held at the
         # scan and released since, with the digest unchanged, wrote nothing: the mismatch stands.
         locked_by = lock.lock if isinstance(lock, LockItem) else None
-        in_flight = locked_by is not None and may_write(locked_by)
-        if in_flight and (c.written is None or not predates_lock(c.written, locked_by.created)):
+        if locked_by is not None and may_write(locked_by) and (
+                c.written is None or not predates_lock(c.written, locked_by.created)):
             if c.dead is not None and c.actual is not None and c.written is not None and locked_by.raw == c.dead.raw:
                 self._interrupted(result, c, locked_by, c.actual, c.written, profile)
                 return None

@@ -215,8 +215,8 @@ class Reader:
             stats.bucket_reads[name] = view.report()
             if view.coverage is not None:
                 result.lockfile_coverage[name] = view.coverage
-            for check, exc in errors:
-                result.errors.append(ScanError(check, name, exc.code, describe_error(exc, "bucket", name)))
+            for check, error in errors:
+                result.errors.append(ScanError(check, name, error.code, describe_error(error, "bucket", name)))
 
     @staticmethod
     def _take(read: Read, stats: Stats, per_table: TableStats, table: str, item: Any, now: datetime) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timezone
 
@@ -71,7 +72,8 @@ class Sweeper:
         """
         return self._run(request, self._survey_stages, "survey")
 
-    def _run(self, request: SweepRequest, stages, what: str) -> ScanResult:  # type: ignore[no-untyped-def]
+    def _run(self, request: SweepRequest, stages: Callable[[SweepRequest, datetime, ScanResult], None],
+             what: str) -> ScanResult:
         started = time.monotonic()
         now = self._now or datetime.now(timezone.utc)
         result = ScanResult(region=request.region, tables=list(request.tables), buckets=[], read_at=now)
