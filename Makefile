@@ -57,11 +57,11 @@ stackset: build ## plain CloudFormation for a StackSet (build/stackset/) and the
 	$(BIN)/python scripts/stackset.py
 
 bench: setup ## API calls, bytes, time and memory: tfjanitor vs a naive scanner; then the sweeper as deployed
-	$(BIN)/python bench/bench.py
-	$(SAM_ENV) $(BIN)/python bench/as_deployed.py
+	$(BIN)/python -m bench
+	$(SAM_ENV) $(BIN)/python -m bench.as_deployed
 
 bench-deployed: setup ## the built sweeper under the runtime interface client at its MemorySize and CPU share
-	$(SAM_ENV) $(BIN)/python bench/as_deployed.py $(BENCH_ARGS)
+	$(SAM_ENV) $(BIN)/python -m bench.as_deployed $(BENCH_ARGS)
 
 cost: setup ## what one region's stack costs a month at the defaults (from the template and make bench's figures)
 	$(BIN)/python scripts/cost.py

@@ -1,10 +1,12 @@
 """The sweeper as deployed: ``sam build``'s artefacts in a Lambda box at the template's MemorySize and CPU share.
 
-    python bench/as_deployed.py [--states 1000 10000 100000] [--warm 20] [--warm-large 2] [--init-runs 3]
+    python -m bench.as_deployed [--states 1000 10000 100000] [--warm 20] [--warm-large 2] [--init-runs 3]
                                 [--output DIR (default bench/bench-output)]
 
+(from the repository's root; ``python bench/as_deployed.py`` takes the same arguments.)
+
 Runs what ``sam deploy`` ships under the real runtime interface client (tfjanitor.local.lambda_box): init with
-and without the layer's compiled bytecode, then per N a fresh moto server seeded as bench/bench.py seeds it,
+and without the layer's compiled bytecode, then per N a fresh moto server seeded as ``python -m bench`` seeds it,
 one cold and several warm invocations of the sweeper in one execution environment (alerting on, as deployed),
 each with its duration, RSS, cgroup peak and CPU-seconds. Prints which of issue 19's targets hold and writes
 <output>/as-deployed/results.json. The machine is shared: CPU-share figures vary with its load.
@@ -21,9 +23,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+if not __package__:  # run as `python bench/as_deployed.py`: the repository's root, not bench/, first on the path
+    sys.path[0] = str(Path(__file__).resolve().parents[1])
+
 import boto3
 
-from bench import BUCKETS, REGION, TABLE, seed  # bench/bench.py: the same seeded tables as make bench's
+from bench.seeding import BUCKETS, REGION, TABLE, seed  # the same seeded tables as make bench's
 from tfjanitor.local.emulator import MotoServer
 from tfjanitor.local.lambda_box import BoxFunction, LambdaBox, built_function
 from tfjanitor.local.runtimes import sam_build

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -49,6 +50,93 @@ def state_body(serial: int = 1, secret: str = "s3cr3t-value", size: int = 0) -> 
         doc["padding"] = "x" * (size - len(body))
         body = json.dumps(doc, indent=2).encode()
     return body
+
+
+def random_id(rng: random.Random) -> str:
+    """UUID-shaped random hex, like Terraform's lock IDs and lineages, drawn from ``rng`` (so a seed repeats it)."""
+    a, b, c, d, e = (rng.getrandbits(bits) for bits in (32, 16, 16, 16, 48))
+    return f"{a:08x}-{b:04x}-{c:04x}-{d:04x}-{e:012x}"
+
+
+_RESOURCE_TYPES = [
+    ("aws_instance", "i-", "ec2", "instance"),
+    ("aws_security_group", "sg-", "ec2", "security-group"),
+    ("aws_subnet", "subnet-", "ec2", "subnet"),
+    ("aws_iam_role", "", "iam", "role"),
+    ("aws_s3_bucket", "", "s3", ""),
+    ("aws_lambda_function", "", "lambda", "function"),
+    ("aws_route53_record", "Z", "route53", "record"),
+    ("aws_db_instance", "db-", "rds", "db"),
+]
+
+_RESOURCE = """    {{
+      "mode": "managed",
+      "type": "{type}",
+      "name": "{name}",
+      "provider": "provider[\\"registry.terraform.io/hashicorp/aws\\"]",
+      "instances": [
+        {{
+          "schema_version": {schema},
+          "attributes": {{
+            "arn": "arn:aws:{svc}:{region}:{account}:{kind}/{rid}",
+            "id": "{rid}",
+            "tags": {{
+              "Environment": "{env}",
+              "ManagedBy": "terraform",
+              "Owner": "{team}"
+            }},
+            "tags_all": {{
+              "Environment": "{env}",
+              "ManagedBy": "terraform",
+              "Owner": "{team}"
+            }},
+            "description": "{desc}",
+            "timeouts": null
+          }},
+          "sensitive_attributes": [],
+          "private": "{private}",
+          "dependencies": [{deps}]
+        }}
+      ]
+    }}"""
+
+
+def resources_state_body(rng: random.Random, serial: int, target: int, env: str, team: str,
+                         region: str = "ap-northeast-2") -> bytes:
+    """A JSON Terraform state (format 4, Terraform's 2-space layout) of about ``target`` bytes, with resources
+    (random AWS resources tagged ``env`` and ``team``): what the benchmark seeds. The same ``rng`` state makes the
+    same bytes."""
+    lineage = random_id(rng)
+    account = str(rng.randrange(10**11, 10**12))
+    head = (
+        '{\n  "version": 4,\n  "terraform_version": "1.11.4",\n'
+        f'  "serial": {serial},\n  "lineage": "{lineage}",\n'
+        '  "outputs": {\n    "vpc_id": {\n'
+        f'      "value": "vpc-{rng.getrandbits(68):017x}",\n      "type": "string"\n    }}\n  }},\n'
+        '  "resources": [\n'
+    )
+    tail = '\n  ],\n  "check_results": null\n}\n'
+    parts: list[str] = []
+    size = len(head) + len(tail)
+    names: list[str] = []
+    i = 0
+    while size < target:
+        rtype, prefix, svc, kind = _RESOURCE_TYPES[rng.randrange(len(_RESOURCE_TYPES))]
+        name = f"{rtype.split('_', 1)[1]}_{i}"
+        rid = f"{prefix}{rng.getrandbits(68):017x}"
+        # base64-looking "private" blob: most of the bytes, sized to land on target
+        room = max(16, min(1600, target - size - 900))
+        private = rng.randbytes(room * 3 // 4).hex()[:room]
+        deps = ", ".join(f'"{rtype}.{n}"' for n in names[-2:])
+        block = _RESOURCE.format(
+            type=rtype, name=name, schema=rng.randrange(3), svc=svc, region=region, account=account, kind=kind,
+            rid=rid, env=env, team=team, desc=f"{team} {name} managed by terraform", private=private, deps=deps,
+        )
+        parts.append(block)
+        size += len(block) + 2
+        names.append(name)
+        i += 1
+    return (head + ",\n".join(parts) + tail).encode()
 
 
 def md5(data: bytes) -> str:
