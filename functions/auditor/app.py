@@ -21,7 +21,8 @@ from tfjanitor.runtime.wiring import audit_and_alert
 @logger.inject_lambda_context
 @metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    result, delivery = audit_and_alert(auditor_settings(), aws_session(), deadline=Deadline.of_lambda(context))
+    deadline = Deadline.of_lambda(context)
+    result, delivery = audit_and_alert(auditor_settings(), aws_session(deadline), deadline=deadline)
     publish_audit(result, metrics, logger)
     publish_delivery(delivery, metrics, logger)
     return {

@@ -15,7 +15,7 @@ from tfjanitor.runtime.execution import aws_session
 from tfjanitor.runtime.observability import logger, metrics
 from tfjanitor.runtime.settings import stream_settings
 from tfjanitor.runtime.telemetry import publish_delivery, publish_stream_batch
-from tfjanitor.runtime.wiring import deliver_notices, stream_monitor
+from tfjanitor.runtime.wiring import AFTER_DELIVERY, deliver_notices, stream_monitor
 from tfjanitor.scan.stream import StreamMonitor, event_from_record
 
 # A batch whose every record failed (e.g. out of time) is reported as failures like any other: Lambda
@@ -26,10 +26,10 @@ processor = BatchProcessor(event_type=EventType.DynamoDBStreams, raise_on_entire
 @logger.inject_lambda_context
 @metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> PartialItemFailureResponse:
-    settings, aws = stream_settings(), aws_session()
+    # The batch stops 10 s before what delivering its notices keeps (a call in flight, the metrics).
+    deadline = Deadline.of_lambda(context, reserve=timedelta(seconds=AFTER_DELIVERY + 10))
+    settings, aws = stream_settings(), aws_session(deadline)
     monitor: StreamMonitor = stream_monitor(settings, aws, log=logger)
-
-    deadline = Deadline.of_lambda(context, reserve=timedelta(seconds=10))
 
     def record_handler(record: DynamoDBRecord) -> None:
         in_time(deadline)  # out of time: this record is a batch item failure, redelivered, not lost

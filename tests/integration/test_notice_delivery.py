@@ -169,6 +169,30 @@ def test_a_run_whose_deadline_is_spent_sends_nothing_and_leaves_the_notices_pend
     assert len(sent) == 1 and len(captured(backend)) == 1
 
 
+def test_a_run_that_ends_sooner_than_one_attempt_sends_nothing_more_and_fails_nothing(backend, alerting) -> None:
+    """A Lambda run's last seconds (issue 19): no attempt is sent that could outlast the function's timeout, and
+    what is left is pending for the next run, neither failed nor counted as a failure."""
+    stale_lock(backend)
+    failing = session()
+    fail_publishes(failing, share=1.0)
+    settings = SweeperSettings(**alerting)
+    sweep_and_alert(settings, AwsSession(failing, endpoint_url=backend.url))  # "opened" is pending
+
+    boto = session()
+    sent = publishes(boto)
+    aws = AwsSession(boto, endpoint_url=backend.url, timeouts=(2.0, 10.0))
+    aws.run_until(Deadline(lambda: 11.0, "the function timeout"))  # 11 s left: less than one 12 s attempt
+    done = deliver_notices(settings, aws, Deadline(lambda: 30.0, "time"))
+    assert done.sent == [] and done.failed == []
+    assert sent == [] and aws.counter.attempts == 0  # refused before anything went out
+    [item] = notice_items(backend)
+    assert item["Status"]["S"] == "pending" and "Claim" not in item
+
+    aws.run_until(Deadline(lambda: 13.0, "the function timeout"))  # time for one attempt: it is sent
+    assert [n.event for n in deliver_notices(settings, aws, Deadline(lambda: 30.0, "time")).sent] == ["opened"]
+    assert len(sent) == 1 and len(captured(backend)) == 1
+
+
 class Killed(BaseException):
     """The run is stopped where it stands (a Lambda timeout, an out-of-memory kill)."""
 

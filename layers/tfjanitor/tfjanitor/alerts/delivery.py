@@ -243,7 +243,10 @@ def _publish(outbox: Outbox, sender: Sender, notice: Notice, progress: Progress,
             if not message_id:
                 raise AwsError("Publish", "NoMessageId", "SNS returned no MessageId")
         except Exception as exc:  # noqa: BLE001 - whatever stops this destination must not stop the others
-            attempt.errors.append(f"{arn}: {exc}")
+            if isinstance(exc, AwsError) and exc.run_ending:
+                attempt.out_of_time.append(arn)
+            else:
+                attempt.errors.append(f"{arn}: {exc}")
             continue
         attempt.reached.add(arn)
         try:
@@ -262,7 +265,8 @@ def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadlin
     try:
         queued = outbox.queued_notices()
     except AwsError as exc:
-        done.failed.append(f"could not list pending notices: {exc}")
+        if not exc.run_ending:  # else the run's time is up: the next run lists them
+            done.failed.append(f"could not list pending notices: {exc}")
         return done
     # Per alert, the destinations an earlier pending notice has neither reached nor been given up on.
     owed: dict[str, set[str]] = {}
@@ -282,6 +286,9 @@ def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadlin
         try:
             progress = outbox.claim_notice(notice.id, token, claim_until(current, deadline), current)
         except AwsError as exc:  # the findings table itself: retried by the next run
+            if exc.run_ending:
+                done.left = len(queued) - position
+                break
             done.failed.append(f"{what}: {exc}")
             earlier |= todo
             continue
@@ -309,7 +316,8 @@ def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadlin
                    *(f"{arn}: out of time" for arn in attempt.out_of_time)]
             outbox.notice_failed(notice.id, token, "; ".join(why))  # the claim back: the next run goes on with it
         except AwsError as exc:  # the claim runs out, then it is retried
-            attempt.errors.append(f"findings table: {exc}")
+            if not exc.run_ending:
+                attempt.errors.append(f"findings table: {exc}")
         if attempt.errors:
             done.failed.append(f"{what}: " + "; ".join(attempt.errors))
         elif attempt.waiting:

@@ -22,6 +22,7 @@ from botocore.parsers import ResponseParserError
 from botocore.utils import is_valid_endpoint_url, is_valid_ipv6_endpoint_url, validate_region_name
 
 from tfjanitor.aws import lean
+from tfjanitor.durations import Deadline
 
 if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -43,9 +44,29 @@ class AwsError(Exception):
         return self.operation in {"HeadObject", "GetObject"} and self.code in {"BadRequest", "InvalidRequest"}
 
     @property
+    def run_ending(self) -> bool:
+        """Not sent: the run ends sooner than one attempt can take (:class:`RunEnding`). Nothing failed; the next
+        run does it."""
+        return self.code == "RunEnding"
+
+    @property
     def not_found(self) -> bool:
         """AWS said the table, bucket or object does not exist (never a bare HTTP 404: see _translate)."""
         return self.code in {"ResourceNotFoundException", "TableNotFoundException", "NoSuchBucket", "NoSuchKey", "NotFound"}
+
+
+class RunEnding(BotoCoreError):
+    """A call not started: the run it serves ends sooner than one attempt can take (:meth:`AwsSession.run_until`).
+    Raised before the request is sent, so botocore does not retry it; callers see an :class:`AwsError`."""
+
+    fmt = "not sent: the run ends in {left:.1f} s, sooner than one attempt can take ({attempt:.0f} s)"
+
+
+# A Lambda function's clients: an attempt that gets no answer gives up soon enough for the run to end in time
+# (runtime/wiring.py keeps this much of a run after its notices are sent). AWS answers these calls in well under
+# a second inside a region; the CLI keeps botocore-like timeouts for slow links.
+LAMBDA_CONNECT_TIMEOUT = 2.0
+LAMBDA_READ_TIMEOUT = 10.0
 
 
 class MessageRefused(AwsError):
@@ -139,9 +160,11 @@ class AwsSession:
         counter: CallCounter | None = None,
         max_attempts: int = 5,
         service_endpoints: Mapping[str, str] | None = None,
+        timeouts: tuple[float, float] = (5.0, 30.0),
     ):
         """``service_endpoints``: an endpoint per service (``{"s3": ..., "dynamodb": ...}``, a Terraform backend's
-        ``endpoints``), for the services ``endpoint_url`` does not set."""
+        ``endpoints``), for the services ``endpoint_url`` does not set. ``timeouts``: each attempt's connect and
+        read timeouts, in seconds."""
         # Clients come from the botocore session underneath: a Lambda function never imports boto3 itself (its
         # import, s3transfer's with it, was a third of every cold start at 128 MB's CPU); the CLI's boto3 session
         # (a profile, assumed-role credentials) lends its botocore session.
@@ -153,6 +176,24 @@ class AwsSession:
         self._lock = threading.Lock()
         # botocore's standard retry mode: backoff with jitter on throttling and 5xx.
         self._max_attempts = max_attempts
+        self._timeouts = timeouts
+        self._run: Deadline | None = None
+
+    @property
+    def attempt_seconds(self) -> float:
+        """The longest one attempt of a call can take before it gives up (its connect and read timeouts)."""
+        return sum(self._timeouts)
+
+    def run_until(self, deadline: Deadline | None) -> None:
+        """The run these clients now serve ends with ``deadline`` and its reserve (a Lambda's timeout; None: no
+        end). From :attr:`attempt_seconds` before that end, no attempt of any call is sent (:class:`RunEnding`):
+        whatever a run still asks for near its end, retries included, it ends in time."""
+        self._run = deadline
+
+    def _in_time(self, **_: Any) -> None:
+        run = self._run
+        if run is not None and (left := run.ends_in()) < self.attempt_seconds:
+            raise RunEnding(left=left, attempt=self.attempt_seconds)
 
     def in_parallel(self, work: Callable[[T], R], items: Iterable[T], workers: int = IO_WORKERS) -> list[R]:
         """``work`` mapped over ``items``, a few at a time (boto3 clients are thread-safe), results in order.
@@ -194,8 +235,10 @@ class AwsSession:
         region = self._session.get_config_variable("region")
         if region:
             session.set_config_variable("region", region)
-        return AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts,
-                          service_endpoints=self._service_endpoints)
+        forked = AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts,
+                            service_endpoints=self._service_endpoints, timeouts=self._timeouts)
+        forked.run_until(self._run)
+        return forked
 
     def client(self, service: str, region: str) -> Any:
         """A counted client of any other service (STS, EC2) in ``region``."""
@@ -216,8 +259,8 @@ class AwsSession:
         custom_endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL")
         config = Config(
             retries={"mode": "standard", "max_attempts": self._max_attempts},
-            connect_timeout=5,
-            read_timeout=30,
+            connect_timeout=self._timeouts[0],
+            read_timeout=self._timeouts[1],
             s3={"addressing_style": "path"} if custom_endpoint else None,
         )
         try:
@@ -226,6 +269,7 @@ class AwsSession:
             raise AwsError("CreateClient", exc.__class__.__name__, str(exc)) from exc
         lean.register(client, service)  # the bulk calls a sweep makes parse only what it reads (aws/lean.py)
         client.meta.events.register("before-call", self.counter.on_call)
+        client.meta.events.register("before-send", self._in_time)  # first: an attempt not sent is not counted
         client.meta.events.register("before-send", self.counter.on_send)
         self._clients[(service, region)] = client
         return client

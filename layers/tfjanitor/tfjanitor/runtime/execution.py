@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 
-from tfjanitor.aws.session import AwsSession
+from tfjanitor.aws.session import LAMBDA_CONNECT_TIMEOUT, LAMBDA_READ_TIMEOUT, AwsSession
+from tfjanitor.durations import Deadline
 
 # What boto3 reads from the environment to choose where and as whom to call.
 _SESSION_ENV = (
@@ -29,14 +30,17 @@ def _environment_key() -> tuple[object, ...]:
     return (*(os.environ.get(name) for name in _SESSION_ENV), service_endpoints)
 
 
-def aws_session() -> AwsSession:
-    """This execution environment's session, its per-run counters reset (call it once at each invocation)."""
+def aws_session(deadline: Deadline | None = None) -> AwsSession:
+    """This execution environment's session, its per-run counters reset (call it once at each invocation), for
+    a run that ends with ``deadline`` and its reserve (the function's timeout): no call is sent that could not
+    end before that (``AwsSession.run_until``)."""
     global _shared
     key = _environment_key()
     if _shared is None or _shared[0] != key:
-        _shared = (key, AwsSession())
+        _shared = (key, AwsSession(timeouts=(LAMBDA_CONNECT_TIMEOUT, LAMBDA_READ_TIMEOUT)))
     aws = _shared[1]
     aws.counter.reset()
+    aws.run_until(deadline)
     return aws
 
 

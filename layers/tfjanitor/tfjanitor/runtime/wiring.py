@@ -14,7 +14,7 @@ from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.history import History
-from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.aws.session import LAMBDA_CONNECT_TIMEOUT, LAMBDA_READ_TIMEOUT, AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
 from tfjanitor.catalog import Check, found_by
 from tfjanitor.durations import Deadline
@@ -26,8 +26,9 @@ from tfjanitor.scan.auditor import Auditor, AuditRequest
 from tfjanitor.scan.stream import StreamMonitor
 from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 
-# Seconds of a Lambda run kept after its notices are sent: publishing its metrics and returning.
-AFTER_DELIVERY = 5.0
+# Seconds of a Lambda run kept after its notices are sent: a call started just before may take one whole attempt
+# (no attempt is sent later: AwsSession.run_until), then the run publishes its metrics and returns.
+AFTER_DELIVERY = LAMBDA_CONNECT_TIMEOUT + LAMBDA_READ_TIMEOUT + 1.0
 
 
 def delivery_deadline(deadline: Deadline | None) -> Deadline | None:
@@ -90,9 +91,10 @@ def _alert(
         if then is not None:
             then(store)
     except AwsError as exc:
-        result.errors.append(
-            ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
-        )
+        if not exc.run_ending:  # else the run's time is up: the next run makes the rest of the transitions
+            result.errors.append(
+                ScanError("alerts", store.table, exc.code, f"alert lifecycle: {exc.operation} {exc.code}: {exc.message}")
+            )
     return deliver(store, notifier, deadline=until)
 
 
