@@ -43,7 +43,7 @@ def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def clients(url: str):  # type: ignore[no-untyped-def]
+def clients(url: str):
     kw = {"endpoint_url": url, "region_name": REGION, "aws_access_key_id": "test", "aws_secret_access_key": "test"}
     return boto3.client("s3", **kw), boto3.client("dynamodb", **kw)
 

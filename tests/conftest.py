@@ -68,7 +68,7 @@ def emulator(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield moto_server
 
 
-def client(service: str, server: MotoServer, region: str = REGION):  # type: ignore[no-untyped-def]
+def client(service: str, server: MotoServer, region: str = REGION):
     return boto3.client(
         service,
         region_name=region,

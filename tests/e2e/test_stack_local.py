@@ -23,7 +23,7 @@ from tfjanitor.local.runner import FINDINGS_TABLE, LocalStack
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stack.step()
@@ -34,7 +34,7 @@ def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:  # ty
 
 
 @pytest.fixture
-def stack(backend, tmp_path) -> LocalStack:  # type: ignore[no-untyped-def]
+def stack(backend, tmp_path) -> LocalStack:
     params = {
         "StaleAfter": "3s", "ReadOnlyStaleAfter": "3s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
         "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5", "AccountAlias": "sandbox",

@@ -28,13 +28,13 @@ DEFAULT_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
 SCHEDULE = json.loads((ROOT / "events" / "schedule.json").read_text())
 
 
-def stale_lock(server) -> None:  # type: ignore[no-untyped-def]
+def stale_lock(server) -> None:
     # A run killed three hours ago before any state write: no sign of life since.
     put_lock(client("dynamodb", server), BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3),
                                                                  lock_id="stale-1"))
 
 
-def release(server) -> None:  # type: ignore[no-untyped-def]
+def release(server) -> None:
     client("dynamodb", server).delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
 
 

@@ -91,7 +91,7 @@ def test_mismatch_while_lockfile_held_is_not_drift(backend, s3, ddb) -> None:
     assert kinds(sweep(backend)) == []
 
 
-def _race(server, hook_event: str, action) -> None:  # type: ignore[no-untyped-def]
+def _race(server, hook_event: str, action) -> None:
     """Run ``action`` once, as another writer would, when the sweep reaches ``hook_event``."""
     aws = AwsSession(session(), endpoint_url=server.url)
     fired: list[bool] = []
@@ -231,7 +231,7 @@ class _Raw:
     def __init__(self, data: bytes):
         self._data = data
 
-    def stream(self, *_: object, **__: object):  # type: ignore[no-untyped-def]
+    def stream(self, *_: object, **__: object):
         yield self._data
 
 
@@ -239,7 +239,7 @@ def test_throttling_past_retries_is_recorded(backend, s3, ddb) -> None:
     put_state(s3, ddb, BUCKET, "ok.tfstate", state_body())
     aws = AwsSession(session(), endpoint_url=backend.url, max_attempts=2)  # keep the test quick
 
-    def throttle(request, **_: object):  # type: ignore[no-untyped-def]
+    def throttle(request, **_: object):
         body = json.dumps({"__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded"})
         return AWSResponse(request.url, 400, {"Content-Type": "application/x-amz-json-1.0"}, _Raw(body.encode()))
 

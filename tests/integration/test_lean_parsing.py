@@ -51,7 +51,7 @@ def test_a_lean_scan_is_what_botocore_parses(backend: MotoServer) -> None:
           "Nothing": {"NULL": True}, "Doc": {"M": {"x": {"L": [{"S": "y"}]}}}}]
     for item in items:
         ddb.put_item(TableName=TABLE, Item=item)
-    seen: list[dict] = []  # type: ignore[type-arg]
+    seen: list[dict] = []
     LockTable(AwsSession(session(), endpoint_url=backend.url), REGION, TABLE).read(seen.append)
     by_id = {i["LockID"]["S"]: i for i in seen}
     assert by_id == {i["LockID"]["S"]: i for i in ddb.scan(TableName=TABLE)["Items"]}

@@ -32,7 +32,7 @@ FINDINGS = "tfjanitor-findings"
 
 
 @pytest.fixture
-def history(backend):  # type: ignore[no-untyped-def]
+def history(backend):
     """The stack's own table (the findings table), where the stream monitor keeps signs of life and holds."""
     client("dynamodb", backend).create_table(
         TableName=FINDINGS, BillingMode="PAY_PER_REQUEST",
@@ -42,7 +42,7 @@ def history(backend):  # type: ignore[no-untyped-def]
     return History(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
 
 
-def sweep_at(server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None,  # type: ignore[no-untyped-def]
+def sweep_at(server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None,
              all_lockfiles: bool = False) -> ScanResult:
     request = SweepRequest(REGION, [TABLE], [BUCKET], policy or StalePolicy(), findings_table=findings_table,
                            all_lockfiles=all_lockfiles)
@@ -226,7 +226,7 @@ def test_drift_in_an_unversioned_bucket_has_no_version_to_restore(emulator) -> N
 # -- tfjanitor locks -------------------------------------------------------------------------------------------
 
 
-def locks(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def locks(server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tfjanitor", "locks", "--region", REGION, "--table", TABLE, "--bucket", BUCKET,
          "--endpoint-url", server.url, *args], capture_output=True, text=True, timeout=120, check=False,

@@ -32,18 +32,18 @@ DEFAULT_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
 TAG = "\U000e0041"  # escaped to 10 characters where shown, to 16 in a command: 4 UTF-8 bytes
 
 
-def stale_lock(server, lock_id: str = "stale-1", who: str = "ci@runner-7", info: str = "") -> None:  # type: ignore[no-untyped-def]
+def stale_lock(server, lock_id: str = "stale-1", who: str = "ci@runner-7", info: str = "") -> None:
     """A run killed three hours ago before any state write: no sign of life since."""
     doc = json.loads(lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3)))
     doc.update({"ID": lock_id, "Who": who, "Info": info})
     put_lock(client("dynamodb", server), BUCKET, KEY, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
-def release(server) -> None:  # type: ignore[no-untyped-def]
+def release(server) -> None:
     client("dynamodb", server).delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
 
 
-def notice_items(server) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def notice_items(server) -> list[dict[str, Any]]:
     items = client("dynamodb", server).scan(TableName="tfjanitor-findings")["Items"]
     return [i for i in items if i["Fingerprint"]["S"].startswith("notice#")]
 
@@ -139,8 +139,8 @@ def test_a_notice_sns_refuses_is_given_up_after_one_compact_try_counted_and_neve
     [emf] = [line for line in lines if "_aws" in line]
     assert emf["NotificationsGivenUp"] in (1.0, [1.0]) and "NotificationsFailed" not in emf
     [log] = [r for r in caplog.records if hasattr(r, "notice_given_up")]
-    assert log.levelname == "ERROR" and log.notice_given_up["alert"] == gave_up.alert  # type: ignore[attr-defined]
-    assert log.notice_given_up["destination"] == topic  # type: ignore[attr-defined]
+    assert log.levelname == "ERROR" and log.notice_given_up["alert"] == gave_up.alert
+    assert log.notice_given_up["destination"] == topic
 
     for _ in range(2):  # later runs: nothing to send, nothing refused again
         _, later = sweep_and_alert(settings, aws)

@@ -46,15 +46,15 @@ def paste(shell: Shell, work: Path, line: str, answer: str | None = None) -> Pas
 
 def one(found: list[Any], kind: Kind) -> dict[str, Any]:
     [finding] = [f for f in found if f.kind is kind]
-    return finding.to_dict()  # type: ignore[no-any-return]
+    return finding.to_dict()
 
 
 def alternative(finding: dict[str, Any], words: str) -> list[str]:
     [chosen] = [a["commands"] for a in finding["details"]["alternatives"] if words in a["label"]]
-    return chosen  # type: ignore[no-any-return]
+    return chosen
 
 
-def item(ddb, lock_id: str) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+def item(ddb, lock_id: str) -> dict[str, Any] | None:
     return ddb.get_item(TableName=TABLE, Key={"LockID": {"S": lock_id}}, ConsistentRead=True).get("Item")
 
 

@@ -15,7 +15,7 @@ class Raw:
     def __init__(self, data: bytes):
         self._data = data
 
-    def stream(self, *_: object, **__: object):  # type: ignore[no-untyped-def]
+    def stream(self, *_: object, **__: object):
         yield self._data
 
 
@@ -28,10 +28,10 @@ def error_response(url: str, code: str, status: int | None = None) -> AWSRespons
     return AWSResponse(url, status or 400, {"Content-Type": "application/x-amz-json-1.0"}, Raw(body))
 
 
-def deny(code: str, when: Callable[[Any], bool] | None = None):  # type: ignore[no-untyped-def]
+def deny(code: str, when: Callable[[Any], bool] | None = None):
     """A before-send hook answering every request (``when`` it matches) with the error ``code``."""
 
-    def respond(request, **_: object):  # type: ignore[no-untyped-def]
+    def respond(request, **_: object):
         if ("amazonaws.com" in request.url or "127.0.0.1" in request.url) and (when is None or when(request)):
             return error_response(request.url, code)
         return None

@@ -28,7 +28,7 @@ BUS = "arn:aws:events:eu-west-1:111122223333:event-bus/org-findings"
 TOPIC = f"arn:aws:sns:{REGION}:123456789012:tfjanitor-alerts"
 
 
-def stale(key: str = "ci/terraform.tfstate", who: str = "ci@runner-7"):  # type: ignore[no-untyped-def]
+def stale(key: str = "ci/terraform.tfstate", who: str = "ci@runner-7"):
     lock = parse_lock_info(lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id="L1", now=T0, who=who))
     return build.stale_lock(REGION, TABLE, BUCKET, key, lock, T0, timedelta(hours=1))
 

@@ -19,7 +19,7 @@ T0 = datetime(2026, 11, 20, 9, 0, tzinfo=timezone.utc)
 GOOD_KEY = (("LockID", "HASH", "S"),)
 
 
-def facts(**kw) -> TableFacts:  # type: ignore[no-untyped-def]
+def facts(**kw) -> TableFacts:
     base = {"name": "terraform-state-lock", "region": "ap-northeast-2", "key_schema": GOOD_KEY,
             "deletion_protection": True}
     return TableFacts(**(base | kw))
@@ -147,7 +147,7 @@ TLS = {"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
     (TLS | {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}}, False),
     (TLS | {"Resource": "arn:aws:s3:::other/*"}, False),
 ])
-def test_tls_policy_judgement(statement, enforced) -> None:  # type: ignore[no-untyped-def]
+def test_tls_policy_judgement(statement, enforced) -> None:
     policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
     assert bucket_rules.tls_enforced(policy, "b") is enforced
     assert (bucket_rules.tls_not_enforced("r", "b", "r", policy) is None) is enforced
@@ -214,7 +214,7 @@ def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_mar
 # -- lockfile migration ------------------------------------------------------------------------------
 
 
-def ev(key: str, *, digest: str | None = None, etag: str = "a" * 32, written: datetime = T0, holds=(),  # type: ignore[no-untyped-def]
+def ev(key: str, *, digest: str | None = None, etag: str = "a" * 32, written: datetime = T0, holds=(),
        md5: str | None = None, lockfile_now: bool = False, locked: bool = False) -> state_rules.StateEvidence:
     return state_rules.StateEvidence(
         key=key, digests={"terraform-state-lock": digest} if digest else {}, locked_in_table=locked,

@@ -10,7 +10,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_region_costs_at_most_two_dollars_a_month_at_the_defaults(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_region_costs_at_most_two_dollars_a_month_at_the_defaults(tmp_path: Path, capsys) -> None:
     spec = importlib.util.spec_from_file_location("cost", ROOT / "scripts" / "cost.py")
     cost = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
     sys.modules["cost"] = cost  # dataclasses look their module up

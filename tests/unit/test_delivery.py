@@ -30,7 +30,7 @@ class FailsFor(FlakySender):
         super().__init__(arns=arns)
         self.keys, self.arn = set(keys), arn
 
-    def send(self, notice, arn):  # type: ignore[no-untyped-def]
+    def send(self, notice, arn):
         if notice.finding["key"] in self.keys and self.arn in (None, arn):
             self.failures += 1
             raise RuntimeError("KMSThrottlingException")

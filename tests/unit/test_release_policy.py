@@ -19,12 +19,12 @@ ON = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), protected=("prod/*
                    operations=frozenset({"plan", "other"}))
 
 
-def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePlan", now: datetime = NOW):  # type: ignore[no-untyped-def]
+def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePlan", now: datetime = NOW):
     lock = parse_lock_info(lock_info(f"b/{key}", age=timedelta(hours=2), operation=operation, lock_id="L-1", now=NOW))
     return build.stale_lock("ap-northeast-2", "t", "b", key, lock, now, timedelta(hours=1)), lock
 
 
-def held(key: str, lock):  # type: ignore[no-untyped-def]
+def held(key: str, lock):
     """The lock as auto-release reads it again from table t."""
     return ObservedLock(DYNAMODB, "b", key, lock.raw, lock, table="t")
 
@@ -53,7 +53,7 @@ SEEN_LONG_AGO = NOW - timedelta(hours=1)  # tfjanitor has seen the lock for the 
          "OperationTypeApply", NOW, 2, True, "apply allowed"),
     ],
 )
-def test_decide(policy, key, operation, opened, sightings, release, why) -> None:  # type: ignore[no-untyped-def]
+def test_decide(policy, key, operation, opened, sightings, release, why) -> None:
     finding, lock = stale(key, operation)
     decision = decide(policy, finding, held(key, lock), opened, Sighting(sightings, SEEN_LONG_AGO), NOW)
     assert decision.release is release

@@ -34,7 +34,7 @@ class Listing:
         yield iter(entries), False
 
 
-def survey(listing: Listing, wanted: dict[str, str | None], keep_all: bool, scan_region: str):  # type: ignore[no-untyped-def]
+def survey(listing: Listing, wanted: dict[str, str | None], keep_all: bool, scan_region: str):
     """The whole-bucket read (the audit's, and a bucket given without prefix)."""
     return read_bucket(AwsSession(), BucketRead(listing, wanted, [""], keep_all=keep_all,  # type: ignore[arg-type]
                                                 scan_region=scan_region))
