@@ -112,7 +112,8 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     assert len(emls) == 4
     first = email.message_from_bytes(emls[0].read_bytes(), policy=email.policy.default)
     assert first["Subject"].startswith("[tfjanitor] WARNING Stale lock")
-    assert first.get_body(("plain",)).get_content() == stack.emails[0].plain
+    plain = first.get_body(("plain",))
+    assert plain is not None and plain.get_content() == stack.emails[0].plain
 
 
 def test_partial_batch_failure_retries_only_from_the_failed_record(terraform, backend, stack) -> None:

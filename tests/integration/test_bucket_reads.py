@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.conftest import captured, session
@@ -110,8 +111,10 @@ def test_a_lock_file_alert_outside_the_reads_is_looked_at_by_name(backend, alert
     time.sleep(1.5)  # older than the thresholds: worth reading
 
     def sweep(buckets: str):
-        settings = SweeperSettings(**alerting, extra_buckets=buckets, stale_after="1s", read_only_stale_after="1s",
-                                   min_stale_after="1s")
+        # As the environment writes them (strings): __post_init__ converts each by its field's type.
+        env: dict[str, Any] = {"extra_buckets": buckets, "stale_after": "1s", "read_only_stale_after": "1s",
+                               "min_stale_after": "1s"}
+        settings = SweeperSettings(**alerting, **env)
         return sweep_and_alert(settings, aws, datetime.now(timezone.utc))
 
     result, delivery = sweep(BUCKET)

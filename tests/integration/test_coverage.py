@@ -200,7 +200,7 @@ class World:
             self.drifted.discard(key)
 
     def cause_present(self, finding: dict[str, Any]) -> bool:
-        kind, key, lock_id = finding["kind"], finding.get("key"), finding.get("lock_id")
+        kind, key, lock_id = finding["kind"], finding.get("key", ""), finding.get("lock_id")  # "": no state's key
         if kind == "stale_lock":
             return self.locks.get(key) == lock_id
         if kind == "interrupted_write":  # the dead run's lock, over a state whose digest no longer matches

@@ -19,6 +19,7 @@ from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.conftest import captured, event_queue, received, session
 from tests.support.builders import lock_info, put_lock
 from tests.support.fakes import fail_publishes
+from tests.support.faults import http_headers
 from tfjanitor.alerts import budgets, delivery
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.session import AwsSession
@@ -102,9 +103,12 @@ def refuse_publishes(boto: boto3.session.Session) -> Counter[str]:
         counts["refused"] += 1
         error = {"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"},
                  "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return AWSResponse("https://sns.invalid/", 400, {}, None), error
+        return AWSResponse("https://sns.invalid/", 400, http_headers(), None), error
 
-    boto.events.register("before-call.sns.Publish", refuse)
+    boto.events.register(
+        "before-call.sns.Publish",
+        refuse,  # type: ignore[arg-type]  # a before-call handler returns the call's answer; the stubs say None
+    )
     return counts
 
 

@@ -151,7 +151,8 @@ def test_a_sweep_that_read_a_lock_before_its_release_never_reopens_it(backend, s
     aws.dynamodb(REGION).meta.events.register("after-call.dynamodb.Scan", released_meanwhile, unique_id="once")
     _, notices = sweep_and_alert(settings, aws, t0 + timedelta(seconds=10))
     assert events(notices) == []  # no "opened" email for a lock that no longer exists
-    assert store.get(fp) is not None and store.get(fp).status == "closed"  # type: ignore[union-attr]
+    record = store.get(fp)
+    assert record is not None and record.status == "closed"
 
 
 # -- time budgets --------------------------------------------------------------------------------

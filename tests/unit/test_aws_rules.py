@@ -23,8 +23,9 @@ def template() -> dict[str, Any]:
 def translated() -> dict[str, Any]:
     """What SAM's transform makes of the template (as CloudFormation runs it; `make stackset` uses the same)."""
     spec = importlib.util.spec_from_file_location("stackset", ROOT / "scripts" / "stackset.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     out, _ = module.plain_template(ROOT / "template.yaml")
     return out
 

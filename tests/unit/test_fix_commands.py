@@ -135,8 +135,11 @@ def meaning(argv: list[str]) -> tuple[Any, ...]:
         if not sep:
             if i + 1 < len(rest) and not rest[i + 1].startswith("-"):
                 value, i = rest[i + 1], i + 1
-            else:
-                value = True  # type: ignore[assignment]
+            else:  # a flag
+                assert name not in JSON_OPTIONS, argv  # (json.loads would refuse True)
+                options[name] = True
+                i += 1
+                continue
         options[name] = json.loads(value) if name in JSON_OPTIONS else value
         i += 1
     for name in ("--key", "--prefix", "--bucket"):
