@@ -20,6 +20,7 @@ import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from typing import TYPE_CHECKING, Final
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,7 +34,12 @@ from tfjanitor.local.dashboard import render_dashboard  # noqa: E402
 from tfjanitor.local.emulator import MotoServer  # noqa: E402
 from tfjanitor.local.runner import LocalStack  # noqa: E402
 
-REGION, TABLE, BUCKET = "ap-northeast-2", "terraform-state-lock", "tfstate-demo"
+if TYPE_CHECKING:  # pragma: no cover
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
+
+REGION: Final = "ap-northeast-2"  # Final: its literal type is an S3 LocationConstraint
+TABLE, BUCKET = "terraform-state-lock", "tfstate-demo"
 OUT = ROOT / "demo-output"
 STALE_AFTER = "8s"  # time is compressed: a lock older than 8 s counts as stale
 TIME_SCALE = 150  # rate(5 minutes) -> a sweep every 2 s
@@ -43,9 +49,10 @@ def say(text: str) -> None:
     print(f"\n==> {text}", flush=True)
 
 
-def clients(url: str):  # type: ignore[no-untyped-def]
-    kw = {"endpoint_url": url, "region_name": REGION, "aws_access_key_id": "test", "aws_secret_access_key": "test"}
-    return boto3.client("s3", **kw), boto3.client("dynamodb", **kw)
+def clients(url: str) -> tuple[S3Client, DynamoDBClient]:
+    s3 = boto3.client("s3", endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+    ddb = boto3.client("dynamodb", endpoint_url=url, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test")
+    return s3, ddb
 
 
 def create_backend(url: str) -> None:

@@ -50,9 +50,10 @@ def _cell(text: object) -> str:
 
 def _cost_module() -> Any:
     spec = importlib.util.spec_from_file_location("cost", ROOT / "scripts" / "cost.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
     sys.modules["cost"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)
     return module
 
 

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
@@ -68,8 +69,8 @@ def emulator(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield moto_server
 
 
-def client(service: str, server: MotoServer, region: str = REGION):  # type: ignore[no-untyped-def]
-    return boto3.client(
+def client(service: str, server: MotoServer, region: str = REGION) -> Any:
+    return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
         service,
         region_name=region,
         endpoint_url=server.url,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,12 +54,12 @@ def terraform(
     """
     projects: list[TerraformProject] = []
 
-    def make(name: str = "work", provisioner: bool = True, chain: tuple[int, ...] = (), **backend_options: object) -> TerraformProject:
-        options: dict[str, object] = {"bucket": BUCKET, "region": REGION, "dynamodb_table": TABLE}
+    def make(name: str = "work", provisioner: bool = True, chain: tuple[int, ...] = (), **backend_options: Any) -> TerraformProject:
+        options: dict[str, Any] = {"bucket": BUCKET, "region": REGION, "dynamodb_table": TABLE}  # BackendConfig's
         options.update(backend_options)
         project = TerraformProject(
             tmp_path / name,
-            BackendConfig(**{"endpoint_url": backend.url, **options}),  # type: ignore[arg-type]
+            BackendConfig(**{"endpoint_url": backend.url, **options}),
             provisioner=provisioner,
             chain=chain,
             binary=terraform_bin,

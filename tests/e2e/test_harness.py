@@ -17,7 +17,7 @@ import pytest
 from tests.support.terraform import TerraformError
 
 
-def _lock(tf, created: datetime) -> None:  # type: ignore[no-untyped-def]
+def _lock(tf, created: datetime) -> None:
     key = f"{tf.backend.bucket}/{tf.backend.state_key()}"
     info = {"ID": "retried-0000", "Operation": "OperationTypeApply", "Info": "", "Who": "root@vm", "Version": "1.11.4",
             "Created": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "Path": key}
@@ -41,5 +41,5 @@ def test_a_lock_taken_before_the_command_is_never_touched(terraform, before: tim
     _lock(tf, datetime.now(timezone.utc) - before)
     with pytest.raises(TerraformError, match="Error acquiring the state lock"):
         tf.apply("v1")
-    assert json.loads(tf.lock_item()["Info"]["S"])["ID"] == "retried-0000"  # type: ignore[index]
+    assert json.loads(tf.lock_item()["Info"]["S"])["ID"] == "retried-0000"
 

@@ -27,13 +27,13 @@ from tfjanitor.terraform import parse_time
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def local_stack(server, tmp_path: Path, **params: str) -> LocalStack:  # type: ignore[no-untyped-def]
+def local_stack(server, tmp_path: Path, **params: str) -> LocalStack:
     base = {"StateBucketNames": BUCKET, "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5", "AlertEmail": "oncall@example.com"}
     return LocalStack(ROOT / "template.yaml", server.url, REGION, base | params, time_scale=300,
                       emails_dir=tmp_path / "emails", echo=lambda _: None)
 
 
-def open_findings(server) -> dict[str, dict]:  # type: ignore[no-untyped-def]
+def open_findings(server) -> dict[str, dict]:
     items = client("dynamodb", server).scan(TableName=FINDINGS_TABLE)["Items"]
     docs = [json.loads(i["Finding"]["S"]) for i in items if i.get("Status", {}).get("S") == "open"]
     return {d["kind"]: d for d in docs}

@@ -22,7 +22,7 @@ from tfjanitor.release.locks import observe, release
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def unlock(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def unlock(server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
@@ -30,7 +30,7 @@ def unlock(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ign
                           text=True, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 
-def snapshot(server, key: str) -> tuple[str, str | None]:  # type: ignore[no-untyped-def]
+def snapshot(server, key: str) -> tuple[str, str | None]:
     """The state object's MD5 and the digest item: what a release must never change."""
     body = client("s3", server).get_object(Bucket=BUCKET, Key=key)["Body"].read()
     item = client("dynamodb", server).get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{key}-md5"}})
@@ -97,7 +97,7 @@ def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backen
             new_run.wait(timeout=10)
 
 
-def _stack(backend, tmp_path, **params: str) -> LocalStack:  # type: ignore[no-untyped-def]
+def _stack(backend, tmp_path, **params: str) -> LocalStack:
     base = {"StaleAfter": "2s", "ReadOnlyStaleAfter": "2s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
             "AutoRelease": "true",
             "ReleaseGracePeriod": "3s", "ReleaseOperationClasses": "apply,plan,other"}
@@ -105,7 +105,7 @@ def _stack(backend, tmp_path, **params: str) -> LocalStack:  # type: ignore[no-u
                       emails_dir=tmp_path / "emails", echo=lambda _: None)
 
 
-def _wait(stack: LocalStack, predicate, timeout: float = 40.0) -> None:  # type: ignore[no-untyped-def]
+def _wait(stack: LocalStack, predicate, timeout: float = 40.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not predicate():
         stack.step()

@@ -23,7 +23,7 @@ from tfjanitor.local.runner import FINDINGS_TABLE, LocalStack
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         stack.step()
@@ -34,7 +34,7 @@ def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:  # ty
 
 
 @pytest.fixture
-def stack(backend, tmp_path) -> LocalStack:  # type: ignore[no-untyped-def]
+def stack(backend, tmp_path) -> LocalStack:
     params = {
         "StaleAfter": "3s", "ReadOnlyStaleAfter": "3s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
         "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5", "AccountAlias": "sandbox",
@@ -112,7 +112,8 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     assert len(emls) == 4
     first = email.message_from_bytes(emls[0].read_bytes(), policy=email.policy.default)
     assert first["Subject"].startswith("[tfjanitor] WARNING Stale lock")
-    assert first.get_body(("plain",)).get_content() == stack.emails[0].plain
+    plain = first.get_body(("plain",))
+    assert plain is not None and plain.get_content() == stack.emails[0].plain
 
 
 def test_partial_batch_failure_retries_only_from_the_failed_record(terraform, backend, stack) -> None:

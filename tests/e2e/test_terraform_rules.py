@@ -25,7 +25,7 @@ from tfjanitor.local.emulator import MotoServer
 pytestmark = pytest.mark.e2e
 
 
-def set_digest(tf, value: str, state_key: str = KEY) -> None:  # type: ignore[no-untyped-def]
+def set_digest(tf, value: str, state_key: str = KEY) -> None:
     tf.client("dynamodb").put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{state_key}-md5"},
                                                           "Digest": {"S": value}})
 

@@ -111,7 +111,7 @@ def paste_all(shell: Shell, tf: TerraformProject, lines: list[str], answer: str 
 
 def alternative(finding: dict[str, Any], words: str) -> list[str]:
     [chosen] = [a["commands"] for a in finding["details"]["alternatives"] if words in a["label"]]
-    return chosen  # type: ignore[no-any-return]
+    return chosen
 
 
 def md5(data: bytes) -> str:
@@ -541,7 +541,7 @@ def test_leftover_digest_after_moving_to_use_lockfile_names_the_leftover_remedy(
     tf.apply("one")  # dynamodb_table: a digest is stored
     # Migrate: both mechanisms, then the S3 lock file alone (dynamodb_table is deprecated in 1.11).
     for options in ({"use_lockfile": True}, {"use_lockfile": True, "dynamodb_table": None}):
-        tf.backend = BackendConfig(endpoint_url=backend.url, **options)  # type: ignore[arg-type]
+        tf.backend = BackendConfig(endpoint_url=backend.url, **options)
         tf.write_config()
         tf.run("init", "-reconfigure", "-input=false", "-no-color")
     tf.apply("two")  # no digest written any more: the old one no longer matches

@@ -71,6 +71,13 @@ def info_of(tf: TerraformProject, workspace: str = "default") -> dict[str, Any] 
     return json.loads(item["Info"]["S"]) if item else None
 
 
+def _first_group(pattern: str, text: str) -> str:
+    """The first group of ``pattern``'s first match in ``text`` (a snippet of the docs: it must be there)."""
+    match = re.search(pattern, text)
+    assert match is not None, pattern
+    return match[1]
+
+
 def after(instant: datetime, margin: timedelta = timedelta(milliseconds=50)) -> None:
     """Wait until the clock is past ``instant``: a process started now starts after it, whatever the 1/CLK_TCK
     resolution of start times (a precondition, not an assertion)."""
@@ -78,7 +85,7 @@ def after(instant: datetime, margin: timedelta = timedelta(milliseconds=50)) -> 
         time.sleep(0.01)
 
 
-CASES = {
+CASES: dict[str, tuple[dict[str, Any], str]] = {  # terraform()'s backend options, the workspace
     "dynamodb": ({}, "default"),
     "lockfile": ({"use_lockfile": True, "dynamodb_table": None}, "default"),
     "both-in-a-workspace": ({"use_lockfile": True}, "staging"),
@@ -228,6 +235,11 @@ def test_who_without_a_passwd_entry_is_dollar_user_with_home_as_the_real_binary_
     """Terraform's pure-Go os/user: a uid with no /etc/passwd entry (a container run with --user) is $USER, if
     $USER and $HOME are both set; else nothing ("@host")."""
     uid = 4242
+
+    def as_uid() -> None:  # in the child, before terraform runs
+        os.setgid(uid)
+        os.setuid(uid)
+
     assert go_username(uid, Path("/etc/passwd").read_bytes(), {"USER": "x", "HOME": "/x"}) == "x", "uid 4242 has an entry"
     base = terraform()
     shared = Path(tempfile.mkdtemp(prefix="tfjanitor-uid-"))
@@ -242,7 +254,7 @@ def test_who_without_a_passwd_entry_is_dollar_user_with_home_as_the_real_binary_
             proc = subprocess.Popen(
                 [tf.binary, "apply", "-auto-approve", "-input=false", "-no-color", "-var", f"v=uid-{n}", "-var", "sleep=300"],
                 cwd=tf.workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=lambda: (os.setgid(uid), os.setuid(uid)))  # noqa: PLW1509
+                start_new_session=True, preexec_fn=as_uid)  # noqa: PLW1509
             try:
                 _, held = tf.wait_for_lock(proc)
             finally:
@@ -314,7 +326,7 @@ def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
             if "GITHUB_ENV" in step.get("run", ""):  # the self-hosted job records its start first
                 github_env = tmp_path / f"{name}.env"
                 assert _bash(step["run"], repo, {**job_env, "GITHUB_ENV": str(github_env)}).returncode == 0
-                job_env.update(line.split("=", 1) for line in github_env.read_text().splitlines())
+                job_env.update(dict(line.split("=", 1) for line in github_env.read_text().splitlines()))
         kill()
         [step] = [s for s in steps if str(s.get("uses", "")).startswith("tfjanitor/tfjanitor@")]
         inputs = {k: substitute(str(v), {"env": job_env}) for k, v in step["with"].items()}
@@ -333,8 +345,8 @@ def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
 
     def jenkins() -> int:
         text = docs["jenkins"][1]
-        started = run_group(["sh", "-c", re.search(r"sh\(script: '([^']+)'", text)[1]]).stdout.strip()
-        job_env = {**env, "TF_ROOT": re.search(r"TF_ROOT = '([^']+)'", text)[1], "JOB_STARTED_AT": started}
+        started = run_group(["sh", "-c", _first_group(r"sh\(script: '([^']+)'", text)]).stdout.strip()
+        job_env = {**env, "TF_ROOT": _first_group(r"TF_ROOT = '([^']+)'", text), "JOB_STARTED_AT": started}
         kill()
         [command] = re.findall(r"always \{\s*sh '([^']+)'", text)
         return run_group(["sh", "-xe", "-c", command], cwd=repo, env=job_env).returncode

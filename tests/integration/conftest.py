@@ -17,12 +17,12 @@ from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 
 
 @pytest.fixture
-def ddb(backend: MotoServer):  # type: ignore[no-untyped-def]
+def ddb(backend: MotoServer):
     return client("dynamodb", backend)
 
 
 @pytest.fixture
-def s3(backend: MotoServer):  # type: ignore[no-untyped-def]
+def s3(backend: MotoServer):
     return client("s3", backend)
 
 

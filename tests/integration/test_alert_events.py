@@ -28,13 +28,13 @@ DEFAULT_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
 SCHEDULE = json.loads((ROOT / "events" / "schedule.json").read_text())
 
 
-def stale_lock(server) -> None:  # type: ignore[no-untyped-def]
+def stale_lock(server) -> None:
     # A run killed three hours ago before any state write: no sign of life since.
     put_lock(client("dynamodb", server), BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3),
                                                                  lock_id="stale-1"))
 
 
-def release(server) -> None:  # type: ignore[no-untyped-def]
+def release(server) -> None:
     client("dynamodb", server).delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
 
 
@@ -137,8 +137,8 @@ def test_the_readmes_example_rules_route_what_they_say(backend, alerting) -> Non
     """The two rules of docs/alerts.md, on the events a sweep puts: the critical one gets only the drift; the chat one
     every transition, turned by its input transformer into a card Chatbot reads (queues stand in for the
     topics: the emulator's EventBridge delivers to SQS, not SNS)."""
-    page = (ROOT / "docs" / "alerts.md").read_text()
-    section = page[page.index("## Findings as events"):]  # the page's last section
+    readme = (ROOT / "docs" / "alerts.md").read_text()
+    section = readme[readme.index("## Findings as events"):]  # the page's last section
     critical_pattern, chat_pattern = re.findall(r"--event-pattern '([^']*)'", section)
     [chat_targets] = re.findall(r"--targets '(\[.*?\])'", section, re.S)
     sqs, bus = client("sqs", backend), client("events", backend)

@@ -16,7 +16,7 @@ KEY = "app/terraform.tfstate"
 ELSEWHERE = "us-east-1"  # an organisation's paging topic need not live in the stack's region
 
 
-def topic_with_queue(server, name: str, region: str) -> tuple[str, str]:  # type: ignore[no-untyped-def]
+def topic_with_queue(server, name: str, region: str) -> tuple[str, str]:
     sns, sqs = client("sns", server, region), client("sqs", server, region)
     arn = sns.create_topic(Name=name)["TopicArn"]
     url = sqs.create_queue(QueueName=f"{name}-inbox")["QueueUrl"]
@@ -25,17 +25,17 @@ def topic_with_queue(server, name: str, region: str) -> tuple[str, str]:  # type
     return arn, url
 
 
-def inbox(server, url: str, region: str) -> list[dict[str, str]]:  # type: ignore[no-untyped-def]
+def inbox(server, url: str, region: str) -> list[dict[str, str]]:
     """What arrived: {"subject", "email", "plain"} per message."""
     messages = client("sqs", server, region).receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
     return [json.loads(m["Body"]) for m in messages]
 
 
-def subjects(server, url: str, region: str) -> list[str]:  # type: ignore[no-untyped-def]
+def subjects(server, url: str, region: str) -> list[str]:
     return [doc["subject"] for doc in inbox(server, url, region)]
 
 
-def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:  # type: ignore[no-untyped-def]
+def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:
     client("dynamodb", backend).create_table(
         TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],

@@ -40,11 +40,11 @@ PEER = "us-east-1"
 KEY = "dev/terraform.tfstate"
 
 
-def aws_for(server) -> AwsSession:  # type: ignore[no-untyped-def]
+def aws_for(server) -> AwsSession:
     return AwsSession(session(), endpoint_url=server.url)
 
 
-def scan_and_audit(server, tables=None, buckets=None, peers=(), aws=None) -> ScanResult:  # type: ignore[no-untyped-def]
+def scan_and_audit(server, tables=None, buckets=None, peers=(), aws=None) -> ScanResult:
     """What `tfjanitor scan` does, in-process."""
     aws = aws or aws_for(server)
     tables = tables or [TABLE]
@@ -56,7 +56,7 @@ def kinds(result: ScanResult) -> list[str]:
     return sorted(f.kind.value for f in result.findings)
 
 
-def cli(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def cli(server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | server.env() | {"AWS_REGION": REGION}
     return subprocess.run([sys.executable, "-m", "tfjanitor", "scan", "--format", "json", *args],
                           capture_output=True, text=True, env=env, timeout=60, check=False)
@@ -234,7 +234,7 @@ def pinned_global_table(consistency: str | None) -> dict:
 
 
 @pytest.mark.parametrize(("consistency", "mode"), [(None, "MREC"), ("EVENTUAL", "MREC"), ("STRONG", "MRSC")])
-def test_global_table_replicas_are_reported_with_their_consistency_mode(consistency, mode) -> None:  # type: ignore[no-untyped-def]
+def test_global_table_replicas_are_reported_with_their_consistency_mode(consistency, mode) -> None:
     aws = AwsSession(boto3.session.Session(aws_access_key_id="t", aws_secret_access_key="t", region_name=REGION))
     ddb = aws.dynamodb(REGION)
     with Stubber(ddb) as stub:
@@ -257,7 +257,7 @@ def test_global_table_replicas_are_reported_with_their_consistency_mode(consiste
 # -- the auditor function and the shared alert lifecycle ---------------------------------------------------
 
 
-def open_alerts(backend) -> set[str]:  # type: ignore[no-untyped-def]
+def open_alerts(backend) -> set[str]:
     items = client("dynamodb", backend).scan(TableName="tfjanitor-findings")["Items"]
     return {json.loads(i["Finding"]["S"])["kind"] for i in items if i["Status"]["S"] == "open"}
 

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.conftest import captured, session
@@ -33,7 +34,7 @@ def put_junk(server: MotoServer, keys: list[str]) -> None:
         list(pool.map(lambda k: s3.put_object(Bucket=BUCKET, Key=k, Body=b"x"), keys))
 
 
-def findings(result) -> list[tuple[str, str | None, str | None]]:  # type: ignore[no-untyped-def]
+def findings(result) -> list[tuple[str, str | None, str | None]]:
     return sorted((f.kind.value, f.key, f.lock_id) for f in result.findings)
 
 
@@ -66,7 +67,7 @@ def test_a_crowded_bucket_is_read_by_head_and_finds_what_a_whole_listing_finds(b
     assert planned.stats.api_calls["ListObjectsV2"] == 1
 
 
-def run_cli(server: MotoServer, *args: str) -> dict:  # type: ignore[type-arg]
+def run_cli(server: MotoServer, *args: str) -> dict:
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
         [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE, "--skip-audit",
@@ -75,7 +76,7 @@ def run_cli(server: MotoServer, *args: str) -> dict:  # type: ignore[type-arg]
         check=False, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
     )
     assert proc.returncode in (0, 1), proc.stderr
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return json.loads(proc.stdout)
 
 
 def test_bucket_with_a_prefix_looks_for_lock_files_there_only(backend) -> None:
@@ -109,9 +110,11 @@ def test_a_lock_file_alert_outside_the_reads_is_looked_at_by_name(backend, alert
     aws = AwsSession(session(), endpoint_url=backend.url)
     time.sleep(1.5)  # older than the thresholds: worth reading
 
-    def sweep(buckets: str):  # type: ignore[no-untyped-def]
-        settings = SweeperSettings(**alerting, extra_buckets=buckets, stale_after="1s", read_only_stale_after="1s",
-                                   min_stale_after="1s")
+    def sweep(buckets: str):
+        # As the environment writes them (strings): __post_init__ converts each by its field's type.
+        env: dict[str, Any] = {"extra_buckets": buckets, "stale_after": "1s", "read_only_stale_after": "1s",
+                               "min_stale_after": "1s"}
+        settings = SweeperSettings(**alerting, **env)
         return sweep_and_alert(settings, aws, datetime.now(timezone.utc))
 
     result, delivery = sweep(BUCKET)

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KEY = "dev/terraform.tfstate"
 
 
-def tfjanitor(server, *args: str) -> str:  # type: ignore[no-untyped-def]
+def tfjanitor(server, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
@@ -35,7 +35,7 @@ def tfjanitor(server, *args: str) -> str:  # type: ignore[no-untyped-def]
     return proc.stdout + proc.stderr
 
 
-def wait_for(stack: LocalStack, predicate, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+def wait_for(stack: LocalStack, predicate, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not predicate():
         stack.step()

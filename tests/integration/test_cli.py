@@ -13,7 +13,7 @@ from tests.support.builders import lock_info, put_lock, put_state, state_body
 from tests.support.posture import enforce_tls
 
 
-def run(server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def run(server, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     base.update(server.env())
     base["AWS_REGION"] = REGION

@@ -21,7 +21,7 @@ from tfjanitor.runtime.wiring import sweep_and_alert
 KEY = "future/terraform.tfstate"
 
 
-def test_a_lock_from_a_clock_ahead_is_stale_once_silent_since_first_seen(backend: MotoServer, alerting) -> None:  # type: ignore[no-untyped-def]
+def test_a_lock_from_a_clock_ahead_is_stale_once_silent_since_first_seen(backend: MotoServer, alerting) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     put_state(s3, ddb, BUCKET, KEY, state_body())
     t0 = datetime.now(timezone.utc)
@@ -41,7 +41,7 @@ def test_a_lock_from_a_clock_ahead_is_stale_once_silent_since_first_seen(backend
     assert later.stats.tables[TABLE].oldest_lock_age_seconds >= 7200 - 5  # OldestLockAgeSeconds counts from first sight
 
 
-def test_the_oldest_lock_metric_counts_a_clock_ahead_lock_from_first_sight(backend: MotoServer, alerting, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_the_oldest_lock_metric_counts_a_clock_ahead_lock_from_first_sight(backend: MotoServer, alerting, capsys) -> None:
     from aws_lambda_powertools import Logger, Metrics
 
     ddb = client("dynamodb", backend)

@@ -39,7 +39,7 @@ def ticking(looks: int) -> Deadline:
     return Deadline(left, "a test budget")
 
 
-def sent(delivery) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def sent(delivery) -> list[tuple[str, str]]:
     return sorted((n.event, n.finding["kind"]) for n in delivery.sent)
 
 
@@ -200,7 +200,7 @@ class World:
             self.drifted.discard(key)
 
     def cause_present(self, finding: dict[str, Any]) -> bool:
-        kind, key, lock_id = finding["kind"], finding.get("key"), finding.get("lock_id")
+        kind, key, lock_id = finding["kind"], finding.get("key", ""), finding.get("lock_id")  # "": no state's key
         if kind == "stale_lock":
             return self.locks.get(key) == lock_id
         if kind == "interrupted_write":  # the dead run's lock, over a state whose digest no longer matches
@@ -212,7 +212,7 @@ class World:
         return False
 
 
-def sweep_with(server: MotoServer, settings_: SweeperSettings, now: datetime, fault: Any):  # type: ignore[no-untyped-def]
+def sweep_with(server: MotoServer, settings_: SweeperSettings, now: datetime, fault: Any):
     aws, deadline = aws_for(server), None
     if fault is not None and fault[0] == "deadline":
         deadline = ticking(fault[1])
@@ -230,7 +230,7 @@ def sweep_with(server: MotoServer, settings_: SweeperSettings, now: datetime, fa
 # A stale lock whose run then turns out to have died between its state and digest writes: the stale_lock alert is
 # superseded by the interrupted_write one, never "resolved" while the lock is held.
 @example(steps=[("lock", 0), ("sweep", None), ("drift", 0), ("sweep", None), ("heal", 0), ("sweep", None)])
-def test_no_alert_is_resolved_while_its_cause_is_in_the_emulator(moto_server, monkeypatch, steps) -> None:  # type: ignore[no-untyped-def]
+def test_no_alert_is_resolved_while_its_cause_is_in_the_emulator(moto_server, monkeypatch, steps) -> None:
     moto_server.reset()
     for name, value in moto_server.env().items():
         monkeypatch.setenv(name, value)

@@ -16,7 +16,7 @@ from tfjanitor.runtime.settings import AuditorSettings, SweeperSettings
 from tfjanitor.runtime.wiring import audit_and_alert, deliver_notices, sweep_and_alert
 
 
-def notice_items(backend) -> list[dict]:  # type: ignore[no-untyped-def]
+def notice_items(backend) -> list[dict]:
     items = client("dynamodb", backend).scan(TableName="tfjanitor-findings")["Items"]
     return [i for i in items if i["Fingerprint"]["S"].startswith("notice#")]
 

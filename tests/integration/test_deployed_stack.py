@@ -151,7 +151,7 @@ def sha256(body: bytes) -> str:
 # What was created
 # ---------------------------------------------------------------------------------------------------------------
 
-def test_every_property_of_the_template_is_checked_somewhere(plain) -> None:  # type: ignore[no-untyped-def]
+def test_every_property_of_the_template_is_checked_somewhere(plain) -> None:
     for name, resource in plain["Resources"].items():
         kind = resource["Type"]
         assert kind in MOTO_KEEPS or kind in NOT_CREATED, f"{name}: {kind} is not classified"
@@ -162,7 +162,7 @@ def test_every_property_of_the_template_is_checked_somewhere(plain) -> None:  # 
 
 
 @pytest.mark.parametrize("parameters", [EVERYTHING | {"LockTableStreamArn": STREAM}, REQUIRED], ids=["everything", "required"])
-def test_what_the_emulator_is_given_means_what_the_template_means(plain, parameters) -> None:  # type: ignore[no-untyped-def]
+def test_what_the_emulator_is_given_means_what_the_template_means(plain, parameters) -> None:
     """for_emulator's rewrites (optional list elements, Sub values holding ${...}) change nothing CloudFormation would
     resolve: every resource and output renders the same from both templates, with every optional branch on or off."""
     given = emulator_parameters(plain, parameters)
@@ -181,7 +181,7 @@ def test_what_the_emulator_is_given_means_what_the_template_means(plain, paramet
     assert given["ArtifactBucketPrefix"] == EMULATOR_ARTIFACT_PREFIX
 
 
-def test_the_stack_reaches_create_complete_with_what_moto_models(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_the_stack_reaches_create_complete_with_what_moto_models(full, plain) -> None:
     view = rendered(plain, full)
     holds = {name for name, r in plain["Resources"].items() if "Condition" not in r or view.condition(r["Condition"])}
     assert holds == set(plain["Resources"])  # every optional branch on
@@ -196,7 +196,7 @@ def test_the_stack_reaches_create_complete_with_what_moto_models(full, plain) ->
     assert full.outputs["ScanCommand"].count(" --table ") == 2
 
 
-def test_functions_are_created_with_the_templates_settings_and_environment(full, plain, archives) -> None:  # type: ignore[no-untyped-def]
+def test_functions_are_created_with_the_templates_settings_and_environment(full, plain, archives) -> None:
     view = rendered(plain, full)
     functions = expected(plain, view, "AWS::Lambda::Function")
     assert set(functions) == set(full.functions) == {"SweeperFunction", "AuditorFunction", "StreamMonitorFunction"}
@@ -234,7 +234,7 @@ def test_functions_are_created_with_the_templates_settings_and_environment(full,
         assert [layer["Arn"] for layer in replayed["Layers"]] == [full.layer_arn]
 
 
-def test_the_deployed_environments_are_what_each_function_reads(full) -> None:  # type: ignore[no-untyped-def]
+def test_the_deployed_environments_are_what_each_function_reads(full) -> None:
     """Each function's settings load from its deployed environment and name the stack's own table and topics."""
     sweeper = SweeperSettings.from_env(full.functions["SweeperFunction"].environment | {"AWS_REGION": REGION})
     auditor = AuditorSettings.from_env(full.functions["AuditorFunction"].environment | {"AWS_REGION": REGION})
@@ -249,7 +249,7 @@ def test_the_deployed_environments_are_what_each_function_reads(full) -> None:  
     assert {full.alert_topic_arn, full.alarm_topic_arn, EVERYTHING["AlertTopicArn"]} <= topics
 
 
-def test_the_layer_is_created_with_its_code_runtimes_and_description(full, plain, archives) -> None:  # type: ignore[no-untyped-def]
+def test_the_layer_is_created_with_its_code_runtimes_and_description(full, plain, archives) -> None:
     view = rendered(plain, full)
     [(logical_id, props)] = expected(plain, view, "AWS::Lambda::LayerVersion").items()
     assert full.layer_arn is not None
@@ -267,7 +267,7 @@ def test_the_layer_is_created_with_its_code_runtimes_and_description(full, plain
     assert all(set(f["Architectures"]) <= set(props["CompatibleArchitectures"]) for f in functions)
 
 
-def test_the_stream_is_mapped_to_the_stream_monitor_with_the_templates_settings(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_the_stream_is_mapped_to_the_stream_monitor_with_the_templates_settings(full, plain) -> None:
     view = rendered(plain, full)
     [props] = expected(plain, view, "AWS::Lambda::EventSourceMapping").values()
     [mapping] = stack_client("lambda", full).list_event_source_mappings()["EventSourceMappings"]
@@ -285,7 +285,7 @@ def test_the_stream_is_mapped_to_the_stream_monitor_with_the_templates_settings(
     assert queue["SqsManagedSseEnabled"] == str(dlq["SqsManagedSseEnabled"]).lower()
 
 
-def test_a_mapped_stream_is_drained_by_moto_so_a_local_run_deploys_without_the_mapping(  # type: ignore[no-untyped-def]
+def test_a_mapped_stream_is_drained_by_moto_so_a_local_run_deploys_without_the_mapping(
         emulator, plain, archives) -> None:
     """moto hands each record of a mapped stream to the function (through Docker, absent here) and empties the stream:
     a local runner polling it, as Lambda's poller does, would read nothing. Deployed without the mapping, the records
@@ -315,7 +315,7 @@ def test_a_mapped_stream_is_drained_by_moto_so_a_local_run_deploys_without_the_m
     assert records() == 0
 
 
-def test_the_findings_table_has_the_templates_key_and_its_ttl_is_what_the_code_writes(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_the_findings_table_has_the_templates_key_and_its_ttl_is_what_the_code_writes(full, plain) -> None:
     view = rendered(plain, full)
     [props] = expected(plain, view, "AWS::DynamoDB::Table").values()
     ddb = stack_client("dynamodb", full)
@@ -345,7 +345,7 @@ def test_the_findings_table_has_the_templates_key_and_its_ttl_is_what_the_code_w
     assert now < datetime.fromtimestamp(expires, timezone.utc) < now + timedelta(days=2)
 
 
-def test_topics_are_created_and_the_email_subscriptions_are_the_templates(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_topics_are_created_and_the_email_subscriptions_are_the_templates(full, plain) -> None:
     view = rendered(plain, full)
     sns = stack_client("sns", full)
     for name, props in expected(plain, view, "AWS::SNS::Topic").items():
@@ -363,7 +363,7 @@ def test_topics_are_created_and_the_email_subscriptions_are_the_templates(full, 
         == sorted((s["TopicArn"], s["Protocol"], s["Endpoint"]) for s in subscriptions.values())
 
 
-def test_log_groups_are_created_with_the_templates_names_and_retention(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_log_groups_are_created_with_the_templates_names_and_retention(full, plain) -> None:
     view = rendered(plain, full)
     groups = {g["logGroupName"]: g for g in stack_client("logs", full).describe_log_groups()["logGroups"]}
     want = expected(plain, view, "AWS::Logs::LogGroup")
@@ -372,7 +372,7 @@ def test_log_groups_are_created_with_the_templates_names_and_retention(full, pla
         assert groups[props["LogGroupName"]]["retentionInDays"] == int(props["RetentionInDays"]) == 14
 
 
-def test_alarms_are_skipped_by_moto_but_are_valid_and_watch_what_was_created(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_alarms_are_skipped_by_moto_but_are_valid_and_watch_what_was_created(full, plain) -> None:
     view = rendered(plain, full)
     cloudwatch = stack_client("cloudwatch", full)
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
@@ -395,7 +395,7 @@ def test_alarms_are_skipped_by_moto_but_are_valid_and_watch_what_was_created(ful
     assert alarms["SweeperHeartbeatAlarm"]["Period"] == 600
 
 
-def test_schedules_are_skipped_by_moto_but_target_the_created_functions(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_schedules_are_skipped_by_moto_but_target_the_created_functions(full, plain) -> None:
     """Their names are checked in tests/unit/test_aws_rules.py (OmitName); here: what they run, and when."""
     view = rendered(plain, full)
     scheduler = stack_client("scheduler", full)
@@ -414,7 +414,7 @@ def test_schedules_are_skipped_by_moto_but_target_the_created_functions(full, pl
     assert len(scheduler.list_schedules()["Schedules"]) == 2
 
 
-def test_the_dashboard_body_is_the_templates(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_the_dashboard_body_is_the_templates(full, plain) -> None:
     view = rendered(plain, full)
     [props] = expected(plain, view, "AWS::CloudWatch::Dashboard").values()
     assert props["DashboardName"] == f"{full.name}-{REGION}"
@@ -427,7 +427,7 @@ def test_the_dashboard_body_is_the_templates(full, plain) -> None:  # type: igno
         assert f'"region": "{region}"' in text
 
 
-def test_iam_policies_and_roles_are_the_templates(full, plain) -> None:  # type: ignore[no-untyped-def]
+def test_iam_policies_and_roles_are_the_templates(full, plain) -> None:
     view = rendered(plain, full)
     iam = stack_client("iam", full)
     for name, props in expected(plain, view, "AWS::IAM::ManagedPolicy").items():
@@ -489,7 +489,7 @@ def given_names(plain: dict[str, Any], stack: DeployedStack) -> dict[str, str]:
     return out
 
 
-def test_two_stacks_deploy_side_by_side_in_one_account_and_region(emulator, plain, archives) -> None:  # type: ignore[no-untyped-def]
+def test_two_stacks_deploy_side_by_side_in_one_account_and_region(emulator, plain, archives) -> None:
     first, second = (deploy(TEMPLATE, emulator.url, REGION, name, REQUIRED, plain=plain, archives=archives)
                      for name in PAIR)
     cfn = client("cloudformation", emulator)
@@ -523,7 +523,7 @@ def test_two_stacks_deploy_side_by_side_in_one_account_and_region(emulator, plai
         assert stack.functions["SweeperFunction"].environment["LOCK_TABLES"] == "terraform-state-lock"
 
 
-def test_a_name_two_stacks_share_fails_the_second_stack(emulator, plain, archives) -> None:  # type: ignore[no-untyped-def]
+def test_a_name_two_stacks_share_fails_the_second_stack(emulator, plain, archives) -> None:
     """The control: where moto does model a name, a name not made unique per stack fails the second stack, so the
     side-by-side deploy above proves something."""
     shared = copy.deepcopy(plain)

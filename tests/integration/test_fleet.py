@@ -18,7 +18,7 @@ OTHER_ACCOUNT = "222222222222"
 ROLE = f"arn:aws:iam::{OTHER_ACCOUNT}:role/tfjanitor-reader"
 
 
-def other_account(server) -> boto3.session.Session:  # type: ignore[no-untyped-def]
+def other_account(server) -> boto3.session.Session:
     creds = boto3.client(
         "sts", region_name="us-east-1", endpoint_url=server.url, aws_access_key_id="test", aws_secret_access_key="test"
     ).assume_role(RoleArn=ROLE, RoleSessionName="setup")["Credentials"]
@@ -26,7 +26,7 @@ def other_account(server) -> boto3.session.Session:  # type: ignore[no-untyped-d
                                  aws_session_token=creds["SessionToken"])
 
 
-def backend_in(session, server, region: str, table: str, bucket: str):  # type: ignore[no-untyped-def]
+def backend_in(session, server, region: str, table: str, bucket: str):
     ddb = session.client("dynamodb", region_name=region, endpoint_url=server.url)
     s3 = session.client("s3", region_name=region, endpoint_url=server.url)
     ddb.create_table(TableName=table, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
@@ -36,7 +36,7 @@ def backend_in(session, server, region: str, table: str, bucket: str):  # type: 
 
 
 @pytest.fixture
-def fleet(emulator):  # type: ignore[no-untyped-def]
+def fleet(emulator):
     """Account 222222222222: a stale lock in eu-west-1, a drift in us-west-2, a table that is not a lock
     table; the default account has a backend of its own that --role-arn must not show."""
     other = other_account(emulator)

@@ -22,7 +22,7 @@ from tfjanitor.scan.stream import MALFORMED, event_from_record
 
 
 @pytest.fixture
-def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
+def handler(backend, monkeypatch):
     for name, value in {"AWS_REGION": REGION, "POWERTOOLS_SERVICE_NAME": "tfjanitor",
                         "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor", "POWERTOOLS_TRACE_DISABLED": "true",
                         "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
@@ -41,7 +41,7 @@ def batches(draw: st.DrawFn) -> list[dict[str, Any]]:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches())
-def test_the_stream_handler_never_raises_and_counts_malformed_records(handler, batch) -> None:  # type: ignore[no-untyped-def]
+def test_the_stream_handler_never_raises_and_counts_malformed_records(handler, batch) -> None:
     malformed = sum(event_from_record(DynamoDBRecord(r)).kind == MALFORMED for r in batch)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):

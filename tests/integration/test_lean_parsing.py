@@ -25,7 +25,8 @@ def test_a_lean_listing_is_what_botocore_parses(backend: MotoServer) -> None:
     bucket = Bucket(aws, REGION, BUCKET)
     lean = {e.key: (e.etag, e.size, e.last_modified) for page, _ in bucket.list_pages() for e in page}
     assert lean == botocore_view and set(lean) == set(KEYS)
-    assert all(when.utcoffset().total_seconds() == 0 for _, _, when in lean.values())
+    offsets = [when.utcoffset() for _, _, when in lean.values()]
+    assert all(offset is not None and offset.total_seconds() == 0 for offset in offsets)
     # Any other call of the same client is parsed as ever.
     assert len(aws.s3(REGION).list_objects_v2(Bucket=BUCKET)["Contents"]) == len(KEYS)
 
@@ -51,7 +52,7 @@ def test_a_lean_scan_is_what_botocore_parses(backend: MotoServer) -> None:
           "Nothing": {"NULL": True}, "Doc": {"M": {"x": {"L": [{"S": "y"}]}}}}]
     for item in items:
         ddb.put_item(TableName=TABLE, Item=item)
-    seen: list[dict] = []  # type: ignore[type-arg]
+    seen: list[dict] = []
     LockTable(AwsSession(session(), endpoint_url=backend.url), REGION, TABLE).read(seen.append)
     by_id = {i["LockID"]["S"]: i for i in seen}
     assert by_id == {i["LockID"]["S"]: i for i in ddb.scan(TableName=TABLE)["Items"]}

@@ -32,7 +32,7 @@ FINDINGS = "tfjanitor-findings"
 
 
 @pytest.fixture
-def history(backend):  # type: ignore[no-untyped-def]
+def history(backend):
     """The stack's own table (the findings table), where the stream monitor keeps signs of life and holds."""
     client("dynamodb", backend).create_table(
         TableName=FINDINGS, BillingMode="PAY_PER_REQUEST",
@@ -42,7 +42,7 @@ def history(backend):  # type: ignore[no-untyped-def]
     return History(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
 
 
-def sweep_at(server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None,  # type: ignore[no-untyped-def]
+def sweep_at(server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None,
              all_lockfiles: bool = False) -> ScanResult:
     request = SweepRequest(REGION, [TABLE], [BUCKET], policy or StalePolicy(), findings_table=findings_table,
                            all_lockfiles=all_lockfiles)
@@ -79,7 +79,7 @@ def test_a_digest_write_seen_on_the_stream_is_a_sign_of_life_read_in_one_batch(b
         put_lock(ddb, BUCKET, key, lock_info(f"{BUCKET}/{key}", age=timedelta(hours=2)))
     history.digest_written(life_key(REGION, TABLE, BUCKET, keys[0]), f"{BUCKET}/{keys[0]}", later(minutes=-1))
     result = sweep_at(backend, later(), findings_table=FINDINGS)
-    assert sorted(f.key for f in result.findings) == keys[1:]  # keys[0] wrote its digest a minute ago
+    assert sorted(f.key or "" for f in result.findings) == keys[1:]  # keys[0] wrote its digest a minute ago
     assert {h.key: h.last_sign_of_life["what"] for h in result.locks}[keys[0]] == "digest_written"
     assert result.stats.api_calls["BatchGetItem"] == 1  # every held lock's record in one read
     assert kinds(sweep_at(backend, later())) == ["stale_lock"] * 3  # without the stack's table: no such evidence
@@ -141,7 +141,8 @@ def test_the_stream_monitor_records_holds_and_digest_writes_once(backend, ddb, h
     [held] = life.holds["apply"]  # 95 s after the lock was taken, give or take the seconds a loaded machine adds
     assert list(life.holds) == ["apply"] and 95 <= held <= 100 and life.digest_written is not None
     fp = fingerprint(Kind.INTERRUPTED_WRITE, REGION, TABLE, BUCKET, KEY, "run-7")
-    assert store.get(fp).status == "closed"  # type: ignore[union-attr]  # its lock is gone: what is left is drift
+    record = store.get(fp)
+    assert record is not None and record.status == "closed"  # its lock is gone: what is left is drift
 
 
 # -- the interrupted write ----------------------------------------------------------------------------------
@@ -226,7 +227,7 @@ def test_drift_in_an_unversioned_bucket_has_no_version_to_restore(emulator) -> N
 # -- tfjanitor locks -------------------------------------------------------------------------------------------
 
 
-def locks(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def locks(server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "tfjanitor", "locks", "--region", REGION, "--table", TABLE, "--bucket", BUCKET,
          "--endpoint-url", server.url, *args], capture_output=True, text=True, timeout=120, check=False,

@@ -19,6 +19,7 @@ from tests.conftest import BUCKET, REGION, TABLE, client
 from tests.integration.conftest import captured, event_queue, received, session
 from tests.support.builders import lock_info, put_lock
 from tests.support.fakes import fail_publishes
+from tests.support.faults import http_headers
 from tfjanitor.alerts import budgets, delivery
 from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.session import AwsSession
@@ -32,18 +33,18 @@ DEFAULT_BUS = f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/default"
 TAG = "\U000e0041"  # escaped to 10 characters where shown, to 16 in a command: 4 UTF-8 bytes
 
 
-def stale_lock(server, lock_id: str = "stale-1", who: str = "ci@runner-7", info: str = "") -> None:  # type: ignore[no-untyped-def]
+def stale_lock(server, lock_id: str = "stale-1", who: str = "ci@runner-7", info: str = "") -> None:
     """A run killed three hours ago before any state write: no sign of life since."""
     doc = json.loads(lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3)))
     doc.update({"ID": lock_id, "Who": who, "Info": info})
     put_lock(client("dynamodb", server), BUCKET, KEY, json.dumps(doc, ensure_ascii=False, separators=(",", ":")))
 
 
-def release(server) -> None:  # type: ignore[no-untyped-def]
+def release(server) -> None:
     client("dynamodb", server).delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
 
 
-def notice_items(server) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+def notice_items(server) -> list[dict[str, Any]]:
     items = client("dynamodb", server).scan(TableName="tfjanitor-findings")["Items"]
     return [i for i in items if i["Fingerprint"]["S"].startswith("notice#")]
 
@@ -102,9 +103,12 @@ def refuse_publishes(boto: boto3.session.Session) -> Counter[str]:
         counts["refused"] += 1
         error = {"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"},
                  "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return AWSResponse("https://sns.invalid/", 400, {}, None), error
+        return AWSResponse("https://sns.invalid/", 400, http_headers(), None), error
 
-    boto.events.register("before-call.sns.Publish", refuse)
+    boto.events.register(
+        "before-call.sns.Publish",
+        refuse,  # type: ignore[arg-type]  # a before-call handler returns the call's answer; the stubs say None
+    )
     return counts
 
 
@@ -139,8 +143,8 @@ def test_a_notice_sns_refuses_is_given_up_after_one_compact_try_counted_and_neve
     [emf] = [line for line in lines if "_aws" in line]
     assert emf["NotificationsGivenUp"] in (1.0, [1.0]) and "NotificationsFailed" not in emf
     [log] = [r for r in caplog.records if hasattr(r, "notice_given_up")]
-    assert log.levelname == "ERROR" and log.notice_given_up["alert"] == gave_up.alert  # type: ignore[attr-defined]
-    assert log.notice_given_up["destination"] == topic  # type: ignore[attr-defined]
+    assert log.levelname == "ERROR" and log.notice_given_up["alert"] == gave_up.alert
+    assert log.notice_given_up["destination"] == topic
 
     for _ in range(2):  # later runs: nothing to send, nothing refused again
         _, later = sweep_and_alert(settings, aws)

@@ -18,7 +18,7 @@ from tfjanitor.runtime.wiring import audit_and_alert, sweep_and_alert
 from tfjanitor.scan.fleet import FleetRequest, scan_region
 
 
-def test_a_sweep_that_finds_the_last_one_still_running_is_skipped(backend: MotoServer, alerting) -> None:  # type: ignore[no-untyped-def]
+def test_a_sweep_that_finds_the_last_one_still_running_is_skipped(backend: MotoServer, alerting) -> None:
     aws, now = AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc)
     put_lock(client("dynamodb", backend), BUCKET, "ci/terraform.tfstate",
              lock_info(f"{BUCKET}/ci/terraform.tfstate", age=timedelta(hours=3)))
@@ -34,7 +34,7 @@ def test_a_sweep_that_finds_the_last_one_still_running_is_skipped(backend: MotoS
     assert not result.skipped and [f.kind.value for f in result.findings] == ["stale_lock"] and delivery.sent
 
 
-def test_a_lease_whose_run_died_runs_out_with_that_runs_timeout(backend: MotoServer, alerting) -> None:  # type: ignore[no-untyped-def]
+def test_a_lease_whose_run_died_runs_out_with_that_runs_timeout(backend: MotoServer, alerting) -> None:
     aws, now = AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc)
     dead = Lease.of(aws, REGION, alerting["findings_table"], "auditor")
     assert dead.take(now, now + timedelta(minutes=4))  # killed: never given back
@@ -47,7 +47,7 @@ def test_a_lease_whose_run_died_runs_out_with_that_runs_timeout(backend: MotoSer
     assert not sweep_and_alert(SweeperSettings(**alerting), aws, later)[0].skipped
 
 
-def test_the_sweeper_function_reports_a_skipped_run_and_its_metric(backend: MotoServer, alerting, monkeypatch,  # type: ignore[no-untyped-def]
+def test_the_sweeper_function_reports_a_skipped_run_and_its_metric(backend: MotoServer, alerting, monkeypatch,
                                                                    capsys) -> None:
     import json
 

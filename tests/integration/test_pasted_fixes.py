@@ -46,16 +46,23 @@ def paste(shell: Shell, work: Path, line: str, answer: str | None = None) -> Pas
 
 def one(found: list[Any], kind: Kind) -> dict[str, Any]:
     [finding] = [f for f in found if f.kind is kind]
-    return finding.to_dict()  # type: ignore[no-any-return]
+    return finding.to_dict()
 
 
 def alternative(finding: dict[str, Any], words: str) -> list[str]:
     [chosen] = [a["commands"] for a in finding["details"]["alternatives"] if words in a["label"]]
-    return chosen  # type: ignore[no-any-return]
+    return chosen
 
 
-def item(ddb, lock_id: str) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+def item(ddb, lock_id: str) -> dict[str, Any] | None:
     return ddb.get_item(TableName=TABLE, Key={"LockID": {"S": lock_id}}, ConsistentRead=True).get("Item")
+
+
+def present(ddb, lock_id: str) -> dict[str, Any]:
+    """The item, which must be there."""
+    found = item(ddb, lock_id)
+    assert found is not None, lock_id
+    return found
 
 
 def test_stale_lock_commands_release_it_and_only_it(backend: MotoServer, shell: Shell, work: Path) -> None:
@@ -73,7 +80,7 @@ def test_stale_lock_commands_release_it_and_only_it(backend: MotoServer, shell: 
     assert ran.ok, ran.output
     assert "\\x1b" in ran.output and "released" in ran.output  # Who and the ID shown escaped
     assert item(ddb, f"{BUCKET}/{KEY}") is None
-    assert item(ddb, f"{BUCKET}/{KEY}-md5")["Digest"]["S"] == md5(body)  # type: ignore[index]
+    assert present(ddb, f"{BUCKET}/{KEY}-md5")["Digest"]["S"] == md5(body)
 
     # Without tfjanitor: the AWS CLI's delete, conditional on the exact Info seen.
     [delete] = alternative(stale, "Without tfjanitor")
@@ -85,7 +92,7 @@ def test_stale_lock_commands_release_it_and_only_it(backend: MotoServer, shell: 
     put_lock(ddb, BUCKET, KEY, taken)
     refused = paste(shell, work, delete)
     assert not refused.ok and "ConditionalCheckFailed" in refused.output
-    assert item(ddb, f"{BUCKET}/{KEY}")["Info"]["S"] == taken  # type: ignore[index]
+    assert present(ddb, f"{BUCKET}/{KEY}")["Info"]["S"] == taken
 
 
 def test_digest_fixes_apply_only_to_the_digest_seen(backend: MotoServer, shell: Shell, work: Path) -> None:
@@ -103,10 +110,10 @@ def test_digest_fixes_apply_only_to_the_digest_seen(backend: MotoServer, shell: 
     set_digest("c" * 32)  # another writer changed it since the sweep
     refused = paste(shell, work, store)
     assert not refused.ok and "ConditionalCheckFailed" in refused.output
-    assert item(ddb, digest_id)["Digest"]["S"] == "c" * 32  # type: ignore[index]
+    assert present(ddb, digest_id)["Digest"]["S"] == "c" * 32
     set_digest(stored)
     assert paste(shell, work, store).ok
-    assert item(ddb, digest_id)["Digest"]["S"] == md5(state_body(2))  # type: ignore[index]
+    assert present(ddb, digest_id)["Digest"]["S"] == md5(state_body(2))
     assert kinds(sweep(backend)) == []
 
     # The leftover alternative deletes only the digest seen.

@@ -18,7 +18,7 @@ def sealed(server: MotoServer) -> AwsSession:
     """A session whose reads of KEY's object get what S3 answers without the SSE-C key: 400."""
     aws = AwsSession(session(), endpoint_url=server.url, max_attempts=1)
 
-    def refuse(request, **_: object):  # type: ignore[no-untyped-def]
+    def refuse(request, **_: object):
         if "/sealed/terraform.tfstate" in request.url and not request.url.endswith(".tflock"):
             if request.method == "HEAD":
                 return error_response(request.url, "BadRequest", 400)

@@ -23,7 +23,7 @@ def context() -> FakeContext:
 
 
 @pytest.fixture
-def handler(backend, monkeypatch):  # type: ignore[no-untyped-def]
+def handler(backend, monkeypatch):
     """Load functions/sweeper/app.py the way Lambda does, with the template's environment.
 
     EMF metrics are read from captured stdout; log records through caplog.

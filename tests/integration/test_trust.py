@@ -24,7 +24,7 @@ KEY = "dev/terraform.tfstate"
 FINDINGS = "tfjanitor-findings"
 
 
-def drifted(s3, ddb, key: str = KEY) -> None:  # type: ignore[no-untyped-def]
+def drifted(s3, ddb, key: str = KEY) -> None:
     put_state(s3, ddb, BUCKET, key, state_body(1))
     s3.put_object(Bucket=BUCKET, Key=key, Body=state_body(2))  # edited by hand, digest left behind
 
@@ -68,12 +68,12 @@ def test_lockfile_lock_taken_after_the_object_is_unverified(backend, s3, ddb) ->
 
 # -- the alert lifecycle, with the real findings table -------------------------------------------
 
-def alerts(backend) -> dict[str, str]:  # type: ignore[no-untyped-def]
+def alerts(backend) -> dict[str, str]:
     items = client("dynamodb", backend).scan(TableName=FINDINGS)["Items"]
     return {json.loads(i["Finding"]["S"])["kind"]: i["Status"]["S"] for i in items if "Finding" in i}
 
 
-def events(delivery) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+def events(delivery) -> list[tuple[str, str]]:
     """The notices a run sent."""
     return [(n.event, n.finding["kind"]) for n in delivery.sent]
 
@@ -151,7 +151,8 @@ def test_a_sweep_that_read_a_lock_before_its_release_never_reopens_it(backend, s
     aws.dynamodb(REGION).meta.events.register("after-call.dynamodb.Scan", released_meanwhile, unique_id="once")
     _, notices = sweep_and_alert(settings, aws, t0 + timedelta(seconds=10))
     assert events(notices) == []  # no "opened" email for a lock that no longer exists
-    assert store.get(fp) is not None and store.get(fp).status == "closed"  # type: ignore[union-attr]
+    record = store.get(fp)
+    assert record is not None and record.status == "closed"
 
 
 # -- time budgets --------------------------------------------------------------------------------

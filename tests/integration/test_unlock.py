@@ -26,7 +26,7 @@ from tfjanitor.release.locks import observe, release
 KEY = "dev/terraform.tfstate"
 
 
-def run(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+def run(server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
@@ -34,7 +34,7 @@ def run(server, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore
                           env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
 
 
-def writer(server) -> LockWriter:  # type: ignore[no-untyped-def]
+def writer(server) -> LockWriter:
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     return LockWriter(AwsSession(session, endpoint_url=server.url), REGION)
 

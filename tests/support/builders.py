@@ -143,7 +143,7 @@ def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()  # noqa: S324 (Terraform's digest)
 
 
-def put_state(s3, ddb, bucket: str, key: str, body: bytes, table: str = "terraform-state-lock", digest: str | None = None):  # type: ignore[no-untyped-def]
+def put_state(s3, ddb, bucket: str, key: str, body: bytes, table: str = "terraform-state-lock", digest: str | None = None):
     """What a healthy terraform apply leaves: the object, then its digest."""
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     ddb.put_item(
@@ -152,11 +152,11 @@ def put_state(s3, ddb, bucket: str, key: str, body: bytes, table: str = "terrafo
     )
 
 
-def put_lock(ddb, bucket: str, key: str, info: str, table: str = "terraform-state-lock") -> None:  # type: ignore[no-untyped-def]
+def put_lock(ddb, bucket: str, key: str, info: str, table: str = "terraform-state-lock") -> None:
     ddb.put_item(TableName=table, Item={"LockID": {"S": f"{bucket}/{key}"}, "Info": {"S": info}})
 
 
-def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: int = 5,  # type: ignore[no-untyped-def]
+def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: int = 5,
                 table: str = "terraform-state-lock") -> dict[str, int]:
     """``n`` healthy states (object + digest) in ``bucket``, every ``drift_every``-th drifted (its digest is of other
     bytes), and ``stale`` locks left by runs killed hours ago on states that never got written. Counts returned."""
@@ -165,7 +165,7 @@ def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: 
     keys = [f"team-{i % 17}/component-{i:05d}/terraform.tfstate" for i in range(n)]
     drifted = set(keys[::drift_every]) if drift_every else set()
 
-    def put(key: str) -> dict:  # type: ignore[type-arg]
+    def put(key: str) -> dict:
         body = state_body(1 + len(key) % 7)
         s3.put_object(Bucket=bucket, Key=key, Body=body)
         return {"LockID": {"S": f"{bucket}/{key}-md5"}, "Digest": {"S": md5(body + b"\n" if key in drifted else body)}}
@@ -176,7 +176,7 @@ def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: 
                    "Info": {"S": lock_info(f"{bucket}/abandoned-{i}/terraform.tfstate", age=timedelta(hours=5))}}
                   for i in range(stale)]
 
-        def write(batch: list[dict]) -> None:  # type: ignore[type-arg]
+        def write(batch: list[dict]) -> None:
             request = {table: [{"PutRequest": {"Item": item}} for item in batch]}
             while request:
                 request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}

@@ -52,8 +52,8 @@ class Rendered:
         if not isinstance(node, dict):
             return node
         if len(node) != 1 or not next(iter(node)).startswith(("Fn::", "Ref", "Condition")):
-            items = {k: self.value(v) for k, v in node.items()}
-            return {k: v for k, v in items.items() if v is not NO_VALUE}
+            members = {k: self.value(v) for k, v in node.items()}
+            return {k: v for k, v in members.items() if v is not NO_VALUE}
         [(op, args)] = node.items()
         if op == "Ref":
             if args == "AWS::NoValue":

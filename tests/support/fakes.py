@@ -13,6 +13,7 @@ from typing import Any
 import boto3
 from botocore.awsrequest import AWSResponse
 
+from tests.support.faults import http_headers
 from tfjanitor.alerts.delivery import Progress
 from tfjanitor.alerts.emails import Email, render
 from tfjanitor.alerts.lifecycle import CLOSED, OPEN, AlertRecord, Notice, Sighting
@@ -196,7 +197,8 @@ class FlakySender:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
 
-    def send(self, notice: Notice, arn: str) -> str:
+    def send(self, notice: Notice, arn: str, compact: bool = False) -> str:
+        """``compact``: the Sender protocol's; a fake that never refuses a message is never asked for it."""
         email = render(notice)
         with self._lock:
             if self._random.random() < self.failure_rate:
@@ -219,9 +221,12 @@ def fail_publishes(session: boto3.session.Session, share: float, seed: int = 0) 
         if not failed:
             return None
         error = {"Error": {"Code": "Throttling", "Message": "Rate exceeded"}, "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return AWSResponse("https://sns.invalid/", 400, {}, None), error
+        return AWSResponse("https://sns.invalid/", 400, http_headers(), None), error
 
-    session.events.register("before-call.sns.Publish", maybe_fail)
+    session.events.register(
+        "before-call.sns.Publish",
+        maybe_fail,  # type: ignore[arg-type]  # a before-call handler returns the call's answer; the stubs say None
+    )
     return counts
 
 
@@ -237,7 +242,10 @@ def refuse_put_events(session: boto3.session.Session, times: int) -> Counter[str
         counts["refused"] += 1
         body = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}],
                 "ResponseMetadata": {"HTTPStatusCode": 200}}
-        return AWSResponse("https://events.invalid/", 200, {}, None), body
+        return AWSResponse("https://events.invalid/", 200, http_headers(), None), body
 
-    session.events.register("before-call.events.PutEvents", refuse)
+    session.events.register(
+        "before-call.events.PutEvents",
+        refuse,  # type: ignore[arg-type]  # a before-call handler returns the call's answer; the stubs say None
+    )
     return counts

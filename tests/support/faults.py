@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from botocore.awsrequest import AWSResponse
+from botocore.compat import HTTPHeaders
 
 
 class Raw:
@@ -15,23 +16,31 @@ class Raw:
     def __init__(self, data: bytes):
         self._data = data
 
-    def stream(self, *_: object, **__: object):  # type: ignore[no-untyped-def]
+    def stream(self, *_: object, **__: object):
         yield self._data
+
+
+def http_headers(fields: dict[str, str] | None = None) -> HTTPHeaders:
+    """A response's headers as botocore types them (``AWSResponse`` copies them into its ``HeadersDict``)."""
+    headers = HTTPHeaders()
+    for name, value in (fields or {}).items():
+        headers[name] = value
+    return headers
 
 
 def error_response(url: str, code: str, status: int | None = None) -> AWSResponse:
     """An AWS error as the service would send it: S3's XML (a code without ``Exception``), DynamoDB's JSON otherwise."""
     if not code.endswith("Exception"):  # S3: XML
         body = f"<Error><Code>{code}</Code><Message>{code}</Message></Error>".encode()
-        return AWSResponse(url, status or 403, {"Content-Type": "application/xml"}, Raw(body))
+        return AWSResponse(url, status or 403, http_headers({"Content-Type": "application/xml"}), Raw(body))
     body = json.dumps({"__type": f"com.amazonaws.dynamodb.v20120810#{code}", "message": code}).encode()
-    return AWSResponse(url, status or 400, {"Content-Type": "application/x-amz-json-1.0"}, Raw(body))
+    return AWSResponse(url, status or 400, http_headers({"Content-Type": "application/x-amz-json-1.0"}), Raw(body))
 
 
-def deny(code: str, when: Callable[[Any], bool] | None = None):  # type: ignore[no-untyped-def]
+def deny(code: str, when: Callable[[Any], bool] | None = None):
     """A before-send hook answering every request (``when`` it matches) with the error ``code``."""
 
-    def respond(request, **_: object):  # type: ignore[no-untyped-def]
+    def respond(request, **_: object):
         if ("amazonaws.com" in request.url or "127.0.0.1" in request.url) and (when is None or when(request)):
             return error_response(request.url, code)
         return None

@@ -28,8 +28,8 @@ PUBLIC_ACCESS_BLOCKED = {
 
 
 def _client(service: str, url: str, region: str) -> Any:
-    return boto3.client(service, region_name=region, endpoint_url=url, aws_access_key_id="test",
-                        aws_secret_access_key="test")
+    return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
+        service, region_name=region, endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test")
 
 
 def harden_bucket(url: str, bucket: str, region: str) -> None:

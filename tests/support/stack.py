@@ -18,8 +18,9 @@ from tfjanitor.local.stack import DeployedStack
 
 
 def client(service: str, stack: DeployedStack) -> Any:
-    return boto3.client(service, region_name=stack.region, endpoint_url=stack.endpoint_url,
-                        aws_access_key_id="test", aws_secret_access_key="test")
+    return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
+        service, region_name=stack.region, endpoint_url=stack.endpoint_url, aws_access_key_id="test",
+        aws_secret_access_key="test")
 
 
 def attributes(stack: DeployedStack) -> dict[str, str]:

@@ -334,7 +334,7 @@ class TerraformProject:
     # -- emulator access -------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        return boto3.client(
+        return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
             service,
             region_name=self.backend.region,
             endpoint_url=self.backend.endpoint_url,
@@ -411,9 +411,9 @@ class TerraformProject:
             if held is not None:
                 return held
             if proc.poll() is not None:
-                raise TerraformError(f"{proc.args} exited ({proc.returncode}) before it was seen holding the lock")
+                raise TerraformError(f"{proc.args!r} exited ({proc.returncode}) before it was seen holding the lock")
             if time.monotonic() > deadline:
-                raise TerraformError(f"{proc.args} did not take the lock within {timeout:.0f}s")
+                raise TerraformError(f"{proc.args!r} did not take the lock within {timeout:.0f}s")
             time.sleep(0.1)
 
     def finish(self, proc: subprocess.Popen[bytes], timeout: float = DEFAULT_TIMEOUT) -> int:
@@ -421,7 +421,7 @@ class TerraformProject:
         try:
             proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            raise TerraformError(f"{proc.args} did not finish within {timeout:.0f}s") from None
+            raise TerraformError(f"{proc.args!r} did not finish within {timeout:.0f}s") from None
         finally:
             self._end(proc)
         return proc.returncode

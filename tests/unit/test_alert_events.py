@@ -19,6 +19,7 @@ from tfjanitor.alerts.emails import Origin
 from tfjanitor.alerts.lifecycle import Notice, process_findings
 from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.session import AwsError, AwsSession
+from tfjanitor.aws.topic import Topic
 from tfjanitor.checks import findings as build
 from tfjanitor.terraform import parse_lock_info
 
@@ -28,7 +29,7 @@ BUS = "arn:aws:events:eu-west-1:111122223333:event-bus/org-findings"
 TOPIC = f"arn:aws:sns:{REGION}:123456789012:tfjanitor-alerts"
 
 
-def stale(key: str = "ci/terraform.tfstate", who: str = "ci@runner-7"):  # type: ignore[no-untyped-def]
+def stale(key: str = "ci/terraform.tfstate", who: str = "ci@runner-7"):
     lock = parse_lock_info(lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id="L1", now=T0, who=who))
     return build.stale_lock(REGION, TABLE, BUCKET, key, lock, T0, timedelta(hours=1))
 
@@ -60,20 +61,25 @@ def test_an_event_stays_under_eventbridges_256_kb() -> None:
     assert finding["kind"] == "stale_lock" and finding["key"] == "ci/terraform.tfstate" and "blob" not in finding["details"]
 
 
-class FakeTopic:
-    def __init__(self, arn: str) -> None:
-        self.arn, self.sent = arn, []  # type: ignore[var-annotated]
+class FakeTopic(Topic):
+    """The alert topic, recording each message's subject and card; no AWS behind it (``Topic.__init__`` is not run)."""
 
-    def publish(self, subject: str, email: str, plain: str, chat: str) -> str:
+    def __init__(self, arn: str) -> None:
+        self.arn = arn
+        self.sent: list[tuple[str, Any]] = []
+
+    def publish(self, subject: str, email: str, plain: str | None, chat: str) -> str:
         self.sent.append((subject, json.loads(chat)))
         return f"msg-{len(self.sent)}"
 
 
-class FakeBus:
-    """Refuses the first ``refuse`` entries the way PutEvents does (an ErrorCode for the entry)."""
+class FakeBus(EventBus):
+    """Refuses the first ``refuse`` entries the way PutEvents does (an ErrorCode for the entry); no AWS behind it
+    (``EventBus.__init__`` is not run)."""
 
     def __init__(self, refuse: int = 0) -> None:
-        self.arn, self.refuse, self.put_entries = BUS, refuse, []  # type: ignore[var-annotated]
+        self.arn, self.refuse = BUS, refuse
+        self.put_entries: list[Any] = []
 
     def put(self, entry: dict[str, Any]) -> str:
         if self.refuse:
@@ -86,7 +92,7 @@ class FakeBus:
 def test_a_notice_is_delivered_once_the_topic_and_the_bus_accepted_it() -> None:
     store, topic, bus = FakeAlertStore(), FakeTopic(TOPIC), FakeBus(refuse=1)
     origin = Origin("tfjanitor", REGION, "123456789012", "payments-prod")
-    notifier = Notifier([topic], bus, origin)  # type: ignore[list-item,arg-type]
+    notifier = Notifier([topic], bus, origin)
     [notice] = process_findings([stale()], {f"table:{REGION}:{TABLE}"}, store, T0)
 
     first = deliver(store, notifier, T0)

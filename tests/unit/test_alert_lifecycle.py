@@ -18,7 +18,7 @@ def stale(lock_id: str = "L1", severity: Severity = Severity.WARNING, key: str =
     return Finding(Kind.STALE_LOCK, severity, REGION, TABLE, "tfstate-demo", key, lock_id, "stale", {"age_seconds": 7200})
 
 
-def events(notices) -> list[str]:  # type: ignore[no-untyped-def]
+def events(notices) -> list[str]:
     return [n.event for n in notices]
 
 
@@ -71,7 +71,7 @@ def test_concurrent_sweeps_send_each_notice_once() -> None:
     sent: list[str] = []
     barrier = threading.Barrier(8)
 
-    def sweep(now: datetime, seen: list) -> None:  # type: ignore[type-arg]
+    def sweep(now: datetime, seen: list) -> None:
         barrier.wait()
         sent.extend(f"{n.event}:{n.fingerprint}" for n in process_findings(seen, SCOPE, store, now))
 
@@ -101,7 +101,7 @@ def test_a_lock_file_alert_outside_what_was_read_is_neither_resolved_nor_dropped
 
     process_findings([lockfile("ci/a/terraform.tfstate"), lockfile("other/terraform.tfstate")], {bucket_scope}, store, T0)
     partial = Coverage([bucket_scope, f"history:{REGION}"], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
-    missed: list = []  # type: ignore[type-arg]
+    missed: list = []
     notices = process_findings([], partial, store, T0 + timedelta(minutes=5), not_looked_at=missed)
     assert [n.finding["key"] for n in notices] == ["ci/a/terraform.tfstate"]  # looked at, gone: resolved
     assert [r.finding["key"] for r in missed] == ["other/terraform.tfstate"]  # not looked at: stays open
@@ -118,7 +118,7 @@ def test_only_this_checks_kinds_come_back_to_be_looked_at() -> None:
     bucket_scope = f"bucket:{REGION}:tfstate-demo"
     audit = Finding(Kind.BUCKET_VERSIONING_DISABLED, Severity.WARNING, REGION, None, "tfstate-demo", None, None, "x", {})
     process_findings([audit], {bucket_scope}, store, T0)
-    missed: list = []  # type: ignore[type-arg]
+    missed: list = []
     partial = Coverage([bucket_scope], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
     assert process_findings([], partial, store, T0 + timedelta(minutes=5), resolvable_kinds={Kind.STALE_LOCKFILE},
                             not_looked_at=missed) == []

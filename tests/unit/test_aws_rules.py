@@ -23,17 +23,18 @@ def template() -> dict[str, Any]:
 def translated() -> dict[str, Any]:
     """What SAM's transform makes of the template (as CloudFormation runs it; `make stackset` uses the same)."""
     spec = importlib.util.spec_from_file_location("stackset", ROOT / "scripts" / "stackset.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     out, _ = module.plain_template(ROOT / "template.yaml")
-    return out  # type: ignore[no-any-return]
+    return out
 
 
 def functions(template: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {name: r for name, r in template["Resources"].items() if r["Type"] == "AWS::Serverless::Function"}
 
 
-def test_no_function_reserves_concurrency(template, translated) -> None:  # type: ignore[no-untyped-def]
+def test_no_function_reserves_concurrency(template, translated) -> None:
     """An account whose concurrency quota is 10 (new and sandbox accounts) refuses any reserve: "decreases account's
     UnreservedConcurrentExecution below its minimum value of [10]", and the first deploy rolls back."""
     assert functions(template)
@@ -45,7 +46,7 @@ def test_no_function_reserves_concurrency(template, translated) -> None:  # type
             assert "ReservedConcurrentExecutions" not in r["Properties"], name
 
 
-def test_no_schedule_is_named_from_its_logical_id(template, translated) -> None:  # type: ignore[no-untyped-def]
+def test_no_schedule_is_named_from_its_logical_id(template, translated) -> None:
     """SAM names a ScheduleV2 without OmitName from its logical ID, in the default group: a second stack in the same
     account and region (a test stack, a StackSet instance next to a `sam deploy`) fails on the name."""
     events = [e for fn in functions(template).values() for e in fn["Properties"].get("Events", {}).values()
@@ -57,7 +58,7 @@ def test_no_schedule_is_named_from_its_logical_id(template, translated) -> None:
     assert len(schedules) == 2 and all("Name" not in s["Properties"] for s in schedules)  # CloudFormation names them
 
 
-def test_kms_decrypt_works_for_state_buckets_in_the_peer_regions(template) -> None:  # type: ignore[no-untyped-def]
+def test_kms_decrypt_works_for_state_buckets_in_the_peer_regions(template) -> None:
     """kms:ViaService names S3 in the stack's region and each peer region (docs/deploying.md's two-region deploy reads both
     regions' buckets): moto evaluates no KMS condition, so a deploy would only fail on AWS."""
     key = "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"

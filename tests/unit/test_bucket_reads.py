@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from tfjanitor.aws.backend import ObjectEntry
+from tfjanitor.aws.backend import Bucket, ObjectEntry
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.model import BucketSpec, LockfileCoverage
 from tfjanitor.runtime.settings import SettingsError, SweeperSettings
@@ -25,7 +25,9 @@ def etag_of(key: str) -> str:
     return f"{abs(hash(key)):032x}"[:32]
 
 
-class FakeBucket:
+class FakeBucket(Bucket):
+    """A Bucket with no AWS behind it (``Bucket.__init__`` is not run): what ``read_bucket`` calls, faked."""
+
     name = "tfstate"
 
     def __init__(self, keys: list[str]):
@@ -40,7 +42,7 @@ class FakeBucket:
         i = bisect_right(self.keys, start_after) if start_after else 0
         while True:
             self.pages += 1
-            page = []
+            page: list[ObjectEntry] = []
             while i < len(self.keys) and len(page) < 1000:
                 key = self.keys[i]
                 i += 1
@@ -89,7 +91,7 @@ def test_a_bucket_costs_at_most_1_2_times_the_cheaper_bound(layout: str) -> None
     keys, states = layouts()[layout]
     bucket = FakeBucket(keys)
     wanted: dict[str, str | None] = {s: etag_of(s) for s in states}
-    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))  # type: ignore[arg-type]
+    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))
     assert errors == [] and view.listed
     calls = bucket.pages + bucket.heads
     cheaper = min(-(-len(keys) // 1000), len(states))
@@ -107,8 +109,9 @@ def test_what_the_heads_find_is_what_a_listing_finds() -> None:
     wanted: dict[str, str | None] = {s: etag_of(s) for s in states}
     wanted[states[3]] = "0" * 32  # its digest does not match
     wanted[states[2]] = None  # a held lock
-    view, _, _ = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))  # type: ignore[arg-type]
-    assert "head" in view.report()["how"]
+    view, _, _ = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))
+    how = view.report()["how"]
+    assert isinstance(how, str) and "head" in how
     assert states[0] not in view.objects and wanted[states[0]] == etag_of(states[0])  # missing: not proven
     assert set(view.objects) == {states[2], states[3]}  # the kept entries: a lock, a mismatch
     assert set(view.lockfiles) == {states[2]}  # looked for only where it matters
@@ -122,7 +125,7 @@ def test_a_prefix_bounds_the_lock_file_search_and_rechecks_reach_the_rest() -> N
     keys = [f"ci/{i}/terraform.tfstate.tflock" for i in range(3)] + ["other/x/terraform.tfstate.tflock"]
     keys += [f"junk/{i:05d}" for i in range(5000)]
     bucket = FakeBucket(keys)
-    view, _, _ = read_bucket(AwsSession(), BucketRead(bucket, {}, ["ci/"], recheck={"other/x/terraform.tfstate"}))  # type: ignore[arg-type]
+    view, _, _ = read_bucket(AwsSession(), BucketRead(bucket, {}, ["ci/"], recheck={"other/x/terraform.tfstate"}))
     assert sorted(view.lockfiles) == [f"ci/{i}/terraform.tfstate" for i in range(3)] + ["other/x/terraform.tfstate"]
     assert (bucket.pages, bucket.heads) == (1, 1)
     assert view.coverage == LockfileCoverage(prefixes=["ci/"], keys={"other/x/terraform.tfstate"})
@@ -131,7 +134,7 @@ def test_a_prefix_bounds_the_lock_file_search_and_rechecks_reach_the_rest() -> N
 
 def test_the_whole_bucket_for_a_bucket_given_without_prefix() -> None:
     bucket = FakeBucket([f"k{i:05d}" for i in range(2500)] + ["lone/terraform.tfstate.tflock"])
-    view, _, _ = read_bucket(AwsSession(), BucketRead(bucket, {}, [""]))  # type: ignore[arg-type]
+    view, _, _ = read_bucket(AwsSession(), BucketRead(bucket, {}, [""]))
     assert view.coverage is None and list(view.lockfiles) == ["lone/terraform.tfstate"] and bucket.pages == 3
 
 
@@ -175,7 +178,7 @@ def test_a_key_s3_cannot_hold_is_missing_and_never_sent() -> None:
     real = [f"ok/{i:05d}/terraform.tfstate" for i in range(3)]
     bucket = FakeBucket([f"ok/{i:05d}/x.log" for i in range(3000)] + real)
     wanted: dict[str, str | None] = {k: etag_of(k) for k in hostile + real}
-    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))  # type: ignore[arg-type]
+    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted, scan_region="eu-west-1"))
     assert errors == [] and view.listed and all(wanted[k] == PROVEN for k in real)
     assert all(wanted[k] == etag_of(k) and k not in view.objects for k in hostile)
 
@@ -198,7 +201,7 @@ def test_a_state_answered_400_by_head_object_is_unreadable_never_missing() -> No
     states = [f"build/{i:05d}/terraform.tfstate" for i in (0, 2500, 3500, 4800)]
     bucket = Sealed(keys + states)
     wanted: dict[str, str | None] = dict.fromkeys(states, "0" * 32)
-    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted))  # type: ignore[arg-type]
+    view, _, errors = read_bucket(AwsSession(), BucketRead(bucket, wanted))
     assert errors == [] and view.listed and "head" in view.how
     assert view.unreadable == {sealed: "BadRequest"}
     assert sealed not in view.objects and wanted[sealed] != PROVEN

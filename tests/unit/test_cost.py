@@ -10,11 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_a_region_costs_at_most_two_dollars_a_month_at_the_defaults(tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+def test_a_region_costs_at_most_two_dollars_a_month_at_the_defaults(tmp_path: Path, capsys) -> None:
     spec = importlib.util.spec_from_file_location("cost", ROOT / "scripts" / "cost.py")
-    cost = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    assert spec is not None and spec.loader is not None
+    cost = importlib.util.module_from_spec(spec)
     sys.modules["cost"] = cost  # dataclasses look their module up
-    spec.loader.exec_module(cost)  # type: ignore[union-attr]
+    spec.loader.exec_module(cost)
     assert cost.main(["--bench", str(tmp_path / "no-results.json")]) == 0
     out = capsys.readouterr().out
     total = float(out.split("**total**")[1].split("**")[1])

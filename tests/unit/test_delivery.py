@@ -11,7 +11,7 @@ import pytest
 
 from tests.support.fakes import FakeAlertStore, FlakySender
 from tfjanitor.alerts.delivery import CLAIM_LEASE, deliver
-from tfjanitor.alerts.lifecycle import process_findings
+from tfjanitor.alerts.lifecycle import Notice, process_findings
 from tfjanitor.model import Finding, Kind, Severity
 
 T0 = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
@@ -30,11 +30,11 @@ class FailsFor(FlakySender):
         super().__init__(arns=arns)
         self.keys, self.arn = set(keys), arn
 
-    def send(self, notice, arn):  # type: ignore[no-untyped-def]
+    def send(self, notice: Notice, arn: str, compact: bool = False) -> str:
         if notice.finding["key"] in self.keys and self.arn in (None, arn):
             self.failures += 1
             raise RuntimeError("KMSThrottlingException")
-        return super().send(notice, arn)
+        return super().send(notice, arn, compact)
 
 
 def test_a_failed_publish_neither_loses_its_notice_nor_blocks_the_others() -> None:

@@ -135,14 +135,17 @@ def test_outputs_say_what_to_do_next(template) -> None:
         "tfjanitor scan --region ap-northeast-2 --table terraform-state-lock")
 
     confirm = stack.output("ConfirmAlertEmail")
-    assert "oncall@example.com" in confirm and '"AWS Notification - Subscription Confirmation"' in confirm
+    assert confirm is not None and "oncall@example.com" in confirm and '"AWS Notification - Subscription Confirmation"' in confirm
     assert "no alert email arrives" in confirm
     topic_only = {"StateBucketNames": "s", "AlertTopicArn": "arn:aws:sns:us-east-1:123456789012:pd"}
     assert Rendered(template, topic_only).output("ConfirmAlertEmail") is None
     assert template["Outputs"]["AlertTopicArn"]["Value"] == {"Ref": "AlertTopic"}
 
-    urls = {p: Rendered(template, CHOSEN, region=r, partition=p).output("DashboardUrl")
-            for p, r in (("aws", "ap-northeast-2"), ("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1"))}
+    urls: dict[str, str] = {}
+    for p, r in (("aws", "ap-northeast-2"), ("aws-cn", "cn-north-1"), ("aws-us-gov", "us-gov-west-1")):
+        url = Rendered(template, CHOSEN, region=r, partition=p).output("DashboardUrl")
+        assert url is not None, p
+        urls[p] = url
     assert urls["aws"].startswith("https://ap-northeast-2.console.aws.amazon.com/cloudwatch/home?region=ap-northeast-2#")
     assert urls["aws-cn"].startswith("https://console.amazonaws.cn/cloudwatch/home?region=cn-north-1#")
     assert urls["aws-us-gov"].startswith("https://console.amazonaws-us-gov.com/cloudwatch/home?region=us-gov-west-1#")

@@ -18,9 +18,10 @@ README_LIMIT = 200
 
 def docs_script() -> ModuleType:
     spec = importlib.util.spec_from_file_location("docs_script", ROOT / "scripts" / "docs.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
     sys.modules["docs_script"] = module  # dataclasses look their module up
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    spec.loader.exec_module(module)
     return module
 
 

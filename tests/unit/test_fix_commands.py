@@ -135,8 +135,11 @@ def meaning(argv: list[str]) -> tuple[Any, ...]:
         if not sep:
             if i + 1 < len(rest) and not rest[i + 1].startswith("-"):
                 value, i = rest[i + 1], i + 1
-            else:
-                value = True  # type: ignore[assignment]
+            else:  # a flag
+                assert name not in JSON_OPTIONS, argv  # (json.loads would refuse True)
+                options[name] = True
+                i += 1
+                continue
         options[name] = json.loads(value) if name in JSON_OPTIONS else value
         i += 1
     for name in ("--key", "--prefix", "--bucket"):
@@ -192,7 +195,7 @@ def digest_key(lock_id: str) -> dict[str, Any]:
 
 @LONG
 @given(reg=region, prof=profile, table=hostile, bucket=no_slash, key=hostile, lock_id=non_empty, who=hostile)
-def test_stale_lock_commands_release_exactly_that_lock(sandbox, reg, prof, table, bucket, key, lock_id, who) -> None:  # type: ignore[no-untyped-def]
+def test_stale_lock_commands_release_exactly_that_lock(sandbox, reg, prof, table, bucket, key, lock_id, who) -> None:
     info = lock(lock_id, who, f"{bucket}/{key}")
     finding = build.stale_lock(reg, table, bucket, key, info, NOW, HOUR, profile=prof)
     check_means(finding, [
@@ -206,7 +209,7 @@ def test_stale_lock_commands_release_exactly_that_lock(sandbox, reg, prof, table
 
 @LONG
 @given(reg=region, prof=profile, bucket=no_slash, key=hostile, lock_id=non_empty, who=hostile, etag=md5)
-def test_stale_lockfile_commands_release_exactly_that_object(sandbox, reg, prof, bucket, key, lock_id, who, etag) -> None:  # type: ignore[no-untyped-def]
+def test_stale_lockfile_commands_release_exactly_that_object(sandbox, reg, prof, bucket, key, lock_id, who, etag) -> None:
     finding = build.stale_lockfile(reg, bucket, key, etag, lock(lock_id, who, f"{bucket}/{key}"), NOW, HOUR, profile=prof)
     check_means(finding, [
         [unlock_meaning(reg, prof, lock_id, bucket=bucket, state=key)],
@@ -219,7 +222,7 @@ def test_stale_lockfile_commands_release_exactly_that_object(sandbox, reg, prof,
 
 @LONG
 @given(reg=region, prof=profile, table=hostile, bucket=no_slash, key=hostile, stored=md5, actual=md5)
-def test_digest_fixes_are_conditional_on_the_digest_seen(sandbox, reg, prof, table, bucket, key, stored, actual) -> None:  # type: ignore[no-untyped-def]
+def test_digest_fixes_are_conditional_on_the_digest_seen(sandbox, reg, prof, table, bucket, key, stored, actual) -> None:
     assume(stored != actual)
     digest_id = f"{bucket}/{key}-md5"
     seen = {"condition_expression": "Digest = :d", "expression_attribute_values": {":d": {"S": stored}}}
@@ -247,7 +250,7 @@ def test_digest_fixes_are_conditional_on_the_digest_seen(sandbox, reg, prof, tab
 @LONG
 @given(reg=region, prof=profile, table=hostile, lock_id=st.one_of(st.none(), hostile), info=hostile, etag=md5,
        bucket=no_slash, key=hostile)
-def test_malformed_items_are_read_then_deleted_only_if_unchanged(sandbox, reg, prof, table, lock_id, info, etag, bucket, key) -> None:  # type: ignore[no-untyped-def]
+def test_malformed_items_are_read_then_deleted_only_if_unchanged(sandbox, reg, prof, table, lock_id, info, etag, bucket, key) -> None:
     item = build.malformed_item(reg, table, lock_id, "lock info is not JSON", False, {"Info": info}, profile=prof)
     if lock_id is None:
         check_means(item, [[aws_meaning("dynamodb", "scan", reg, prof, table_name=table)]])
@@ -286,7 +289,7 @@ def _audit_findings(reg: str, prof: str | None, table: str, bucket: str, key: st
 
 @LONG
 @given(reg=region, prof=profile, table=hostile, bucket=no_slash, key=hostile, digest=md5)
-def test_audit_commands_name_exactly_the_table_and_bucket(sandbox, reg, prof, table, bucket, key, digest) -> None:  # type: ignore[no-untyped-def]
+def test_audit_commands_name_exactly_the_table_and_bucket(sandbox, reg, prof, table, bucket, key, digest) -> None:
     findings = _audit_findings(reg, prof, table, bucket, key, digest)
     assert len(findings) == 12
     for finding in findings:

@@ -35,10 +35,11 @@ def test_reader_role_grants_only_reads_to_one_trusted_principal() -> None:
 
 
 @pytest.fixture(scope="module")
-def stackset():  # type: ignore[no-untyped-def]
+def stackset():
     spec = importlib.util.spec_from_file_location("stackset", ROOT / "scripts" / "stackset.py")
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
     return module
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, cast
 
 from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
 from hypothesis import given, settings
@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 
 from tests.support.fakes import FakeAlertStore
 from tests.support.hostile import REGION, lock_table_items, lock_texts, stream_records
+from tfjanitor.aws.backend import Bucket, ObjectEntry
+from tfjanitor.aws.session import AwsSession
 from tfjanitor.checks import findings as build
 from tfjanitor.model import Kind, ScanResult
 from tfjanitor.scan.buckets import BucketView
@@ -57,31 +59,31 @@ def test_every_item_is_a_lock_a_digest_or_a_malformed_item_finding(item: Any) ->
         assert isinstance(got, DigestItem) and len(got.digest) == 32
 
 
-class OneObject:
-    """A bucket holding one .tflock object (Sweeper._check_lockfile reads it through read_small)."""
+class OneObject(Bucket):
+    """A bucket holding one .tflock object (Sweeper._check_lockfile reads it through read_small); no AWS behind it
+    (``Bucket.__init__`` is not run)."""
 
     name = "b"
 
     def __init__(self, body: bytes):
         self.body = body
 
-    def read_small(self, key: str) -> tuple[bytes, str]:
+    def read_small(self, key: str, limit: int = 64 * 1024) -> tuple[bytes, str]:
         return self.body, '"etag"'
 
     def head(self, key: str) -> None:
         return None  # no state object: the lock's only sign of life is its Created
 
 
-class Listed:
-    etag, size, last_modified = "etag", 1, NOW - timedelta(days=1)
+LISTED = ObjectEntry("k", "etag", 1, NOW - timedelta(days=1))  # the .tflock as the listing showed it
 
 
 @FUZZ
 @given(st.one_of(st.binary(max_size=200), lock_texts().map(lambda t: t.encode("utf-8", "surrogatepass"))))
 def test_every_tflock_body_is_a_lock_or_a_malformed_item_finding(body: bytes) -> None:
     result = ScanResult(REGION, [], ["b"])
-    Sweeper(None, now=NOW)._check_lockfile(  # type: ignore[arg-type]
-        result, OneObject(body), BucketView(), "k", Listed(), NOW, SweepRequest(REGION, []), None, _Read())
+    Sweeper(cast(AwsSession, None), now=NOW)._check_lockfile(  # no AWS: the one object is OneObject's
+        result, OneObject(body), BucketView(), "k", LISTED, NOW, SweepRequest(REGION, []), None, _Read())
     try:
         parse_lock_info(body.decode("utf-8"))
         valid = True

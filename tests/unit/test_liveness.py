@@ -6,13 +6,15 @@ Pure code on a fake clock: every time below is T0 plus a few seconds or minutes.
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.support.builders import lock_info
-from tfjanitor.alerts.lifecycle import Sighting
+from tfjanitor.alerts.lifecycle import AlertStore, Sighting
+from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.history import MAX_HOLDS, decode_holds, encode_holds, with_hold
 from tfjanitor.checks import findings as build
 from tfjanitor.checks.liveness import (
@@ -90,7 +92,7 @@ def test_percentile_is_nearest_rank() -> None:
         ([1000.0] * 5, True, 900, True),
     ],
 )
-def test_learned_threshold_is_clamped_between_min_stale_after_and_the_fixed_one(holds, read_only, seconds, learned) -> None:  # type: ignore[no-untyped-def]
+def test_learned_threshold_is_clamped_between_min_stale_after_and_the_fixed_one(holds, read_only, seconds, learned) -> None:
     threshold = stale_threshold(POLICY, read_only, "plan" if read_only else "apply", holds)
     assert (threshold.seconds, threshold.learned) == (seconds, learned)
     assert threshold.fixed_seconds == (900 if read_only else 3600)
@@ -109,7 +111,7 @@ def test_learning_off_keeps_the_fixed_threshold() -> None:
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(min_value=0, max_value=10 * 86400), max_size=60), st.booleans())
-def test_a_threshold_never_exceeds_the_fixed_one_nor_undercuts_the_floor(holds, read_only) -> None:  # type: ignore[no-untyped-def]
+def test_a_threshold_never_exceeds_the_fixed_one_nor_undercuts_the_floor(holds, read_only) -> None:
     threshold = stale_threshold(POLICY, read_only, "apply", holds)
     fixed = POLICY.threshold(read_only).total_seconds()
     assert threshold.seconds <= fixed
@@ -156,10 +158,12 @@ def test_auto_release_never_releases_an_interrupted_write() -> None:
     assert interrupted.kind is Kind.INTERRUPTED_WRITE and interrupted.severity.value == "critical"
 
     class Store:  # every release rule satisfied, were it a stale lock
-        def get(self, fp):  # type: ignore[no-untyped-def]
+        def get(self, fp):
             raise AssertionError("an interrupted write is never considered for release")
 
-    notices, decisions = auto_release([interrupted], Store(), None, ReleasePolicy(enabled=True, grace=timedelta(0),  # type: ignore[arg-type]
+    # Neither may be used: the store's one read fails the test, and there is no writer.
+    store, writer = cast(AlertStore, Store()), cast(LockWriter, None)
+    notices, decisions = auto_release([interrupted], store, writer, ReleasePolicy(enabled=True, grace=timedelta(0),
                                       operations=frozenset({"apply"})), T0 + timedelta(hours=3), "s")
     assert notices == [] and decisions == []
 

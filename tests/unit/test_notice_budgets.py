@@ -12,7 +12,7 @@ import stat
 import subprocess
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from botocore.exceptions import ClientError
@@ -26,7 +26,7 @@ from tfjanitor.alerts.delivery import Notifier, TopicMessage, topic_message
 from tfjanitor.alerts.emails import Origin, check_commands, fit_commands, render
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.aws import topic as sns
-from tfjanitor.aws.session import AwsError, MessageRefused
+from tfjanitor.aws.session import AwsError, AwsSession, MessageRefused
 from tfjanitor.checks import findings as build
 from tfjanitor.cli.main import build_parser
 from tfjanitor.commands import shell_line, unlock_command
@@ -235,7 +235,8 @@ class Refusing:
     """Stands in for AwsSession: SNS refuses any message over ``limit`` bytes, as it does over 256 KB."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.published, self.refused = limit, [], 0  # type: ignore[var-annotated]
+        self.limit, self.refused = limit, 0
+        self.published: list[dict[str, Any]] = []
 
     def sns(self, region: str) -> Refusing:
         return self
@@ -253,8 +254,8 @@ def test_a_message_sns_refuses_is_a_refusal_and_its_compact_form_goes() -> None:
     n = notice(findings_of(ISSUE_RAW)[0])
     full = topic_message(n, STACK)
     sns_stub = Refusing(limit=budgets.utf8(sns.message(full.subject, full.email, full.plain, full.chat)) - 1)
-    sender = Notifier([sns.Topic(sns_stub, REGION, "arn:aws:sns:ap-northeast-2:123456789012:alerts")],  # type: ignore[arg-type]
-                      origin=STACK)
+    aws = cast(AwsSession, sns_stub)  # a stand-in: Topic calls only aws.sns(region).publish
+    sender = Notifier([sns.Topic(aws, REGION, "arn:aws:sns:ap-northeast-2:123456789012:alerts")], origin=STACK)
     with pytest.raises(MessageRefused) as refused:
         sender.send(n, sender.arns[0])
     assert refused.value.code == "InvalidParameter"

@@ -11,6 +11,7 @@ from tests.support.builders import lock_info
 from tests.support.fakes import FakeAlertStore
 from tfjanitor.alerts.emails import render
 from tfjanitor.alerts.lifecycle import Notice, process_findings
+from tfjanitor.aws.backend import LockWriter
 from tfjanitor.checks import findings as build
 from tfjanitor.release.auto import ReleasePolicy, auto_release
 from tfjanitor.terraform import BadItem, LockItem, classify_item, parse_lock_info
@@ -63,8 +64,9 @@ def test_a_huge_created_is_a_capped_malformed_item() -> None:
     assert finding.commands and "get-item" in " ".join(finding.commands[0])  # it can still be inspected
 
 
-class Writer:
-    """The lock table as auto-release sees it: reads of the one item it holds, conditional deletes."""
+class Writer(LockWriter):
+    """The lock table as auto-release sees it: reads of the one item it holds, conditional deletes; no AWS behind it
+    (``LockWriter.__init__`` is not run)."""
 
     def __init__(self, raw: str) -> None:
         self.raw: str | None = raw
@@ -93,7 +95,7 @@ def test_auto_release_matches_the_whole_lock_by_hash_though_the_finding_keeps_it
                                    timedelta(hours=1))
         assert is_capped(finding.details["raw"])  # what is stored and shown
         process_findings([finding], {"table:ap-northeast-2:t"}, store, now)
-        notices, decisions = auto_release([finding], store, writer, policy, now, sweep_id="s")  # type: ignore[arg-type]
+        notices, decisions = auto_release([finding], store, writer, policy, now, sweep_id="s")
 
     if changed:  # not the lock that was judged
         assert writer.deleted == [] and notices == [] and decisions == []

@@ -9,6 +9,7 @@ import pytest
 from tests.support.builders import lock_info
 from tests.support.fakes import FakeAlertStore
 from tfjanitor.alerts.lifecycle import Sighting, process_findings
+from tfjanitor.aws.backend import LockWriter
 from tfjanitor.checks import findings as build
 from tfjanitor.release.auto import ReleasePolicy, auto_release, decide
 from tfjanitor.release.locks import DYNAMODB, ObservedLock
@@ -19,12 +20,12 @@ ON = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), protected=("prod/*
                    operations=frozenset({"plan", "other"}))
 
 
-def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePlan", now: datetime = NOW):  # type: ignore[no-untyped-def]
+def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePlan", now: datetime = NOW):
     lock = parse_lock_info(lock_info(f"b/{key}", age=timedelta(hours=2), operation=operation, lock_id="L-1", now=NOW))
     return build.stale_lock("ap-northeast-2", "t", "b", key, lock, now, timedelta(hours=1)), lock
 
 
-def held(key: str, lock):  # type: ignore[no-untyped-def]
+def held(key: str, lock):
     """The lock as auto-release reads it again from table t."""
     return ObservedLock(DYNAMODB, "b", key, lock.raw, lock, table="t")
 
@@ -53,7 +54,7 @@ SEEN_LONG_AGO = NOW - timedelta(hours=1)  # tfjanitor has seen the lock for the 
          "OperationTypeApply", NOW, 2, True, "apply allowed"),
     ],
 )
-def test_decide(policy, key, operation, opened, sightings, release, why) -> None:  # type: ignore[no-untyped-def]
+def test_decide(policy, key, operation, opened, sightings, release, why) -> None:
     finding, lock = stale(key, operation)
     decision = decide(policy, finding, held(key, lock), opened, Sighting(sightings, SEEN_LONG_AGO), NOW)
     assert decision.release is release
@@ -107,9 +108,9 @@ def test_protected_key_patterns(pattern: str, key: str, protected: bool) -> None
     assert (ReleasePolicy(protected=(pattern,)).protected_by(key) == pattern) is protected
 
 
-class RecordingWriter:
+class RecordingWriter(LockWriter):
     """Stands in for LockWriter: reads the lock items it holds, records what would be deleted
-    (conditional semantics tested elsewhere)."""
+    (conditional semantics tested elsewhere); no AWS behind it (``LockWriter.__init__`` is not run)."""
 
     def __init__(self, items: dict[tuple[str, str], str] | None = None) -> None:
         self.items = items or {}
@@ -132,7 +133,7 @@ def test_staged_release_over_sweeps_is_recorded_once() -> None:
     for t in timeline:
         finding, _ = stale(now=t)
         process_findings([finding], {"table:ap-northeast-2:t"}, store, t)
-        notices, _ = auto_release([finding], store, writer, policy, t, sweep_id=f"s-{t:%M}")  # type: ignore[arg-type]
+        notices, _ = auto_release([finding], store, writer, policy, t, sweep_id=f"s-{t:%M}")
         released_at += [(t, n) for n in notices]
     assert [(t, n.event) for t, n in released_at] == [(NOW + timedelta(minutes=61), "released")]
     [(table, lock_id, info)] = writer.deleted

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import datetime, timezone
 
-from tfjanitor.aws.backend import ObjectEntry
+from tfjanitor.aws.backend import Bucket, ObjectEntry
 from tfjanitor.aws.session import AwsSession
 from tfjanitor.scan.buckets import PROVEN, BucketRead, read_bucket
 
@@ -18,8 +18,9 @@ def md5_of(i: int) -> str:
     return f"{i:032x}"
 
 
-class Listing:
-    """A bucket in the scan's region whose listing is given in S3's order (UTF-8 binary)."""
+class Listing(Bucket):
+    """A bucket in the scan's region whose listing is given in S3's order (UTF-8 binary); no AWS behind it
+    (``Bucket.__init__`` is not run)."""
 
     name = "tfstate"
 
@@ -34,9 +35,9 @@ class Listing:
         yield iter(entries), False
 
 
-def survey(listing: Listing, wanted: dict[str, str | None], keep_all: bool, scan_region: str):  # type: ignore[no-untyped-def]
+def survey(listing: Listing, wanted: dict[str, str | None], keep_all: bool, scan_region: str):
     """The whole-bucket read (the audit's, and a bucket given without prefix)."""
-    return read_bucket(AwsSession(), BucketRead(listing, wanted, [""], keep_all=keep_all,  # type: ignore[arg-type]
+    return read_bucket(AwsSession(), BucketRead(listing, wanted, [""], keep_all=keep_all,
                                                 scan_region=scan_region))
 
 

@@ -192,7 +192,8 @@ def test_the_layer_runs_the_boto3_the_tests_run_with_the_conditional_delete() ->
     assert sorted(project["optional-dependencies"]["lambda"]) == sorted(f"{k}=={v}" for k, v in pins.items())
     assert botocore.__version__ == pins["botocore"]  # what the tests run is what Lambda runs
     model = botocore.session.get_session().get_service_model("s3")
-    assert "IfMatch" in model.operation_model("DeleteObject").input_shape.members
+    delete_input = model.operation_model("DeleteObject").input_shape
+    assert delete_input is not None and "IfMatch" in delete_input.members
     [floor] = [d.removeprefix("boto3>=") for d in project["dependencies"] if d.startswith("boto3>=")]
 
     def version(text: str) -> tuple[int, ...]:

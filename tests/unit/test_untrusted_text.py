@@ -24,7 +24,7 @@ HOSTILE = [
 ]
 
 
-def test_shell_line_passes_exactly_the_argument_vector(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_shell_line_passes_exactly_the_argument_vector(tmp_path) -> None:
     line = shell_line(["printf", "%s\\0", *HOSTILE])
     out = subprocess.run(["bash", "-c", line], capture_output=True, cwd=tmp_path, check=True).stdout
     assert out.split(b"\0")[:-1] == [v.encode() for v in HOSTILE]
@@ -129,7 +129,7 @@ def test_named_invisible_characters_are_escaped_unambiguously(code: int) -> None
     assert text == f"a{expected}b"
 
 
-def test_commands_quote_format_characters_as_bytes(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_commands_quote_format_characters_as_bytes(tmp_path) -> None:
     """A shell line holding a tag or soft-hyphen character still passes exactly those bytes, but prints them escaped."""
     values = ["dev\u00adkey", "x\U000e0041y", "a\u2063b", "p\u2029q"]
     line = shell_line(["printf", "%s\\0", *values])

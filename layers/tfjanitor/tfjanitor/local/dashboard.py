@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -68,7 +69,7 @@ def panels(body: dict[str, Any] | str, namespace: str = "TfJanitor") -> list[Pan
     return out
 
 
-def _points(metrics: list[EmittedMetric], line: Line, start: float) -> list[tuple[float, float]]:
+def _points(metrics: Sequence[EmittedMetric], line: Line, start: float) -> list[tuple[float, float]]:
     points: list[tuple[float, float]] = []
     for m in metrics:
         if m.name == line.name and all(m.dimensions.get(k) == v for k, v in line.dimensions.items()):
@@ -76,7 +77,7 @@ def _points(metrics: list[EmittedMetric], line: Line, start: float) -> list[tupl
     return points
 
 
-def render_dashboard(metrics: list[EmittedMetric], body: dict[str, Any] | str, path: Path,
+def render_dashboard(metrics: Sequence[EmittedMetric], body: dict[str, Any] | str, path: Path,
                      title: str = "tfjanitor") -> Path:
     """Draw every metric widget of ``body`` from the metrics a local run emitted (EMF)."""
     import matplotlib  # noqa: PLC0415

@@ -9,6 +9,7 @@ import re
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import urlsplit
 
 _SIGNED_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
@@ -81,7 +82,7 @@ class EmulatorProxy:
                     raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def start(self) -> EmulatorProxy:
+    def start(self) -> Self:
         self._thread.start()
         return self
 
@@ -90,7 +91,7 @@ class EmulatorProxy:
         self._server.server_close()
         self._thread.join(timeout=5)
 
-    def __enter__(self) -> EmulatorProxy:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_: object) -> None:

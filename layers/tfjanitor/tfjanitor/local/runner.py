@@ -111,8 +111,7 @@ class LocalStack:
     # -- emulator resources ------------------------------------------------------
 
     def client(self, service: str) -> Any:
-        # call-overload: the stubs type boto3.client by literal service names; this one is a caller's string.
-        return boto3.client(  # type: ignore[call-overload]
+        return boto3.client(  # type: ignore[call-overload]  # the stubs overload literal service names, not a str
             service, region_name=self.region, endpoint_url=self.endpoint_url,
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),

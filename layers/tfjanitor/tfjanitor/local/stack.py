@@ -269,9 +269,9 @@ class DeployedStack:
 
 
 def _client(service: str, endpoint_url: str, region: str) -> Any:
-    # call-overload: the stubs type boto3.client by literal service names; this one is a caller's string.
-    return boto3.client(service, region_name=region, endpoint_url=endpoint_url,  # type: ignore[call-overload]
-                        aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 (the emulator's)
+    return boto3.client(  # type: ignore[call-overload]  # the stubs overload literal service names, not a str
+        service, region_name=region, endpoint_url=endpoint_url,
+        aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 (the emulator's)
 
 
 def upload_code(archives: Mapping[str, bytes], endpoint_url: str, region: str, prefix: str, key_prefix: str) -> str:
