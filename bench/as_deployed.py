@@ -77,7 +77,8 @@ def sweep_stats(logs: list[str]) -> dict[str, Any] | None:
     for line in logs:
         if '"sweep finished"' in line:
             try:
-                return json.loads(line).get("stats")  # type: ignore[no-any-return]
+                stats: dict[str, Any] | None = json.loads(line).get("stats")
+                return stats
             except ValueError:
                 return None
     return None

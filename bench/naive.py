@@ -20,6 +20,7 @@ import sys
 import time
 from collections import Counter
 from datetime import datetime, timezone
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -46,7 +47,7 @@ def main() -> int:
     started = time.monotonic()
     calls: Counter[str] = Counter()
 
-    def count(model=None, **_):  # type: ignore[no-untyped-def]
+    def count(model: Any = None, **_: Any) -> None:
         calls[model.name if model is not None else "Unknown"] += 1
 
     config = Config(

@@ -143,7 +143,7 @@ class _Writer:
         self.local = threading.local()
         self.gen_seconds = 0.0
         self.gen_lock = threading.Lock()
-        self.digest_items: list[dict[str, Any]] = [None] * out.n  # type: ignore[list-item]
+        self.digest_items: list[dict[str, Any]] = [{}] * out.n  # each slot replaced by its state's item
         self.body_sizes = [0] * out.n
 
     def clients(self) -> _Clients:
