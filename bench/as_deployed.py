@@ -45,13 +45,18 @@ INIT_TARGET_SECONDS = 5.0
 def stack(server: MotoServer, suffix: str = "") -> dict[str, str]:
     """The stack's own findings table and topic in the emulator (one per memory size measured: each starts with no
     alert open); the box's environment overrides."""
-    def c(service: str) -> Any:
-        return boto3.client(service, region_name=REGION, endpoint_url=server.url, aws_access_key_id="test",
-                            aws_secret_access_key="test")
 
-    c("dynamodb").create_table(TableName=f"tfjanitor-findings{suffix}", BillingMode="PAY_PER_REQUEST",
-                               KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
-                               AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}])
+    def c(service: str) -> Any:
+        return boto3.client(
+            service, region_name=REGION, endpoint_url=server.url, aws_access_key_id="test", aws_secret_access_key="test"
+        )
+
+    c("dynamodb").create_table(
+        TableName=f"tfjanitor-findings{suffix}",
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
+    )
     topic = c("sns").create_topic(Name=f"tfjanitor-alerts{suffix}")["TopicArn"]
     return {**server.env(), "FINDINGS_TABLE": f"tfjanitor-findings{suffix}", "ALERT_TOPIC_ARN": topic}
 
@@ -65,11 +70,21 @@ def measure_init(fn: BoxFunction, runs: int) -> dict[str, Any]:
     for _ in range(runs):
         with LambdaBox(fn, runtime_dir=RUNTIME_DIR, profile_imports=True) as box:
             report = box.start()
-            inits.append({"seconds": report.seconds, "handler_import_seconds": report.handler_import_seconds,
-                          "cpu_seconds": report.cpu_seconds, "rss_mb": report.rss_mb, "error": report.error,
-                          "limits": str(box.limits)})
-    return {"runs": inits, "seconds": spread([i["seconds"] for i in inits]),
-            "handler_import_seconds": spread([i["handler_import_seconds"] for i in inits if i["handler_import_seconds"]])}
+            inits.append(
+                {
+                    "seconds": report.seconds,
+                    "handler_import_seconds": report.handler_import_seconds,
+                    "cpu_seconds": report.cpu_seconds,
+                    "rss_mb": report.rss_mb,
+                    "error": report.error,
+                    "limits": str(box.limits),
+                }
+            )
+    return {
+        "runs": inits,
+        "seconds": spread([i["seconds"] for i in inits]),
+        "handler_import_seconds": spread([i["handler_import_seconds"] for i in inits if i["handler_import_seconds"]]),
+    }
 
 
 def sweep_stats(logs: list[str]) -> dict[str, Any] | None:
@@ -90,16 +105,19 @@ def sweep_size(fn: BoxFunction, n: int, warm: int, seed_value: int, memories: li
     with MotoServer() as server:
         started = time.perf_counter()
         seeded = seed(server.url, n, seed_value)
-        print(f"N={n}: seeded in {time.perf_counter() - started:.0f}s ({len(seeded.drifted)} drifted, "
-              f"{len(seeded.stale_locks)} stale)", flush=True)
+        print(
+            f"N={n}: seeded in {time.perf_counter() - started:.0f}s ({len(seeded.drifted)} drifted, {len(seeded.stale_locks)} stale)",
+            flush=True,
+        )
         for memory in memories:
             out.append(_sweeps(fn, server, n, warm, memory, len(seeded.drifted) + len(seeded.stale_locks)))
     return out
 
 
 def _sweeps(fn: BoxFunction, server: MotoServer, n: int, warm: int, memory: int, expected: int) -> dict[str, Any]:
-    with LambdaBox(fn, {**stack(server, f"-{memory}"), "POWERTOOLS_LOG_LEVEL": "INFO"}, memory_mb=memory,
-                   runtime_dir=RUNTIME_DIR) as box:
+    with LambdaBox(
+        fn, {**stack(server, f"-{memory}"), "POWERTOOLS_LOG_LEVEL": "INFO"}, memory_mb=memory, runtime_dir=RUNTIME_DIR
+    ) as box:
         runs = []
         for i in range(1 + warm):
             inv = box.invoke(EVENT)
@@ -108,10 +126,14 @@ def _sweeps(fn: BoxFunction, server: MotoServer, n: int, warm: int, memory: int,
             doc["sweep_seconds"] = stats.get("duration_seconds")
             doc["critical_path_calls"] = stats.get("critical_path_calls")
             runs.append(doc)
-            print(f"N={n} {memory} MB: {'cold' if inv.cold else 'warm'} #{i}: {inv.status} {inv.duration_seconds:.1f}s "
-                  f"(sweep {doc['sweep_seconds']}s) rss {inv.rss_mb or 0:.1f} MB peak {inv.cgroup_peak_mb or 0:.1f} MB "
-                  f"cpu {inv.cpu_seconds or 0:.2f}s" + (f" init {inv.init.seconds:.1f}s" if inv.init else "")
-                  + (f" {inv.error}" if not inv.ok else ""), flush=True)
+            print(
+                f"N={n} {memory} MB: {'cold' if inv.cold else 'warm'} #{i}: {inv.status} {inv.duration_seconds:.1f}s "
+                f"(sweep {doc['sweep_seconds']}s) rss {inv.rss_mb or 0:.1f} MB peak {inv.cgroup_peak_mb or 0:.1f} MB "
+                f"cpu {inv.cpu_seconds or 0:.2f}s"
+                + (f" init {inv.init.seconds:.1f}s" if inv.init else "")
+                + (f" {inv.error}" if not inv.ok else ""),
+                flush=True,
+            )
             if not inv.ok:
                 break  # a timed-out or killed sweep: the next is cold, and as slow
         limits = str(box.limits)
@@ -119,7 +141,11 @@ def _sweeps(fn: BoxFunction, server: MotoServer, n: int, warm: int, memory: int,
     warm_ok = [r for r in runs[1:] if r["status"] == "success"]
     rss = [r["rss_mb"] for r in warm_ok]
     return {
-        "n": n, "memory_mb": memory, "limits": limits, "runs": runs, "expected_findings": expected,
+        "n": n,
+        "memory_mb": memory,
+        "limits": limits,
+        "runs": runs,
+        "expected_findings": expected,
         "cold_seconds": cold["duration_seconds"] if cold["status"] == "success" else None,
         "cold_status": cold["status"],
         "cold_sweep_seconds": cold.get("sweep_seconds"),
@@ -139,28 +165,51 @@ def targets(report: dict[str, Any], timeout: float, memory_mb: int) -> list[dict
     by_n = {s["n"]: s for s in report["sizes"] if s["memory_mb"] == memory_mb}
     out = []
     init = report["init"]["with_pyc"]["seconds"]
-    out.append({"target": f"init within {INIT_TARGET_SECONDS:g} s at {memory_mb} MB (median, with the layer's .pyc)",
-                "measured": init and round(init["median"], 2), "holds": bool(init and init["median"] <= INIT_TARGET_SECONDS)})
+    out.append(
+        {
+            "target": f"init within {INIT_TARGET_SECONDS:g} s at {memory_mb} MB (median, with the layer's .pyc)",
+            "measured": init and round(init["median"], 2),
+            "holds": bool(init and init["median"] <= INIT_TARGET_SECONDS),
+        }
+    )
     big = by_n.get(100_000)
     warm = big and big["warm_seconds"]
-    out.append({"target": f"warm 100,000-state sweep within half the Timeout ({timeout / 2:g} s)",
-                "measured": warm and round(warm["max"], 1) if warm else ("not measured" if not big else big["warm_statuses"]),
-                "holds": bool(warm and warm["max"] <= timeout / 2)})
-    out.append({"target": f"cold 100,000-state sweep within the Timeout ({timeout:g} s)",
-                "measured": (round(big["cold_seconds"], 1) if big and big["cold_seconds"] else
-                             ("not measured" if not big else big["cold_status"])),
-                "holds": bool(big and big["cold_seconds"] and big["cold_seconds"] <= timeout)})
+    out.append(
+        {
+            "target": f"warm 100,000-state sweep within half the Timeout ({timeout / 2:g} s)",
+            "measured": warm and round(warm["max"], 1) if warm else ("not measured" if not big else big["warm_statuses"]),
+            "holds": bool(warm and warm["max"] <= timeout / 2),
+        }
+    )
+    out.append(
+        {
+            "target": f"cold 100,000-state sweep within the Timeout ({timeout:g} s)",
+            "measured": (
+                round(big["cold_seconds"], 1) if big and big["cold_seconds"] else ("not measured" if not big else big["cold_status"])
+            ),
+            "holds": bool(big and big["cold_seconds"] and big["cold_seconds"] <= timeout),
+        }
+    )
     long_runs = [s for s in report["sizes"] if len(s["warm_rss_mb"]) >= 20]
     growth = long_runs[0]["warm_growth_after_third_mb"] if long_runs else None
-    out.append({"target": f"memory flat over twenty warm invocations (RSS within {FLAT_MB:g} MB of the third's)",
-                "measured": round(growth, 2) if growth is not None else "fewer than 20 warm invocations",
-                "holds": growth is not None and growth < FLAT_MB})
+    out.append(
+        {
+            "target": f"memory flat over twenty warm invocations (RSS within {FLAT_MB:g} MB of the third's)",
+            "measured": round(growth, 2) if growth is not None else "fewer than 20 warm invocations",
+            "holds": growth is not None and growth < FLAT_MB,
+        }
+    )
     # Where 100,000 states were not run: what the measured CPU per state says a warm sweep would take.
     per_state = [s["cpu_seconds_per_state_warm"] for s in report["sizes"] if s["cpu_seconds_per_state_warm"]]
     if not big and per_state:
         share = memory_mb / 1769
-        out.append({"target": "(estimate) warm 100,000 states from the largest N's CPU-seconds per state / CPU share",
-                    "measured": round(per_state[-1] * 100_000 / share, 0), "holds": per_state[-1] * 100_000 / share <= timeout / 2})
+        out.append(
+            {
+                "target": "(estimate) warm 100,000 states from the largest N's CPU-seconds per state / CPU share",
+                "measured": round(per_state[-1] * 100_000 / share, 0),
+                "holds": per_state[-1] * 100_000 / share <= timeout / 2,
+            }
+        )
     return out
 
 
@@ -171,8 +220,13 @@ def main() -> int:
     parser.add_argument("--warm-large", type=int, default=2, help="warm invocations at each larger N")
     parser.add_argument("--init-runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=20261125)
-    parser.add_argument("--memory", type=int, nargs="*", default=None,
-                        help="MemorySize values to sweep each N at (default: the template's); CPU follows memory")
+    parser.add_argument(
+        "--memory",
+        type=int,
+        nargs="*",
+        default=None,
+        help="MemorySize values to sweep each N at (default: the template's); CPU follows memory",
+    )
     parser.add_argument("--output", default=str(HERE / "bench-output"))
     args = parser.parse_args()
 
@@ -188,29 +242,37 @@ def main() -> int:
     shutil.rmtree(bare, ignore_errors=True)
     shutil.copytree(fn.layers[0], bare, ignore=shutil.ignore_patterns("__pycache__"))
     without = BoxFunction(**{**vars(fn), "layers": [bare]})
-    report: dict[str, Any] = {"function": fn.name, "memory_mb": fn.memory_mb, "timeout": fn.timeout,
-                              "cpu_share": fn.memory_mb / 1769, "date": time.strftime("%Y-%m-%d", time.gmtime()),
-                              "sizes": []}
+    report: dict[str, Any] = {
+        "function": fn.name,
+        "memory_mb": fn.memory_mb,
+        "timeout": fn.timeout,
+        "cpu_share": fn.memory_mb / 1769,
+        "date": time.strftime("%Y-%m-%d", time.gmtime()),
+        "sizes": [],
+    }
     print("init, with and without the layer's .pyc ...", flush=True)
     report["init"] = {"with_pyc": measure_init(fn, args.init_runs), "without_pyc": measure_init(without, args.init_runs)}
     for label, doc in report["init"].items():
         print(f"init {label}: {doc['seconds']} handler import {doc['handler_import_seconds']}", flush=True)
     for i, n in enumerate(args.states):
-        report["sizes"] += sweep_size(fn, n, args.warm if i == 0 else args.warm_large, args.seed,
-                                      args.memory or [fn.memory_mb])
+        report["sizes"] += sweep_size(fn, n, args.warm if i == 0 else args.warm_large, args.seed, args.memory or [fn.memory_mb])
     report["targets"] = targets(report, fn.timeout, fn.memory_mb)
 
     print(f"\nSweeper as deployed: {fn.memory_mb} MB, {fn.memory_mb / 1769:.3f} CPU, Timeout {fn.timeout:g} s")
-    print(f"{'states':>8} {'MB':>5} {'cold s':>8} {'warm s (median, min-max)':>26} {'warm sweep s':>12} "
-          f"{'peak RSS MB':>12} {'cgroup MB':>10} {'CPU ms/state':>13} {'warm RSS growth MB':>19}")
+    print(
+        f"{'states':>8} {'MB':>5} {'cold s':>8} {'warm s (median, min-max)':>26} {'warm sweep s':>12} "
+        f"{'peak RSS MB':>12} {'cgroup MB':>10} {'CPU ms/state':>13} {'warm RSS growth MB':>19}"
+    )
     for s in report["sizes"]:
         w, ws = s["warm_seconds"], s["warm_sweep_seconds"]
         warm = f"{w['median']:.1f} ({w['min']:.1f}-{w['max']:.1f})" if w else "-"
         cold = f"{s['cold_seconds']:.1f}" if s["cold_seconds"] else s["cold_status"]
         growth = f"{s['warm_growth_after_third_mb']:.2f}" if s["warm_growth_after_third_mb"] is not None else "-"
-        print(f"{s['n']:>8} {s['memory_mb']:>5} {cold:>8} {warm:>26} {(ws or {}).get('median', 0):>12.1f} "
-              f"{s['peak_rss_mb'] or 0:>12.1f} {s['cgroup_peak_mb'] or 0:>10.1f} "
-              f"{(s['cpu_seconds_per_state_warm'] or 0) * 1000:>13.3f} {growth:>19}")
+        print(
+            f"{s['n']:>8} {s['memory_mb']:>5} {cold:>8} {warm:>26} {(ws or {}).get('median', 0):>12.1f} "
+            f"{s['peak_rss_mb'] or 0:>12.1f} {s['cgroup_peak_mb'] or 0:>10.1f} "
+            f"{(s['cpu_seconds_per_state_warm'] or 0) * 1000:>13.3f} {growth:>19}"
+        )
     print()
     for t in report["targets"]:
         print(f"  [{'holds' if t['holds'] else 'MISSED'}] {t['target']}: {t['measured']}")

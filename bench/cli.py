@@ -48,14 +48,20 @@ def parse_args(argv: list[str] | None = None, prog: str | None = None) -> argpar
     parser.add_argument("--repeat", type=int, default=3, help="interleaved runs of each scanner per N (default 3)")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--strict", action="store_true", help="exit 1 when a performance target is missed")
-    parser.add_argument("--latency-ms", type=float, default=30.0,
-                        help="also run both scanners through a proxy adding this delay per request (0: skip)")
+    parser.add_argument(
+        "--latency-ms", type=float, default=30.0, help="also run both scanners through a proxy adding this delay per request (0: skip)"
+    )
     parser.add_argument("--latency-repeat", type=int, default=1, help="runs of each scanner with added latency")
-    parser.add_argument("--latency-max-states", type=int, default=10000,
-                        help="skip the latency runs above this N (the naive scanner needs N x delay seconds)")
+    parser.add_argument(
+        "--latency-max-states",
+        type=int,
+        default=10000,
+        help="skip the latency runs above this N (the naive scanner needs N x delay seconds)",
+    )
     parser.add_argument("--import-runs", type=int, default=7, help="fresh interpreters per cold-start measurement")
-    parser.add_argument("--crowded-objects", type=int, default=200_000,
-                        help="objects that are not states in the crowded-bucket run (0: skip it)")
+    parser.add_argument(
+        "--crowded-objects", type=int, default=200_000, help="objects that are not states in the crowded-bucket run (0: skip it)"
+    )
     parser.add_argument("--crowded-states", type=int, default=100, help="states scattered among them")
     return parser.parse_args(argv)
 
@@ -67,9 +73,15 @@ def main(argv: list[str] | None = None, prog: str | None = None) -> int:
     outdir.mkdir(parents=True, exist_ok=True)
     workdir = outdir / "runs"
     workdir.mkdir(exist_ok=True)
-    report: dict[str, Any] = {"repeat": args.repeat, "code": results.code_version(), "sizes": [],
-                              "latency_ms": args.latency_ms, "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
-                              "python": sys.version.split()[0], "cpus": os.cpu_count()}
+    report: dict[str, Any] = {
+        "repeat": args.repeat,
+        "code": results.code_version(),
+        "sizes": [],
+        "latency_ms": args.latency_ms,
+        "date": f"{datetime.now(timezone.utc):%Y-%m-%d}",
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+    }
     if args.import_runs:
         print("cold start: importing each handler vs boto3 alone...", flush=True)
         report["cold_start"] = scenarios.cold_start(args.import_runs)

@@ -50,10 +50,7 @@ def main() -> int:
     def count(model: Any = None, **_: Any) -> None:
         calls[model.name if model is not None else "Unknown"] += 1
 
-    config = Config(
-        retries={"mode": "standard", "max_attempts": 5},
-        s3={"addressing_style": "path"} if args.endpoint_url else None,
-    )
+    config = Config(retries={"mode": "standard", "max_attempts": 5}, s3={"addressing_style": "path"} if args.endpoint_url else None)
     session = boto3.session.Session(region_name=args.region)
     ddb = session.client("dynamodb", endpoint_url=args.endpoint_url, config=config)
     s3 = session.client("s3", endpoint_url=args.endpoint_url, config=config)

@@ -58,8 +58,16 @@ def write(report: dict[str, Any], outdir: Path) -> None:
 
 
 def render(report: dict[str, Any]) -> str:
-    lines = [*_header(report), *_sweeps(report), *_latency(report), *_crowded(report), *_cold_start(report),
-             *_seeding(report), *_verdicts(report), *_how_to_read()]
+    lines = [
+        *_header(report),
+        *_sweeps(report),
+        *_latency(report),
+        *_crowded(report),
+        *_cold_start(report),
+        *_seeding(report),
+        *_verdicts(report),
+        *_how_to_read(),
+    ]
     lines += ["", f"Total benchmark time: {report['total_seconds']:.1f}s"]
     return "\n".join(lines) + "\n"
 
@@ -146,19 +154,22 @@ def _crowded(report: dict[str, Any]) -> list[str]:
         f"Bounds: listing it takes {sd['list_pages']} ListObjectsV2 calls, asking for each state "
         f"{sd['states']} HeadObject calls (seeded in {sd['seconds']:.0f} s).",
         "",
-        "| added latency | scanner | API calls by operation | total calls | critical path | bucket reads "
-        "| wall s | peak RSS MB |",
+        "| added latency | scanner | API calls by operation | total calls | critical path | bucket reads | wall s | peak RSS MB |",
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for mode, run in crowded["runs"].items():
         delay = f"{report['latency_ms']:.0f} ms" if mode == "latency" else "none"
         st, m = run["stats"], run["measure"]
-        lines.append(f"| {delay} | tfjanitor | {_calls(st)} | {st.get('total_api_calls', 0):,} | "
-                     f"{st.get('critical_path_calls', 0):,} | {run['bucket_reads']} ({st.get('bucket_reads')}) | "
-                     f"{m['wall_seconds']:.2f} | {m['maxrss_kb'] / 1024:.1f} |")
+        lines.append(
+            f"| {delay} | tfjanitor | {_calls(st)} | {st.get('total_api_calls', 0):,} | "
+            f"{st.get('critical_path_calls', 0):,} | {run['bucket_reads']} ({st.get('bucket_reads')}) | "
+            f"{m['wall_seconds']:.2f} | {m['maxrss_kb'] / 1024:.1f} |"
+        )
         nv, nm = run["naive"], run["naive"]["measure"]
-        lines.append(f"| {delay} | naive | {_calls(nv)} | {nv['total_api_calls']:,} | {nv['total_api_calls']:,} | "
-                     f"- | {nm['wall_seconds']:.2f} | {nm['maxrss_kb'] / 1024:.1f} |")
+        lines.append(
+            f"| {delay} | naive | {_calls(nv)} | {nv['total_api_calls']:,} | {nv['total_api_calls']:,} | "
+            f"- | {nm['wall_seconds']:.2f} | {nm['maxrss_kb'] / 1024:.1f} |"
+        )
     return lines
 
 

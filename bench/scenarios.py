@@ -96,8 +96,9 @@ def sweep_size(args: argparse.Namespace, n: int, outdir: Path, workdir: Path) ->
     return _size(n, args.latency_ms, seeded, moto_rss, lb, ran, latency)
 
 
-def _size(n: int, latency_ms: float, seeded: Seeded, moto_rss: float, lb: dict[str, Any], ran: dict[str, Any],
-          latency: dict[str, Any] | None) -> dict[str, Any]:
+def _size(
+    n: int, latency_ms: float, seeded: Seeded, moto_rss: float, lb: dict[str, Any], ran: dict[str, Any], latency: dict[str, Any] | None
+) -> dict[str, Any]:
     """One N's entry in results.json's ``sizes``."""
     summary = {name: summarize(r) for name, r in ran["runs"].items()}
     tfj, naive = ran["outputs"]["tfjanitor"], ran["outputs"]["naive"]
@@ -122,8 +123,11 @@ def _size(n: int, latency_ms: float, seeded: Seeded, moto_rss: float, lb: dict[s
     }
     if latency is not None:
         lat_summary = {name: summarize(r) for name, r in latency["runs"].items()}
-        size["latency"] = {"outputs": report.kept_outputs(latency["outputs"]["tfjanitor"], latency["outputs"]["naive"]),
-                           "summary": lat_summary, "runs": latency["runs"]}
+        size["latency"] = {
+            "outputs": report.kept_outputs(latency["outputs"]["tfjanitor"], latency["outputs"]["naive"]),
+            "summary": lat_summary,
+            "runs": latency["runs"],
+        }
         size["targets"] += targets.latency_targets(n, latency_ms, lat_summary["tfjanitor"], lat_summary["naive"])
     return size
 
@@ -185,14 +189,24 @@ def _crowded_run(mode: str, run: tuple[dict[str, Any], str], naive_run: tuple[di
     reads = calls.get("ListObjectsV2", 0) + calls.get("HeadObject", 0)
     naive_m, naive_text = naive_run
     naive_doc = json.loads(naive_text) if naive_text.strip() else {}
-    print(f"  crowded [{mode}] tfjanitor: {reads} bucket reads ({stats.get('bucket_reads')}), "
-          f"{stats.get('total_api_calls')} calls, critical path {stats.get('critical_path_calls')}, "
-          f"wall {m['wall_seconds']:.2f}s; naive {naive_doc.get('total_api_calls')} calls, "
-          f"wall {naive_m['wall_seconds']:.2f}s", flush=True)
+    print(
+        f"  crowded [{mode}] tfjanitor: {reads} bucket reads ({stats.get('bucket_reads')}), "
+        f"{stats.get('total_api_calls')} calls, critical path {stats.get('critical_path_calls')}, "
+        f"wall {m['wall_seconds']:.2f}s; naive {naive_doc.get('total_api_calls')} calls, "
+        f"wall {naive_m['wall_seconds']:.2f}s",
+        flush=True,
+    )
     return {
-        "measure": m, "stats": stats, "findings": len(doc.get("findings", [])), "complete": doc.get("complete"),
-        "bucket_reads": reads, "naive": {"measure": naive_m, "api_calls": naive_doc.get("api_calls", {}),
-                                         "total_api_calls": naive_doc.get("total_api_calls", 0)},
+        "measure": m,
+        "stats": stats,
+        "findings": len(doc.get("findings", [])),
+        "complete": doc.get("complete"),
+        "bucket_reads": reads,
+        "naive": {
+            "measure": naive_m,
+            "api_calls": naive_doc.get("api_calls", {}),
+            "total_api_calls": naive_doc.get("total_api_calls", 0),
+        },
     }
 
 

@@ -61,11 +61,7 @@ def session() -> boto3.session.Session:
 
 
 def client_config() -> Config:
-    return Config(
-        retries={"mode": "standard", "max_attempts": 8},
-        max_pool_connections=THREADS,
-        s3={"addressing_style": "path"},
-    )
+    return Config(retries={"mode": "standard", "max_attempts": 8}, max_pool_connections=THREADS, s3={"addressing_style": "path"})
 
 
 class _Clients:
@@ -156,8 +152,9 @@ class _Writer:
         i, bucket, key, size, env, team, drift = spec
         out = self.out
         t0 = time.thread_time()  # CPU of this thread: GIL waits are not counted
-        body = resources_state_body(random.Random(f"{self.seed_value}:{out.n}:{i}"), serial=1 + i % 97, target=size,
-                                    env=env, team=team, region=REGION)
+        body = resources_state_body(
+            random.Random(f"{self.seed_value}:{out.n}:{i}"), serial=1 + i % 97, target=size, env=env, team=team, region=REGION
+        )
         body_md5 = md5(body)
         # Drift: the table keeps the digest of other bytes (e.g. a hand-edited or rolled-back object).
         digest = md5(body + b"\n") if drift else body_md5
@@ -223,12 +220,15 @@ def seed_crowded(url: str, objects: int, states: int, seed_value: int) -> dict[s
     s3.create_bucket(Bucket=CROWDED_BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     store = s3_backends[DEFAULT_ACCOUNT_ID]["aws"]
     for _ in range(objects):
-        store.put_object(CROWDED_BUCKET, f"builds/{rng.getrandbits(48):012x}/artifact.log", b"ok\n",
-                         disable_notification=True)
+        store.put_object(CROWDED_BUCKET, f"builds/{rng.getrandbits(48):012x}/artifact.log", b"ok\n", disable_notification=True)
     for _ in range(states):
         key = f"builds/{rng.getrandbits(48):012x}/terraform.tfstate"
         body = resources_state_body(random.Random(key), 1, 4096, "default", "ci", region=REGION)
         s3.put_object(Bucket=CROWDED_BUCKET, Key=key, Body=body)
         ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{CROWDED_BUCKET}/{key}-md5"}, "Digest": {"S": md5(body)}})
-    return {"objects": objects, "states": states, "seconds": time.perf_counter() - started,
-            "list_pages": math.ceil((objects + states) / 1000)}
+    return {
+        "objects": objects,
+        "states": states,
+        "seconds": time.perf_counter() - started,
+        "list_pages": math.ceil((objects + states) / 1000),
+    }

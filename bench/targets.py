@@ -70,8 +70,10 @@ def targets(
         {
             "target": "API calls <= 1.2 x lower bound + downloads + a versioning check per bucket with a drift",
             "holds": total <= allowed,
-            "detail": (f"{total} calls <= 1.2 x {lb['lower_bound']} + {downloads} + {forensics} = {allowed:.1f}; "
-                       f"retries {stats.get('retries')}"),
+            "detail": (
+                f"{total} calls <= 1.2 x {lb['lower_bound']} + {downloads} + {forensics} = {allowed:.1f}; "
+                f"retries {stats.get('retries')}"
+            ),
         },
         {
             "target": "downloads only for drifted states",
@@ -125,31 +127,38 @@ def latency_targets(n: int, delay_ms: float, tfj_sum: dict[str, Any], naive_sum:
     if n != 10000:
         return []
     ratio = naive_sum["wall_seconds_median"] / tfj_sum["wall_seconds_median"]
-    return [{
-        "target": f">= 20x less wall time than naive with {delay_ms:.0f} ms per request (10,000 states)",
-        "holds": ratio >= 20,
-        "detail": f"median {naive_sum['wall_seconds_median']:.1f}s / {tfj_sum['wall_seconds_median']:.2f}s = {ratio:.1f}x",
-    }]
+    return [
+        {
+            "target": f">= 20x less wall time than naive with {delay_ms:.0f} ms per request (10,000 states)",
+            "holds": ratio >= 20,
+            "detail": f"median {naive_sum['wall_seconds_median']:.1f}s / {tfj_sum['wall_seconds_median']:.2f}s = {ratio:.1f}x",
+        }
+    ]
 
 
 def cold_start_targets(cs: dict[str, Any]) -> list[dict[str, Any]]:
     worst = max(cs["handlers"].items(), key=lambda kv: kv[1]["ratio"])
-    return [{
-        "target": "importing a handler <= 1.5 x importing boto3 alone",
-        "holds": worst[1]["ratio"] <= 1.5,
-        "detail": ", ".join(f"{k} {v['seconds'] * 1000:.0f} ms ({v['ratio']:.2f}x)" for k, v in cs["handlers"].items())
-                  + f"; boto3 alone {cs['boto3_seconds'] * 1000:.0f} ms (median of {cs['runs']} fresh interpreters)",
-    }]
+    return [
+        {
+            "target": "importing a handler <= 1.5 x importing boto3 alone",
+            "holds": worst[1]["ratio"] <= 1.5,
+            "detail": ", ".join(f"{k} {v['seconds'] * 1000:.0f} ms ({v['ratio']:.2f}x)" for k, v in cs["handlers"].items())
+            + f"; boto3 alone {cs['boto3_seconds'] * 1000:.0f} ms (median of {cs['runs']} fresh interpreters)",
+        }
+    ]
 
 
 def crowded_targets(seeded: dict[str, Any], plain: dict[str, Any]) -> list[dict[str, Any]]:
     """The crowded bucket, swept with no added latency: its reads against the cheaper of the two bounds, one
     ListObjectsV2 per 1,000 objects or one HeadObject per state."""
     cheaper = min(seeded["list_pages"], seeded["states"])
-    return [{
-        "target": (f"bucket reads <= 1.2 x the cheaper bound ({seeded['objects']:,} other objects, "
-                   f"{seeded['states']} states)"),
-        "holds": plain["bucket_reads"] <= 1.2 * cheaper and plain["complete"] and plain["findings"] == 0,
-        "detail": (f"{plain['bucket_reads']} ListObjectsV2 + HeadObject <= 1.2 x min({seeded['list_pages']} pages, "
-                   f"{seeded['states']} HeadObject) = {1.2 * cheaper:.0f}; read as {plain['stats'].get('bucket_reads')}"),
-    }]
+    return [
+        {
+            "target": (f"bucket reads <= 1.2 x the cheaper bound ({seeded['objects']:,} other objects, {seeded['states']} states)"),
+            "holds": plain["bucket_reads"] <= 1.2 * cheaper and plain["complete"] and plain["findings"] == 0,
+            "detail": (
+                f"{plain['bucket_reads']} ListObjectsV2 + HeadObject <= 1.2 x min({seeded['list_pages']} pages, "
+                f"{seeded['states']} HeadObject) = {1.2 * cheaper:.0f}; read as {plain['stats'].get('bucket_reads')}"
+            ),
+        }
+    ]

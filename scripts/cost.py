@@ -64,16 +64,23 @@ def bench_figures(path: Path, states: int) -> dict[str, Any]:
         if size["n"] == states:
             stats = size["outputs"]["tfjanitor"]["stats"]
             shown = path.resolve().relative_to(ROOT) if path.resolve().is_relative_to(ROOT) else path
-            return {"calls": stats.get("api_calls", {}), "seconds": size["summary"]["tfjanitor"]["internal_seconds_median"]
-                    or size["summary"]["tfjanitor"]["wall_seconds_median"],
-                    "peak_rss_mb": size["summary"]["tfjanitor"]["peak_rss_mb"], "source": f"{shown} (N={states:,})"}
+            return {
+                "calls": stats.get("api_calls", {}),
+                "seconds": size["summary"]["tfjanitor"]["internal_seconds_median"]
+                or size["summary"]["tfjanitor"]["wall_seconds_median"],
+                "peak_rss_mb": size["summary"]["tfjanitor"]["peak_rss_mb"],
+                "source": f"{shown} (N={states:,})",
+            }
     raise SystemExit(f"{path} has no run at {states:,} states: run make bench (python bench/bench.py --states {states})")
 
 
 def cost_lines(states: int, figures: dict[str, Any], active_hours: float, parameters: dict[str, str]) -> list[Line]:
     rendered = Rendered(load_template(), parameters)
-    resources = {name: rendered.value(r) for name, r in rendered.template["Resources"].items()
-                 if "Condition" not in r or rendered.condition(r["Condition"])}
+    resources = {
+        name: rendered.value(r)
+        for name, r in rendered.template["Resources"].items()
+        if "Condition" not in r or rendered.condition(r["Condition"])
+    }
     interval = int(rendered.values["SweepIntervalMinutes"])
     sweeps = HOURS * 60 / interval
     lines: list[Line] = []
@@ -85,49 +92,83 @@ def cost_lines(states: int, figures: dict[str, Any], active_hours: float, parame
         if not series:
             continue
         hours = hours_for[when]
-        lines.append(Line(
-            f"custom metrics, {when.replace('nonzero', 'only while a problem exists')}: "
-            + ", ".join(f"{m.name}" + (f" x{m.series}" if m.series > 1 else "") for m in names),
-            f"{series} x {hours:.0f} h / {HOURS} h", f"${PRICE['metric_month']:.2f}/metric-month",
-            series * hours / HOURS * PRICE["metric_month"],
-        ))
+        lines.append(
+            Line(
+                f"custom metrics, {when.replace('nonzero', 'only while a problem exists')}: "
+                + ", ".join(f"{m.name}" + (f" x{m.series}" if m.series > 1 else "") for m in names),
+                f"{series} x {hours:.0f} h / {HOURS} h",
+                f"${PRICE['metric_month']:.2f}/metric-month",
+                series * hours / HOURS * PRICE["metric_month"],
+            )
+        )
     alarms = [r for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Alarm"]
     alarm_metrics = sum(len(a["Properties"].get("Metrics", [])) or 1 for a in alarms)
-    lines.append(Line(f"alarms ({len(alarms)}: " + ", ".join(sorted(n for n, r in resources.items() if r in alarms)) + ")",
-                      f"{alarm_metrics} alarm metrics", f"${PRICE['alarm']:.2f}/alarm-metric",
-                      alarm_metrics * PRICE["alarm"]))
+    lines.append(
+        Line(
+            f"alarms ({len(alarms)}: " + ", ".join(sorted(n for n, r in resources.items() if r in alarms)) + ")",
+            f"{alarm_metrics} alarm metrics",
+            f"${PRICE['alarm']:.2f}/alarm-metric",
+            alarm_metrics * PRICE["alarm"],
+        )
+    )
     keys = [r for r in resources.values() if r.get("Type") == "AWS::KMS::Key"]
     lines.append(Line("customer-managed KMS keys", str(len(keys)), f"${PRICE['kms_key']:.2f}/key", len(keys) * PRICE["kms_key"]))
     dashboards = [r for r in resources.values() if r.get("Type") == "AWS::CloudWatch::Dashboard"]
-    lines.append(Line("dashboards (one per fleet: CreateDashboard=false in the other regions)", str(len(dashboards)),
-                      f"${PRICE['dashboard']:.2f}/dashboard beyond 3 free per account", 0.0))
+    lines.append(
+        Line(
+            "dashboards (one per fleet: CreateDashboard=false in the other regions)",
+            str(len(dashboards)),
+            f"${PRICE['dashboard']:.2f}/dashboard beyond 3 free per account",
+            0.0,
+        )
+    )
 
     sweeper = resources.get("SweeperFunction", {}).get("Properties", {})
     memory_mb = int(sweeper.get("MemorySize") or rendered.template["Globals"]["Function"].get("MemorySize", 128))
     seconds = max(0.2, float(figures["seconds"]))
     gb_s = sweeps * seconds * memory_mb / 1024
-    lines.append(Line(f"sweeper Lambda ({memory_mb} MB, {seconds:.2f} s a sweep, every {interval} min)",
-                      f"{sweeps:,.0f} runs, {gb_s:,.0f} GB-s", f"${PRICE['gb_second_arm']}/GB-s + $0.20/M requests",
-                      gb_s * PRICE["gb_second_arm"] + sweeps * PRICE["lambda_request"]))
+    lines.append(
+        Line(
+            f"sweeper Lambda ({memory_mb} MB, {seconds:.2f} s a sweep, every {interval} min)",
+            f"{sweeps:,.0f} runs, {gb_s:,.0f} GB-s",
+            f"${PRICE['gb_second_arm']}/GB-s + $0.20/M requests",
+            gb_s * PRICE["gb_second_arm"] + sweeps * PRICE["lambda_request"],
+        )
+    )
     calls = figures["calls"]
     scan_units = max(1, states * 160 // 4096 + 1)  # a lock table item is ~160 bytes; consistent reads: 4 KB a unit
     findings_units = 1  # the stack's own table: open alerts and pending notices, a few items
     ddb_units = sweeps * (scan_units + calls.get("BatchGetItem", 0) + findings_units)
-    lines.append(Line(f"DynamoDB reads (Scan of {states:,} items, confirmations, the findings table)",
-                      f"{ddb_units:,.0f} read units", f"${PRICE['ddb_read_unit'] * 1e6:.3f}/M",
-                      ddb_units * PRICE["ddb_read_unit"]))
+    lines.append(
+        Line(
+            f"DynamoDB reads (Scan of {states:,} items, confirmations, the findings table)",
+            f"{ddb_units:,.0f} read units",
+            f"${PRICE['ddb_read_unit'] * 1e6:.3f}/M",
+            ddb_units * PRICE["ddb_read_unit"],
+        )
+    )
     lists = sweeps * (calls.get("ListObjectsV2", 0) + calls.get("ListObjectVersions", 0))
     gets = sweeps * (calls.get("GetObject", 0) + calls.get("GetBucketLocation", 0) + calls.get("HeadObject", 0))
-    lines.append(Line("S3 requests (listings; locations; downloads only where an ETag cannot prove a digest)",
-                      f"{lists:,.0f} LIST + {gets:,.0f} GET", "$0.005/1,000 LIST, $0.0004/1,000 GET",
-                      lists * PRICE["s3_list"] + gets * PRICE["s3_get"]))
+    lines.append(
+        Line(
+            "S3 requests (listings; locations; downloads only where an ETag cannot prove a digest)",
+            f"{lists:,.0f} LIST + {gets:,.0f} GET",
+            "$0.005/1,000 LIST, $0.0004/1,000 GET",
+            lists * PRICE["s3_list"] + gets * PRICE["s3_get"],
+        )
+    )
     log_gb = sweeps * 3 * 1024 / 1e9  # START/END/REPORT and one "sweep finished" line: about 3 KB a sweep
-    lines.append(Line("CloudWatch Logs ingestion (healthy sweeps)", f"{log_gb * 1000:.0f} MB",
-                      f"${PRICE['log_gb']:.2f}/GB", log_gb * PRICE["log_gb"]))
+    lines.append(
+        Line(
+            "CloudWatch Logs ingestion (healthy sweeps)",
+            f"{log_gb * 1000:.0f} MB",
+            f"${PRICE['log_gb']:.2f}/GB",
+            log_gb * PRICE["log_gb"],
+        )
+    )
     runs = active_hours * 10  # stream batches while Terraform runs: ~10 an active hour
     per_batch = 0.3 * 128 / 1024 * PRICE["gb_second_arm"] + PRICE["lambda_request"] + 3 * PRICE["ddb_read_unit"]
-    lines.append(Line("stream monitor Lambda and its reads (lock activity)", f"{runs:,.0f} batches", "as above",
-                      runs * per_batch))
+    lines.append(Line("stream monitor Lambda and its reads (lock activity)", f"{runs:,.0f} batches", "as above", runs * per_batch))
     return lines
 
 
@@ -150,11 +191,14 @@ def table(lines: list[Line]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--states", type=int, default=1000)
-    parser.add_argument("--bench", default=str(BENCH_OUTPUT),
-                        help="make bench's results.json (default: bench/bench-output/results.json, else the committed "
-                             "bench/results/bench.json)")
-    parser.add_argument("--active-hours", type=float, default=176,
-                        help="hours a month with Terraform lock activity (default 176: 8 h x 22 workdays)")
+    parser.add_argument(
+        "--bench",
+        default=str(BENCH_OUTPUT),
+        help="make bench's results.json (default: bench/bench-output/results.json, else the committed bench/results/bench.json)",
+    )
+    parser.add_argument(
+        "--active-hours", type=float, default=176, help="hours a month with Terraform lock activity (default 176: 8 h x 22 workdays)"
+    )
     args = parser.parse_args(argv)
     figures = bench_figures(Path(args.bench), args.states)
     lines = at_defaults(args.states, figures, args.active_hours)

@@ -116,8 +116,7 @@ class TerraformStory:
 
     def force_unlock(self) -> None:
         self.ci.force_unlock(self.lock_id)
-        print(f"    {shell_line(['terraform', 'force-unlock', '-force', '--', self.lock_id])}"
-              "   (from the ci-job working directory)")
+        print(f"    {shell_line(['terraform', 'force-unlock', '-force', '--', self.lock_id])}   (from the ci-job working directory)")
 
     def close(self) -> None:
         for p in (self.net, self.app, self.ci, self.billing):
@@ -137,8 +136,12 @@ class SyntheticStory:
             put_state(self.s3, self.ddb, BUCKET, f"{key}/terraform.tfstate", state_body())
 
     def kill_apply(self) -> None:
-        put_lock(self.ddb, BUCKET, "ci/terraform.tfstate",
-                 lock_info(f"{BUCKET}/ci/terraform.tfstate", lock_id=self.lock_id, who="ci@runner-7"))
+        put_lock(
+            self.ddb,
+            BUCKET,
+            "ci/terraform.tfstate",
+            lock_info(f"{BUCKET}/ci/terraform.tfstate", lock_id=self.lock_id, who="ci@runner-7"),
+        )
 
     def edit_state(self) -> None:
         self.s3.put_object(Bucket=BUCKET, Key="billing/terraform.tfstate", Body=state_body(2))
@@ -156,8 +159,7 @@ def repair_digest(url: str, stack: LocalStack) -> None:
     s3, ddb = clients(url)
     body = s3.get_object(Bucket=BUCKET, Key="billing/terraform.tfstate")["Body"].read()
     assert md5(body) == actual
-    ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/billing/terraform.tfstate-md5"},
-                                        "Digest": {"S": actual}})
+    ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/billing/terraform.tfstate-md5"}, "Digest": {"S": actual}})
     print(f"    aws dynamodb put-item ... Digest = {actual}, only if still the digest seen   (the command in the alert)")
 
 
@@ -194,10 +196,19 @@ def main() -> int:
 
         say(f"starting the stack from template.yaml (sweeps every {300 / TIME_SCALE:g}s, stale after {STALE_AFTER})")
         stack = LocalStack(
-            ROOT / "template.yaml", server.url, REGION,
-            {"StaleAfter": STALE_AFTER, "ReadOnlyStaleAfter": STALE_AFTER, "StateBucketNames": BUCKET,
-             "AlertEmail": "on-call@example.com", "AccountAlias": "demo-sandbox"},
-            time_scale=TIME_SCALE, emails_dir=OUT / "emails", echo=print,
+            ROOT / "template.yaml",
+            server.url,
+            REGION,
+            {
+                "StaleAfter": STALE_AFTER,
+                "ReadOnlyStaleAfter": STALE_AFTER,
+                "StateBucketNames": BUCKET,
+                "AlertEmail": "on-call@example.com",
+                "AccountAlias": "demo-sandbox",
+            },
+            time_scale=TIME_SCALE,
+            emails_dir=OUT / "emails",
+            echo=print,
             as_deployed=True,  # sam build's artefacts, deployed into the emulator, each function in a Lambda box
         )
         stack.setup()
@@ -227,8 +238,9 @@ def main() -> int:
             say("tfjanitor scan, as you would run it from a laptop, after the fixes")
             env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
             env.update(server.env())
-            subprocess.run([sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE],
-                           env=env, timeout=120, check=False)
+            subprocess.run(
+                [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE], env=env, timeout=120, check=False
+            )
     shutil.rmtree(work, ignore_errors=True)
     emails = sorted((OUT / "emails").glob("*.eml"))
     say(f"done in {time.monotonic() - started:.0f}s: {len(emails)} emails; the emulator is stopped")

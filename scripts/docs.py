@@ -155,8 +155,11 @@ def _verdict(target: dict[str, Any], prefix: str = "") -> str:
 
 def _sweep_table(report: dict[str, Any]) -> str:
     latency = f"{report['latency_ms']:.0f} ms"
-    rows = [f"| N | scanner | API calls (by operation) | critical path | bytes downloaded | wall | wall, {latency} per "
-            "request | peak RSS |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    rows = [
+        f"| N | scanner | API calls (by operation) | critical path | bytes downloaded | wall | wall, {latency} per "
+        "request | peak RSS |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
     for size in report["sizes"]:
         for name in ("tfjanitor", "naive"):
             stats = size["outputs"][name].get("stats", size["outputs"][name])
@@ -166,10 +169,13 @@ def _sweep_table(report: dict[str, Any]) -> str:
                 f"| {size['n']:,} | {name} | {_calls(stats)} | "
                 f"{stats.get('critical_path_calls', stats.get('total_api_calls', 0)):,} | "
                 f"{_size(stats.get('bytes_downloaded', 0))} | {summary['wall_seconds_median']:.2f} s | "
-                f"{_seconds(lat and lat['wall_seconds_median'])} | {summary['peak_rss_mb']:.1f} MB |")
+                f"{_seconds(lat and lat['wall_seconds_median'])} | {summary['peak_rss_mb']:.1f} MB |"
+            )
         floor = size["summary"]["baseline"]
-        rows.append(f"| {size['n']:,} | floor: Python + boto3 + 2 clients | - | - | - | "
-                    f"{floor['wall_seconds_median']:.2f} s | - | {floor['peak_rss_mb']:.1f} MB |")
+        rows.append(
+            f"| {size['n']:,} | floor: Python + boto3 + 2 clients | - | - | - | "
+            f"{floor['wall_seconds_median']:.2f} s | - | {floor['peak_rss_mb']:.1f} MB |"
+        )
     return "\n".join(rows)
 
 
@@ -177,9 +183,11 @@ def _targets(report: dict[str, Any]) -> str:
     lines = []
     for size in report["sizes"]:
         c = size["correctness"]
-        lines.append(f"- N={size['n']:,} correctness: **{'holds' if c['ok'] else 'FAILED'}** (drifts {c['drifts_found']} "
-                     f"of {c['drifts_seeded']}, stale locks {c['stale_locks_found']} of {c['stale_locks_seeded']}, "
-                     f"{c['fresh_locks_seeded']} fresh locks not reported)")
+        lines.append(
+            f"- N={size['n']:,} correctness: **{'holds' if c['ok'] else 'FAILED'}** (drifts {c['drifts_found']} "
+            f"of {c['drifts_seeded']}, stale locks {c['stale_locks_found']} of {c['stale_locks_seeded']}, "
+            f"{c['fresh_locks_seeded']} fresh locks not reported)"
+        )
         lines += [_verdict(t, f"N={size['n']:,}: ") for t in size["targets"]]
     lines += [_verdict(t) for t in report.get("global_targets", [])]
     return "\n".join(lines)
@@ -192,18 +200,23 @@ def _crowded(report: dict[str, Any]) -> str:
     seed = crowded["seed"]
     latency = f"{report['latency_ms']:.0f} ms"
     plain, slow = crowded["runs"]["plain"], crowded["runs"].get("latency")
-    how = ", ".join(f"{bucket}: {read.get('how')}, {_count(read.get('pages', 0), 'ListObjectsV2 page')} and "
-                    f"{read.get('heads', 0)} HeadObject"
-                    for bucket, read in plain["stats"].get("bucket_reads", {}).items())
-    rows = [f"A bucket of {seed['objects']:,} build artifacts with {seed['states']} states scattered among them "
-            f"(`--crowded-objects`, seeded straight into the emulator's store): listing it takes {seed['list_pages']} "
-            f"ListObjectsV2 pages, asking for each state {seed['states']} HeadObject. tfjanitor read it as {how}.", "",
-            f"| tfjanitor's reads of the bucket | calls in all | critical path | wall | wall, {latency} per request | "
-            f"naive (GetObject each), {latency} |", "|---:|---:|---:|---:|---:|---:|",
-            f"| {plain['bucket_reads']:,} | {plain['stats'].get('total_api_calls', 0):,} | "
-            f"{plain['stats'].get('critical_path_calls', 0):,} | {plain['measure']['wall_seconds']:.2f} s | "
-            f"{_seconds(slow and slow['measure']['wall_seconds'])} | "
-            f"{_seconds(slow and slow['naive']['measure']['wall_seconds'])} |"]
+    how = ", ".join(
+        f"{bucket}: {read.get('how')}, {_count(read.get('pages', 0), 'ListObjectsV2 page')} and {read.get('heads', 0)} HeadObject"
+        for bucket, read in plain["stats"].get("bucket_reads", {}).items()
+    )
+    rows = [
+        f"A bucket of {seed['objects']:,} build artifacts with {seed['states']} states scattered among them "
+        f"(`--crowded-objects`, seeded straight into the emulator's store): listing it takes {seed['list_pages']} "
+        f"ListObjectsV2 pages, asking for each state {seed['states']} HeadObject. tfjanitor read it as {how}.",
+        "",
+        f"| tfjanitor's reads of the bucket | calls in all | critical path | wall | wall, {latency} per request | "
+        f"naive (GetObject each), {latency} |",
+        "|---:|---:|---:|---:|---:|---:|",
+        f"| {plain['bucket_reads']:,} | {plain['stats'].get('total_api_calls', 0):,} | "
+        f"{plain['stats'].get('critical_path_calls', 0):,} | {plain['measure']['wall_seconds']:.2f} s | "
+        f"{_seconds(slow and slow['measure']['wall_seconds'])} | "
+        f"{_seconds(slow and slow['naive']['measure']['wall_seconds'])} |",
+    ]
     return "\n".join(rows)
 
 
@@ -211,51 +224,63 @@ def _cold_start(report: dict[str, Any]) -> str:
     cs = report.get("cold_start")
     if not cs:
         return "(not run)"
-    handlers = ", ".join(f"{name.replace('_', ' ')} {h['ratio']:.2f}x ({h['seconds'] * 1000:.0f} ms)"
-                         for name, h in cs["handlers"].items())
-    return (f"Cold start: the median of {cs['runs']} fresh interpreters importing each handler module, against "
-            f"`import boto3` alone ({cs['boto3_seconds'] * 1000:.0f} ms): {handlers}.")
+    handlers = ", ".join(
+        f"{name.replace('_', ' ')} {h['ratio']:.2f}x ({h['seconds'] * 1000:.0f} ms)" for name, h in cs["handlers"].items()
+    )
+    return (
+        f"Cold start: the median of {cs['runs']} fresh interpreters importing each handler module, against "
+        f"`import boto3` alone ({cs['boto3_seconds'] * 1000:.0f} ms): {handlers}."
+    )
 
 
 def _as_deployed(deployed: dict[str, Any]) -> str:
     init = deployed["init"]
     with_pyc, without = init["with_pyc"]["seconds"], init["without_pyc"]["seconds"]
-    rows = [f"Last run: {deployed.get('date', 'undated')}. `{deployed['function']}` at {deployed['memory_mb']} MB "
-            f"({deployed['cpu_share']:.3f} of a vCPU), Timeout "
-            f"{deployed['timeout']:g} s. Init (the median of {len(init['with_pyc']['runs'])}): "
-            f"{with_pyc['median']:.2f} s with the layer's compiled bytecode, {without['median']:.2f} s without.", "",
-            "| N | MemorySize | cold | warm (median, min-max) | warm sweep | peak RSS | CPU per state, warm |",
-            "|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = [
+        f"Last run: {deployed.get('date', 'undated')}. `{deployed['function']}` at {deployed['memory_mb']} MB "
+        f"({deployed['cpu_share']:.3f} of a vCPU), Timeout "
+        f"{deployed['timeout']:g} s. Init (the median of {len(init['with_pyc']['runs'])}): "
+        f"{with_pyc['median']:.2f} s with the layer's compiled bytecode, {without['median']:.2f} s without.",
+        "",
+        "| N | MemorySize | cold | warm (median, min-max) | warm sweep | peak RSS | CPU per state, warm |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for s in deployed["sizes"]:
         warm, sweep = s["warm_seconds"], s.get("warm_sweep_seconds")
         cold = f"{s['cold_seconds']:.1f} s" if s["cold_seconds"] else s["cold_status"]
         rows.append(
             f"| {s['n']:,} | {s['memory_mb']} MB | {cold} | "
             f"{_spread(warm)} | {_seconds(sweep and sweep['median'], 1)} | {s['peak_rss_mb'] or 0:.1f} MB | "
-            f"{_ms(s['cpu_seconds_per_state_warm'])} |")
+            f"{_ms(s['cpu_seconds_per_state_warm'])} |"
+        )
     rows.append("")
     rows += [_verdict(t) for t in deployed["targets"]]
     return "\n".join(rows)
 
 
 def _when(report: dict[str, Any]) -> str:
-    return (f"Last run: {report.get('date', 'undated')}, tfjanitor at `{report['code']}`, Python {report.get('python', '?')}, "
-            f"{report.get('cpus', '?')} shared CPUs, moto server on loopback; {report['repeat']} interleaved runs per "
-            f"scanner, about {report['total_seconds'] / 60:.0f} minutes in all.")
+    return (
+        f"Last run: {report.get('date', 'undated')}, tfjanitor at `{report['code']}`, Python {report.get('python', '?')}, "
+        f"{report.get('cpus', '?')} shared CPUs, moto server on loopback; {report['repeat']} interleaved runs per "
+        f"scanner, about {report['total_seconds'] / 60:.0f} minutes in all."
+    )
 
 
 def performance() -> str:
     """docs/performance.md: the tables of the benchmark's committed results (bench/results/)."""
     report = json.loads(BENCH.read_text())
     deployed = json.loads(AS_DEPLOYED.read_text())
-    return _fill(ROOT / "docs" / "performance.md", {
-        "performance run": _when(report),
-        "performance sweep": _sweep_table(report),
-        "performance targets": _targets(report),
-        "performance crowded": _crowded(report),
-        "performance cold-start": _cold_start(report),
-        "performance as-deployed": _as_deployed(deployed),
-    })
+    return _fill(
+        ROOT / "docs" / "performance.md",
+        {
+            "performance run": _when(report),
+            "performance sweep": _sweep_table(report),
+            "performance targets": _targets(report),
+            "performance crowded": _crowded(report),
+            "performance cold-start": _cold_start(report),
+            "performance as-deployed": _as_deployed(deployed),
+        },
+    )
 
 
 # page name -> (its file, what writes it)

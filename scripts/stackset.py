@@ -45,26 +45,51 @@ def upload_commands(zips: list[Path], regions: list[str], prefix: str, key_prefi
     for region in regions:
         bucket = f"{prefix}-{region}"
         lines.append(shell_line(["aws", "s3", "mb", f"s3://{bucket}", "--region", region]))
-        lines += [shell_line(["aws", "s3", "cp", str(z), f"s3://{bucket}/{key_prefix}/{z.name}", "--region", region])
-                  for z in zips]
+        lines += [shell_line(["aws", "s3", "cp", str(z), f"s3://{bucket}/{key_prefix}/{z.name}", "--region", region]) for z in zips]
     return lines
 
 
 def stackset_commands(template: Path, regions: list[str], ou: str, prefix: str, key_prefix: str) -> list[str]:
-    return [shell_line([
-        "aws", "cloudformation", "create-stack-set", "--stack-set-name", "tfjanitor",
-        "--template-body", f"file://{template}", "--permission-model", "SERVICE_MANAGED",
-        "--auto-deployment", "Enabled=true,RetainStacksOnAccountRemoval=false",
-        "--capabilities", "CAPABILITY_IAM", "CAPABILITY_NAMED_IAM",
-        "--parameters", f"ParameterKey=ArtifactBucketPrefix,ParameterValue={prefix}",
-        f"ParameterKey=ArtifactKeyPrefix,ParameterValue={key_prefix}",
-        "ParameterKey=StateBucketNames,ParameterValue=your-state-bucket",
-        "ParameterKey=AlertEmail,ParameterValue=you@example.com",
-    ]), shell_line([
-        "aws", "cloudformation", "create-stack-instances", "--stack-set-name", "tfjanitor",
-        "--deployment-targets", f"OrganizationalUnitIds={ou}", "--regions", *regions,
-        "--operation-preferences", "RegionConcurrencyType=PARALLEL,FailureToleranceCount=0,MaxConcurrentCount=5",
-    ])]
+    return [
+        shell_line(
+            [
+                "aws",
+                "cloudformation",
+                "create-stack-set",
+                "--stack-set-name",
+                "tfjanitor",
+                "--template-body",
+                f"file://{template}",
+                "--permission-model",
+                "SERVICE_MANAGED",
+                "--auto-deployment",
+                "Enabled=true,RetainStacksOnAccountRemoval=false",
+                "--capabilities",
+                "CAPABILITY_IAM",
+                "CAPABILITY_NAMED_IAM",
+                "--parameters",
+                f"ParameterKey=ArtifactBucketPrefix,ParameterValue={prefix}",
+                f"ParameterKey=ArtifactKeyPrefix,ParameterValue={key_prefix}",
+                "ParameterKey=StateBucketNames,ParameterValue=your-state-bucket",
+                "ParameterKey=AlertEmail,ParameterValue=you@example.com",
+            ]
+        ),
+        shell_line(
+            [
+                "aws",
+                "cloudformation",
+                "create-stack-instances",
+                "--stack-set-name",
+                "tfjanitor",
+                "--deployment-targets",
+                f"OrganizationalUnitIds={ou}",
+                "--regions",
+                *regions,
+                "--operation-preferences",
+                "RegionConcurrencyType=PARALLEL,FailureToleranceCount=0,MaxConcurrentCount=5",
+            ]
+        ),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,11 +71,7 @@ def emulator(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch) -> Iterat
 
 def client(service: str, server: MotoServer, region: str = REGION) -> Any:
     return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
-        service,
-        region_name=region,
-        endpoint_url=server.url,
-        aws_access_key_id="test",
-        aws_secret_access_key="test",
+        service, region_name=region, endpoint_url=server.url, aws_access_key_id="test", aws_secret_access_key="test"
     )
 
 

@@ -18,9 +18,7 @@ from tfjanitor.runtime.wiring import sweep_and_alert
 @metrics.log_metrics  # no cold-start metric: no dashboard or alarm reads it, and each costs money
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deadline = Deadline.of_lambda(context)
-    result, delivery = sweep_and_alert(
-        sweeper_settings(), aws_session(deadline), sweep_id=context.aws_request_id, deadline=deadline
-    )
+    result, delivery = sweep_and_alert(sweeper_settings(), aws_session(deadline), sweep_id=context.aws_request_id, deadline=deadline)
     publish_sweep(result, metrics, logger)
     publish_delivery(delivery, metrics, logger)
     return {

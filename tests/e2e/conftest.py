@@ -44,9 +44,7 @@ def _require_terraform(terraform_bin: str) -> None:
 
 
 @pytest.fixture
-def terraform(
-    backend: MotoServer, terraform_bin: str, tmp_path: Path
-) -> Iterator[Callable[..., TerraformProject]]:
+def terraform(backend: MotoServer, terraform_bin: str, tmp_path: Path) -> Iterator[Callable[..., TerraformProject]]:
     """Factory of terraform working directories on the clean emulated backend.
 
     ``terraform(dynamodb_table=None, use_lockfile=True)`` etc.; every project's

@@ -19,10 +19,16 @@ from tests.support.terraform import TerraformError
 
 def _lock(tf, created: datetime) -> None:
     key = f"{tf.backend.bucket}/{tf.backend.state_key()}"
-    info = {"ID": "retried-0000", "Operation": "OperationTypeApply", "Info": "", "Who": "root@vm", "Version": "1.11.4",
-            "Created": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "Path": key}
-    tf.client("dynamodb").put_item(TableName=tf.backend.dynamodb_table,
-                                   Item={"LockID": {"S": key}, "Info": {"S": json.dumps(info)}})
+    info = {
+        "ID": "retried-0000",
+        "Operation": "OperationTypeApply",
+        "Info": "",
+        "Who": "root@vm",
+        "Version": "1.11.4",
+        "Created": created.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "Path": key,
+    }
+    tf.client("dynamodb").put_item(TableName=tf.backend.dynamodb_table, Item={"LockID": {"S": key}, "Info": {"S": json.dumps(info)}})
 
 
 def test_a_lock_created_after_the_command_started_is_its_own_and_is_released_once(terraform) -> None:
@@ -42,4 +48,3 @@ def test_a_lock_taken_before_the_command_is_never_touched(terraform, before: tim
     with pytest.raises(TerraformError, match="Error acquiring the state lock"):
         tf.apply("v1")
     assert json.loads(tf.lock_item()["Info"]["S"])["ID"] == "retried-0000"
-

@@ -29,8 +29,9 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def local_stack(server, tmp_path: Path, **params: str) -> LocalStack:
     base = {"StateBucketNames": BUCKET, "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5", "AlertEmail": "oncall@example.com"}
-    return LocalStack(ROOT / "template.yaml", server.url, REGION, base | params, time_scale=300,
-                      emails_dir=tmp_path / "emails", echo=lambda _: None)
+    return LocalStack(
+        ROOT / "template.yaml", server.url, REGION, base | params, time_scale=300, emails_dir=tmp_path / "emails", echo=lambda _: None
+    )
 
 
 def open_findings(server) -> dict[str, dict]:
@@ -39,9 +40,7 @@ def open_findings(server) -> dict[str, dict]:
     return {d["kind"]: d for d in docs}
 
 
-def test_a_killed_apply_on_a_state_with_quick_applies_is_reported_long_before_stale_after(
-    terraform, backend, tmp_path
-) -> None:
+def test_a_killed_apply_on_a_state_with_quick_applies_is_reported_long_before_stale_after(terraform, backend, tmp_path) -> None:
     stack = local_stack(backend, tmp_path, StaleAfter="1h", MinStaleAfter="8s", MinHistory="5")
     tf = terraform()
     tf.init()
@@ -68,8 +67,7 @@ def test_a_live_apply_persisting_its_state_is_never_stale(terraform, backend, tm
     tf = terraform(chain=(21, 21))
     tf.init()
     stack.setup()
-    apply = tf.start(["apply", "-auto-approve", "-input=false", "-no-color", "-var", "v=slow", "-var", "sleep=1"],
-                     "slow-apply")
+    apply = tf.start(["apply", "-auto-approve", "-input=false", "-no-color", "-var", "v=slow", "-var", "sleep=1"], "slow-apply")
     tf.wait_for_lock(apply)
     while apply.poll() is None:
         stack.step()
@@ -124,16 +122,25 @@ def test_locks_tells_a_killed_apply_from_a_live_one(terraform, backend, capsys) 
     taken = parse_time(killed.lock["Created"])
     while (datetime.now(timezone.utc) - taken).total_seconds() < 11:  # past the 10 s threshold below
         time.sleep(0.2)
-    running = live.start(["apply", "-auto-approve", "-input=false", "-no-color", "-var", "v=x", "-var", "sleep=60"],
-                         "live-apply")
+    running = live.start(["apply", "-auto-approve", "-input=false", "-no-color", "-var", "v=x", "-var", "sleep=60"], "live-apply")
     _, held = live.wait_for_lock(running)
-    args = ["locks", "--region", REGION, "--table", TABLE, "--endpoint-url", backend.url, "--stale-after", "10s",
-            "--stale-multiplier", "1.5"]  # alive: silent for at most 10 s / 1.5
+    args = [
+        "locks",
+        "--region",
+        REGION,
+        "--table",
+        TABLE,
+        "--endpoint-url",
+        backend.url,
+        "--stale-after",
+        "10s",
+        "--stale-multiplier",
+        "1.5",
+    ]  # alive: silent for at most 10 s / 1.5
     assert main([*args, "--format", "json"]) == 0  # stale alone is not exit 1: locks lists, scan judges
     doc = json.loads(capsys.readouterr().out)
     verdicts = {row["key"]: (row["verdict"], row["lock_id"]) for row in doc["locks"]}
-    assert verdicts == {"dead/terraform.tfstate": ("stale", killed.lock["ID"]),
-                        "live/terraform.tfstate": ("alive", held["ID"])}
+    assert verdicts == {"dead/terraform.tfstate": ("stale", killed.lock["ID"]), "live/terraform.tfstate": ("alive", held["ID"])}
     assert main(args) == 0
     table = capsys.readouterr().out
     assert "2 locks held (1 stale, 1 alive)" in table

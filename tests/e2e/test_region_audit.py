@@ -65,11 +65,28 @@ class Scan:
 
 def scan(server: MotoServer, *args: str, table: str = TABLE) -> Scan:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_EC2_METADATA_DISABLED="true",
-               AWS_CONFIG_FILE="/nonexistent/tfjanitor-e2e/config",
-               AWS_SHARED_CREDENTIALS_FILE="/nonexistent/tfjanitor-e2e/credentials")
-    argv = [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", table, "--format", "json",
-            "--endpoint-url", server.url, *args]
+    env.update(
+        AWS_ACCESS_KEY_ID="test",
+        AWS_SECRET_ACCESS_KEY="test",
+        AWS_EC2_METADATA_DISABLED="true",
+        AWS_CONFIG_FILE="/nonexistent/tfjanitor-e2e/config",
+        AWS_SHARED_CREDENTIALS_FILE="/nonexistent/tfjanitor-e2e/credentials",
+    )
+    argv = [
+        sys.executable,
+        "-m",
+        "tfjanitor",
+        "scan",
+        "--region",
+        REGION,
+        "--table",
+        table,
+        "--format",
+        "json",
+        "--endpoint-url",
+        server.url,
+        *args,
+    ]
     proc = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=60, check=False)
     try:
         return Scan(proc.returncode, json.loads(proc.stdout), proc.stdout)
@@ -82,9 +99,11 @@ def state_md5(server: MotoServer, bucket: str = BUCKET, key: str = KEY) -> str:
 
 
 def digest(server: MotoServer, region: str, table: str = TABLE, bucket: str = BUCKET, key: str = KEY) -> str | None:
-    item = client("dynamodb", server, region).get_item(
-        TableName=table, Key={"LockID": {"S": f"{bucket}/{key}-md5"}}, ConsistentRead=True
-    ).get("Item")
+    item = (
+        client("dynamodb", server, region)
+        .get_item(TableName=table, Key={"LockID": {"S": f"{bucket}/{key}-md5"}}, ConsistentRead=True)
+        .get("Item")
+    )
     return item["Digest"]["S"] if item else None
 
 
@@ -111,8 +130,15 @@ def test_well_configured_backend_produces_no_audit_finding(terraform, backend: M
     assert result.findings == []
     calls = result.doc["stats"]["api_calls"]
     # Every check ran, once: table posture, bucket posture, the version listing, the peer region's Scan.
-    for op in ("DescribeTable", "DescribeContinuousBackups", "GetBucketVersioning", "GetPublicAccessBlock",
-               "GetBucketPolicy", "GetBucketLifecycleConfiguration", "ListObjectVersions"):
+    for op in (
+        "DescribeTable",
+        "DescribeContinuousBackups",
+        "GetBucketVersioning",
+        "GetPublicAccessBlock",
+        "GetBucketPolicy",
+        "GetBucketLifecycleConfiguration",
+        "ListObjectVersions",
+    ):
         assert calls[op] == 1, (op, calls)
     assert calls["Scan"] == 2  # here, and the (absent) table in us-east-1
     assert "GetObject" not in calls  # no state read: the digest is proven by the ETag
@@ -121,9 +147,7 @@ def test_well_configured_backend_produces_no_audit_finding(terraform, backend: M
 # -- b. split brain: two real configurations, same bucket/key, same-named tables in two regions ------------
 
 
-def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(terraform, backend: MotoServer, shell: Shell) -> None:
     create_lock_table(backend, TABLE, PEER)
     seoul = terraform("seoul")
     virginia = terraform("virginia", region=PEER)  # copied config, `region` changed: its table is Virginia's
@@ -132,9 +156,7 @@ def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(
 
     # Virginia applies (its provisioner holds the lock for 12 s); while its lock is held, Seoul applies.
     results: dict[str, Any] = {}
-    background = threading.Thread(
-        target=lambda: results.update(virginia=virginia.apply("from-virginia", sleep=12, check=False))
-    )
+    background = threading.Thread(target=lambda: results.update(virginia=virginia.apply("from-virginia", sleep=12, check=False)))
     background.start()
     deadline = time.monotonic() + 60
     while (held := virginia.lock_item()) is None and background.is_alive() and time.monotonic() < deadline:
@@ -171,8 +193,10 @@ def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(
     assert split["details"]["digest_matches_in"] == [PEER]
     assert regions[REGION]["digest_matches_object"] is False
     assert split["details"]["keep_region"] == REGION and split["details"]["regions_to_fix"] == [PEER]
-    assert (f"{REGION} holds a digest that does not match the object" in split["message"]
-            and f"{PEER} holds a digest that matches the object" in split["message"])
+    assert (
+        f"{REGION} holds a digest that does not match the object" in split["message"]
+        and f"{PEER} holds a digest that matches the object" in split["message"]
+    )
     # Seoul's next run would fail its digest check, and the sweep says so too.
     assert result.one("digest_drift")["details"]["stored_md5"] == seoul_digest
 
@@ -196,9 +220,7 @@ def test_split_brain_applies_do_not_exclude_each_other_and_are_reported(
 # -- c. migration: DynamoDB -> both -> the lock file only ---------------------------------------------------
 
 
-def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(terraform, backend: MotoServer, shell: Shell) -> None:
     plain = terraform("a", key="a/terraform.tfstate")  # stays on DynamoDB
     half = terraform("b", key="b/terraform.tfstate")  # moves to both
     moved = terraform("c", key="c/terraform.tfstate")  # moves to both, then to the lock file only
@@ -219,7 +241,8 @@ def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(
     modes = {s["key"]: s["mode"] for s in migration["details"]["states"]}
     assert modes == {"a/terraform.tfstate": "dynamodb", "b/terraform.tfstate": "both", "c/terraform.tfstate": "lockfile"}
     assert migration["details"]["leftover_digests"] == [
-        {"table": TABLE, "lock_id": f"{BUCKET}/c/terraform.tfstate-md5", "digest": leftover}]
+        {"table": TABLE, "lock_id": f"{BUCKET}/c/terraform.tfstate-md5", "digest": leftover}
+    ]
     assert "1 digest item is left over" in migration["message"]
     # The sweep still calls it drift (a config still naming the table would fail on it): critical.
     assert result.one("digest_drift")["key"] == "c/terraform.tfstate"
@@ -236,9 +259,7 @@ def test_lockfile_migration_lists_each_states_mechanism_and_the_leftover_digest(
 # -- d. each posture finding on an unconfigured backend, and each fix ---------------------------------------
 
 
-def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(terraform, backend: MotoServer, shell: Shell) -> None:
     create_lock_table(backend, "plain-lock")
     create_bucket(backend, "tfstate-plain")
     tf = terraform("plain", bucket="tfstate-plain", dynamodb_table="plain-lock")
@@ -254,8 +275,12 @@ def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(
         "bucket_tls_not_enforced": "info",
         "table_pitr_disabled": "info",
     }
-    for kind in ("bucket_versioning_disabled", "bucket_public_access_open", "table_deletion_protection_disabled",
-                 "table_pitr_disabled"):
+    for kind in (
+        "bucket_versioning_disabled",
+        "bucket_public_access_open",
+        "table_deletion_protection_disabled",
+        "table_pitr_disabled",
+    ):
         paste_all(shell, tf, first.one(kind))
 
     # Versioned now: locks with the lock file leave old .tflock versions and delete markers behind.
@@ -284,12 +309,12 @@ def test_posture_findings_on_an_unconfigured_backend_and_the_fixes_they_name(
 # -- e. a lock table Terraform cannot use -----------------------------------------------------------------
 
 
-def test_wrong_or_missing_lock_table_fails_terraform_and_is_critical(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_wrong_or_missing_lock_table_fails_terraform_and_is_critical(terraform, backend: MotoServer, shell: Shell) -> None:
     client("dynamodb", backend).create_table(
-        TableName="keyed-by-id", KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        TableName="keyed-by-id",
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
     )
     harden_table(backend.url, "keyed-by-id", REGION)
     wrong = terraform("wrong", dynamodb_table="keyed-by-id", key="wrong/terraform.tfstate")

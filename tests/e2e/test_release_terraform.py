@@ -26,8 +26,15 @@ def unlock(server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
-    return subprocess.run([sys.executable, "-m", "tfjanitor", "unlock", *args, "--yes"], capture_output=True,
-                          text=True, env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "tfjanitor", "unlock", *args, "--yes"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def snapshot(server, key: str) -> tuple[str, str | None]:
@@ -37,8 +44,9 @@ def snapshot(server, key: str) -> tuple[str, str | None]:
     return hashlib.md5(body).hexdigest(), item.get("Item", {}).get("Digest", {}).get("S")
 
 
-@pytest.mark.parametrize("options", [{}, {"use_lockfile": True, "dynamodb_table": None}, {"use_lockfile": True}],
-                         ids=["dynamodb", "lockfile", "both"])
+@pytest.mark.parametrize(
+    "options", [{}, {"use_lockfile": True, "dynamodb_table": None}, {"use_lockfile": True}], ids=["dynamodb", "lockfile", "both"]
+)
 def test_unlock_a_killed_apply_then_terraform_runs_again(terraform, backend, options) -> None:
     tf = terraform(**options)
     tf.init()
@@ -47,8 +55,11 @@ def test_unlock_a_killed_apply_then_terraform_runs_again(terraform, backend, opt
     killed = tf.start_apply_and_kill("v2")
     lock_id = killed.lock["ID"]
     assert not tf.plan(check=False, timeout=60).ok  # Terraform itself is blocked
-    args = ["--table", TABLE, f"{BUCKET}/dev/terraform.tfstate"] if options.get("dynamodb_table", TABLE) else \
-        ["--bucket", BUCKET, "dev/terraform.tfstate", "--lockfile"]
+    args = (
+        ["--table", TABLE, f"{BUCKET}/dev/terraform.tfstate"]
+        if options.get("dynamodb_table", TABLE)
+        else ["--bucket", BUCKET, "dev/terraform.tfstate", "--lockfile"]
+    )
     proc = unlock(backend, *args, "--id", lock_id)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     released = proc.stdout.count("released: released")
@@ -78,7 +89,11 @@ def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backen
     tf.force_unlock(killed.lock["ID"])  # someone else frees it, and a new run takes the state
     new_run = subprocess.Popen(
         [tf.binary, "apply", "-auto-approve", "-input=false", "-no-color", "-var", "v=v3", "-var", "sleep=4"],
-        cwd=tf.workdir, env=tf.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        cwd=tf.workdir,
+        env=tf.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         deadline = time.monotonic() + 60
@@ -98,11 +113,18 @@ def test_lock_retaken_by_a_new_terraform_run_is_never_released(terraform, backen
 
 
 def _stack(backend, tmp_path, **params: str) -> LocalStack:
-    base = {"StaleAfter": "2s", "ReadOnlyStaleAfter": "2s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
-            "AutoRelease": "true",
-            "ReleaseGracePeriod": "3s", "ReleaseOperationClasses": "apply,plan,other"}
-    return LocalStack(ROOT / "template.yaml", backend.url, REGION, base | params, time_scale=300,
-                      emails_dir=tmp_path / "emails", echo=lambda _: None)
+    base = {
+        "StaleAfter": "2s",
+        "ReadOnlyStaleAfter": "2s",
+        "StateBucketNames": BUCKET,
+        "AlertEmail": "oncall@example.com",
+        "AutoRelease": "true",
+        "ReleaseGracePeriod": "3s",
+        "ReleaseOperationClasses": "apply,plan,other",
+    }
+    return LocalStack(
+        ROOT / "template.yaml", backend.url, REGION, base | params, time_scale=300, emails_dir=tmp_path / "emails", echo=lambda _: None
+    )
 
 
 def _wait(stack: LocalStack, predicate, timeout: float = 40.0) -> None:

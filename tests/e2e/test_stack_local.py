@@ -36,11 +36,17 @@ def wait_for(stack: LocalStack, predicate, timeout: float = 30.0) -> None:
 @pytest.fixture
 def stack(backend, tmp_path) -> LocalStack:
     params = {
-        "StaleAfter": "3s", "ReadOnlyStaleAfter": "3s", "StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
-        "ExtraBucketNames": BUCKET, "SweepIntervalMinutes": "5", "AccountAlias": "sandbox",
+        "StaleAfter": "3s",
+        "ReadOnlyStaleAfter": "3s",
+        "StateBucketNames": BUCKET,
+        "AlertEmail": "oncall@example.com",
+        "ExtraBucketNames": BUCKET,
+        "SweepIntervalMinutes": "5",
+        "AccountAlias": "sandbox",
     }
-    local = LocalStack(ROOT / "template.yaml", backend.url, REGION, params, time_scale=300, emails_dir=tmp_path / "emails",
-                       echo=lambda _: None)
+    local = LocalStack(
+        ROOT / "template.yaml", backend.url, REGION, params, time_scale=300, emails_dir=tmp_path / "emails", echo=lambda _: None
+    )
     return local
 
 
@@ -60,8 +66,15 @@ def test_story_opens_and_resolves_each_alert_once(terraform, backend, stack) -> 
     # The auditor ran too (daily: once here) and, the backend being well configured, alerted nothing;
     # its one finding is the info note on TLS, which the plain-HTTP emulator cannot enforce.
     [audit] = [response for name, response in stack.invocations if name == "AuditorFunction"]
-    assert audit == {"complete": True, "findings": 1, "errors": 0, "alerts_sent": 0, "notifications_failed": 0,
-                     "exit_code": 0, "skipped": False}
+    assert audit == {
+        "complete": True,
+        "findings": 1,
+        "errors": 0,
+        "alerts_sent": 0,
+        "notifications_failed": 0,
+        "exit_code": 0,
+        "skipped": False,
+    }
     holds = [m for m in stack.metrics if m.name == "LockHoldSeconds"]
     assert holds and holds[0].dimensions["OperationClass"] == "apply"
 
@@ -179,9 +192,25 @@ def test_a_killed_plan_on_a_drifted_state_never_resolves_the_drift(terraform, ba
     assert "digest_drift" in {json.loads(i["Finding"]["S"])["kind"] for i in items if i.get("Status", {}).get("S") == "open"}
 
     scan = subprocess.run(
-        [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE, "--skip-audit",
-         "--format", "json", "--endpoint-url", backend.url],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tfjanitor",
+            "scan",
+            "--region",
+            REGION,
+            "--table",
+            TABLE,
+            "--skip-audit",
+            "--format",
+            "json",
+            "--endpoint-url",
+            backend.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     found = json.loads(scan.stdout)
     [drift] = [f for f in found["findings"] if f["kind"] == "digest_drift"]

@@ -26,8 +26,7 @@ pytestmark = pytest.mark.e2e
 
 
 def set_digest(tf, value: str, state_key: str = KEY) -> None:
-    tf.client("dynamodb").put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{state_key}-md5"},
-                                                          "Digest": {"S": value}})
+    tf.client("dynamodb").put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{state_key}-md5"}, "Digest": {"S": value}})
 
 
 def test_an_uppercase_digest_is_checked_like_any_other(terraform, backend: MotoServer, shell: Shell) -> None:
@@ -57,8 +56,7 @@ def test_an_uppercase_digest_is_checked_like_any_other(terraform, backend: MotoS
     assert tf.plan("one").ok
 
 
-def test_an_empty_state_object_is_no_state_and_the_printed_fixes_work(terraform, backend: MotoServer,
-                                                                      shell: Shell) -> None:
+def test_an_empty_state_object_is_no_state_and_the_printed_fixes_work(terraform, backend: MotoServer, shell: Shell) -> None:
     """A 0-byte object: every digest mismatches (even the MD5 of nothing). In the versioned bucket the fix restores
     Terraform's last write; removing the digest is the alternative for a state meant to be empty."""
     tf = terraform()
@@ -87,8 +85,7 @@ def test_an_empty_state_object_is_no_state_and_the_printed_fixes_work(terraform,
     assert planned.ok and DIGEST_ERROR not in planned.output, planned.output  # an empty state: it plans to create
 
 
-def test_a_stale_lock_of_a_workspace_is_released_with_that_workspace_selected(terraform, backend: MotoServer,
-                                                                             shell: Shell) -> None:
+def test_a_stale_lock_of_a_workspace_is_released_with_that_workspace_selected(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform()
     tf.init()
     tf.apply("one")

@@ -83,8 +83,19 @@ def cli_env() -> dict[str, str]:
 
 def scan(server: MotoServer, *extra: str, cwd: Path | None = None) -> Scan:
     argv = [
-        sys.executable, "-m", "tfjanitor", "scan",
-        "--region", REGION, "--table", TABLE, "--format", "json", "--endpoint-url", server.url, *extra,
+        sys.executable,
+        "-m",
+        "tfjanitor",
+        "scan",
+        "--region",
+        REGION,
+        "--table",
+        TABLE,
+        "--format",
+        "json",
+        "--endpoint-url",
+        server.url,
+        *extra,
     ]
     proc = subprocess.run(argv, env=cli_env(), cwd=cwd, capture_output=True, text=True, timeout=60, check=False)
     try:
@@ -96,9 +107,7 @@ def scan(server: MotoServer, *extra: str, cwd: Path | None = None) -> Scan:
 
 
 def sweeper(server: MotoServer, now: datetime | None = None) -> Sweeper:
-    session = boto3.session.Session(
-        aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION
-    )
+    session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     return Sweeper(AwsSession(session, endpoint_url=server.url), now=now)
 
 
@@ -119,9 +128,9 @@ def md5(data: bytes) -> str:
 
 
 def digest_of(tf: TerraformProject, state_key: str = KEY) -> str:
-    item = tf.client("dynamodb").get_item(
-        TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{state_key}-md5"}}, ConsistentRead=True
-    )["Item"]
+    item = tf.client("dynamodb").get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{state_key}-md5"}}, ConsistentRead=True)[
+        "Item"
+    ]
     return str(item["Digest"]["S"])
 
 
@@ -264,7 +273,8 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
 
     # Paste the finding's own fix (tfjanitor unlock, answered at the terminal), then Terraform works again.
     assert finding["details"]["commands"] == [
-        f"tfjanitor unlock --region {REGION} --id {info['ID']} --table {TABLE} -- {BUCKET}/{KEY}"]
+        f"tfjanitor unlock --region {REGION} --id {info['ID']} --table {TABLE} -- {BUCKET}/{KEY}"
+    ]
     paste_all(shell, tf, finding["details"]["commands"], answer="yes")
     assert tf.lock_item() is None
     tf.apply("three")
@@ -276,9 +286,7 @@ def test_killed_apply_leaves_a_stale_dynamodb_lock_that_is_reported(terraform, b
 # -- d. killed apply, S3 lock file only -----------------------------------------------
 
 
-def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform(dynamodb_table=None, use_lockfile=True)
     tf.init()
     killed = tf.start_apply_and_kill("one", sleep=300)
@@ -325,9 +333,7 @@ def test_killed_apply_with_use_lockfile_leaves_a_stale_tflock_that_is_reported(
 # -- e. a state edited by hand --------------------------------------------------------
 
 
-def test_hand_edited_state_breaks_terraform_and_is_reported_without_leaking_it(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_hand_edited_state_breaks_terraform_and_is_reported_without_leaking_it(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform()
     tf.init()
     marker = f"marker-{os.urandom(8).hex()}"
@@ -499,9 +505,7 @@ def test_deleted_state_object_is_an_orphan_digest_and_the_fix_works(terraform, b
 # -- i. both lock mechanisms, killed ----------------------------------------------------
 
 
-def test_killed_apply_with_both_locks_reports_both_and_force_unlock_clears_them(
-    terraform, backend: MotoServer, shell: Shell
-) -> None:
+def test_killed_apply_with_both_locks_reports_both_and_force_unlock_clears_them(terraform, backend: MotoServer, shell: Shell) -> None:
     tf = terraform(use_lockfile=True)  # dynamodb_table too
     tf.init()
     killed = tf.start_apply_and_kill("one", sleep=300)  # waits for the DynamoDB lock, taken second

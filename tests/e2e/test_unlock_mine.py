@@ -53,8 +53,9 @@ def tool_env(tf: TerraformProject, **extra: str) -> dict[str, str]:
 
 
 def mine(tf: TerraformProject, *args: str, cwd: Path | None = None) -> tuple[int, dict[str, Any], str]:
-    proc = run_group([sys.executable, "-m", "tfjanitor", "unlock", "--mine", *args, "--format", "json"],
-                     cwd=cwd or tf.workdir, env=tool_env(tf))
+    proc = run_group(
+        [sys.executable, "-m", "tfjanitor", "unlock", "--mine", *args, "--format", "json"], cwd=cwd or tf.workdir, env=tool_env(tf)
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.returncode, one_json_object(proc.stdout), proc.stderr
 
@@ -95,7 +96,7 @@ CASES: dict[str, tuple[dict[str, Any], str]] = {  # terraform()'s backend option
 
 @pytest.mark.parametrize("case", list(CASES))
 def test_a_killed_applys_locks_are_released_exactly_and_terraform_runs_again(
-    terraform: Factory, backend: MotoServer, case: str,
+    terraform: Factory, backend: MotoServer, case: str
 ) -> None:
     options, workspace = CASES[case]
     tf = terraform(**options)
@@ -109,8 +110,12 @@ def test_a_killed_applys_locks_are_released_exactly_and_terraform_runs_again(
     # Who, computed here, is exactly what the real binary wrote.
     assert killed.lock["Who"] == LocalMachine(environ=tool_env(tf)).who()
     # A lock of this machine's dead run on another state: not this working directory's, never looked at.
-    put_lock(client("dynamodb", backend), BUCKET, "elsewhere/terraform.tfstate",
-             lock_info("x", who=killed.lock["Who"], age=timedelta(hours=1), lock_id="not-this-state"))
+    put_lock(
+        client("dynamodb", backend),
+        BUCKET,
+        "elsewhere/terraform.tfstate",
+        lock_info("x", who=killed.lock["Who"], age=timedelta(hours=1), lock_id="not-this-state"),
+    )
     code, doc, err = mine(tf)  # --chdir defaults to the current directory
     assert code == 0, (doc, err)
     dynamodb, lockfile = options.get("dynamodb_table", TABLE) is not None, bool(options.get("use_lockfile"))
@@ -120,8 +125,11 @@ def test_a_killed_applys_locks_are_released_exactly_and_terraform_runs_again(
     assert doc["who"] == killed.lock["Who"] and doc["scope"]["workspace"] == workspace and doc["scope"]["key"] == key
     assert (tf.lock_item(workspace) if dynamodb else None) is None and tf.lockfile(workspace) is None
     assert snapshot(backend, key) == before  # state and digest untouched
-    assert client("dynamodb", backend).get_item(
-        TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/elsewhere/terraform.tfstate"}}).get("Item")
+    assert (
+        client("dynamodb", backend)
+        .get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/elsewhere/terraform.tfstate"}})
+        .get("Item")
+    )
     assert tf.plan(timeout=60).ok
 
 
@@ -184,8 +192,9 @@ class ReplaceBeforeDelete(EmulatorProxy):
         super().__init__(upstream)
         self.replacement = replacement
         self.replaced = threading.Event()
-        self._ddb = boto3.client("dynamodb", region_name=REGION, endpoint_url=upstream,
-                                 aws_access_key_id="test", aws_secret_access_key="test")
+        self._ddb = boto3.client(
+            "dynamodb", region_name=REGION, endpoint_url=upstream, aws_access_key_id="test", aws_secret_access_key="test"
+        )
 
     def _forward(self, method: str, path: str, headers: dict[str, str], body: bytes) -> tuple[int, list, bytes]:
         target = next((v for k, v in headers.items() if k.lower() == "x-amz-target"), "")
@@ -216,13 +225,18 @@ def test_table_mode_releases_only_this_machines_dead_lock(terraform: Factory, ba
     tf.init()
     killed = tf.start_apply_and_kill("v1")
     ddb = client("dynamodb", backend)
-    put_lock(ddb, BUCKET, "team/other/terraform.tfstate",
-             lock_info(f"{BUCKET}/team/other/terraform.tfstate", who=OTHER, age=timedelta(hours=5), lock_id="theirs"))
+    put_lock(
+        ddb,
+        BUCKET,
+        "team/other/terraform.tfstate",
+        lock_info(f"{BUCKET}/team/other/terraform.tfstate", who=OTHER, age=timedelta(hours=5), lock_id="theirs"),
+    )
     code, doc, err = mine(tf, "--table", TABLE, "--region", REGION, "--endpoint-url", backend.url, cwd=tf.workdir.parent)
     assert code == 0, (doc, err)
     assert [(r["key"], r["lock_id"], r["table"]) for r in doc["released"]] == [(tf.backend.key, killed.lock["ID"], TABLE)]
     assert [(k["key"], k["lock_id"], k["reason_code"]) for k in doc["kept"]] == [
-        ("team/other/terraform.tfstate", "theirs", "other_machine")]
+        ("team/other/terraform.tfstate", "theirs", "other_machine")
+    ]
     assert info_of(tf) is None
     assert "Item" in ddb.get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/team/other/terraform.tfstate"}})
     assert tf.plan(timeout=60).ok
@@ -230,7 +244,7 @@ def test_table_mode_releases_only_this_machines_dead_lock(terraform: Factory, ba
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="runs terraform as another uid (needs root)")
 def test_who_without_a_passwd_entry_is_dollar_user_with_home_as_the_real_binary_writes_it(
-    terraform: Factory, backend: MotoServer,
+    terraform: Factory, backend: MotoServer
 ) -> None:
     """Terraform's pure-Go os/user: a uid with no /etc/passwd entry (a container run with --user) is $USER, if
     $USER and $HOME are both set; else nothing ("@host")."""
@@ -253,8 +267,14 @@ def test_who_without_a_passwd_entry_is_dollar_user_with_home_as_the_real_binary_
             env = {**tf.env, **extra}
             proc = subprocess.Popen(
                 [tf.binary, "apply", "-auto-approve", "-input=false", "-no-color", "-var", f"v=uid-{n}", "-var", "sleep=300"],
-                cwd=tf.workdir, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=as_uid)  # noqa: PLW1509
+                cwd=tf.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=as_uid,  # noqa: PLW1509
+            )
             try:
                 _, held = tf.wait_for_lock(proc)
             finally:
@@ -302,7 +322,7 @@ def _bash(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedP
 
 
 def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
-    terraform: Factory, backend: MotoServer, tmp_path: Path,
+    terraform: Factory, backend: MotoServer, tmp_path: Path
 ) -> None:
     repo = tmp_path / "repo"
     tf = terraform("repo/infra")
@@ -367,8 +387,14 @@ def test_the_github_action_and_every_ci_snippet_release_a_killed_applys_lock(
         atlantis_env = {**env, "WORKSPACE": "default", "DIR": str(tf.workdir)}
         return run_group(["sh", "-c", command], cwd=tf.workdir, env=atlantis_env).returncode
 
-    for name, cleanup in (("github", lambda: github("github")), ("github-self-hosted", lambda: github("github-self-hosted")),
-                          ("gitlab", gitlab), ("jenkins", jenkins), ("azure", azure), ("atlantis", atlantis)):
+    for name, cleanup in (
+        ("github", lambda: github("github")),
+        ("github-self-hosted", lambda: github("github-self-hosted")),
+        ("gitlab", gitlab),
+        ("jenkins", jenkins),
+        ("azure", azure),
+        ("atlantis", atlantis),
+    ):
         results[name] = cleanup()
         assert tf.lock_item() is None, f"{name}: the killed apply's lock is still there ({results[name]})"
     assert results == dict.fromkeys(("github", "github-self-hosted", "gitlab", "jenkins", "azure", "atlantis"), 0)

@@ -35,7 +35,8 @@ def alerting(backend: MotoServer) -> dict[str, Any]:
 
     A queue subscribed to the topic captures every message SNS accepted: see :func:`captured`."""
     client("dynamodb", backend).create_table(
-        TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
+        TableName="tfjanitor-findings",
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
@@ -44,8 +45,7 @@ def alerting(backend: MotoServer) -> dict[str, Any]:
     queue = sqs.create_queue(QueueName=CAPTURE_QUEUE)["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     client("sns", backend).subscribe(TopicArn=topic, Protocol="sqs", Endpoint=arn)
-    return {"region": REGION, "findings_table": "tfjanitor-findings", "alert_topic_arns": [topic],
-            "lock_tables": [TABLE]}
+    return {"region": REGION, "findings_table": "tfjanitor-findings", "alert_topic_arns": [topic], "lock_tables": [TABLE]}
 
 
 def received(server: MotoServer, url: str) -> list[dict[str, Any]]:

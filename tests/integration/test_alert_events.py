@@ -30,8 +30,7 @@ SCHEDULE = json.loads((ROOT / "events" / "schedule.json").read_text())
 
 def stale_lock(server) -> None:
     # A run killed three hours ago before any state write: no sign of life since.
-    put_lock(client("dynamodb", server), BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3),
-                                                                 lock_id="stale-1"))
+    put_lock(client("dynamodb", server), BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
 
 
 def release(server) -> None:
@@ -42,8 +41,13 @@ def test_the_local_stack_puts_each_alert_transition_on_the_bus(backend) -> None:
     """template.yaml's sweeper, run as the local runner runs it: opened, then resolved, each one event."""
     queue = event_queue(backend)
     stale_lock(backend)
-    stack = LocalStack(ROOT / "template.yaml", backend.url, REGION,
-                       {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com"}, echo=lambda _: None)
+    stack = LocalStack(
+        ROOT / "template.yaml",
+        backend.url,
+        REGION,
+        {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com"},
+        echo=lambda _: None,
+    )
     stack.setup()
     [sweeper] = [fn for fn in stack.functions if fn.name == "SweeperFunction"]
     assert sweeper.environment["EVENT_BUS_ARN"] == DEFAULT_BUS  # the template's default: this account's bus
@@ -56,8 +60,15 @@ def test_the_local_stack_puts_each_alert_transition_on_the_bus(backend) -> None:
     for event in (opened, resolved):
         assert (event["source"], event["detail-type"], event["region"]) == ("tfjanitor", "tfjanitor alert", REGION)
         finding = event["detail"]["finding"]
-        assert (finding["kind"], finding["account"], finding["region"], finding["table"], finding["bucket"],
-                finding["key"], finding["lock_id"]) == ("stale_lock", ACCOUNT, REGION, TABLE, BUCKET, KEY, "stale-1")
+        assert (
+            finding["kind"],
+            finding["account"],
+            finding["region"],
+            finding["table"],
+            finding["bucket"],
+            finding["key"],
+            finding["lock_id"],
+        ) == ("stale_lock", ACCOUNT, REGION, TABLE, BUCKET, KEY, "stale-1")
         assert set(event["detail"]) >= {"event", "alert_id", "finding"}
     assert (opened["detail"]["event"], resolved["detail"]["event"]) == ("opened", "resolved")
     assert opened["detail"]["alert_id"] == resolved["detail"]["alert_id"]
@@ -112,12 +123,15 @@ def test_chatbots_https_subscription_gets_a_card_and_email_keeps_the_text(backen
     thread.start()
     try:
         [topic] = alerting["alert_topic_arns"]
-        client("sns", backend).subscribe(TopicArn=topic, Protocol="https",
-                                         Endpoint=f"http://127.0.0.1:{server.server_address[1]}/chatbot")
+        client("sns", backend).subscribe(
+            TopicArn=topic, Protocol="https", Endpoint=f"http://127.0.0.1:{server.server_address[1]}/chatbot"
+        )
         stale_lock(backend)
-        _, delivery = sweep_and_alert(SweeperSettings(**alerting, account_id=ACCOUNT),
-                                      AwsSession(session(), endpoint_url=backend.url),
-                                      datetime.now(timezone.utc))
+        _, delivery = sweep_and_alert(
+            SweeperSettings(**alerting, account_id=ACCOUNT),
+            AwsSession(session(), endpoint_url=backend.url),
+            datetime.now(timezone.utc),
+        )
         assert [n.event for n in delivery.sent] == ["opened"]
     finally:
         server.shutdown()
@@ -138,13 +152,15 @@ def test_the_readmes_example_rules_route_what_they_say(backend, alerting) -> Non
     every transition, turned by its input transformer into a card Chatbot reads (queues stand in for the
     topics: the emulator's EventBridge delivers to SQS, not SNS)."""
     readme = (ROOT / "docs" / "alerts.md").read_text()
-    section = readme[readme.index("## Findings as events"):]  # the page's last section
+    section = readme[readme.index("## Findings as events") :]  # the page's last section
     critical_pattern, chat_pattern = re.findall(r"--event-pattern '([^']*)'", section)
     [chat_targets] = re.findall(r"--targets '(\[.*?\])'", section, re.S)
     sqs, bus = client("sqs", backend), client("events", backend)
     queues = {}
-    for name, pattern, targets in (("critical", critical_pattern, [{"Id": "oncall"}]),
-                                   ("chat", chat_pattern, json.loads(chat_targets))):
+    for name, pattern, targets in (
+        ("critical", critical_pattern, [{"Id": "oncall"}]),
+        ("chat", chat_pattern, json.loads(chat_targets)),
+    ):
         url = sqs.create_queue(QueueName=f"readme-{name}")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         bus.put_rule(Name=f"tfjanitor-{name}", EventPattern=pattern)
@@ -155,13 +171,16 @@ def test_the_readmes_example_rules_route_what_they_say(backend, alerting) -> Non
     put_state(s3, ddb, BUCKET, "drift/terraform.tfstate", state_body(1))
     s3.put_object(Bucket=BUCKET, Key="drift/terraform.tfstate", Body=state_body(2))  # a critical drift
 
-    _, delivery = sweep_and_alert(SweeperSettings(**alerting, event_bus_arn=DEFAULT_BUS, account_id=ACCOUNT),
-                                  AwsSession(session(), endpoint_url=backend.url))
+    _, delivery = sweep_and_alert(
+        SweeperSettings(**alerting, event_bus_arn=DEFAULT_BUS, account_id=ACCOUNT), AwsSession(session(), endpoint_url=backend.url)
+    )
 
     assert sorted(n.finding["kind"] for n in delivery.sent) == ["digest_drift", "stale_lock"]
     [page] = received(backend, queues["critical"])
     assert (page["detail"]["event"], page["detail"]["finding"]["kind"]) == ("opened", "digest_drift")
     cards = sorted(received(backend, queues["chat"]), key=lambda c: c["content"]["title"])
     assert [(c["version"], c["source"], c["content"]["title"]) for c in cards] == [
-        ("1.0", "custom", "tfjanitor opened: digest_drift"), ("1.0", "custom", "tfjanitor opened: stale_lock")]
+        ("1.0", "custom", "tfjanitor opened: digest_drift"),
+        ("1.0", "custom", "tfjanitor opened: stale_lock"),
+    ]
     assert cards[0]["content"]["description"].startswith(f"account {ACCOUNT}, region {REGION}, alert ")

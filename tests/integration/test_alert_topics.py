@@ -37,7 +37,8 @@ def subjects(server, url: str, region: str) -> list[str]:
 
 def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:
     client("dynamodb", backend).create_table(
-        TableName="tfjanitor-findings", BillingMode="PAY_PER_REQUEST",
+        TableName="tfjanitor-findings",
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
@@ -46,9 +47,17 @@ def stale_lock_settings(backend, topics: list[str]) -> SweeperSettings:
     # A run killed three hours ago, before any state write: no sign of life since (issue 11).
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), lock_id="stale-1"))
     # ALERT_TOPIC_ARN as the template sets it: a comma-separated list.
-    return SweeperSettings.from_env({"AWS_REGION": REGION, "LOCK_TABLES": TABLE, "FINDINGS_TABLE": "tfjanitor-findings",
-                                     "ALERT_TOPIC_ARN": ",".join(topics), "STACK_NAME": "tfjanitor",
-                                     "ACCOUNT_ID": "123456789012", "ACCOUNT_ALIAS": "payments-prod"})
+    return SweeperSettings.from_env(
+        {
+            "AWS_REGION": REGION,
+            "LOCK_TABLES": TABLE,
+            "FINDINGS_TABLE": "tfjanitor-findings",
+            "ALERT_TOPIC_ARN": ",".join(topics),
+            "STACK_NAME": "tfjanitor",
+            "ACCOUNT_ID": "123456789012",
+            "ACCOUNT_ALIAS": "payments-prod",
+        }
+    )
 
 
 def test_each_alert_reaches_the_stacks_topic_and_the_existing_one_in_another_region(backend) -> None:

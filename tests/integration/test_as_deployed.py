@@ -77,8 +77,11 @@ def test_the_built_layer_ships_unchecked_hash_bytecode_for_every_module(build: P
     python = find_python("3.13")
     import subprocess
 
-    magic = bytes.fromhex(subprocess.run([str(python), "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"],
-                                         capture_output=True, text=True, check=True).stdout.strip())
+    magic = bytes.fromhex(
+        subprocess.run(
+            [str(python), "-c", "import importlib.util as u; print(u.MAGIC_NUMBER.hex())"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+    )
     sources = sorted(layer_of(build).rglob("*.py"))
     assert len(sources) > 300 and (layer_of(build) / "tfjanitor" / "scan" / "sweeper.py") in sources
     missing, checked = [], []
@@ -137,8 +140,9 @@ def test_the_layers_bytecode_is_what_runs_whatever_its_sources_say(build: Path, 
 # --------------------------------------------------------------------------- the functions, warm
 
 
-def test_the_sweeper_cold_then_ten_warm_in_one_environment_with_flat_memory(build: Path, runtime: Path, backend: MotoServer,
-                                                                             alerting: dict[str, Any]) -> None:
+def test_the_sweeper_cold_then_ten_warm_in_one_environment_with_flat_memory(
+    build: Path, runtime: Path, backend: MotoServer, alerting: dict[str, Any]
+) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     seeded = seed_states(s3, ddb, BUCKET, 1000, drift_every=100, stale=5)
     fn = built_function(build, "SweeperFunction", PARAMETERS)
@@ -149,8 +153,15 @@ def test_the_sweeper_cold_then_ten_warm_in_one_environment_with_flat_memory(buil
     assert [r.status for r in runs] == ["success"] * 11, [(r.status, r.error) for r in runs if not r.ok]
     assert box.environments == 1 and runs[0].cold and not any(r.cold for r in runs[1:])
     found = seeded["drifted"] + seeded["stale"]
-    assert runs[0].response == {"complete": True, "findings": found, "errors": 0, "alerts_sent": found,
-                                "notifications_failed": 0, "exit_code": 1, "skipped": False}
+    assert runs[0].response == {
+        "complete": True,
+        "findings": found,
+        "errors": 0,
+        "alerts_sent": found,
+        "notifications_failed": 0,
+        "exit_code": 1,
+        "skipped": False,
+    }
     assert all(r.response == {**runs[0].response, "alerts_sent": 0} for r in runs[1:])  # each alert sent once
     assert len(captured(backend)) == found
     # Per-run counters: each warm run counts its own calls (the kept session's counters are reset per run).
@@ -173,11 +184,12 @@ class TerraformRuns:
     def __init__(self, server: MotoServer):
         self.ddb, self.s3, self.streams = client("dynamodb", server), client("s3", server), client("dynamodbstreams", server)
         self.arn = self.ddb.update_table(
-            TableName=TABLE, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+            TableName=TABLE, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
         )["TableDescription"]["LatestStreamArn"]
         shard = self.streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"][0]["ShardId"]
-        self._iterator = self.streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard,
-                                                         ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        self._iterator = self.streams.get_shard_iterator(StreamArn=self.arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
         self._serial = 0
 
     def run(self) -> list[dict[str, Any]]:
@@ -192,8 +204,9 @@ class TerraformRuns:
         return [lambda_record(r, self.arn) for r in page["Records"]]
 
 
-def test_the_stream_monitor_takes_stream_batches_warm_with_flat_memory(build: Path, runtime: Path, backend: MotoServer,
-                                                                        alerting: dict[str, Any]) -> None:
+def test_the_stream_monitor_takes_stream_batches_warm_with_flat_memory(
+    build: Path, runtime: Path, backend: MotoServer, alerting: dict[str, Any]
+) -> None:
     terraform = TerraformRuns(backend)
     fn = built_function(build, "StreamMonitorFunction", {**PARAMETERS, "LockTableStreamArn": terraform.arn})
     runs, sizes = [], []

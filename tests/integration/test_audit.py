@@ -58,8 +58,14 @@ def kinds(result: ScanResult) -> list[str]:
 
 def cli(server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | server.env() | {"AWS_REGION": REGION}
-    return subprocess.run([sys.executable, "-m", "tfjanitor", "scan", "--format", "json", *args],
-                          capture_output=True, text=True, env=env, timeout=60, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "tfjanitor", "scan", "--format", "json", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
 
 
 # -- split brain, two regions ------------------------------------------------------------------------
@@ -155,8 +161,14 @@ def test_posture_calls_are_made_once_per_table_and_bucket_per_run(backend) -> No
     assert result.complete and result.findings == []
     calls = result.stats.api_calls
     assert calls["DescribeTable"] == 2 and calls["DescribeContinuousBackups"] == 2  # per table
-    for op in ("GetBucketVersioning", "GetPublicAccessBlock", "GetBucketPolicy", "GetBucketLifecycleConfiguration",
-               "ListObjectVersions", "GetBucketLocation"):
+    for op in (
+        "GetBucketVersioning",
+        "GetPublicAccessBlock",
+        "GetBucketPolicy",
+        "GetBucketLifecycleConfiguration",
+        "ListObjectVersions",
+        "GetBucketLocation",
+    ):
         assert calls[op] == 1, op  # per bucket, however many tables name it
 
 
@@ -164,12 +176,12 @@ def test_a_posture_check_that_cannot_run_is_an_error_never_a_silent_pass(backend
     put_state(client("s3", backend), client("dynamodb", backend), BUCKET, KEY, state_body())
     aws = aws_for(backend)
     aws.s3(REGION).meta.events.register("before-send.s3.GetBucketPolicy", deny("AccessDenied"))
-    aws.dynamodb(REGION).meta.events.register("before-send.dynamodb.DescribeContinuousBackups",
-                                              deny("AccessDeniedException"))
+    aws.dynamodb(REGION).meta.events.register("before-send.dynamodb.DescribeContinuousBackups", deny("AccessDeniedException"))
     result = scan_and_audit(backend, aws=aws)
     assert not result.complete and result.exit_code == 2
     assert sorted((e.check, e.target, e.code) for e in result.errors) == [
-        ("bucket_policy", BUCKET, "AccessDenied"), ("continuous_backups", TABLE, "AccessDeniedException"),
+        ("bucket_policy", BUCKET, "AccessDenied"),
+        ("continuous_backups", TABLE, "AccessDeniedException"),
     ]
     assert "access denied" in result.errors[0].message
     assert kinds(result) == []  # neither "TLS not enforced" nor "TLS fine": not known
@@ -186,13 +198,16 @@ def test_missing_table_is_a_critical_finding_and_an_incomplete_scan(backend) -> 
     assert (finding["kind"], finding["severity"], finding["table"]) == ("lock_table_schema", "critical", "no-such-table")
     assert finding["details"]["problem"] == "missing"
     assert finding["details"]["commands"][0].startswith(
-        "aws dynamodb create-table --region ap-northeast-2 --table-name no-such-table ")
+        "aws dynamodb create-table --region ap-northeast-2 --table-name no-such-table "
+    )
 
 
 def test_wrong_key_schema_is_critical(backend) -> None:
     client("dynamodb", backend).create_table(
-        TableName="numeric-lock", KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "N"}], BillingMode="PAY_PER_REQUEST",
+        TableName="numeric-lock",
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "N"}],
+        BillingMode="PAY_PER_REQUEST",
         DeletionProtectionEnabled=True,
     )
     result = scan_and_audit(backend, tables=["numeric-lock"])
@@ -215,16 +230,15 @@ def pinned_global_table(consistency: str | None) -> dict:
         "ItemCount": 12,
         "TableArn": f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}",
         "TableId": "4f2c7e0a-8d3b-4a51-9c6e-2b7d1e0f3a94",
-        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST",
-                               "LastUpdateToPayPerRequestDateTime": datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc)},
+        "BillingModeSummary": {
+            "BillingMode": "PAY_PER_REQUEST",
+            "LastUpdateToPayPerRequestDateTime": datetime(2026, 1, 5, 8, 0, tzinfo=timezone.utc),
+        },
         "StreamSpecification": {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         "LatestStreamLabel": "2026-01-05T08:00:00.000",
         "LatestStreamArn": f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-01-05T08:00:00.000",
         "GlobalTableVersion": "2019.11.21",
-        "Replicas": [
-            {"RegionName": "us-east-1", "ReplicaStatus": "ACTIVE"},
-            {"RegionName": "us-west-2", "ReplicaStatus": "ACTIVE"},
-        ],
+        "Replicas": [{"RegionName": "us-east-1", "ReplicaStatus": "ACTIVE"}, {"RegionName": "us-west-2", "ReplicaStatus": "ACTIVE"}],
         "DeletionProtectionEnabled": True,
         "TableClassSummary": {"TableClass": "STANDARD"},
     }
@@ -241,8 +255,12 @@ def test_global_table_replicas_are_reported_with_their_consistency_mode(consiste
         stub.add_response("describe_table", copy.deepcopy(pinned_global_table(consistency)), {"TableName": TABLE})
         stub.add_response(
             "describe_continuous_backups",
-            {"ContinuousBackupsDescription": {"ContinuousBackupsStatus": "ENABLED",
-                                              "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "ENABLED"}}},
+            {
+                "ContinuousBackupsDescription": {
+                    "ContinuousBackupsStatus": "ENABLED",
+                    "PointInTimeRecoveryDescription": {"PointInTimeRecoveryStatus": "ENABLED"},
+                }
+            },
             {"TableName": TABLE},
         )
         result = Auditor(aws).audit(AuditRequest(REGION, [TABLE]), ScanResult(REGION, [TABLE], []))
@@ -251,7 +269,7 @@ def test_global_table_replicas_are_reported_with_their_consistency_mode(consiste
     assert finding.kind is Kind.REPLICATED_LOCK_TABLE and finding.severity is Severity.WARNING
     assert finding.details["consistency_mode"] == mode
     assert finding.details["replica_regions"] == ["us-east-1", "us-west-2"]
-    assert (("attribute_not_exists(LockID)" in finding.message) is (mode == "MREC"))
+    assert ("attribute_not_exists(LockID)" in finding.message) is (mode == "MREC")
 
 
 # -- the auditor function and the shared alert lifecycle ---------------------------------------------------
@@ -297,18 +315,23 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     backend, alerting, monkeypatch, capsys, caplog
 ) -> None:
     ddb = client("dynamodb", backend)
-    old_arn = ddb.update_table(
-        TableName=TABLE, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
-    )["TableDescription"]["LatestStreamArn"]
+    old_arn = ddb.update_table(TableName=TABLE, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})[
+        "TableDescription"
+    ]["LatestStreamArn"]
     create_lock_table(backend, TABLE, PEER)
     put_state(client("s3", backend), ddb, BUCKET, KEY, state_body(secret="never-log-me"))
     put_state(client("s3", backend), client("dynamodb", backend, PEER), BUCKET, KEY, state_body(secret="never-log-me"))
     # The monitor is now blind. (Last: moto answers 500 to a PutItem on a table whose stream was disabled.)
     ddb.update_table(TableName=TABLE, StreamSpecification={"StreamEnabled": False})
     env = {
-        "AWS_REGION": REGION, "LOCK_TABLES": TABLE, "PEER_REGIONS": PEER, "LOCK_TABLE_STREAM_ARN": old_arn,
-        "FINDINGS_TABLE": alerting["findings_table"], "ALERT_TOPIC_ARN": alerting["alert_topic_arns"][0],
-        "POWERTOOLS_SERVICE_NAME": "tfjanitor", "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
+        "AWS_REGION": REGION,
+        "LOCK_TABLES": TABLE,
+        "PEER_REGIONS": PEER,
+        "LOCK_TABLE_STREAM_ARN": old_arn,
+        "FINDINGS_TABLE": alerting["findings_table"],
+        "ALERT_TOPIC_ARN": alerting["alert_topic_arns"][0],
+        "POWERTOOLS_SERVICE_NAME": "tfjanitor",
+        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
         "POWERTOOLS_TRACE_DISABLED": "true",
     }
     for name, value in env.items():
@@ -327,8 +350,15 @@ def test_auditor_function_reads_no_state_emits_metrics_and_checks_the_monitors_s
     out = capsys.readouterr().out
 
     # split brain (critical) + stream (warning) alert; the TLS note (info) is logged, not emailed.
-    assert response == {"complete": True, "findings": 3, "errors": 0, "alerts_sent": 2, "notifications_failed": 0,
-                        "exit_code": 1, "skipped": False}
+    assert response == {
+        "complete": True,
+        "findings": 3,
+        "errors": 0,
+        "alerts_sent": 2,
+        "notifications_failed": 0,
+        "exit_code": 1,
+        "skipped": False,
+    }
     [blob] = [json.loads(line) for line in out.splitlines() if '"_aws"' in line and "SplitBrainLocks" in line]
     assert blob["_aws"]["CloudWatchMetrics"][0]["Dimensions"] == [["service"]]
     assert (blob["SplitBrainLocks"], blob["TablePostureFindings"], blob["BucketPostureFindings"]) == ([1.0],) * 3

@@ -56,10 +56,11 @@ def test_a_crowded_bucket_is_read_by_head_and_finds_what_a_whole_listing_finds(b
     planned = Sweeper(aws).sweep(SweepRequest(REGION, [TABLE], policy=policy))
     whole = Sweeper(aws).sweep(SweepRequest(REGION, [TABLE], [BUCKET], policy=policy))  # listed whole
     assert planned.complete and whole.complete
-    assert findings(planned) == findings(whole) == [
-        ("digest_drift", keys[1], None), ("orphan_digest", keys[2], None),
-        ("stale_lock", keys[3], "dead-1"),
-    ]
+    assert (
+        findings(planned)
+        == findings(whole)
+        == [("digest_drift", keys[1], None), ("orphan_digest", keys[2], None), ("stale_lock", keys[3], "dead-1")]
+    )
     assert planned.stats.lockfiles == whole.stats.lockfiles == 1  # seen (just written: too fresh to read)
     # The first page holds two states; the two others by HeadObject, each missing, so its .tflock looked for too.
     assert planned.stats.bucket_reads[BUCKET] == {"how": "range+head", "pages": 1, "heads": 4}
@@ -70,10 +71,34 @@ def test_a_crowded_bucket_is_read_by_head_and_finds_what_a_whole_listing_finds(b
 def run_cli(server: MotoServer, *args: str) -> dict:
     env = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "PATH": "/usr/bin:/bin"}
     proc = subprocess.run(
-        [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE, "--skip-audit",
-         "--endpoint-url", server.url, "--format", "json", "--stale-after", "1s", "--read-only-stale-after", "1s",
-         "--min-stale-after", "1s", *args],
-        check=False, capture_output=True, text=True, env=env, timeout=120, cwd=ROOT,
+        [
+            sys.executable,
+            "-m",
+            "tfjanitor",
+            "scan",
+            "--region",
+            REGION,
+            "--table",
+            TABLE,
+            "--skip-audit",
+            "--endpoint-url",
+            server.url,
+            "--format",
+            "json",
+            "--stale-after",
+            "1s",
+            "--read-only-stale-after",
+            "1s",
+            "--min-stale-after",
+            "1s",
+            *args,
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=ROOT,
     )
     assert proc.returncode in (0, 1), proc.stderr
     return json.loads(proc.stdout)
@@ -95,8 +120,14 @@ def test_bucket_with_a_prefix_looks_for_lock_files_there_only(backend) -> None:
     assert sorted(f["key"] for f in whole["findings"]) == ["ci/app/terraform.tfstate", "elsewhere/terraform.tfstate"]
     assert whole["stats"]["api_calls"]["ListObjectsV2"] == 2
 
-    bad = subprocess.run([sys.executable, "-m", "tfjanitor", "scan", "--table", TABLE, "--bucket", "Bad_Name/x"],
-                         check=False, capture_output=True, text=True, timeout=60, cwd=ROOT)
+    bad = subprocess.run(
+        [sys.executable, "-m", "tfjanitor", "scan", "--table", TABLE, "--bucket", "Bad_Name/x"],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
     assert bad.returncode == 2 and "NAME or NAME/PREFIX" in bad.stderr and "Traceback" not in bad.stderr
 
 
@@ -112,8 +143,7 @@ def test_a_lock_file_alert_outside_the_reads_is_looked_at_by_name(backend, alert
 
     def sweep(buckets: str):
         # As the environment writes them (strings): __post_init__ converts each by its field's type.
-        env: dict[str, Any] = {"extra_buckets": buckets, "stale_after": "1s", "read_only_stale_after": "1s",
-                               "min_stale_after": "1s"}
+        env: dict[str, Any] = {"extra_buckets": buckets, "stale_after": "1s", "read_only_stale_after": "1s", "min_stale_after": "1s"}
         settings = SweeperSettings(**alerting, **env)
         return sweep_and_alert(settings, aws, datetime.now(timezone.utc))
 
@@ -137,10 +167,15 @@ def test_a_table_of_several_pages_is_read_in_parallel_segments(backend) -> None:
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda kv: s3.put_object(Bucket=BUCKET, Key=kv[0], Body=kv[1]), bodies.items()))
     for start in range(0, len(bodies), 25):
-        batch = list(bodies.items())[start:start + 25]
-        ddb.batch_write_item(RequestItems={TABLE: [
-            {"PutRequest": {"Item": {"LockID": {"S": f"{BUCKET}/{k}-md5"}, "Digest": {"S": md5(b)}, "Pad": {"S": pad}}}}
-            for k, b in batch]})
+        batch = list(bodies.items())[start : start + 25]
+        ddb.batch_write_item(
+            RequestItems={
+                TABLE: [
+                    {"PutRequest": {"Item": {"LockID": {"S": f"{BUCKET}/{k}-md5"}, "Digest": {"S": md5(b)}, "Pad": {"S": pad}}}}
+                    for k, b in batch
+                ]
+            }
+        )
     aws = AwsSession(session(), endpoint_url=backend.url)
     cold, warm = (Sweeper(aws).sweep(SweepRequest(REGION, [TABLE])) for _ in range(2))
     assert cold.stats.api_calls["DescribeTable"] == 1 and "DescribeTable" not in warm.stats.api_calls

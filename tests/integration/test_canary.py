@@ -29,8 +29,9 @@ def tfjanitor(server, *args: str) -> str:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
-    proc = subprocess.run([sys.executable, "-m", "tfjanitor", *args], capture_output=True, text=True, env=env,
-                          timeout=120, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "tfjanitor", *args], capture_output=True, text=True, env=env, timeout=120, check=False
+    )
     assert "Traceback" not in proc.stderr, proc.stderr
     return proc.stdout + proc.stderr
 
@@ -48,11 +49,24 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     echoed: list[str] = []
     stack = LocalStack(
-        ROOT / "template.yaml", backend.url, REGION,
-        {"StaleAfter": "2s", "ReadOnlyStaleAfter": "2s", "StateBucketNames": BUCKET, "ExtraBucketNames": BUCKET,
-         "SweepIntervalMinutes": "5", "AutoRelease": "true", "ReleaseGracePeriod": "1s",
-         "ReleaseOperationClasses": "apply,plan,other", "AlertEmail": "oncall@example.com"},
-        time_scale=300, emails_dir=tmp_path / "emails", echo=echoed.append, log_level="DEBUG",
+        ROOT / "template.yaml",
+        backend.url,
+        REGION,
+        {
+            "StaleAfter": "2s",
+            "ReadOnlyStaleAfter": "2s",
+            "StateBucketNames": BUCKET,
+            "ExtraBucketNames": BUCKET,
+            "SweepIntervalMinutes": "5",
+            "AutoRelease": "true",
+            "ReleaseGracePeriod": "1s",
+            "ReleaseOperationClasses": "apply,plan,other",
+            "AlertEmail": "oncall@example.com",
+        },
+        time_scale=300,
+        emails_dir=tmp_path / "emails",
+        echo=echoed.append,
+        log_level="DEBUG",
     )
     stack.setup()
     events = event_queue(backend)  # every alert event the stack puts
@@ -69,16 +83,14 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
 
     # A run killed over the drifted state (an interrupted write): seen by scan, released by hand.
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=1), lock_id="canary-by-hand"))
-    outputs = [tfjanitor(backend, "scan", "--table", TABLE, "--bucket", BUCKET, *fmt)
-               for fmt in ([], ["--format", "json"])]
+    outputs = [tfjanitor(backend, "scan", "--table", TABLE, "--bucket", BUCKET, *fmt) for fmt in ([], ["--format", "json"])]
     outputs.append(tfjanitor(backend, "unlock", "--table", TABLE, f"{BUCKET}/{KEY}", "--id", "canary-by-hand", "--yes"))
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=1), lock_id="canary-by-hand-2"))
     outputs.append(tfjanitor(backend, "unlock", "--table", TABLE, f"{BUCKET}/{KEY}", "--yes", "--format", "json"))
     assert "canary-by-hand" in outputs[0] and "canary-by-hand-2" in outputs[-1]  # the lock, shown; never the state
 
     # The interrupted write's other fix: accept the object as the state (its digest stored).
-    ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{KEY}-md5"},
-                                        "Digest": {"S": md5(state_body(2, secret=canary))}})
+    ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{KEY}-md5"}, "Digest": {"S": md5(state_body(2, secret=canary))}})
 
     # Another stale lock, left to the stack: alerted, then released automatically; the stream sees both.
     put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=1), lock_id="canary-auto"))
@@ -99,9 +111,15 @@ def test_a_state_secret_reaches_no_output_log_email_metric_or_record(backend, tm
     metrics = [json.dumps(vars(m), default=str) for m in stack.metrics]
     assert any("sweep finished" in line for line in logs) and metrics and table != "[]" and put
     surfaces = {
-        "CLI output": "\n".join(outputs), "emails": "\n".join(emails), "local stack output": "\n".join(echoed),
-        "stdout/stderr": captured.out + captured.err, "log records": "\n".join(logs), "metrics": "\n".join(metrics),
-        "findings table": table, "responses": json.dumps(stack.invocations, default=str), "events": "\n".join(put),
+        "CLI output": "\n".join(outputs),
+        "emails": "\n".join(emails),
+        "local stack output": "\n".join(echoed),
+        "stdout/stderr": captured.out + captured.err,
+        "log records": "\n".join(logs),
+        "metrics": "\n".join(metrics),
+        "findings table": table,
+        "responses": json.dumps(stack.invocations, default=str),
+        "events": "\n".join(put),
     }
     for surface, text in surfaces.items():
         assert canary not in text, f"the state's secret leaked into {surface}"

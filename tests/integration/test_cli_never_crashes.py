@@ -65,8 +65,13 @@ def test_bad_input_is_exit_2_one_line_and_one_json_object(backend, tmp_path, mon
     """In-process (a subprocess per case is slow): an exception escaping main() would fail the test."""
     monkeypatch.setenv("AWS_REGION", REGION)
     missing = str(tmp_path / "none")
-    no_credentials = {"AWS_ACCESS_KEY_ID": None, "AWS_SECRET_ACCESS_KEY": None, "AWS_CONFIG_FILE": missing,
-                      "AWS_SHARED_CREDENTIALS_FILE": missing, "AWS_EC2_METADATA_DISABLED": "true"}
+    no_credentials = {
+        "AWS_ACCESS_KEY_ID": None,
+        "AWS_SECRET_ACCESS_KEY": None,
+        "AWS_CONFIG_FILE": missing,
+        "AWS_SHARED_CREDENTIALS_FILE": missing,
+        "AWS_EC2_METADATA_DISABLED": "true",
+    }
     cases: list[tuple[list[str], dict[str, str | None]]] = [
         (["scan", "--region", "us east 1", "--table", TABLE], {}),
         (["unlock", "--region", "us east 1", "--table", TABLE, f"{BUCKET}/{KEY}", "--yes"], {}),
@@ -115,8 +120,7 @@ def test_an_unexpected_error_is_exit_2_with_one_line_never_1(backend, monkeypatc
 
 
 def test_version() -> None:
-    proc = subprocess.run([sys.executable, "-m", "tfjanitor", "--version"], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run([sys.executable, "-m", "tfjanitor", "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0 and proc.stdout.strip() == f"tfjanitor {__version__}"
 
 
@@ -136,8 +140,12 @@ def test_a_closed_pipe_ends_quietly_with_the_scan_exit_code(backend) -> None:
     put_lock(client("dynamodb", backend), BUCKET, KEY, lock_info("x", age=timedelta(hours=2)))
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | backend.env() | {"AWS_REGION": REGION}
     for fmt in ("table", "json"):
-        proc = subprocess.Popen([sys.executable, "-m", "tfjanitor", "scan", "--table", TABLE, "--format", fmt],
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tfjanitor", "scan", "--table", TABLE, "--format", fmt],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # `| head -c0`: the reader is gone before tfjanitor writes
         stderr = proc.stderr.read().decode()
@@ -145,10 +153,15 @@ def test_a_closed_pipe_ends_quietly_with_the_scan_exit_code(backend) -> None:
         assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
     shell = subprocess.run(
         [
-            "bash", "-c",
-            f"{sys.executable} -m tfjanitor scan --table {TABLE} | head -c1 >/dev/null; echo \"exit=${{PIPESTATUS[0]}}\" >&2",
+            "bash",
+            "-c",
+            f'{sys.executable} -m tfjanitor scan --table {TABLE} | head -c1 >/dev/null; echo "exit=${{PIPESTATUS[0]}}" >&2',
         ],
-        capture_output=True, text=True, env=env, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
     )
     assert "exit=1" in shell.stderr and "Traceback" not in shell.stderr, shell.stderr
 
@@ -159,8 +172,13 @@ def test_ctrl_c_at_the_unlock_prompt_exits_130_and_deletes_nothing(backend) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | backend.env() | {"AWS_REGION": REGION}
     primary, secondary = pty.openpty()  # a terminal to confirm on
     try:
-        proc = subprocess.Popen([sys.executable, "-m", "tfjanitor", "unlock", "--table", TABLE, f"{BUCKET}/{KEY}"],
-                                stdin=secondary, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tfjanitor", "unlock", "--table", TABLE, f"{BUCKET}/{KEY}"],
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+        )
         assert proc.stderr is not None
         prompt = b""
         while b"Only 'yes' releases" not in prompt:

@@ -61,8 +61,25 @@ def test_a_lock_file_from_a_clock_ahead_counts_from_its_object(backend: MotoServ
     s3 = client("s3", backend)
     s3.put_object(Bucket=BUCKET, Key=KEY + ".tflock", Body=lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=-3)).encode())
     proc = subprocess.run(
-        [sys.executable, "-m", "tfjanitor", "locks", "--region", REGION, "--table", TABLE, "--bucket", BUCKET,
-         "--endpoint-url", backend.url], capture_output=True, text=True, timeout=60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "tfjanitor",
+            "locks",
+            "--region",
+            REGION,
+            "--table",
+            TABLE,
+            "--bucket",
+            BUCKET,
+            "--endpoint-url",
+            backend.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "CLOCK AHEAD" in proc.stdout and "lock taken" not in proc.stdout.split("CLOCK AHEAD")[0].splitlines()[-1]
 

@@ -88,10 +88,14 @@ def learned(backend: MotoServer, key: str, lock_id: str, now: datetime | None = 
     not by the fixed one (1 hour)."""
     history = History(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
     for i in range(5):  # recorded once each (a second call finds them there)
-        history.record_hold(life_key(REGION, table, BUCKET, key), f"{BUCKET}/{key}", "apply", f"r{i}", 40,
-                            datetime.now(timezone.utc))
-    put_lock(client("dynamodb", backend), BUCKET, key, lock_info(f"{BUCKET}/{key}", age=timedelta(minutes=30),
-                                                                 lock_id=lock_id, now=now), table)
+        history.record_hold(life_key(REGION, table, BUCKET, key), f"{BUCKET}/{key}", "apply", f"r{i}", 40, datetime.now(timezone.utc))
+    put_lock(
+        client("dynamodb", backend),
+        BUCKET,
+        key,
+        lock_info(f"{BUCKET}/{key}", age=timedelta(minutes=30), lock_id=lock_id, now=now),
+        table,
+    )
 
 
 def test_a_throttled_history_read_resolves_no_learned_threshold_alert(backend, alerting) -> None:
@@ -104,7 +108,8 @@ def test_a_throttled_history_read_resolves_no_learned_threshold_alert(backend, a
     aws = aws_for(backend)
     aws.dynamodb(REGION).meta.events.register(
         "before-send.dynamodb.BatchGetItem",
-        deny("ProvisionedThroughputExceededException", when=lambda r: FINDINGS.encode() in (r.body or b"")))
+        deny("ProvisionedThroughputExceededException", when=lambda r: FINDINGS.encode() in (r.body or b"")),
+    )
     result, delivery = sweep_and_alert(settings_, aws, t0 + timedelta(minutes=5))
     assert [e.check for e in result.errors] == ["read_history"]
     assert result.findings == []  # judged with the fixed hour: not stale
@@ -115,7 +120,8 @@ def test_a_throttled_history_read_resolves_no_learned_threshold_alert(backend, a
     aws = aws_for(backend)
     aws.dynamodb(REGION).meta.events.register(
         "before-send.dynamodb.BatchGetItem",
-        deny("ProvisionedThroughputExceededException", when=lambda r: FINDINGS.encode() in (r.body or b"")))
+        deny("ProvisionedThroughputExceededException", when=lambda r: FINDINGS.encode() in (r.body or b"")),
+    )
     _, delivery = sweep_and_alert(settings_, aws, t0 + timedelta(minutes=15))
     assert sent(delivery) == [("resolved", "stale_lock")]  # the table, read whole, no longer holds it: gone
 
@@ -144,17 +150,30 @@ TABLE_OF = {STATES[0]: TABLE, STATES[1]: OTHER, STATES[2]: TABLE}  # two lock ta
 FAULTS = st.one_of(
     st.none(),
     st.tuples(st.just("deadline"), st.integers(0, 40)),
-    st.tuples(st.just("deny"), st.sampled_from([
-        ("dynamodb", "Scan", "AccessDeniedException"), ("dynamodb", "BatchGetItem", "AccessDeniedException"),
-        ("s3", "ListObjectsV2", "AccessDenied"), ("s3", "GetObject", "AccessDenied"), ("s3", "HeadObject", "AccessDenied"),
-        ("s3", "GetBucketLocation", "AccessDenied"),
-    ])),
+    st.tuples(
+        st.just("deny"),
+        st.sampled_from(
+            [
+                ("dynamodb", "Scan", "AccessDeniedException"),
+                ("dynamodb", "BatchGetItem", "AccessDeniedException"),
+                ("s3", "ListObjectsV2", "AccessDenied"),
+                ("s3", "GetObject", "AccessDenied"),
+                ("s3", "HeadObject", "AccessDenied"),
+                ("s3", "GetBucketLocation", "AccessDenied"),
+            ]
+        ),
+    ),
 )
-STEPS = st.lists(st.one_of(
-    st.tuples(st.sampled_from(["lock", "unlock", "lockfile", "unlockfile", "drift", "heal", "learned"]),
-              st.integers(0, len(STATES) - 1)),
-    st.tuples(st.just("sweep"), FAULTS),
-), min_size=2, max_size=9)
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(
+            st.sampled_from(["lock", "unlock", "lockfile", "unlockfile", "drift", "heal", "learned"]), st.integers(0, len(STATES) - 1)
+        ),
+        st.tuples(st.just("sweep"), FAULTS),
+    ),
+    min_size=2,
+    max_size=9,
+)
 
 
 @dataclass
@@ -177,17 +196,18 @@ class World:
             if action == "learned":
                 learned(self.server, key, lock_id, now=self.base, table=table)
             else:
-                put_lock(ddb, BUCKET, key, lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id=lock_id,
-                                                     now=self.base), table)
+                put_lock(ddb, BUCKET, key, lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id=lock_id, now=self.base), table)
             self.locks[key] = lock_id
         elif action == "unlock":
             ddb.delete_item(TableName=table, Key={"LockID": {"S": f"{BUCKET}/{key}"}})
             self.locks.pop(key, None)
         elif action == "lockfile":
             lock_id = f"file-{self.n}"
-            s3.put_object(Bucket=BUCKET, Key=key + ".tflock",
-                          Body=lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id=lock_id,
-                                         now=self.base).encode())
+            s3.put_object(
+                Bucket=BUCKET,
+                Key=key + ".tflock",
+                Body=lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id=lock_id, now=self.base).encode(),
+            )
             self.lockfiles[key] = lock_id
         elif action == "unlockfile":
             s3.delete_object(Bucket=BUCKET, Key=key + ".tflock")
@@ -224,8 +244,12 @@ def sweep_with(server: MotoServer, settings_: SweeperSettings, now: datetime, fa
 
 
 # Each example runs up to nine steps against the emulator: no shrinking (a failure prints its whole, short, example).
-@settings(max_examples=25, deadline=None, phases=[Phase.explicit, Phase.generate],
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    phases=[Phase.explicit, Phase.generate],
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(steps=STEPS)
 # A stale lock whose run then turns out to have died between its state and digest writes: the stale_lock alert is
 # superseded by the interrupted_write one, never "resolved" while the lock is held.
@@ -239,13 +263,15 @@ def test_no_alert_is_resolved_while_its_cause_is_in_the_emulator(moto_server, mo
     s3 = client("s3", moto_server)
     s3.create_bucket(Bucket=BUCKET, CreateBucketConfiguration={"LocationConstraint": REGION})
     client("dynamodb", moto_server).create_table(
-        TableName=FINDINGS, BillingMode="PAY_PER_REQUEST",
+        TableName=FINDINGS,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
     topic = client("sns", moto_server).create_topic(Name="tfjanitor-alerts")["TopicArn"]
-    settings_ = SweeperSettings(region=REGION, findings_table=FINDINGS, alert_topic_arns=[topic], lock_tables=[TABLE, OTHER],
-                                extra_buckets=[BUCKET])
+    settings_ = SweeperSettings(
+        region=REGION, findings_table=FINDINGS, alert_topic_arns=[topic], lock_tables=[TABLE, OTHER], extra_buckets=[BUCKET]
+    )
     t0 = datetime.now(timezone.utc) + timedelta(hours=2)
     world = World(moto_server, t0)
     for i, key in enumerate(STATES):
@@ -257,13 +283,19 @@ def test_no_alert_is_resolved_while_its_cause_is_in_the_emulator(moto_server, mo
         result, delivery = sweep_with(moto_server, settings_, t0 + timedelta(minutes=5 * n), arg)
         for notice in delivery.sent:
             if notice.event == "resolved":
-                assert not world.cause_present(notice.finding), (notice.finding["kind"], notice.finding.get("key"),
-                                                                 [e.check for e in result.errors])
+                assert not world.cause_present(notice.finding), (
+                    notice.finding["kind"],
+                    notice.finding.get("key"),
+                    [e.check for e in result.errors],
+                )
     # A last complete sweep, then every cause still there has its alert open.
     sweep_with(moto_server, settings_, t0 + timedelta(hours=2), None)
     items = client("dynamodb", moto_server).scan(TableName=FINDINGS)["Items"]
-    open_alerts = {(json.loads(i["Finding"]["S"])["kind"], json.loads(i["Finding"]["S"]).get("lock_id"))
-                   for i in items if i.get("Status", {}).get("S") == "open" and "Finding" in i}
+    open_alerts = {
+        (json.loads(i["Finding"]["S"])["kind"], json.loads(i["Finding"]["S"]).get("lock_id"))
+        for i in items
+        if i.get("Status", {}).get("S") == "open" and "Finding" in i
+    }
     for key, lock_id in world.locks.items():
         assert ("stale_lock", lock_id) in open_alerts or ("interrupted_write", lock_id) in open_alerts, key
     for key, lock_id in world.lockfiles.items():

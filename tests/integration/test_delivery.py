@@ -49,8 +49,10 @@ def test_with_flaky_publish_every_transition_arrives_exactly_once(backend, alert
     emails = captured(backend)
     kinds = Counter(e["subject"].split(":")[0] for e in emails)
     assert kinds == {
-        "[tfjanitor] WARNING Stale lock": 4, "[tfjanitor] RESOLVED Stale lock": 2,
-        "[tfjanitor] CRITICAL Digest drift": 1, "[tfjanitor] WARNING Lock table without deletion protection": 1,
+        "[tfjanitor] WARNING Stale lock": 4,
+        "[tfjanitor] RESOLVED Stale lock": 2,
+        "[tfjanitor] CRITICAL Digest drift": 1,
+        "[tfjanitor] WARNING Lock table without deletion protection": 1,
     }
     # Each transition's notice is marked delivered with the id of the one message SNS accepted for it.
     items = notice_items(backend)

@@ -71,13 +71,20 @@ REQUIRED = {"StateBucketNames": "tfstate-demo", "AlertEmail": "oncall@example.co
 # Resource type -> the properties moto 5.2.5 keeps when CloudFormation creates it (compared with the emulator here),
 # and those it drops (checked on the rendered template, replayed through the service's API where moto has one).
 MOTO_KEEPS: dict[str, set[str]] = {
-    "AWS::Lambda::Function": {"Code", "Description", "Environment", "Handler", "MemorySize", "Role", "Runtime",
-                              "Timeout"},
+    "AWS::Lambda::Function": {"Code", "Description", "Environment", "Handler", "MemorySize", "Role", "Runtime", "Timeout"},
     "AWS::Lambda::LayerVersion": {"Content", "CompatibleRuntimes", "Description"},
-    "AWS::Lambda::EventSourceMapping": {"BatchSize", "BisectBatchOnFunctionError", "DestinationConfig",
-                                        "EventSourceArn", "FunctionName", "FunctionResponseTypes",
-                                        "MaximumBatchingWindowInSeconds", "MaximumRecordAgeInSeconds",
-                                        "MaximumRetryAttempts", "StartingPosition"},
+    "AWS::Lambda::EventSourceMapping": {
+        "BatchSize",
+        "BisectBatchOnFunctionError",
+        "DestinationConfig",
+        "EventSourceArn",
+        "FunctionName",
+        "FunctionResponseTypes",
+        "MaximumBatchingWindowInSeconds",
+        "MaximumRecordAgeInSeconds",
+        "MaximumRetryAttempts",
+        "StartingPosition",
+    },
     "AWS::DynamoDB::Table": {"AttributeDefinitions", "BillingMode", "KeySchema"},
     "AWS::SNS::Topic": {"DisplayName", "KmsMasterKeyId"},
     "AWS::SQS::Queue": {"MessageRetentionPeriod", "SqsManagedSseEnabled"},
@@ -92,9 +99,21 @@ MOTO_DROPS: dict[str, set[str]] = {
     "AWS::DynamoDB::Table": {"PointInTimeRecoverySpecification", "SSESpecification", "TimeToLiveSpecification"},
     "AWS::IAM::Role": {"ManagedPolicyArns"},
     # Not created at all (moto's CloudFormation has no model of them): every property.
-    "AWS::CloudWatch::Alarm": {"AlarmActions", "AlarmDescription", "ComparisonOperator", "DatapointsToAlarm",
-                               "Dimensions", "EvaluationPeriods", "MetricName", "Namespace", "OKActions", "Period",
-                               "Statistic", "Threshold", "TreatMissingData"},
+    "AWS::CloudWatch::Alarm": {
+        "AlarmActions",
+        "AlarmDescription",
+        "ComparisonOperator",
+        "DatapointsToAlarm",
+        "Dimensions",
+        "EvaluationPeriods",
+        "MetricName",
+        "Namespace",
+        "OKActions",
+        "Period",
+        "Statistic",
+        "Threshold",
+        "TreatMissingData",
+    },
     "AWS::SNS::Subscription": {"Endpoint", "Protocol", "TopicArn"},
     "AWS::Scheduler::Schedule": {"Description", "FlexibleTimeWindow", "ScheduleExpression", "Target"},
 }
@@ -118,14 +137,19 @@ def full(emulator: MotoServer, plain: dict[str, Any], archives: dict[str, bytes]
     """The stack with every optional branch on, next to a lock table whose stream is on (docs/deploying.md's
     update-table command) and the existing topic AlertTopicArn names."""
     ddb = client("dynamodb", emulator)
-    ddb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-                     BillingMode="PAY_PER_REQUEST")
-    stream = ddb.update_table(TableName=TABLE, StreamSpecification={
-        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})["TableDescription"]["LatestStreamArn"]
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    stream = ddb.update_table(TableName=TABLE, StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})[
+        "TableDescription"
+    ]["LatestStreamArn"]
     client("sns", emulator).create_topic(Name="pagerduty")
-    return deploy(TEMPLATE, emulator.url, REGION, "tfjanitor", EVERYTHING | {"LockTableStreamArn": stream},
-                 plain=plain, archives=archives)
+    return deploy(
+        TEMPLATE, emulator.url, REGION, "tfjanitor", EVERYTHING | {"LockTableStreamArn": stream}, plain=plain, archives=archives
+    )
 
 
 def get_atts(node: Any) -> set[str]:
@@ -150,6 +174,7 @@ def sha256(body: bytes) -> str:
 # ---------------------------------------------------------------------------------------------------------------
 # What was created
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def test_every_property_of_the_template_is_checked_somewhere(plain) -> None:
     for name, resource in plain["Resources"].items():
@@ -205,8 +230,13 @@ def test_functions_are_created_with_the_templates_settings_and_environment(full,
         deployed = full.functions[name]
         got = awslambda.get_function(FunctionName=deployed.name)
         config = got["Configuration"]
-        assert (config["Handler"], config["Runtime"], config["MemorySize"], config["Timeout"], config["Description"]) \
-            == (props["Handler"], props["Runtime"], int(props["MemorySize"]), props["Timeout"], props["Description"]), name
+        assert (config["Handler"], config["Runtime"], config["MemorySize"], config["Timeout"], config["Description"]) == (
+            props["Handler"],
+            props["Runtime"],
+            int(props["MemorySize"]),
+            props["Timeout"],
+            props["Description"],
+        ), name
         assert config["Role"] == props["Role"]  # the function's own role, created by the stack
         # Every variable the template sets, resolved (Lambda passes strings: moto would pass a Number as a number).
         want = {k: str(v) for k, v in props["Environment"]["Variables"].items()}
@@ -224,9 +254,14 @@ def test_functions_are_created_with_the_templates_settings_and_environment(full,
         assert props["Layers"] == [full.layer_arn]
         log_groups = {g["logGroupName"] for g in stack_client("logs", full).describe_log_groups()["logGroups"]}
         assert props["LoggingConfig"]["LogFormat"] == "JSON" and props["LoggingConfig"]["LogGroup"] in log_groups
-        assert props["LoggingConfig"]["LogGroup"] == {
-            "SweeperFunction": f"/aws/lambda/{full.name}-sweeper", "AuditorFunction": f"/aws/lambda/{full.name}-auditor",
-            "StreamMonitorFunction": f"/aws/lambda/{full.name}-stream-monitor"}[name]
+        assert (
+            props["LoggingConfig"]["LogGroup"]
+            == {
+                "SweeperFunction": f"/aws/lambda/{full.name}-sweeper",
+                "AuditorFunction": f"/aws/lambda/{full.name}-auditor",
+                "StreamMonitorFunction": f"/aws/lambda/{full.name}-stream-monitor",
+            }[name]
+        )
         assert {"Key": "lambda:createdBy", "Value": "SAM"} in props["Tags"]
         assert awslambda.list_tags(Resource=deployed.arn)["Tags"] == {}
         # Replayed: moto's Lambda takes Layers and checks the layer version exists.
@@ -277,39 +312,51 @@ def test_the_stream_is_mapped_to_the_stream_monitor_with_the_templates_settings(
     assert mapping["FunctionArn"] == full.functions["StreamMonitorFunction"].arn
     assert props["FunctionName"] == full.functions["StreamMonitorFunction"].name
     assert mapping["EventSourceArn"] == full.parameters["LockTableStreamArn"]
-    queue = stack_client("sqs", full).get_queue_attributes(QueueUrl=full.physical("StreamDeadLetterQueue"),
-                                                           AttributeNames=["All"])["Attributes"]
+    queue = stack_client("sqs", full).get_queue_attributes(QueueUrl=full.physical("StreamDeadLetterQueue"), AttributeNames=["All"])[
+        "Attributes"
+    ]
     assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": queue["QueueArn"]}}
     [dlq] = expected(plain, view, "AWS::SQS::Queue").values()
     assert queue["MessageRetentionPeriod"] == str(dlq["MessageRetentionPeriod"])
     assert queue["SqsManagedSseEnabled"] == str(dlq["SqsManagedSseEnabled"]).lower()
 
 
-def test_a_mapped_stream_is_drained_by_moto_so_a_local_run_deploys_without_the_mapping(
-        emulator, plain, archives) -> None:
+def test_a_mapped_stream_is_drained_by_moto_so_a_local_run_deploys_without_the_mapping(emulator, plain, archives) -> None:
     """moto hands each record of a mapped stream to the function (through Docker, absent here) and empties the stream:
     a local runner polling it, as Lambda's poller does, would read nothing. Deployed without the mapping, the records
     stay; deployed with it (a second stack on the same stream), they are gone."""
     ddb, streams = client("dynamodb", emulator), client("dynamodbstreams", emulator)
     arn = ddb.create_table(
-        TableName=TABLE, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}], BillingMode="PAY_PER_REQUEST",
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
         StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
     )["TableDescription"]["LatestStreamArn"]
 
     def records() -> int:
         [shard] = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
-        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                              ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+        iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")[
+            "ShardIterator"
+        ]
         return len(streams.get_records(ShardIterator=iterator)["Records"])
 
-    local = deploy(TEMPLATE, emulator.url, REGION, "tfjanitor-local", REQUIRED | {"LockTableStreamArn": arn},
-                   plain=plain, archives=archives, event_source_mappings=False)
+    local = deploy(
+        TEMPLATE,
+        emulator.url,
+        REGION,
+        "tfjanitor-local",
+        REQUIRED | {"LockTableStreamArn": arn},
+        plain=plain,
+        archives=archives,
+        event_source_mappings=False,
+    )
     assert "StreamMonitorFunction" in local.functions and local.event_source_mappings == {}
     ddb.put_item(TableName=TABLE, Item={"LockID": {"S": "tfstate-demo/a.tfstate"}})
     assert records() == 1
-    mapped = deploy(TEMPLATE, emulator.url, REGION, "tfjanitor", REQUIRED | {"LockTableStreamArn": arn},
-                    plain=plain, archives=archives)
+    mapped = deploy(
+        TEMPLATE, emulator.url, REGION, "tfjanitor", REQUIRED | {"LockTableStreamArn": arn}, plain=plain, archives=archives
+    )
     assert list(mapped.event_source_mappings) == ["StreamMonitorFunctionLockTableStream"]
     ddb.put_item(TableName=TABLE, Item={"LockID": {"S": "tfstate-demo/b.tfstate"}})
     assert records() == 0
@@ -330,8 +377,9 @@ def test_the_findings_table_has_the_templates_key_and_its_ttl_is_what_the_code_w
     assert props["SSESpecification"] == {"SSEEnabled": True}
     # Replayed as CloudFormation would make the calls.
     ddb.update_time_to_live(TableName=full.findings_table, TimeToLiveSpecification=props["TimeToLiveSpecification"])
-    ddb.update_continuous_backups(TableName=full.findings_table,
-                                  PointInTimeRecoverySpecification=props["PointInTimeRecoverySpecification"])
+    ddb.update_continuous_backups(
+        TableName=full.findings_table, PointInTimeRecoverySpecification=props["PointInTimeRecoverySpecification"]
+    )
     ttl = ddb.describe_time_to_live(TableName=full.findings_table)["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": props["TimeToLiveSpecification"]["AttributeName"]}
     backups = ddb.describe_continuous_backups(TableName=full.findings_table)["ContinuousBackupsDescription"]
@@ -359,8 +407,9 @@ def test_topics_are_created_and_the_email_subscriptions_are_the_templates(full, 
     for props in subscriptions.values():
         assert (props["Protocol"], props["Endpoint"]) == ("email", EVERYTHING["AlertEmail"])
         sns.subscribe(**props)
-    assert sorted((s["TopicArn"], s["Protocol"], s["Endpoint"]) for s in sns.list_subscriptions()["Subscriptions"]) \
-        == sorted((s["TopicArn"], s["Protocol"], s["Endpoint"]) for s in subscriptions.values())
+    assert sorted((s["TopicArn"], s["Protocol"], s["Endpoint"]) for s in sns.list_subscriptions()["Subscriptions"]) == sorted(
+        (s["TopicArn"], s["Protocol"], s["Endpoint"]) for s in subscriptions.values()
+    )
 
 
 def test_log_groups_are_created_with_the_templates_names_and_retention(full, plain) -> None:
@@ -378,9 +427,12 @@ def test_alarms_are_skipped_by_moto_but_are_valid_and_watch_what_was_created(ful
     assert cloudwatch.describe_alarms()["MetricAlarms"] == []
     alarms = expected(plain, view, "AWS::CloudWatch::Alarm")
     assert len(alarms) == 7
-    created = {**{f.name: "function" for f in full.functions.values()},
-               full.alert_topic_arn.rsplit(":", 1)[1]: "topic",
-               full.physical("StreamDeadLetterQueue").rsplit("/", 1)[1]: "queue", "tfjanitor": "service"}
+    created = {
+        **{f.name: "function" for f in full.functions.values()},
+        full.alert_topic_arn.rsplit(":", 1)[1]: "topic",
+        full.physical("StreamDeadLetterQueue").rsplit("/", 1)[1]: "queue",
+        "tfjanitor": "service",
+    }
     for name, props in alarms.items():
         assert props["AlarmActions"] == props["OKActions"] == [full.alarm_topic_arn, EVERYTHING["AlertTopicArn"]], name
         assert all(d["Value"] in created for d in props["Dimensions"]), (name, props["Dimensions"])
@@ -389,8 +441,12 @@ def test_alarms_are_skipped_by_moto_but_are_valid_and_watch_what_was_created(ful
     got = {a["AlarmName"]: a for a in cloudwatch.describe_alarms()["MetricAlarms"]}
     for name, props in alarms.items():
         alarm = got[f"{full.name}-{name}"]
-        assert (alarm["Namespace"], alarm["MetricName"], alarm["Period"], alarm["AlarmActions"]) \
-            == (props["Namespace"], props["MetricName"], props["Period"], props["AlarmActions"])
+        assert (alarm["Namespace"], alarm["MetricName"], alarm["Period"], alarm["AlarmActions"]) == (
+            props["Namespace"],
+            props["MetricName"],
+            props["Period"],
+            props["AlarmActions"],
+        )
     # A sweep-interval period follows SweepIntervalMinutes=10 (the mapping, rendered).
     assert alarms["SweeperHeartbeatAlarm"]["Period"] == 600
 
@@ -401,8 +457,10 @@ def test_schedules_are_skipped_by_moto_but_target_the_created_functions(full, pl
     scheduler = stack_client("scheduler", full)
     assert scheduler.list_schedules()["Schedules"] == []
     schedules = expected(plain, view, "AWS::Scheduler::Schedule")
-    assert {s["Target"]["Arn"] for s in schedules.values()} == {full.functions["SweeperFunction"].arn,
-                                                                 full.functions["AuditorFunction"].arn}
+    assert {s["Target"]["Arn"] for s in schedules.values()} == {
+        full.functions["SweeperFunction"].arn,
+        full.functions["AuditorFunction"].arn,
+    }
     by_target = {s["Target"]["Arn"]: s for s in schedules.values()}
     assert by_target[full.functions["SweeperFunction"].arn]["ScheduleExpression"] == "rate(10 minutes)"
     assert by_target[full.functions["AuditorFunction"].arn]["ScheduleExpression"] == view.values["AuditSchedule"]
@@ -440,8 +498,10 @@ def test_iam_policies_and_roles_are_the_templates(full, plain) -> None:
         role = iam.get_role(RoleName=role_name)["Role"]
         assert policy_document(role["AssumeRolePolicyDocument"]) == props["AssumeRolePolicyDocument"], name
         assert role.get("Tags", []) == props.get("Tags", []), name
-        inline = {p: policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=p)["PolicyDocument"])
-                  for p in iam.list_role_policies(RoleName=role_name)["PolicyNames"]}
+        inline = {
+            p: policy_document(iam.get_role_policy(RoleName=role_name, PolicyName=p)["PolicyDocument"])
+            for p in iam.list_role_policies(RoleName=role_name)["PolicyNames"]
+        }
         assert inline == {p["PolicyName"]: p["PolicyDocument"] for p in props.get("Policies", [])}, name
         # Dropped by moto: the managed-policy attachments. Replayed: each of the stack's own is a policy it created
         # (moto server loads no AWS-managed policy, so SAM's are compared by name).
@@ -449,7 +509,8 @@ def test_iam_policies_and_roles_are_the_templates(full, plain) -> None:
         arns = props.get("ManagedPolicyArns", [])
         own = [arn for arn in arns if not arn.startswith("arn:aws:iam::aws:policy/")]
         assert set(arns) - set(own) == {
-            "SweeperFunctionRole": {BASIC_EXECUTION}, "AuditorFunctionRole": {BASIC_EXECUTION},
+            "SweeperFunctionRole": {BASIC_EXECUTION},
+            "AuditorFunctionRole": {BASIC_EXECUTION},
             "StreamMonitorFunctionRole": {BASIC_EXECUTION, "arn:aws:iam::aws:policy/service-role/AWSLambdaDynamoDBExecutionRole"},
         }.get(name, set()), name
         for arn in own:
@@ -458,8 +519,9 @@ def test_iam_policies_and_roles_are_the_templates(full, plain) -> None:
         assert attached == set(own), name
     sweeper = expected(plain, view, "AWS::IAM::Role")["SweeperFunctionRole"]["ManagedPolicyArns"]
     assert set(sweeper) == {BASIC_EXECUTION} | {
-        full.physical(p) for p in ("ReadTerraformBackendPolicy", "ReleaseStaleLocksPolicy", "AlertTopicPublishPolicy",
-                                   "PutAlertEventsPolicy")}
+        full.physical(p)
+        for p in ("ReadTerraformBackendPolicy", "ReleaseStaleLocksPolicy", "AlertTopicPublishPolicy", "PutAlertEventsPolicy")
+    }
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -468,10 +530,16 @@ def test_iam_policies_and_roles_are_the_templates(full, plain) -> None:
 
 # Where the template gives a name; the schedules' (OmitName) are checked in tests/unit/test_aws_rules.py.
 NAME_PROPERTIES = {
-    "AWS::Lambda::Function": "FunctionName", "AWS::Lambda::LayerVersion": "LayerName",
-    "AWS::Logs::LogGroup": "LogGroupName", "AWS::CloudWatch::Dashboard": "DashboardName",
-    "AWS::DynamoDB::Table": "TableName", "AWS::SNS::Topic": "TopicName", "AWS::SQS::Queue": "QueueName",
-    "AWS::IAM::Role": "RoleName", "AWS::IAM::ManagedPolicy": "ManagedPolicyName", "AWS::CloudWatch::Alarm": "AlarmName",
+    "AWS::Lambda::Function": "FunctionName",
+    "AWS::Lambda::LayerVersion": "LayerName",
+    "AWS::Logs::LogGroup": "LogGroupName",
+    "AWS::CloudWatch::Dashboard": "DashboardName",
+    "AWS::DynamoDB::Table": "TableName",
+    "AWS::SNS::Topic": "TopicName",
+    "AWS::SQS::Queue": "QueueName",
+    "AWS::IAM::Role": "RoleName",
+    "AWS::IAM::ManagedPolicy": "ManagedPolicyName",
+    "AWS::CloudWatch::Alarm": "AlarmName",
 }
 PAIR = ("tfjanitor", "tfjanitor-stream")  # one name a prefix of the other: names built by appending stay apart
 
@@ -490,8 +558,7 @@ def given_names(plain: dict[str, Any], stack: DeployedStack) -> dict[str, str]:
 
 
 def test_two_stacks_deploy_side_by_side_in_one_account_and_region(emulator, plain, archives) -> None:
-    first, second = (deploy(TEMPLATE, emulator.url, REGION, name, REQUIRED, plain=plain, archives=archives)
-                     for name in PAIR)
+    first, second = (deploy(TEMPLATE, emulator.url, REGION, name, REQUIRED, plain=plain, archives=archives) for name in PAIR)
     cfn = client("cloudformation", emulator)
     assert [cfn.describe_stacks(StackName=n)["Stacks"][0]["StackStatus"] for n in PAIR] == ["CREATE_COMPLETE"] * 2
     assert set(first.resources) == set(second.resources)

@@ -43,7 +43,8 @@ def test_stale_lock_uses_the_operation_threshold(backend, s3, ddb) -> None:
     assert finding.details["operation"] == "OperationTypeApply" and finding.details["who"] == "ci@runner-7"
     assert 7190 < finding.details["age_seconds"] < 7300
     assert finding.command_lines() == [
-        f"tfjanitor unlock --region {REGION} --id {apply_id} --table {TABLE} -- {BUCKET}/apply/terraform.tfstate"]
+        f"tfjanitor unlock --region {REGION} --id {apply_id} --table {TABLE} -- {BUCKET}/apply/terraform.tfstate"
+    ]
     assert finding.alternative_lines()[-1]["commands"] == [f"terraform force-unlock -force -- {apply_id}"]
     assert result.exit_code == 1
     assert result.stats.tables[TABLE].active_locks == 3
@@ -69,8 +70,7 @@ def test_digest_drift_is_reported_with_both_digests_and_no_state_contents(backen
     assert "hunter2" not in dumped
     # The fix the finding gives makes the next sweep clean.
     ddb.put_item(
-        TableName=TABLE,
-        Item={"LockID": {"S": f"{BUCKET}/dev/terraform.tfstate-md5"}, "Digest": {"S": drift.details["actual_md5"]}},
+        TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/dev/terraform.tfstate-md5"}, "Digest": {"S": drift.details["actual_md5"]}}
     )
     assert kinds(sweep(backend)) == []
 
@@ -112,8 +112,7 @@ def test_apply_that_finishes_between_download_and_confirmation_is_not_drift(back
 
     def digest_written() -> None:  # ...and the digest follows while we download
         ddb.put_item(
-            TableName=TABLE,
-            Item={"LockID": {"S": f"{BUCKET}/dev/terraform.tfstate-md5"}, "Digest": {"S": md5(state_body(2))}},
+            TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/dev/terraform.tfstate-md5"}, "Digest": {"S": md5(state_body(2))}}
         )
 
     aws = _race(backend, "after-call.s3.GetObject", digest_written)
@@ -140,7 +139,9 @@ def test_multipart_etag_is_proven_by_hashing_the_body(backend, s3, ddb) -> None:
         for n, part in ((1, part1), (2, part2))
     ]
     s3.complete_multipart_upload(
-        Bucket=BUCKET, Key=key, UploadId=upload["UploadId"],
+        Bucket=BUCKET,
+        Key=key,
+        UploadId=upload["UploadId"],
         MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(etags, 1)]},
     )
     assert s3.head_object(Bucket=BUCKET, Key=key)["ETag"].strip('"').endswith("-2")
@@ -208,13 +209,21 @@ def test_unreadable_bucket_is_an_error_not_an_all_clear(backend, s3, ddb) -> Non
     put_state(s3, ddb, BUCKET, "ok.tfstate", state_body())
     s3.put_bucket_policy(
         Bucket="locked-down",
-        Policy=json.dumps({
-            "Version": "2012-10-17",
-            # moto enforces this one (see field notes): every request to the bucket is denied
-            "Statement": [{"Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                           "Resource": ["arn:aws:s3:::locked-down", "arn:aws:s3:::locked-down/*"],
-                           "Condition": {"Bool": {"aws:SecureTransport": "false"}}}],
-        }),
+        Policy=json.dumps(
+            {
+                "Version": "2012-10-17",
+                # moto enforces this one (see field notes): every request to the bucket is denied
+                "Statement": [
+                    {
+                        "Effect": "Deny",
+                        "Principal": "*",
+                        "Action": "s3:*",
+                        "Resource": ["arn:aws:s3:::locked-down", "arn:aws:s3:::locked-down/*"],
+                        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                    }
+                ],
+            }
+        ),
     )
     result = sweep(backend)
     assert not result.complete and result.exit_code == 2
@@ -257,7 +266,8 @@ def test_stale_and_malformed_lockfiles(backend, s3) -> None:
     stale_id = "11112222-3333-4444-5555-666677778888"
     s3.put_object(Bucket=BUCKET, Key="lf/terraform.tfstate", Body=state_body())
     s3.put_object(
-        Bucket=BUCKET, Key="lf/terraform.tfstate.tflock",
+        Bucket=BUCKET,
+        Key="lf/terraform.tfstate.tflock",
         Body=lock_info(f"{BUCKET}/lf/terraform.tfstate", age=timedelta(hours=3), lock_id=stale_id).encode(),
     )
     s3.put_object(Bucket=BUCKET, Key="junk/terraform.tfstate.tflock", Body=b"\x00garbage")
@@ -268,7 +278,8 @@ def test_stale_and_malformed_lockfiles(backend, s3) -> None:
     stale = by_kind[Kind.STALE_LOCKFILE]
     assert stale.lock_id == stale_id and stale.key == "lf/terraform.tfstate" and stale.table is None
     assert stale.command_lines() == [
-        f"tfjanitor unlock --region {REGION} --id {stale_id} --bucket {BUCKET} --lockfile -- lf/terraform.tfstate"]
+        f"tfjanitor unlock --region {REGION} --id {stale_id} --bucket {BUCKET} --lockfile -- lf/terraform.tfstate"
+    ]
     assert '"IfMatch":' in stale.alternative_lines()[0]["commands"][0]  # without tfjanitor: only if unchanged
     junk = by_kind[Kind.MALFORMED_ITEM]
     assert junk.details["source"] == "lockfile" and '"IfMatch":' in junk.command_lines()[0]

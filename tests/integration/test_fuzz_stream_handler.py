@@ -23,9 +23,13 @@ from tfjanitor.scan.stream import MALFORMED, event_from_record
 
 @pytest.fixture
 def handler(backend, monkeypatch):
-    for name, value in {"AWS_REGION": REGION, "POWERTOOLS_SERVICE_NAME": "tfjanitor",
-                        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor", "POWERTOOLS_TRACE_DISABLED": "true",
-                        "POWERTOOLS_LOG_LEVEL": "WARNING"}.items():
+    for name, value in {
+        "AWS_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "tfjanitor",
+        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+    }.items():
         monkeypatch.setenv(name, value)
     from tfjanitor.runtime import settings as function_settings
 

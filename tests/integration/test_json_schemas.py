@@ -28,8 +28,10 @@ def validated(schema: str, proc: subprocess.CompletedProcess[str], exit_code: in
     """The one JSON object the command printed, valid against docs/schemas/<schema>.json."""
     assert proc.returncode == exit_code, proc.stdout + proc.stderr
     doc = json.loads(proc.stdout)
-    errors = sorted(Draft202012Validator(json.loads((SCHEMAS / f"{schema}.json").read_text())).iter_errors(doc),
-                    key=lambda e: list(e.absolute_path))
+    errors = sorted(
+        Draft202012Validator(json.loads((SCHEMAS / f"{schema}.json").read_text())).iter_errors(doc),
+        key=lambda e: list(e.absolute_path),
+    )
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:10])
     return doc
 
@@ -83,16 +85,12 @@ def test_unlock(backend: MotoServer) -> None:
     state = f"{BUCKET}/dev/terraform.tfstate"
     nothing = validated("unlock", run(backend, "unlock", "--table", TABLE, "--yes", "--format", "json", state), 1)
     assert nothing["locks"] == []
-    put_lock(client("dynamodb", backend), BUCKET, "dev/terraform.tfstate",
-             lock_info("x", age=timedelta(hours=2), lock_id="aaaa-bbbb"))
-    other = validated("unlock", run(backend, "unlock", "--table", TABLE, "--id", "cccc", "--yes", "--format", "json",
-                                    state), 1)
+    put_lock(client("dynamodb", backend), BUCKET, "dev/terraform.tfstate", lock_info("x", age=timedelta(hours=2), lock_id="aaaa-bbbb"))
+    other = validated("unlock", run(backend, "unlock", "--table", TABLE, "--id", "cccc", "--yes", "--format", "json", state), 1)
     assert other["released"] == [] and other["locks"][0]["lock_id"] == "aaaa-bbbb"
-    done = validated("unlock", run(backend, "unlock", "--table", TABLE, "--id", "aaaa-bbbb", "--yes", "--format",
-                                   "json", state), 0)
+    done = validated("unlock", run(backend, "unlock", "--table", TABLE, "--id", "aaaa-bbbb", "--yes", "--format", "json", state), 0)
     assert [r["lock_id"] for r in done["released"]] == ["aaaa-bbbb"]
-    unread = validated("unlock", run(backend, "unlock", "--table", "no-such-table", "--yes", "--format", "json",
-                                     state), 2)
+    unread = validated("unlock", run(backend, "unlock", "--table", "no-such-table", "--yes", "--format", "json", state), 2)
     assert unread["complete"] is False
     validated("unlock", run(backend, "unlock", "--table", TABLE, "--format", "json"), 2)  # no state named
 
@@ -102,8 +100,9 @@ def test_unlock_mine(backend: MotoServer) -> None:
     assert validated("unlock-mine", run(backend, *mine), 0)["released"] == []
     ddb = client("dynamodb", backend)
     # This machine's dead run (a day ago: before every live terraform run here started) and another machine's.
-    put_lock(ddb, BUCKET, "dev/terraform.tfstate",
-             lock_info("x", age=timedelta(days=1), lock_id="mine-0001", who=LocalMachine().who()))
+    put_lock(
+        ddb, BUCKET, "dev/terraform.tfstate", lock_info("x", age=timedelta(days=1), lock_id="mine-0001", who=LocalMachine().who())
+    )
     put_lock(ddb, BUCKET, "app/terraform.tfstate", lock_info("x", age=timedelta(days=1), lock_id="othr-0001"))
     dry = validated("unlock-mine", run(backend, *mine, "--dry-run"), 0)
     assert [lock["lock_id"] for lock in dry["would_release"]] == ["mine-0001"]

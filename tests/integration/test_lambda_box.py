@@ -27,11 +27,26 @@ def runtime() -> Path:
     return runtime_dir()
 
 
-def box(runtime: Path, handler: str, memory_mb: int = 128, timeout: float = 30, cpu_share: float | None = 1.0,
-        code: Path = BOX, **kwargs: Any) -> LambdaBox:
+def box(
+    runtime: Path,
+    handler: str,
+    memory_mb: int = 128,
+    timeout: float = 30,
+    cpu_share: float | None = 1.0,
+    code: Path = BOX,
+    **kwargs: Any,
+) -> LambdaBox:
     # A whole CPU by default: these tests are about the box, not about speed (the CPU test sets its own share).
-    fn = BoxFunction("BoxFunction", code, handler, memory_mb=memory_mb, timeout=timeout,
-                     environment={"FROM_TEMPLATE": "yes"}, function_name="tfjanitor-BoxFunction", log_group="/aws/lambda/box")
+    fn = BoxFunction(
+        "BoxFunction",
+        code,
+        handler,
+        memory_mb=memory_mb,
+        timeout=timeout,
+        environment={"FROM_TEMPLATE": "yes"},
+        function_name="tfjanitor-BoxFunction",
+        log_group="/aws/lambda/box",
+    )
     return LambdaBox(fn, env_overrides={"AWS_REGION": "eu-west-1"}, cpu_share=cpu_share, runtime_dir=runtime, **kwargs)
 
 
@@ -103,8 +118,10 @@ def test_past_its_deadline_an_invocation_times_out_its_environment_is_killed_and
         late = b.invoke({"seconds": 60, "child": True})
         after = b.invoke({"seconds": 0})
     assert late.status == "timeout" and late.error is not None
-    assert late.error == {"errorType": "Sandbox.Timedout",
-                          "errorMessage": f"RequestId: {late.request_id} Error: Task timed out after 2.00 seconds"}
+    assert late.error == {
+        "errorType": "Sandbox.Timedout",
+        "errorMessage": f"RequestId: {late.request_id} Error: Task timed out after 2.00 seconds",
+    }
     assert after.ok and after.cold and after.init is not None and b.environments == 2
 
 

@@ -30,8 +30,9 @@ def test_the_wheel_without_extras_is_the_whole_cli(backend, tmp_path) -> None:
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(ROOT / name, src / name)
-    shutil.copytree(ROOT / "layers/tfjanitor/tfjanitor", src / "layers/tfjanitor/tfjanitor",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "layers/tfjanitor/tfjanitor", src / "layers/tfjanitor/tfjanitor", ignore=shutil.ignore_patterns("__pycache__")
+    )
     built = run(sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "-w", tmp_path / "dist", src)
     assert built.returncode == 0, built.stderr
     [wheel] = (tmp_path / "dist").glob("tfjanitor-*.whl")
@@ -58,12 +59,26 @@ def test_the_wheel_without_extras_is_the_whole_cli(backend, tmp_path) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     put_state(s3, ddb, BUCKET, "web/terraform.tfstate", state_body())
     # A run killed three hours ago before any state write: no sign of life since.
-    put_lock(ddb, BUCKET, "app/terraform.tfstate",
-             lock_info(f"{BUCKET}/app/terraform.tfstate", age=timedelta(hours=3), lock_id="lean-1"))
-    scan = run(bin_ / "tfjanitor", "scan", "--table", TABLE, "--endpoint-url", backend.url, "--skip-audit",
-               "--format", "json", env=env)
-    module = run(bin_ / "python", "-m", "tfjanitor", "scan", "--table", TABLE, "--endpoint-url", backend.url,
-                 "--skip-audit", "--format", "json", env=env)
+    put_lock(
+        ddb, BUCKET, "app/terraform.tfstate", lock_info(f"{BUCKET}/app/terraform.tfstate", age=timedelta(hours=3), lock_id="lean-1")
+    )
+    scan = run(
+        bin_ / "tfjanitor", "scan", "--table", TABLE, "--endpoint-url", backend.url, "--skip-audit", "--format", "json", env=env
+    )
+    module = run(
+        bin_ / "python",
+        "-m",
+        "tfjanitor",
+        "scan",
+        "--table",
+        TABLE,
+        "--endpoint-url",
+        backend.url,
+        "--skip-audit",
+        "--format",
+        "json",
+        env=env,
+    )
     for result in (scan, module):  # the console script and `python -m tfjanitor` alike
         assert result.returncode == 1, result.stderr  # findings
         assert [(f["kind"], f["lock_id"]) for f in json.loads(result.stdout)["findings"]] == [("stale_lock", "lean-1")]

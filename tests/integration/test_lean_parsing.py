@@ -10,8 +10,14 @@ from tfjanitor.aws.session import AwsSession
 from tfjanitor.local.emulator import MotoServer
 
 KEYS = [
-    "plain/terraform.tfstate", "a b/c+d/terraform.tfstate", "percent%20/x%2Fy.tfstate", "ünï ✓/팀/terraform.tfstate",
-    "esc\x1b[31m/ctl\x07.tfstate", "amp&lt;<>'\"/k.tfstate", "trailing space /k ", "env:/staging/dev/terraform.tfstate",
+    "plain/terraform.tfstate",
+    "a b/c+d/terraform.tfstate",
+    "percent%20/x%2Fy.tfstate",
+    "ünï ✓/팀/terraform.tfstate",
+    "esc\x1b[31m/ctl\x07.tfstate",
+    "amp&lt;<>'\"/k.tfstate",
+    "trailing space /k ",
+    "env:/staging/dev/terraform.tfstate",
 ]
 
 
@@ -19,8 +25,7 @@ def test_a_lean_listing_is_what_botocore_parses(backend: MotoServer) -> None:
     s3 = client("s3", backend)
     for i, key in enumerate(KEYS):
         s3.put_object(Bucket=BUCKET, Key=key, Body=b"x" * (i + 1))
-    botocore_view = {o["Key"]: (o["ETag"], o["Size"], o["LastModified"])
-                     for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
+    botocore_view = {o["Key"]: (o["ETag"], o["Size"], o["LastModified"]) for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]}
     aws = AwsSession(session(), endpoint_url=backend.url)
     bucket = Bucket(aws, REGION, BUCKET)
     lean = {e.key: (e.etag, e.size, e.last_modified) for page, _ in bucket.list_pages() for e in page}
@@ -46,10 +51,16 @@ def test_a_lean_listing_pages_and_starts_after_as_botocore(backend: MotoServer) 
 
 def test_a_lean_scan_is_what_botocore_parses(backend: MotoServer) -> None:
     ddb = client("dynamodb", backend)
-    items = [
-        {"LockID": {"S": f"{BUCKET}/k{i}"}, "Info": {"S": "{}"}} for i in range(5)
-    ] + [{"LockID": {"S": "foreign/1"}, "Qty": {"N": "1.50"}, "Tags": {"SS": ["a", "b"]}, "Ok": {"BOOL": True},
-          "Nothing": {"NULL": True}, "Doc": {"M": {"x": {"L": [{"S": "y"}]}}}}]
+    items = [{"LockID": {"S": f"{BUCKET}/k{i}"}, "Info": {"S": "{}"}} for i in range(5)] + [
+        {
+            "LockID": {"S": "foreign/1"},
+            "Qty": {"N": "1.50"},
+            "Tags": {"SS": ["a", "b"]},
+            "Ok": {"BOOL": True},
+            "Nothing": {"NULL": True},
+            "Doc": {"M": {"x": {"L": [{"S": "y"}]}}},
+        }
+    ]
     for item in items:
         ddb.put_item(TableName=TABLE, Item=item)
     seen: list[dict] = []

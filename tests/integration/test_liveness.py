@@ -35,17 +35,20 @@ FINDINGS = "tfjanitor-findings"
 def history(backend):
     """The stack's own table (the findings table), where the stream monitor keeps signs of life and holds."""
     client("dynamodb", backend).create_table(
-        TableName=FINDINGS, BillingMode="PAY_PER_REQUEST",
+        TableName=FINDINGS,
+        BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
         AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
     )
     return History(AwsSession(session(), endpoint_url=backend.url), REGION, FINDINGS)
 
 
-def sweep_at(server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None,
-             all_lockfiles: bool = False) -> ScanResult:
-    request = SweepRequest(REGION, [TABLE], [BUCKET], policy or StalePolicy(), findings_table=findings_table,
-                           all_lockfiles=all_lockfiles)
+def sweep_at(
+    server, now: datetime, findings_table: str | None = None, policy: StalePolicy | None = None, all_lockfiles: bool = False
+) -> ScanResult:
+    request = SweepRequest(
+        REGION, [TABLE], [BUCKET], policy or StalePolicy(), findings_table=findings_table, all_lockfiles=all_lockfiles
+    )
     return Sweeper(AwsSession(session(), endpoint_url=server.url), now=now).sweep(request)
 
 
@@ -98,8 +101,7 @@ def test_a_learned_threshold_alerts_long_before_stale_after_and_explains_itself(
     [stale] = result.findings
     assert stale.kind is Kind.STALE_LOCK and stale.details["threshold"]["learned"] is True
     assert stale.details["threshold_seconds"] == 600  # 3 x 44 s, raised to MinStaleAfter
-    assert "this state's applies finish within 44s (p95 of 5 runs); this one has shown no sign of life for 12m" \
-        in stale.message
+    assert "this state's applies finish within 44s (p95 of 5 runs); this one has shown no sign of life for 12m" in stale.message
     # With learning off, the fixed threshold again.
     assert sweep_at(backend, later(), findings_table=FINDINGS, policy=StalePolicy(adaptive=False)).findings == []
 
@@ -150,8 +152,7 @@ def test_the_stream_monitor_records_holds_and_digest_writes_once(backend, ddb, h
 
 def test_a_dead_run_between_its_state_and_digest_writes_is_an_interrupted_write(backend, s3, ddb) -> None:
     put_state(s3, ddb, BUCKET, KEY, state_body(1))
-    put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(seconds=30), lock_id="died-3",
-                                          who="ci@runner-9"))
+    put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(seconds=30), lock_id="died-3", who="ci@runner-9"))
     written = state_body(2, secret="never-shown")
     s3.put_object(Bucket=BUCKET, Key=KEY, Body=written)  # the run's state write; its digest write never came
     assert [(u.key, "died-3" in u.reason) for u in sweep_at(backend, later()).unverified] == [(KEY, True)]  # alive
@@ -179,10 +180,16 @@ def test_drift_in_a_versioned_bucket_names_terraforms_last_write(backend, s3, dd
     put_state(s3, ddb, BUCKET, KEY, state_body(1))  # Terraform's first write: a plain single-part upload
     ours = state_body(2, size=6 * 1024 * 1024)  # Terraform's last write: over 5 MiB, multipart (ETag "-2")
     upload = s3.create_multipart_upload(Bucket=BUCKET, Key=KEY)
-    parts = [s3.upload_part(Bucket=BUCKET, Key=KEY, UploadId=upload["UploadId"], PartNumber=n, Body=chunk)["ETag"]
-             for n, chunk in ((1, ours[:5 * 1024 * 1024]), (2, ours[5 * 1024 * 1024:]))]
-    mine = s3.complete_multipart_upload(Bucket=BUCKET, Key=KEY, UploadId=upload["UploadId"], MultipartUpload={
-        "Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(parts, 1)]})["VersionId"]
+    parts = [
+        s3.upload_part(Bucket=BUCKET, Key=KEY, UploadId=upload["UploadId"], PartNumber=n, Body=chunk)["ETag"]
+        for n, chunk in ((1, ours[: 5 * 1024 * 1024]), (2, ours[5 * 1024 * 1024 :]))
+    ]
+    mine = s3.complete_multipart_upload(
+        Bucket=BUCKET,
+        Key=KEY,
+        UploadId=upload["UploadId"],
+        MultipartUpload={"Parts": [{"ETag": e, "PartNumber": n} for n, e in enumerate(parts, 1)]},
+    )["VersionId"]
     ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{KEY}-md5"}, "Digest": {"S": md5(ours)}})
     by_hand = s3.put_object(Bucket=BUCKET, Key=KEY, Body=state_body(3))
     overwritten = s3.head_object(Bucket=BUCKET, Key=KEY)["LastModified"]
@@ -190,8 +197,11 @@ def test_drift_in_a_versioned_bucket_names_terraforms_last_write(backend, s3, dd
     result = sweep_at(backend, later())
     [drift] = result.findings
     assert drift.kind is Kind.DIGEST_DRIFT
-    assert drift.details["matching_version"] == {"version_id": mine, "size": len(ours),
-                                                 "last_modified": drift.details["matching_version"]["last_modified"]}
+    assert drift.details["matching_version"] == {
+        "version_id": mine,
+        "size": len(ours),
+        "last_modified": drift.details["matching_version"]["last_modified"],
+    }
     assert drift.details["overwritten_at"] == overwritten.strftime("%Y-%m-%dT%H:%M:%SZ")
     assert f"Terraform's last write is version {mine}" in drift.message and "outside Terraform" in drift.message
     assert result.stats.downloads == 2  # the current object, and the multipart version (its ETag is no MD5)
@@ -202,8 +212,12 @@ def test_drift_in_a_versioned_bucket_names_terraforms_last_write(backend, s3, dd
     assert f"restore Terraform's last write, version {mine}" in restore["label"]
     [copy] = restore["commands"]
     params = json.loads(copy.split("--cli-input-json ", 1)[1].strip("'"))
-    assert params == {"Bucket": BUCKET, "Key": KEY, "CopySource": {"Bucket": BUCKET, "Key": KEY, "VersionId": mine},
-                      "IfMatch": by_hand["ETag"]}
+    assert params == {
+        "Bucket": BUCKET,
+        "Key": KEY,
+        "CopySource": {"Bucket": BUCKET, "Key": KEY, "VersionId": mine},
+        "IfMatch": by_hand["ETag"],
+    }
     # The restore, as printed (moto ignores If-Match on CopyObject; AWS enforces it), makes the state whole.
     s3.copy_object(**params)
     assert kinds(sweep_at(backend, later())) == []
@@ -212,16 +226,20 @@ def test_drift_in_a_versioned_bucket_names_terraforms_last_write(backend, s3, dd
 def test_drift_in_an_unversioned_bucket_has_no_version_to_restore(emulator) -> None:
     create_bucket(emulator, "plain-state")
     s3, ddb = client("s3", emulator), client("dynamodb", emulator)
-    ddb.create_table(TableName=TABLE, KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
-                     BillingMode="PAY_PER_REQUEST")
+    ddb.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "LockID", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "LockID", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     put_state(s3, ddb, "plain-state", KEY, state_body(1))
     s3.put_object(Bucket="plain-state", Key=KEY, Body=state_body(2))
     request = SweepRequest(REGION, [TABLE])
     [drift] = Sweeper(AwsSession(session(), endpoint_url=emulator.url)).sweep(request).findings
     assert drift.details["matching_version"] is None and "the bucket is not versioned" in drift.message
-    assert Sweeper(AwsSession(session(), endpoint_url=emulator.url)).sweep(request).stats.api_calls.get(
-        "ListObjectVersions") is None  # never versioned: nothing to list
+    assert (
+        Sweeper(AwsSession(session(), endpoint_url=emulator.url)).sweep(request).stats.api_calls.get("ListObjectVersions") is None
+    )  # never versioned: nothing to list
 
 
 # -- tfjanitor locks -------------------------------------------------------------------------------------------
@@ -229,24 +247,54 @@ def test_drift_in_an_unversioned_bucket_has_no_version_to_restore(emulator) -> N
 
 def locks(server, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tfjanitor", "locks", "--region", REGION, "--table", TABLE, "--bucket", BUCKET,
-         "--endpoint-url", server.url, *args], capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tfjanitor",
+            "locks",
+            "--region",
+            REGION,
+            "--table",
+            TABLE,
+            "--bucket",
+            BUCKET,
+            "--endpoint-url",
+            server.url,
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
 
 
 def test_locks_lists_every_lock_with_its_verdict(backend, s3, ddb) -> None:
     put_lock(ddb, BUCKET, "dead/terraform.tfstate", lock_info("x", age=timedelta(hours=2), lock_id="dead-4"))
     put_lock(ddb, BUCKET, "live/terraform.tfstate", lock_info("x", age=timedelta(seconds=5), lock_id="live-4"))
-    s3.put_object(Bucket=BUCKET, Key="file/terraform.tfstate.tflock",
-                  Body=lock_info("x", age=timedelta(minutes=30), lock_id="quiet-4", operation="OperationTypePlan").encode())
+    s3.put_object(
+        Bucket=BUCKET,
+        Key="file/terraform.tfstate.tflock",
+        Body=lock_info("x", age=timedelta(minutes=30), lock_id="quiet-4", operation="OperationTypePlan").encode(),
+    )
     proc = locks(backend, "--format", "json")
     assert proc.returncode == 0, proc.stderr  # stale locks alone: it lists, scan judges
     doc = json.loads(proc.stdout)
     assert set(doc) >= {"region", "complete", "locks", "errors"} and doc["complete"] is True
     rows = {row["lock_id"]: row for row in doc["locks"]}
     assert {k: rows[k]["verdict"] for k in rows} == {"dead-4": "stale", "live-4": "alive", "quiet-4": "stale"}
-    assert set(rows["dead-4"]) >= {"bucket", "key", "table", "lock_id", "operation", "who", "created",
-                                   "last_sign_of_life", "threshold_seconds", "verdict"}
+    assert set(rows["dead-4"]) >= {
+        "bucket",
+        "key",
+        "table",
+        "lock_id",
+        "operation",
+        "who",
+        "created",
+        "last_sign_of_life",
+        "threshold_seconds",
+        "verdict",
+    }
     assert rows["quiet-4"]["table"] is None and rows["quiet-4"]["threshold_seconds"] == 900  # a plan's lock file
     assert rows["live-4"]["last_sign_of_life"]["what"] == "created" and rows["dead-4"]["threshold_seconds"] == 3600
     table = locks(backend, "--stale-after", "3h")

@@ -22,9 +22,17 @@ def test_the_local_stack_runs_what_sam_deploy_ships(backend: MotoServer, tmp_pat
     # The first run of a new state, killed before it wrote anything: no sign of life since its lock.
     put_lock(ddb, BUCKET, "ci/terraform.tfstate", lock_info(f"{BUCKET}/ci/terraform.tfstate", age=timedelta(hours=3)))
     said: list[str] = []
-    stack = LocalStack(ROOT / "template.yaml", backend.url, REGION,
-                       {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com"}, time_scale=300,
-                       echo=said.append, as_deployed=True, build_dir=tmp_path / "build", full_cpu=True)
+    stack = LocalStack(
+        ROOT / "template.yaml",
+        backend.url,
+        REGION,
+        {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com"},
+        time_scale=300,
+        echo=said.append,
+        as_deployed=True,
+        build_dir=tmp_path / "build",
+        full_cpu=True,
+    )
     try:
         stack.setup()
         deadline = time.monotonic() + 180
@@ -54,7 +62,8 @@ def test_the_dashboard_picture_is_the_templates_dashboard(tmp_path: Path) -> Non
 
     template = load_template()
     body = Rendered(template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com"}).value(
-        template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
+        template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
+    )
     shown = panels(body)
     widgets = json.loads(body)["widgets"]
     assert len(shown) == sum(1 for w in widgets if w["type"] == "metric")

@@ -17,12 +17,17 @@ TERRAGRUNT = "terragrunt-locks"
 def terragrunt_table(server: MotoServer) -> None:
     """Old Terragrunt's own lock table: hash key StateFileId."""
     ddb = client("dynamodb", server)
-    ddb.create_table(TableName=TERRAGRUNT, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "StateFileId", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "StateFileId", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName=TERRAGRUNT,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "StateFileId", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "StateFileId", "AttributeType": "S"}],
+    )
     for i in range(5):
-        ddb.put_item(TableName=TERRAGRUNT, Item={"StateFileId": {"S": f"{BUCKET}/app{i}/terraform.tfstate"},
-                                                 "Username": {"S": "ci"}, "Ip": {"S": "10.0.0.1"}})
+        ddb.put_item(
+            TableName=TERRAGRUNT,
+            Item={"StateFileId": {"S": f"{BUCKET}/app{i}/terraform.tfstate"}, "Username": {"S": "ci"}, "Ip": {"S": "10.0.0.1"}},
+        )
 
 
 def test_a_table_of_another_key_schema_is_one_finding_naming_items_by_their_key(backend: MotoServer) -> None:
@@ -40,8 +45,25 @@ def test_a_table_of_another_key_schema_is_one_finding_naming_items_by_their_key(
 def test_the_cli_scan_reports_it_once_with_the_audit(backend: MotoServer) -> None:
     terragrunt_table(backend)
     proc = subprocess.run(
-        [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TERRAGRUNT, "--format", "json",
-         "--endpoint-url", backend.url], capture_output=True, text=True, timeout=60, check=False)
+        [
+            sys.executable,
+            "-m",
+            "tfjanitor",
+            "scan",
+            "--region",
+            REGION,
+            "--table",
+            TERRAGRUNT,
+            "--format",
+            "json",
+            "--endpoint-url",
+            backend.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 1, proc.stdout
     found = [f["kind"] for f in doc["findings"]]

@@ -101,8 +101,10 @@ def refuse_publishes(boto: boto3.session.Session) -> Counter[str]:
 
     def refuse(**_: Any) -> tuple[AWSResponse, dict[str, Any]]:
         counts["refused"] += 1
-        error = {"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"},
-                 "ResponseMetadata": {"HTTPStatusCode": 400}}
+        error = {
+            "Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
         return AWSResponse("https://sns.invalid/", 400, http_headers(), None), error
 
     boto.events.register(
@@ -113,7 +115,7 @@ def refuse_publishes(boto: boto3.session.Session) -> Counter[str]:
 
 
 def test_a_notice_sns_refuses_is_given_up_after_one_compact_try_counted_and_never_retried(
-    backend, alerting, monkeypatch, capsys, caplog,
+    backend, alerting, monkeypatch, capsys, caplog
 ) -> None:
     monkeypatch.setenv("POWERTOOLS_SERVICE_NAME", "tfjanitor")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "TfJanitor")
@@ -202,7 +204,7 @@ class Killed(BaseException):
 
 
 def test_a_sender_killed_between_sns_and_the_bus_then_a_resolve_the_bus_sees_opened_before_resolved(
-    backend, alerting, monkeypatch,
+    backend, alerting, monkeypatch
 ) -> None:
     # The dead run's claim: its few seconds left (no margin, so that the test need not wait for it).
     monkeypatch.setattr(delivery, "CLAIM_MARGIN", timedelta(0), raising=False)
@@ -217,8 +219,7 @@ def test_a_sender_killed_between_sns_and_the_bus_then_a_resolve_the_bus_sees_ope
 
     dying.events.register("before-call.events.PutEvents", kill)
     with pytest.raises(Killed):  # SNS took "opened"; the run died before PutEvents
-        sweep_and_alert(settings, AwsSession(dying, endpoint_url=backend.url),
-                        deadline=Deadline(lambda: 6.0, "a short run"))
+        sweep_and_alert(settings, AwsSession(dying, endpoint_url=backend.url), deadline=Deadline(lambda: 6.0, "a short run"))
     claimed_until = datetime.now(timezone.utc) + timedelta(seconds=6)
     [opened_email] = captured(backend)
     assert opened_email["subject"].startswith("[tfjanitor] WARNING Stale lock")

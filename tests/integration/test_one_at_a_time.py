@@ -20,8 +20,12 @@ from tfjanitor.scan.fleet import FleetRequest, scan_region
 
 def test_a_sweep_that_finds_the_last_one_still_running_is_skipped(backend: MotoServer, alerting) -> None:
     aws, now = AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc)
-    put_lock(client("dynamodb", backend), BUCKET, "ci/terraform.tfstate",
-             lock_info(f"{BUCKET}/ci/terraform.tfstate", age=timedelta(hours=3)))
+    put_lock(
+        client("dynamodb", backend),
+        BUCKET,
+        "ci/terraform.tfstate",
+        lock_info(f"{BUCKET}/ci/terraform.tfstate", age=timedelta(hours=3)),
+    )
     running = Lease.of(aws, REGION, alerting["findings_table"], "sweeper")
     assert running.take(now, now + timedelta(minutes=4))  # a sweep in progress, until its timeout
 
@@ -47,17 +51,21 @@ def test_a_lease_whose_run_died_runs_out_with_that_runs_timeout(backend: MotoSer
     assert not sweep_and_alert(SweeperSettings(**alerting), aws, later)[0].skipped
 
 
-def test_the_sweeper_function_reports_a_skipped_run_and_its_metric(backend: MotoServer, alerting, monkeypatch,
-                                                                   capsys) -> None:
+def test_the_sweeper_function_reports_a_skipped_run_and_its_metric(backend: MotoServer, alerting, monkeypatch, capsys) -> None:
     import json
 
     from tests.support.lambdas import load_function
 
     aws, now = AwsSession(session(), endpoint_url=backend.url), datetime.now(timezone.utc)
     assert Lease.of(aws, REGION, alerting["findings_table"], "sweeper").take(now, now + timedelta(minutes=4))
-    for name, value in {"AWS_REGION": REGION, "LOCK_TABLES": TABLE, "FINDINGS_TABLE": alerting["findings_table"],
-                        "ALERT_TOPIC_ARN": alerting["alert_topic_arns"][0], "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
-                        "POWERTOOLS_SERVICE_NAME": "tfjanitor"}.items():
+    for name, value in {
+        "AWS_REGION": REGION,
+        "LOCK_TABLES": TABLE,
+        "FINDINGS_TABLE": alerting["findings_table"],
+        "ALERT_TOPIC_ARN": alerting["alert_topic_arns"][0],
+        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
+        "POWERTOOLS_SERVICE_NAME": "tfjanitor",
+    }.items():
         monkeypatch.setenv(name, value)
     from tfjanitor.runtime.settings import sweeper_settings
 
@@ -82,15 +90,19 @@ def test_discovery_that_cannot_describe_one_table_still_sweeps_the_named_ones(ba
     create_lock_table(backend, "secret-table")
     ddb = client("dynamodb", backend)
     put_lock(ddb, BUCKET, "ci/terraform.tfstate", lock_info(f"{BUCKET}/ci/terraform.tfstate", age=timedelta(hours=3)))
-    put_lock(ddb, BUCKET, "app/terraform.tfstate", lock_info(f"{BUCKET}/app/terraform.tfstate", age=timedelta(hours=3)),
-             table="found-by-schema")
+    put_lock(
+        ddb,
+        BUCKET,
+        "app/terraform.tfstate",
+        lock_info(f"{BUCKET}/app/terraform.tfstate", age=timedelta(hours=3)),
+        table="found-by-schema",
+    )
     aws = AwsSession(session(), endpoint_url=backend.url, max_attempts=1)
     aws.dynamodb(REGION).meta.events.register(
         "before-send.dynamodb.DescribeTable",
-        deny("AccessDeniedException", when=lambda request: b"secret-table" in (request.body or b"")))
+        deny("AccessDeniedException", when=lambda request: b"secret-table" in (request.body or b"")),
+    )
     result = scan_region(aws, REGION, FleetRequest(regions=[REGION], tables=[TABLE], discover_tables=True, audit=False))
-    assert sorted((f.kind.value, f.table) for f in result.findings) == [
-        ("stale_lock", "found-by-schema"), ("stale_lock", TABLE)]
-    assert [(e.check, e.target, e.code) for e in result.errors] == [
-        ("discover_tables", "secret-table", "AccessDeniedException")]
+    assert sorted((f.kind.value, f.table) for f in result.findings) == [("stale_lock", "found-by-schema"), ("stale_lock", TABLE)]
+    assert [(e.check, e.target, e.code) for e in result.errors] == [("discover_tables", "secret-table", "AccessDeniedException")]
     assert "whether it is a lock table is unknown" in result.errors[0].message

@@ -22,7 +22,7 @@ from tests.support.builders import lock_info, md5, put_lock, put_state, state_bo
 from tfjanitor.local.emulator import MotoServer
 from tfjanitor.model import Kind, StalePolicy
 
-KEY = "-dev/it's $(touch pwned) `touch pwned2`; \"q\" \\ ü ✓\x1b[31m\x85\u202e/terraform.tfstate"
+KEY = '-dev/it\'s $(touch pwned) `touch pwned2`; "q" \\ ü ✓\x1b[31m\x85\u202e/terraform.tfstate'
 LOCKFILE_KEY = "file:///tmp/tfjanitor-paste/$(touch pwned)/terraform.tfstate"  # the AWS CLI would read that file
 LOCK_ID = "-h'; $(touch pwned) `touch pwned3`\x1b]0;title\x07"
 WHO = "evil\x1b[2J\r\x85\u202e@host"
@@ -165,8 +165,7 @@ def test_stale_lockfile_commands_delete_exactly_that_object(backend: MotoServer,
     assert s3.get_object(Bucket=BUCKET, Key=lockfile)["Body"].read() == body + b" "
 
 
-def test_an_empty_item_on_a_state_lock_slot_is_a_warning_deleted_exactly(backend: MotoServer, shell: Shell,
-                                                                         work: Path) -> None:
+def test_an_empty_item_on_a_state_lock_slot_is_a_warning_deleted_exactly(backend: MotoServer, shell: Shell, work: Path) -> None:
     """Neither Info nor Digest, where a known state's lock belongs (issue 18.5): Terraform cannot lock that state
     while it is there. It is a warning (not another workload's item) whose delete takes exactly that item."""
     s3, ddb = client("s3", backend), client("dynamodb", backend)

@@ -20,16 +20,30 @@ def test_a_lock_whose_created_is_old_is_released_one_threshold_after_tfjanitor_f
     """Created says 3h ago (a -lock-timeout wait, or the holder's clock): the lock is stale at first sight,
     but the sweeper releases it only once it has itself seen the same lock for the 1h threshold."""
     ddb = client("dynamodb", backend)
-    ddb.create_table(TableName=FINDINGS_TABLE, BillingMode="PAY_PER_REQUEST",
-                     KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
-                     AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}])
+    ddb.create_table(
+        TableName=FINDINGS_TABLE,
+        BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
+    )
     topic = client("sns", backend).create_topic(Name="alerts")["TopicArn"]
     t0 = datetime.now(timezone.utc).replace(microsecond=0)
-    put_lock(ddb, BUCKET, KEY, lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), operation="OperationTypePlan",
-                                         lock_id="held-since-long", now=t0))
-    settings = SweeperSettings(region=REGION, findings_table=FINDINGS_TABLE, alert_topic_arns=[topic], lock_tables=[TABLE],
-                               auto_release=True, stale_after=timedelta(hours=1), read_only_stale_after=timedelta(hours=1),
-                               release_grace=timedelta(minutes=30))
+    put_lock(
+        ddb,
+        BUCKET,
+        KEY,
+        lock_info(f"{BUCKET}/{KEY}", age=timedelta(hours=3), operation="OperationTypePlan", lock_id="held-since-long", now=t0),
+    )
+    settings = SweeperSettings(
+        region=REGION,
+        findings_table=FINDINGS_TABLE,
+        alert_topic_arns=[topic],
+        lock_tables=[TABLE],
+        auto_release=True,
+        stale_after=timedelta(hours=1),
+        read_only_stale_after=timedelta(hours=1),
+        release_grace=timedelta(minutes=30),
+    )
     aws = AwsSession(session(), endpoint_url=backend.url)
     released_at = []
     for minutes in (0, 10, 35, 50, 61):

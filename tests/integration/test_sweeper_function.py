@@ -59,8 +59,6 @@ def emf_blobs(stdout: str) -> list[dict]:
     return blobs
 
 
-
-
 def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, backend, capsys, caplog) -> None:
     from tests.conftest import client
 
@@ -73,8 +71,15 @@ def test_scheduled_sweep_emits_per_table_metrics_and_logs_findings(handler, back
     response = handler(EVENT, context())
     out = capsys.readouterr().out
 
-    assert response == {"complete": False, "findings": 2, "errors": 1, "alerts_sent": 0, "notifications_failed": 0,
-                        "exit_code": 2, "skipped": False}
+    assert response == {
+        "complete": False,
+        "findings": 2,
+        "errors": 1,
+        "alerts_sent": 0,
+        "notifications_failed": 0,
+        "exit_code": 2,
+        "skipped": False,
+    }
     blobs = emf_blobs(out)
     assert not [b for b in blobs if "Table" in b]  # no dimension that grows with the fleet: tables go to the logs
     [sweep] = [b for b in blobs if "SweepsCompleted" in b]
@@ -112,15 +117,18 @@ def test_a_sweep_near_the_lambda_timeout_stops_in_time_reports_incomplete_and_pu
     put_state(client("s3", backend), client("dynamodb", backend), BUCKET, "dev/terraform.tfstate", state_body(1))
     response = handler(EVENT, FakeContext("tfjanitor-SweeperFunction", REGION, timeout=20))  # 20 s < 30 s reserve
     assert response["complete"] is False and response["exit_code"] == 2
-    names = {m["Name"] for blob in emf_blobs(capsys.readouterr().out) for d in blob["_aws"]["CloudWatchMetrics"]
-             for m in d["Metrics"]}
+    names = {m["Name"] for blob in emf_blobs(capsys.readouterr().out) for d in blob["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
     assert "SweepErrors" in names and "SweepsCompleted" in names
 
 
 def test_stream_records_beyond_the_time_budget_are_batch_failures_not_lost(backend, monkeypatch) -> None:
     """Issue 9.5: the stream monitor reports records it cannot reach in time as batch item failures."""
-    for name, value in {"AWS_REGION": REGION, "POWERTOOLS_SERVICE_NAME": "tfjanitor",
-                        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor", "POWERTOOLS_TRACE_DISABLED": "true"}.items():
+    for name, value in {
+        "AWS_REGION": REGION,
+        "POWERTOOLS_SERVICE_NAME": "tfjanitor",
+        "POWERTOOLS_METRICS_NAMESPACE": "TfJanitor",
+        "POWERTOOLS_TRACE_DISABLED": "true",
+    }.items():
         monkeypatch.setenv(name, value)
     from tfjanitor.runtime import settings
 
@@ -128,10 +136,17 @@ def test_stream_records_beyond_the_time_budget_are_batch_failures_not_lost(backe
     module = load_function("stream_monitor")
     arn = f"arn:aws:dynamodb:{REGION}:123456789012:table/{TABLE}/stream/2026-11-25T00:00:00.000"
     records = [
-        {"eventID": str(i), "eventName": "INSERT", "eventSource": "aws:dynamodb", "eventSourceARN": arn,
-         "dynamodb": {"SequenceNumber": f"{100 + i}", "ApproximateCreationDateTime": 1764000000 + i,
-                      "NewImage": {"LockID": {"S": f"{BUCKET}/s{i}.tfstate"},
-                                   "Info": {"S": lock_info(f"{BUCKET}/s{i}.tfstate")}}}}
+        {
+            "eventID": str(i),
+            "eventName": "INSERT",
+            "eventSource": "aws:dynamodb",
+            "eventSourceARN": arn,
+            "dynamodb": {
+                "SequenceNumber": f"{100 + i}",
+                "ApproximateCreationDateTime": 1764000000 + i,
+                "NewImage": {"LockID": {"S": f"{BUCKET}/s{i}.tfstate"}, "Info": {"S": lock_info(f"{BUCKET}/s{i}.tfstate")}},
+            },
+        }
         for i in range(3)
     ]
     plenty = module.lambda_handler({"Records": records}, FakeContext("stream", REGION, timeout=60))
@@ -147,8 +162,7 @@ def test_a_notice_sns_refused_is_counted_and_sent_by_the_next_run(handler, backe
     from tfjanitor.runtime import settings
 
     topic = alerting["alert_topic_arns"][0].replace("tfjanitor-alerts", "tfjanitor-alerts-not-yet")  # Publish: NotFound
-    for name, value in {"LOCK_TABLES": TABLE, "FINDINGS_TABLE": alerting["findings_table"],
-                        "ALERT_TOPIC_ARN": topic}.items():
+    for name, value in {"LOCK_TABLES": TABLE, "FINDINGS_TABLE": alerting["findings_table"], "ALERT_TOPIC_ARN": topic}.items():
         monkeypatch.setenv(name, value)
     settings.sweeper_settings.cache_clear()
     put_lock(client("dynamodb", backend), BUCKET, "ci/terraform.tfstate", lock_info("ci", age=timedelta(hours=2)))

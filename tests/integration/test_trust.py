@@ -68,6 +68,7 @@ def test_lockfile_lock_taken_after_the_object_is_unverified(backend, s3, ddb) ->
 
 # -- the alert lifecycle, with the real findings table -------------------------------------------
 
+
 def alerts(backend) -> dict[str, str]:
     items = client("dynamodb", backend).scan(TableName=FINDINGS)["Items"]
     return {json.loads(i["Finding"]["S"])["kind"]: i["Status"]["S"] for i in items if "Finding" in i}
@@ -145,8 +146,7 @@ def test_a_sweep_that_read_a_lock_before_its_release_never_reopens_it(backend, s
 
     def released_meanwhile(**_: object) -> None:  # after the Scan read the lock, before the sweep alerts
         ddb.delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
-        resolve_if_open(store, fp, t0 + timedelta(seconds=20), "lock released", evidence=t0 + timedelta(seconds=20),
-                        tombstone=True)
+        resolve_if_open(store, fp, t0 + timedelta(seconds=20), "lock released", evidence=t0 + timedelta(seconds=20), tombstone=True)
 
     aws.dynamodb(REGION).meta.events.register("after-call.dynamodb.Scan", released_meanwhile, unique_id="once")
     _, notices = sweep_and_alert(settings, aws, t0 + timedelta(seconds=10))
@@ -156,6 +156,7 @@ def test_a_sweep_that_read_a_lock_before_its_release_never_reopens_it(backend, s
 
 
 # -- time budgets --------------------------------------------------------------------------------
+
 
 def ticking(budget_calls: int) -> Deadline:
     """A deadline that runs out after ``budget_calls`` looks at the clock (a fake clock: no sleeping)."""
@@ -189,9 +190,27 @@ def test_cli_time_budget_reports_an_incomplete_scan(backend, s3, ddb) -> None:
     for i in range(5):
         put_state(s3, ddb, BUCKET, f"s{i}/terraform.tfstate", state_body(i))
     proc = subprocess.run(
-        [sys.executable, "-m", "tfjanitor", "scan", "--region", REGION, "--table", TABLE, "--skip-audit",
-         "--time-budget", "0.001s", "--format", "json", "--endpoint-url", backend.url],
-        capture_output=True, text=True, timeout=60, check=False,
+        [
+            sys.executable,
+            "-m",
+            "tfjanitor",
+            "scan",
+            "--region",
+            REGION,
+            "--table",
+            TABLE,
+            "--skip-audit",
+            "--time-budget",
+            "0.001s",
+            "--format",
+            "json",
+            "--endpoint-url",
+            backend.url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     doc = json.loads(proc.stdout)
     assert proc.returncode == 2 and doc["complete"] is False

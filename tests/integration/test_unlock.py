@@ -30,8 +30,15 @@ def run(server, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(server.env())
     env["AWS_REGION"] = REGION
-    return subprocess.run([sys.executable, "-m", "tfjanitor", "unlock", *args], capture_output=True, text=True,
-                          env=env, timeout=60, check=False, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "tfjanitor", "unlock", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def writer(server) -> LockWriter:
@@ -93,8 +100,9 @@ def test_the_prompt_and_everything_shown_escape_a_hostile_lock(backend) -> None:
     out, err = io.StringIO(), io.StringIO()
     session = boto3.session.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=REGION)
     writer = LockWriter(AwsSession(session, endpoint_url=backend.url), REGION)
-    code = run_unlock(writer, REGION, UnlockRequest(BUCKET, key, TABLE, False, f"id-{evil}"), False, "table",
-                      Console(Terminal("yes\n"), out, err))
+    code = run_unlock(
+        writer, REGION, UnlockRequest(BUCKET, key, TABLE, False, f"id-{evil}"), False, "table", Console(Terminal("yes\n"), out, err)
+    )
     assert code == 0, out.getvalue() + err.getvalue()
     shown = out.getvalue() + err.getvalue()
     assert "Release 1 lock on" in err.getvalue() and "\\x1b]0;pwned\\x07" in shown and "ci\\x1b" in shown
@@ -134,8 +142,11 @@ def test_a_lock_taken_again_between_observation_and_delete_is_never_deleted(back
                 s3.put_object(Bucket=BUCKET, Key=f"{KEY}.tflock", Body=second.encode(), IfNoneMatch="*")
             else:
                 ddb.delete_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})
-                ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/{KEY}"}, "Info": {"S": second}},
-                             ConditionExpression="attribute_not_exists(LockID)")
+                ddb.put_item(
+                    TableName=TABLE,
+                    Item={"LockID": {"S": f"{BUCKET}/{KEY}"}, "Info": {"S": second}},
+                    ConditionExpression="attribute_not_exists(LockID)",
+                )
         result = release(w, seen)
         now = observe(w, BUCKET, KEY, None if lockfile else TABLE, lockfile)
         if race:
@@ -165,8 +176,9 @@ def test_concurrent_acquirers_never_lose_a_lock_they_still_hold(backend) -> None
                 return
             info = lock_info(f"{BUCKET}/{KEY}", lock_id=str(uuid.uuid4()))
             try:
-                ddb.put_item(TableName=TABLE, Item={**lock_id_key, "Info": {"S": info}},
-                             ConditionExpression="attribute_not_exists(LockID)")
+                ddb.put_item(
+                    TableName=TABLE, Item={**lock_id_key, "Info": {"S": info}}, ConditionExpression="attribute_not_exists(LockID)"
+                )
             except ClientError:
                 continue
             acquired.append(json.loads(info)["ID"])
@@ -175,8 +187,9 @@ def test_concurrent_acquirers_never_lose_a_lock_they_still_hold(backend) -> None
                 lost.append(json.loads(info)["ID"])  # someone deleted the lock this run held
                 continue
             try:
-                ddb.delete_item(TableName=TABLE, Key=lock_id_key, ConditionExpression="Info = :i",
-                                ExpressionAttributeValues={":i": {"S": info}})
+                ddb.delete_item(
+                    TableName=TABLE, Key=lock_id_key, ConditionExpression="Info = :i", ExpressionAttributeValues={":i": {"S": info}}
+                )
             except ClientError:
                 lost.append(json.loads(info)["ID"])  # released under it between its read and its delete
 

@@ -43,21 +43,28 @@ def workdir(tmp_path: Path, server: MotoServer, workspace: str | None = None, **
     where = tmp_path / "work"
     (where / ".terraform").mkdir(parents=True, exist_ok=True)
     settings: dict[str, object] = {
-        "bucket": BUCKET, "key": KEY, "region": REGION, "dynamodb_table": TABLE, "use_lockfile": None,
-        "workspace_key_prefix": None, "endpoint": None, "dynamodb_endpoint": None, "profile": None,
+        "bucket": BUCKET,
+        "key": KEY,
+        "region": REGION,
+        "dynamodb_table": TABLE,
+        "use_lockfile": None,
+        "workspace_key_prefix": None,
+        "endpoint": None,
+        "dynamodb_endpoint": None,
+        "profile": None,
         "endpoints": {"s3": server.url, "dynamodb": server.url, "iam": None, "sso": None, "sts": None},
     }
     settings.update(config)
-    doc = {"version": 3, "terraform_version": "1.11.4",
-           "backend": {"type": "s3", "config": settings, "hash": 1}}
+    doc = {"version": 3, "terraform_version": "1.11.4", "backend": {"type": "s3", "config": settings, "hash": 1}}
     (where / ".terraform" / "terraform.tfstate").write_text(json.dumps(doc))
     if workspace:
         (where / ".terraform" / "environment").write_text(workspace)
     return where
 
 
-def mine(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], machine: FakeMachine,
-         *args: str, fmt: str = "json") -> tuple[int, Any, str]:
+def mine(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], machine: FakeMachine, *args: str, fmt: str = "json"
+) -> tuple[int, Any, str]:
     monkeypatch.setattr(mine_cli, "LocalMachine", lambda: machine)
     code = main(["unlock", "--mine", *args, "--format", fmt])
     out, err = capsys.readouterr()
@@ -70,7 +77,7 @@ def aws(server: MotoServer) -> AwsSession:
 
 
 def test_chdir_releases_both_locks_of_this_machines_dead_run_and_never_the_digest_or_state(
-    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     key = "env:/staging/dev/terraform.tfstate"
@@ -84,7 +91,9 @@ def test_chdir_releases_both_locks_of_this_machines_dead_run_and_never_the_diges
     code, doc, err = mine(monkeypatch, capsys, machine, "--chdir", str(workdir(tmp_path, backend, "staging", use_lockfile=True)))
     assert code == 0, (doc, err)
     assert [(r["source"], r["lock_id"], r["bucket"], r["key"]) for r in doc["released"]] == [
-        ("dynamodb", "aaaa-1111", BUCKET, key), ("lockfile", "aaaa-1111", BUCKET, key)]
+        ("dynamodb", "aaaa-1111", BUCKET, key),
+        ("lockfile", "aaaa-1111", BUCKET, key),
+    ]
     assert doc["released"][0]["table"] == TABLE and doc["released"][1]["lockfile"] == f"{key}.tflock"
     assert doc["kept"] == [] and doc["complete"] and doc["who"] == ME and doc["scope"]["workspace"] == "staging"
     assert held(ddb, s3, key) == (False, False) and held(ddb, s3)[0]  # the default workspace's lock stays
@@ -98,15 +107,16 @@ def test_a_lock_taken_after_the_locks_were_read_is_never_touched(backend: MotoSe
     table is read) took its lock after the read, and that lock is not among those judged."""
     ddb = client("dynamodb", backend)
     put_lock(ddb, BUCKET, "old/terraform.tfstate", lock_info("x", who=ME, age=timedelta(minutes=1), lock_id="dead"))
-    machine = FakeMachine(ME, on_processes=lambda: put_lock(ddb, BUCKET, "new/terraform.tfstate",
-                                                          lock_info("x", who=ME, lock_id="fresh")))
+    machine = FakeMachine(
+        ME, on_processes=lambda: put_lock(ddb, BUCKET, "new/terraform.tfstate", lock_info("x", who=ME, lock_id="fresh"))
+    )
     report = release_mine(aws(backend), REGION, machine, StoreScope(TABLE, None), None)
     assert [r.lock.lock_id for r in report.released] == ["dead"] and report.exit_code == 0
     assert "Item" in ddb.get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/new/terraform.tfstate"}})
 
 
 def test_table_and_bucket_mode_release_only_this_machines_dead_runs_locks(
-    backend: MotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     s3, ddb = client("s3", backend), client("dynamodb", backend)
     now = datetime.now(timezone.utc)
@@ -115,8 +125,7 @@ def test_table_and_bucket_mode_release_only_this_machines_dead_runs_locks(
     put_lock(ddb, BUCKET, "a/terraform.tfstate", both)
     put_lockfile(s3, "a/terraform.tfstate", both)  # its companion: found by name (the bucket is not given)
     put_lock(ddb, BUCKET, "b/terraform.tfstate", lock_info("x", who=ME, age=timedelta(minutes=5), lock_id="live"))
-    put_lock(ddb, BUCKET, "c/terraform.tfstate", lock_info("x", who="runner@fv-az999-9", age=timedelta(days=2),
-                                                           lock_id="other"))
+    put_lock(ddb, BUCKET, "c/terraform.tfstate", lock_info("x", who="runner@fv-az999-9", age=timedelta(days=2), lock_id="other"))
     put_lock(ddb, BUCKET, "d/terraform.tfstate", lock_info("x", who=ME, age=timedelta(hours=3), lock_id="older"))
     ddb.put_item(TableName=TABLE, Item={"LockID": {"S": f"{BUCKET}/e/terraform.tfstate"}, "Info": {"S": "{broken"}})
     put_state(s3, ddb, BUCKET, "a/terraform.tfstate", state_body())  # a digest item: never a lock
@@ -139,7 +148,8 @@ def test_table_and_bucket_mode_release_only_this_machines_dead_runs_locks(
     code, doc, _ = mine(monkeypatch, capsys, machine, "--bucket", f"{BUCKET}/team/", "--region", REGION)
     assert code == 0 and [r["lock_id"] for r in doc["released"]] == ["file-mine"]
     assert [(k["lock_id"], k["reason_code"], k["lockfile"]) for k in doc["kept"]] == [
-        ("file-other", OTHER_MACHINE, "team/y/terraform.tfstate.tflock")]
+        ("file-other", OTHER_MACHINE, "team/y/terraform.tfstate.tflock")
+    ]
     assert held(ddb, s3, "elsewhere/terraform.tfstate")[1] and held(ddb, s3, "team/y/terraform.tfstate")[1]
 
 
@@ -166,12 +176,12 @@ def test_a_lock_replaced_between_read_and_delete_is_kept_reported_and_exit_1(bac
     put_lock(ddb, BUCKET, KEY, info)
     put_lockfile(s3, KEY, info)
     session = aws(backend)
-    report = release_mine(session, REGION, FakeMachine(ME), StateScope(BUCKET, KEY, TABLE, True), None,
-                          writer=ReplacingWriter(session, backend))
+    report = release_mine(
+        session, REGION, FakeMachine(ME), StateScope(BUCKET, KEY, TABLE, True), None, writer=ReplacingWriter(session, backend)
+    )
     assert report.released == [] and report.exit_code == 1
     assert [(k.lock.source, k.code) for k in report.kept] == [("dynamodb", CHANGED), ("lockfile", CHANGED)]
-    assert all(k.verdict.reason.startswith("changed since read") and "nothing was deleted" in k.verdict.reason
-               for k in report.kept)
+    assert all(k.verdict.reason.startswith("changed since read") and "nothing was deleted" in k.verdict.reason for k in report.kept)
     stored = ddb.get_item(TableName=TABLE, Key={"LockID": {"S": f"{BUCKET}/{KEY}"}})["Item"]["Info"]["S"]
     assert json.loads(stored)["ID"] == "new-run"  # the new run's lock is intact
     assert json.loads(s3.get_object(Bucket=BUCKET, Key=f"{KEY}.tflock")["Body"].read())["ID"] == "new-run"
@@ -179,7 +189,7 @@ def test_a_lock_replaced_between_read_and_delete_is_kept_reported_and_exit_1(bac
 
 
 def test_dry_run_says_what_would_go_and_deletes_nothing(
-    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ddb = client("dynamodb", backend)
     put_lock(ddb, BUCKET, KEY, lock_info("x", who=ME, age=timedelta(minutes=3), lock_id="dead"))
@@ -192,7 +202,7 @@ def test_dry_run_says_what_would_go_and_deletes_nothing(
 
 
 def test_the_table_escapes_what_came_from_the_lock_table(
-    backend: MotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ddb = client("dynamodb", backend)
     hostile_key = "dev/\x1b]0;pwned\x07/\u202eterraform.tfstate"
@@ -207,7 +217,7 @@ def test_the_table_escapes_what_came_from_the_lock_table(
 
 
 def test_the_backends_region_and_endpoints_are_used_and_an_explicit_endpoint_url_wins(
-    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ddb = client("dynamodb", backend)
     monkeypatch.setenv("AWS_REGION", "us-east-1")  # the backend's region wins over the environment's
@@ -223,7 +233,7 @@ def test_the_backends_region_and_endpoints_are_used_and_an_explicit_endpoint_url
 
 
 def test_what_it_cannot_read_is_exit_2_and_nothing_is_released(
-    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     ddb = client("dynamodb", backend)
     put_lock(ddb, BUCKET, KEY, lock_info("x", who=ME, age=timedelta(minutes=3), lock_id="dead"))
@@ -238,13 +248,14 @@ def test_what_it_cannot_read_is_exit_2_and_nothing_is_released(
 
 
 def test_bad_input_is_exit_2_one_line_on_stderr_and_one_json_object(
-    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    backend: MotoServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     good = workdir(tmp_path, backend)
     local = tmp_path / "local"
     (local / ".terraform").mkdir(parents=True)
-    (local / ".terraform" / "terraform.tfstate").write_text(json.dumps(
-        {"version": 3, "backend": {"type": "gcs", "config": {"bucket": "b"}}}))
+    (local / ".terraform" / "terraform.tfstate").write_text(
+        json.dumps({"version": 3, "backend": {"type": "gcs", "config": {"bucket": "b"}}})
+    )
     broken = tmp_path / "broken"
     (broken / ".terraform").mkdir(parents=True)
     (broken / ".terraform" / "terraform.tfstate").write_text("{ not json")

@@ -25,8 +25,7 @@ def install(where: Path) -> Path:
     if aws.exists() and subprocess.run([aws, "--version"], capture_output=True, timeout=60, check=False).returncode == 0:
         return aws.parent
     subprocess.run([sys.executable, "-m", "venv", "--clear", home], check=True, capture_output=True, timeout=300)
-    subprocess.run([home / "bin" / "python", "-m", "pip", "install", "--quiet", AWSCLI], check=True,
-                   capture_output=True, timeout=600)
+    subprocess.run([home / "bin" / "python", "-m", "pip", "install", "--quiet", AWSCLI], check=True, capture_output=True, timeout=600)
     return aws.parent
 
 
@@ -70,8 +69,9 @@ class Shell:
         """Run one printed command line; ``answer`` is typed at its terminal (a confirmation)."""
         master, slave = os.openpty()
         try:
-            proc = subprocess.Popen(["bash", "-c", line], cwd=cwd, env=self.env, stdin=slave, stdout=subprocess.PIPE,
-                                    stderr=subprocess.STDOUT, text=True)
+            proc = subprocess.Popen(
+                ["bash", "-c", line], cwd=cwd, env=self.env, stdin=slave, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+            )
             os.close(slave)
             slave = -1
             if answer is not None:

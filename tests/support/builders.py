@@ -101,8 +101,7 @@ _RESOURCE = """    {{
     }}"""
 
 
-def resources_state_body(rng: random.Random, serial: int, target: int, env: str, team: str,
-                         region: str = "ap-northeast-2") -> bytes:
+def resources_state_body(rng: random.Random, serial: int, target: int, env: str, team: str, region: str = "ap-northeast-2") -> bytes:
     """A JSON Terraform state (format 4, Terraform's 2-space layout) of about ``target`` bytes, with resources
     (random AWS resources tagged ``env`` and ``team``): what the benchmark seeds. The same ``rng`` state makes the
     same bytes."""
@@ -129,8 +128,19 @@ def resources_state_body(rng: random.Random, serial: int, target: int, env: str,
         private = rng.randbytes(room * 3 // 4).hex()[:room]
         deps = ", ".join(f'"{rtype}.{n}"' for n in names[-2:])
         block = _RESOURCE.format(
-            type=rtype, name=name, schema=rng.randrange(3), svc=svc, region=region, account=account, kind=kind,
-            rid=rid, env=env, team=team, desc=f"{team} {name} managed by terraform", private=private, deps=deps,
+            type=rtype,
+            name=name,
+            schema=rng.randrange(3),
+            svc=svc,
+            region=region,
+            account=account,
+            kind=kind,
+            rid=rid,
+            env=env,
+            team=team,
+            desc=f"{team} {name} managed by terraform",
+            private=private,
+            deps=deps,
         )
         parts.append(block)
         size += len(block) + 2
@@ -146,18 +156,16 @@ def md5(data: bytes) -> str:
 def put_state(s3, ddb, bucket: str, key: str, body: bytes, table: str = "terraform-state-lock", digest: str | None = None):
     """What a healthy terraform apply leaves: the object, then its digest."""
     s3.put_object(Bucket=bucket, Key=key, Body=body)
-    ddb.put_item(
-        TableName=table,
-        Item={"LockID": {"S": f"{bucket}/{key}-md5"}, "Digest": {"S": digest or md5(body)}},
-    )
+    ddb.put_item(TableName=table, Item={"LockID": {"S": f"{bucket}/{key}-md5"}, "Digest": {"S": digest or md5(body)}})
 
 
 def put_lock(ddb, bucket: str, key: str, info: str, table: str = "terraform-state-lock") -> None:
     ddb.put_item(TableName=table, Item={"LockID": {"S": f"{bucket}/{key}"}, "Info": {"S": info}})
 
 
-def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: int = 5,
-                table: str = "terraform-state-lock") -> dict[str, int]:
+def seed_states(
+    s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: int = 5, table: str = "terraform-state-lock"
+) -> dict[str, int]:
     """``n`` healthy states (object + digest) in ``bucket``, every ``drift_every``-th drifted (its digest is of other
     bytes), and ``stale`` locks left by runs killed hours ago on states that never got written. Counts returned."""
     from concurrent.futures import ThreadPoolExecutor
@@ -172,14 +180,18 @@ def seed_states(s3, ddb, bucket: str, n: int, *, drift_every: int = 100, stale: 
 
     with ThreadPoolExecutor(16) as pool:
         items = list(pool.map(put, keys))
-        items += [{"LockID": {"S": f"{bucket}/abandoned-{i}/terraform.tfstate"},
-                   "Info": {"S": lock_info(f"{bucket}/abandoned-{i}/terraform.tfstate", age=timedelta(hours=5))}}
-                  for i in range(stale)]
+        items += [
+            {
+                "LockID": {"S": f"{bucket}/abandoned-{i}/terraform.tfstate"},
+                "Info": {"S": lock_info(f"{bucket}/abandoned-{i}/terraform.tfstate", age=timedelta(hours=5))},
+            }
+            for i in range(stale)
+        ]
 
         def write(batch: list[dict]) -> None:
             request = {table: [{"PutRequest": {"Item": item}} for item in batch]}
             while request:
                 request = ddb.batch_write_item(RequestItems=request).get("UnprocessedItems") or {}
 
-        list(pool.map(write, [items[i:i + 25] for i in range(0, len(items), 25)]))
+        list(pool.map(write, [items[i : i + 25] for i in range(0, len(items), 25)]))
     return {"states": n, "drifted": len(drifted), "stale": stale}

@@ -26,16 +26,28 @@ def load_template() -> dict[str, Any]:
 
 
 class Rendered:
-    def __init__(self, template: dict[str, Any], parameters: dict[str, str], region: str = "ap-northeast-2",
-                 partition: str = "aws", account: str = "123456789012", stack_name: str = "tfjanitor",
-                 resources: Mapping[str, str] | None = None, attributes: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        template: dict[str, Any],
+        parameters: dict[str, str],
+        region: str = "ap-northeast-2",
+        partition: str = "aws",
+        account: str = "123456789012",
+        stack_name: str = "tfjanitor",
+        resources: Mapping[str, str] | None = None,
+        attributes: Mapping[str, str] | None = None,
+    ):
         """``resources``: logical ID -> what its ``Ref`` gives (a created stack's physical IDs); ``attributes``:
         ``"LogicalId.Attribute"`` -> what its ``Fn::GetAtt`` gives."""
         self.template = template
         self.attributes = dict(attributes or {})
-        self.values: dict[str, Any] = {"AWS::Region": region, "AWS::Partition": partition, "AWS::AccountId": account,
-                                       "AWS::StackName": stack_name,
-                                       "AWS::URLSuffix": "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com"}
+        self.values: dict[str, Any] = {
+            "AWS::Region": region,
+            "AWS::Partition": partition,
+            "AWS::AccountId": account,
+            "AWS::StackName": stack_name,
+            "AWS::URLSuffix": "amazonaws.com.cn" if partition == "aws-cn" else "amazonaws.com",
+        }
         for name, spec in template["Parameters"].items():
             raw = parameters.get(name, spec.get("Default"))
             assert raw is not None, f"{name} has no default: pass it"

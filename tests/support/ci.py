@@ -28,12 +28,21 @@ _SNIPPET = re.compile(r"<!-- snippet: (\S+) -->\n```(\w+)\n(.*?)\n```", re.DOTAL
 BASH = ["bash", "--noprofile", "--norc", "-eo", "pipefail"]
 
 
-def run_group(argv: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None,
-              timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
+def run_group(
+    argv: list[str], cwd: Path | None = None, env: Mapping[str, str] | None = None, timeout: float = 120.0
+) -> subprocess.CompletedProcess[str]:
     """Run a command in a process group of its own and end the whole group when it returns (or times out): a
     shell's children never outlive the test."""
-    proc = subprocess.Popen(argv, cwd=cwd, env=dict(env) if env is not None else None, stdin=subprocess.DEVNULL,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        argv,
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -56,8 +65,13 @@ def snippets(doc: Path = CI_DOC) -> dict[str, tuple[str, str]]:
 
 def check_jsonschema(schema: str, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     """SchemaStore's schema (shipped with check-jsonschema, offline) against one file."""
-    return subprocess.run([sys.executable, "-m", "check_jsonschema", *extra, "--builtin-schema", schema, str(path)],
-                          capture_output=True, text=True, timeout=120, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "check_jsonschema", *extra, "--builtin-schema", schema, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
 
 def have_check_jsonschema() -> bool:
@@ -97,7 +111,7 @@ def _read_outputs(path: Path) -> dict[str, str]:
         if "<<" in line and ("=" not in line or line.index("<<") < line.index("=")):
             name, delimiter = line.split("<<", 1)
             end = lines.index(delimiter, i + 1)
-            outputs[name] = "\n".join(lines[i + 1:end])
+            outputs[name] = "\n".join(lines[i + 1 : end])
             i = end + 1
             continue
         name, _, value = line.partition("=")
@@ -122,8 +136,9 @@ def substitute(text: str, context: Mapping[str, Mapping[str, Any]]) -> str:
     return _EXPRESSION.sub(value, text)
 
 
-def run_composite_action(inputs: Mapping[str, str], env: Mapping[str, str], cwd: Path, workdir: Path,
-                         action: Path = ACTION, timeout: float = 120.0) -> ActionRun:
+def run_composite_action(
+    inputs: Mapping[str, str], env: Mapping[str, str], cwd: Path, workdir: Path, action: Path = ACTION, timeout: float = 120.0
+) -> ActionRun:
     """Run every step of a composite action in order (stopping at the first that fails, as GitHub does)."""
     doc = yaml.safe_load(action.read_text())
     assert doc["runs"]["using"] == "composite"
@@ -131,16 +146,24 @@ def run_composite_action(inputs: Mapping[str, str], env: Mapping[str, str], cwd:
     unknown = set(inputs) - set(declared)
     assert not unknown, f"inputs the action does not declare: {sorted(unknown)}"
     given = {name: str(inputs.get(name, spec.get("default", ""))) for name, spec in declared.items()}
-    context: dict[str, dict[str, Any]] = {"inputs": given, "steps": {}, "env": dict(env),
-                                          "github": {"action_path": str(action.parent)}}
+    context: dict[str, dict[str, Any]] = {
+        "inputs": given,
+        "steps": {},
+        "env": dict(env),
+        "github": {"action_path": str(action.parent)},
+    }
     runs: list[StepRun] = []
     for n, step in enumerate(doc["runs"]["steps"]):
         assert step.get("shell") == "bash" and "run" in step, step
         step_id = step.get("id", f"step{n}")
         out = workdir / f"output-{step_id}"
         out.write_text("")
-        step_env = {**env, "GITHUB_OUTPUT": str(out), "RUNNER_TEMP": str(workdir),
-                    **{k: substitute(str(v), context) for k, v in (step.get("env") or {}).items()}}
+        step_env = {
+            **env,
+            "GITHUB_OUTPUT": str(out),
+            "RUNNER_TEMP": str(workdir),
+            **{k: substitute(str(v), context) for k, v in (step.get("env") or {}).items()},
+        }
         script = workdir / f"{step_id}.sh"
         script.write_text(substitute(step["run"], context))
         proc = run_group([*BASH, str(script)], cwd=cwd, env=step_env, timeout=timeout)
@@ -149,8 +172,7 @@ def run_composite_action(inputs: Mapping[str, str], env: Mapping[str, str], cwd:
         runs.append(StepRun(step_id, proc.returncode, proc.stdout, proc.stderr, outputs))
         if proc.returncode != 0:
             break
-    action_outputs = {name: substitute(str(spec.get("value", "")), context)
-                      for name, spec in (doc.get("outputs") or {}).items()}
+    action_outputs = {name: substitute(str(spec.get("value", "")), context) for name, spec in (doc.get("outputs") or {}).items()}
     return ActionRun(runs, action_outputs)
 
 

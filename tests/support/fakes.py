@@ -66,9 +66,7 @@ class FakeAlertStore:
 
     @staticmethod
     def _closed_before(current: AlertRecord | None, evidence: datetime) -> bool:
-        return current is None or (
-            current.status == CLOSED and (current.changed_at is None or current.changed_at < evidence)
-        )
+        return current is None or (current.status == CLOSED and (current.changed_at is None or current.changed_at < evidence))
 
     def open(self, record: AlertRecord, notice: Notice) -> bool:
         with self._lock:
@@ -88,14 +86,12 @@ class FakeAlertStore:
             self.records[fp] = replace(base, status=CLOSED, changed_at=evidence)
             return True
 
-    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime,
-                 notice: Notice) -> bool:
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime, notice: Notice) -> bool:
         with self._lock:
             r = self.records.get(fp)
             if r is None or r.status != OPEN or r.notified_severity != seen_notified:
                 return False
-            self.records[fp] = replace(r, severity=severity, notified_severity=severity, finding=finding,
-                                       last_notified_at=now)
+            self.records[fp] = replace(r, severity=severity, notified_severity=severity, finding=finding, last_notified_at=now)
             self._queue(notice)
             return True
 
@@ -145,8 +141,9 @@ class FakeAlertStore:
 
     def queued_notices(self) -> list[tuple[Notice, Progress]]:
         with self._lock:
-            return sorted(((copy.deepcopy(q.notice), q.progress) for q in self.outbox.values() if q.pending),
-                          key=lambda queued: queued[0].id)
+            return sorted(
+                ((copy.deepcopy(q.notice), q.progress) for q in self.outbox.values() if q.pending), key=lambda queued: queued[0].id
+            )
 
     def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> Progress | None:
         with self._lock:
@@ -240,8 +237,11 @@ def refuse_put_events(session: boto3.session.Session, times: int) -> Counter[str
         if counts["refused"] >= times:
             return None
         counts["refused"] += 1
-        body = {"FailedEntryCount": 1, "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}],
-                "ResponseMetadata": {"HTTPStatusCode": 200}}
+        body = {
+            "FailedEntryCount": 1,
+            "Entries": [{"ErrorCode": "ThrottlingException", "ErrorMessage": "Rate exceeded"}],
+            "ResponseMetadata": {"HTTPStatusCode": 200},
+        }
         return AWSResponse("https://events.invalid/", 200, http_headers(), None), body
 
     session.events.register(

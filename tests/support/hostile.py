@@ -73,8 +73,7 @@ def lock_table_items(draw: st.DrawFn) -> Any:
     if kind in ("Info", "both"):
         item["Info"] = draw(st.one_of(st.builds(lambda t: {"S": t}, lock_texts()), attribute_values))
     if kind in ("Digest", "both"):
-        item["Digest"] = draw(st.one_of(st.builds(lambda t: {"S": t}, st.from_regex(r"\A[0-9a-fA-F]{30,33}\Z")),
-                                        attribute_values))
+        item["Digest"] = draw(st.one_of(st.builds(lambda t: {"S": t}, st.from_regex(r"\A[0-9a-fA-F]{30,33}\Z")), attribute_values))
     item.update(draw(st.dictionaries(st.text(max_size=6), attribute_values, max_size=2)))
     return item
 
@@ -84,9 +83,15 @@ def stream_records(draw: st.DrawFn, sequence: str = "1") -> dict[str, Any]:
     """One record in Lambda's DynamoDB-stream shape, with any part of it missing or wrong."""
     images = {name: draw(lock_table_items()) for name in ("NewImage", "OldImage") if draw(st.booleans())}
     stream: Any = {
-        "ApproximateCreationDateTime": draw(st.one_of(
-            st.just(1764028800), st.sampled_from([float("inf"), float("nan"), 1e300, -(10**20), "soon"]),
-            st.floats(), st.integers(-(10**20), 10**20), hostile_text)),
+        "ApproximateCreationDateTime": draw(
+            st.one_of(
+                st.just(1764028800),
+                st.sampled_from([float("inf"), float("nan"), 1e300, -(10**20), "soon"]),
+                st.floats(),
+                st.integers(-(10**20), 10**20),
+                hostile_text,
+            )
+        ),
         "Keys": {"LockID": {"S": "b/k"}},
         "SequenceNumber": sequence,
         "SizeBytes": 100,

@@ -22,14 +22,13 @@ LIFECYCLE_RULE = {
     "NoncurrentVersionExpiration": {"NoncurrentDays": 30, "NewerNoncurrentVersions": 20},
     "Expiration": {"ExpiredObjectDeleteMarker": True},
 }
-PUBLIC_ACCESS_BLOCKED = {
-    "BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True,
-}
+PUBLIC_ACCESS_BLOCKED = {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 
 
 def _client(service: str, url: str, region: str) -> Any:
     return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
-        service, region_name=region, endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test")
+        service, region_name=region, endpoint_url=url, aws_access_key_id="test", aws_secret_access_key="test"
+    )
 
 
 def harden_bucket(url: str, bucket: str, region: str) -> None:
@@ -46,14 +45,21 @@ def harden_table(url: str, table: str, region: str) -> None:
 
 
 def tls_only_policy(bucket: str) -> str:
-    return json.dumps({
-        "Version": "2012-10-17",
-        "Statement": [{
-            "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-            "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
-            "Condition": {"Bool": {"aws:SecureTransport": "false"}},
-        }],
-    })
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "DenyInsecureTransport",
+                    "Effect": "Deny",
+                    "Principal": "*",
+                    "Action": "s3:*",
+                    "Resource": [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"],
+                    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+                }
+            ],
+        }
+    )
 
 
 def enforce_tls(url: str, bucket: str, region: str) -> None:

@@ -19,8 +19,8 @@ from tfjanitor.local.stack import DeployedStack
 
 def client(service: str, stack: DeployedStack) -> Any:
     return boto3.client(  # type: ignore[call-overload]  # the stubs overload boto3.client on literal service names, not str
-        service, region_name=stack.region, endpoint_url=stack.endpoint_url, aws_access_key_id="test",
-        aws_secret_access_key="test")
+        service, region_name=stack.region, endpoint_url=stack.endpoint_url, aws_access_key_id="test", aws_secret_access_key="test"
+    )
 
 
 def attributes(stack: DeployedStack) -> dict[str, str]:
@@ -46,14 +46,18 @@ def attributes(stack: DeployedStack) -> dict[str, str]:
 def rendered(plain: dict[str, Any], stack: DeployedStack) -> Rendered:
     """The translated template as CloudFormation would resolve it for this stack (its parameters, name, region and
     resources)."""
-    return Rendered(plain, stack.parameters, region=stack.region, stack_name=stack.name,
-                    resources=stack.resources, attributes=attributes(stack))
+    return Rendered(
+        plain, stack.parameters, region=stack.region, stack_name=stack.name, resources=stack.resources, attributes=attributes(stack)
+    )
 
 
 def expected(plain: dict[str, Any], view: Rendered, kind: str) -> dict[str, dict[str, Any]]:
     """Logical ID -> rendered properties of every resource of ``kind`` whose condition holds."""
-    return {name: view.value(r.get("Properties", {})) for name, r in plain["Resources"].items()
-            if r["Type"] == kind and ("Condition" not in r or view.condition(r["Condition"]))}
+    return {
+        name: view.value(r.get("Properties", {}))
+        for name, r in plain["Resources"].items()
+        if r["Type"] == kind and ("Condition" not in r or view.condition(r["Condition"]))
+    }
 
 
 def policy_document(document: Any) -> Any:

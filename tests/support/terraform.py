@@ -60,11 +60,7 @@ class BackendConfig:
 
     def hcl(self) -> str:
         q = json.dumps  # an HCL quoted string is a JSON string for these values
-        lines = [
-            f"bucket = {q(self.bucket)}",
-            f"key    = {q(self.key)}",
-            f"region = {q(self.region)}",
-        ]
+        lines = [f"bucket = {q(self.bucket)}", f"key    = {q(self.key)}", f"region = {q(self.region)}"]
         if self.dynamodb_table:
             lines.append(f"dynamodb_table = {q(self.dynamodb_table)}")
         if self.use_lockfile:
@@ -257,7 +253,8 @@ class TerraformProject:
         if not created or not lock_id or _ALL_LIVE:
             return False  # another terraform of this test is running: the lock may be its
         when = datetime.strptime(created[1], "%Y-%m-%d %H:%M:%S").replace(
-            tzinfo=timezone.utc, microsecond=int((created[2] or "0")[:6].ljust(6, "0")))
+            tzinfo=timezone.utc, microsecond=int((created[2] or "0")[:6].ljust(6, "0"))
+        )
         if when <= started:
             return False  # taken before this command started: what a contention test set up
         for workspace in {"default", *self._workspaces()}:
@@ -268,12 +265,13 @@ class TerraformProject:
                     item = self.lock_item(workspace)
                     assert item is not None
                     self.client("dynamodb").delete_item(
-                        TableName=self.backend.dynamodb_table, Key={"LockID": {"S": key}},
-                        ConditionExpression="Info = :i", ExpressionAttributeValues={":i": item["Info"]},
+                        TableName=self.backend.dynamodb_table,
+                        Key={"LockID": {"S": key}},
+                        ConditionExpression="Info = :i",
+                        ExpressionAttributeValues={":i": item["Info"]},
                     )
                 else:
-                    self.client("s3").delete_object(Bucket=self.backend.bucket,
-                                                    Key=self.backend.state_key(workspace) + ".tflock")
+                    self.client("s3").delete_object(Bucket=self.backend.bucket, Key=self.backend.state_key(workspace) + ".tflock")
                 return True
         return False
 
@@ -311,9 +309,16 @@ class TerraformProject:
 
     def apply(self, v: str, sleep: int = 0, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
         return self.run(
-            "apply", "-auto-approve", "-input=false", "-no-color",
-            "-var", f"v={v}", "-var", f"sleep={sleep}",
-            timeout=timeout, check=check,
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            "-var",
+            f"v={v}",
+            "-var",
+            f"sleep={sleep}",
+            timeout=timeout,
+            check=check,
         )
 
     def plan(self, v: str | None = None, timeout: float = DEFAULT_TIMEOUT, check: bool = True) -> Result:
@@ -355,9 +360,7 @@ class TerraformProject:
     def lockfile(self, workspace: str = "default") -> bytes | None:
         """The body of a state's ``.tflock`` object, or None."""
         try:
-            resp = self.client("s3").get_object(
-                Bucket=self.backend.bucket, Key=self.backend.state_key(workspace) + ".tflock"
-            )
+            resp = self.client("s3").get_object(Bucket=self.backend.bucket, Key=self.backend.state_key(workspace) + ".tflock")
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in {"NoSuchKey", "404", "NotFound"}:
                 return None
@@ -373,9 +376,7 @@ class TerraformProject:
         body = self.lockfile(workspace)
         return ("s3", json.loads(body)) if body else None
 
-    def start_apply_and_kill(
-        self, v: str, sleep: int = 300, workspace: str = "default", timeout: float = 60.0
-    ) -> KilledApply:
+    def start_apply_and_kill(self, v: str, sleep: int = 300, workspace: str = "default", timeout: float = 60.0) -> KilledApply:
         """Start an apply whose provisioner sleeps, wait until it holds the lock, SIGKILL its group."""
         args = ["apply", "-auto-approve", "-input=false", "-no-color", "-var", f"v={v}", "-var", f"sleep={sleep}"]
         return self.start_and_kill(args, f"apply-{v}", workspace, timeout)

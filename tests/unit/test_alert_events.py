@@ -45,7 +45,10 @@ def test_each_transition_is_an_event_carrying_the_finding(event: str) -> None:
     assert detail["event"] == event and detail["alert_id"] == "fp1" and detail["notice_id"] == notice.id
     assert detail["finding"] == json.loads(json.dumps(f.to_dict()))  # the finding JSON, as scan --format json has it
     assert (detail["finding"]["account"], detail["finding"]["region"], detail["finding"]["kind"]) == (
-        "123456789012", REGION, "stale_lock")
+        "123456789012",
+        REGION,
+        "stale_lock",
+    )
     assert detail.get("resolution") == ("lock released" if event == "resolved" else None)
 
 
@@ -106,8 +109,7 @@ def test_a_notice_is_delivered_once_the_topic_and_the_bus_accepted_it() -> None:
     assert detail["notice_id"] == notice.id and detail["event"] == "opened"
     # The stack's account, on a finding that did not name one: in the event and on the card alike.
     assert detail["finding"]["account"] == "123456789012"
-    assert detail["stack"] == {"name": "tfjanitor", "region": REGION, "account": "123456789012",
-                               "account_alias": "payments-prod"}
+    assert detail["stack"] == {"name": "tfjanitor", "region": REGION, "account": "123456789012", "account_alias": "payments-prod"}
     assert "123456789012" in topic.sent[0][1]["content"]["description"]
 
 
@@ -118,8 +120,14 @@ def test_a_refused_entry_is_a_failed_delivery_not_a_success() -> None:
     entry = events.entry(Notice("opened", stale().to_dict(), "fp1", T0, T0))
     with Stubber(aws.client("events", "eu-west-1")) as stub:  # the bus's own region
         expected = {"Entries": [{**entry, "EventBusName": BUS}]}
-        stub.add_response("put_events", {"FailedEntryCount": 1, "Entries": [
-            {"ErrorCode": "NotAuthorizedForSourceException", "ErrorMessage": "not for this source"}]}, expected)
+        stub.add_response(
+            "put_events",
+            {
+                "FailedEntryCount": 1,
+                "Entries": [{"ErrorCode": "NotAuthorizedForSourceException", "ErrorMessage": "not for this source"}],
+            },
+            expected,
+        )
         stub.add_response("put_events", {"FailedEntryCount": 0, "Entries": [{"EventId": "e-1"}]}, expected)
         with pytest.raises(AwsError) as refused:
             bus.put(entry)

@@ -9,13 +9,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from tests.support.fakes import FakeAlertStore
-from tfjanitor.alerts.lifecycle import (
-    Notice,
-    fingerprint,
-    open_one,
-    process_findings,
-    resolve_if_open,
-)
+from tfjanitor.alerts.lifecycle import Notice, fingerprint, open_one, process_findings, resolve_if_open
 from tfjanitor.catalog import Check, found_by
 from tfjanitor.model import Finding, Kind, Severity
 
@@ -81,8 +75,7 @@ def test_a_released_lock_is_never_reopened_and_every_opened_alert_is_resolved(or
 
 
 DRIFT_ORDERS = orders(
-    ["readA", "writeA", "drift", "check", "readB", "writeB", "audit"],
-    [("readA", "writeA"), ("readB", "writeB"), ("drift", "check")],
+    ["readA", "writeA", "drift", "check", "readB", "writeB", "audit"], [("readA", "writeA"), ("readB", "writeB"), ("drift", "check")]
 )
 
 

@@ -120,8 +120,10 @@ def test_only_this_checks_kinds_come_back_to_be_looked_at() -> None:
     process_findings([audit], {bucket_scope}, store, T0)
     missed: list = []
     partial = Coverage([bucket_scope], {bucket_scope: LockfileCoverage(prefixes=["ci/"])})
-    assert process_findings([], partial, store, T0 + timedelta(minutes=5), resolvable_kinds={Kind.STALE_LOCKFILE},
-                            not_looked_at=missed) == []
+    assert (
+        process_findings([], partial, store, T0 + timedelta(minutes=5), resolvable_kinds={Kind.STALE_LOCKFILE}, not_looked_at=missed)
+        == []
+    )
     assert missed == [] and len(store.list_open()) == 1
 
 

@@ -112,6 +112,7 @@ def test_imports_run_one_way() -> None:
 
 def test_rooms_have_no_cycles() -> None:
     """The allowed graph itself is a DAG: no two rooms may import each other, directly or not."""
+
     def walk(room: str, path: tuple[str, ...]) -> None:
         assert room not in path, f"cycle between rooms: {' -> '.join((*path, room))}"
         for nxt in ALLOWED[room]:
@@ -161,4 +162,3 @@ def test_type_checking_imports_do_not_count(tmp_path: Path) -> None:
     planted = tmp_path / "planted.py"
     planted.write_text("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from tfjanitor.aws.session import AwsSession\n")
     assert problems_of("tfjanitor.checks.planted", planted, "checks") == []
-

@@ -21,8 +21,12 @@ GOOD_KEY = (("LockID", "HASH", "S"),)
 
 
 def facts(**kw: Any) -> TableFacts:
-    base: dict[str, Any] = {"name": "terraform-state-lock", "region": "ap-northeast-2", "key_schema": GOOD_KEY,
-            "deletion_protection": True}
+    base: dict[str, Any] = {
+        "name": "terraform-state-lock",
+        "region": "ap-northeast-2",
+        "key_schema": GOOD_KEY,
+        "deletion_protection": True,
+    }
     return TableFacts(**(base | kw))
 
 
@@ -34,9 +38,16 @@ def cli_json(line: str, option: str) -> Any:
 
 def test_audit_kinds_are_the_contract_and_disjoint_from_the_sweepers() -> None:
     assert {k.value for k in found_by(Check.AUDIT)} == {
-        "split_brain_lock", "replicated_lock_table", "lock_table_schema", "table_pitr_disabled",
-        "table_deletion_protection_disabled", "table_stream_disabled", "bucket_versioning_disabled",
-        "bucket_public_access_open", "bucket_tls_not_enforced", "lockfile_versions_accumulating",
+        "split_brain_lock",
+        "replicated_lock_table",
+        "lock_table_schema",
+        "table_pitr_disabled",
+        "table_deletion_protection_disabled",
+        "table_stream_disabled",
+        "bucket_versioning_disabled",
+        "bucket_public_access_open",
+        "bucket_tls_not_enforced",
+        "lockfile_versions_accumulating",
         "lockfile_migration",
     }
     # Each function closes only its own alerts (process_findings' resolvable_kinds).
@@ -66,8 +77,9 @@ def test_missing_table_is_critical_and_names_the_create_command() -> None:
     finding = audit.lock_table_missing("ap-northeast-2", "terraform-state-lock")
     assert (finding.kind, finding.severity, finding.details["problem"]) == (Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, "missing")
     assert "cannot plan or apply" in finding.message
-    assert finding.command_lines()[0].startswith("aws dynamodb create-table --region ap-northeast-2 "
-                                                 "--table-name terraform-state-lock ")
+    assert finding.command_lines()[0].startswith(
+        "aws dynamodb create-table --region ap-northeast-2 --table-name terraform-state-lock "
+    )
 
 
 def test_replicas_under_mrec_are_unsafe_for_conditional_writes_and_mrsc_says_why_not() -> None:
@@ -78,7 +90,9 @@ def test_replicas_under_mrec_are_unsafe_for_conditional_writes_and_mrsc_says_why
     assert "attribute_not_exists(LockID)" in mrec.message and "both 'acquire' the lock" in mrec.message
     # One removal per replica, named: no placeholder to fill in.
     assert [cli_json(line, "--replica-updates") for line in mrec.command_lines()] == [
-        [{"Delete": {"RegionName": "eu-west-1"}}], [{"Delete": {"RegionName": "us-east-1"}}]]
+        [{"Delete": {"RegionName": "eu-west-1"}}],
+        [{"Delete": {"RegionName": "us-east-1"}}],
+    ]
     mrsc = audit.replicated_lock_table(facts(replicas=(("us-east-1", "ACTIVE"),), multi_region_consistency="STRONG"))
     assert mrsc is not None and mrsc.details["consistency_mode"] == "MRSC"
     assert "cannot both take the lock" in mrsc.message and "quorum" in mrsc.message
@@ -88,8 +102,9 @@ def test_deletion_protection_pitr_and_their_fixes() -> None:
     assert audit.deletion_protection_disabled(facts()) is None
     dp = audit.deletion_protection_disabled(facts(deletion_protection=False))
     assert dp is not None and dp.severity is Severity.WARNING
-    assert dp.command_lines() == ["aws dynamodb update-table --region ap-northeast-2 --table-name terraform-state-lock "
-                                  "--deletion-protection-enabled"]
+    assert dp.command_lines() == [
+        "aws dynamodb update-table --region ap-northeast-2 --table-name terraform-state-lock --deletion-protection-enabled"
+    ]
     assert audit.pitr_disabled("ap-northeast-2", "t", "ENABLED") is None
     pitr = audit.pitr_disabled("ap-northeast-2", "t", "DISABLED")
     assert pitr is not None and pitr.severity is Severity.INFO  # exit code 0: a hardening note
@@ -103,15 +118,17 @@ def test_stream_check_compares_the_monitors_stream_with_the_tables() -> None:
     off = audit.stream_disabled(facts(), arn)
     assert off is not None and off.severity is Severity.WARNING and "disabled" in off.message
     assert cli_json(off.command_lines()[0], "--stream-specification") == {
-        "StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
     assert off.command_lines()[-1].endswith("--query Table.LatestStreamArn --output text")  # the ARN to deploy with
-    replaced = audit.stream_disabled(facts(stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES",
-                                           latest_stream_arn=arn.replace("11-01", "11-20")), arn)
+    replaced = audit.stream_disabled(
+        facts(stream_enabled=True, stream_view_type="NEW_AND_OLD_IMAGES", latest_stream_arn=arn.replace("11-01", "11-20")), arn
+    )
     assert replaced is not None and "re-created" in replaced.message and "LockTableStreamArn" in replaced.fix[-1]
     keys_only = audit.stream_disabled(facts(stream_enabled=True, stream_view_type="KEYS_ONLY", latest_stream_arn=arn), arn)
     assert keys_only is not None and "cannot be changed in place" in keys_only.fix[0]
-    assert [cli_json(line, "--stream-specification")["StreamEnabled"] for line in keys_only.command_lines()[:2]] == [
-        False, True]
+    assert [cli_json(line, "--stream-specification")["StreamEnabled"] for line in keys_only.command_lines()[:2]] == [False, True]
 
 
 # -- buckets --------------------------------------------------------------------------------------
@@ -132,22 +149,31 @@ def test_versioning_and_public_access_block() -> None:
     assert cli_json(partial.command_lines()[0], "--public-access-block-configuration") == full
 
 
-TLS = {"Sid": "TLS", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-       "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}
+TLS = {
+    "Sid": "TLS",
+    "Effect": "Deny",
+    "Principal": "*",
+    "Action": "s3:*",
+    "Resource": ["arn:aws:s3:::b", "arn:aws:s3:::b/*"],
+    "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+}
 
 
-@pytest.mark.parametrize(("statement", "enforced"), [
-    (TLS, True),
-    (TLS | {"Principal": {"AWS": "*"}}, True),
-    (TLS | {"Condition": {"BoolIfExists": {"aws:SecureTransport": ["false"]}}}, True),
-    (TLS | {"Resource": "arn:aws:s3:::b*"}, True),
-    (TLS | {"Effect": "Allow"}, False),
-    (TLS | {"Condition": {"Bool": {"aws:SecureTransport": "true"}}}, False),
-    (TLS | {"Resource": "arn:aws:s3:::b"}, False),  # the bucket, not its objects
-    (TLS | {"Action": "s3:GetObject"}, False),  # PutObject over HTTP still allowed
-    (TLS | {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}}, False),
-    (TLS | {"Resource": "arn:aws:s3:::other/*"}, False),
-])
+@pytest.mark.parametrize(
+    ("statement", "enforced"),
+    [
+        (TLS, True),
+        (TLS | {"Principal": {"AWS": "*"}}, True),
+        (TLS | {"Condition": {"BoolIfExists": {"aws:SecureTransport": ["false"]}}}, True),
+        (TLS | {"Resource": "arn:aws:s3:::b*"}, True),
+        (TLS | {"Effect": "Allow"}, False),
+        (TLS | {"Condition": {"Bool": {"aws:SecureTransport": "true"}}}, False),
+        (TLS | {"Resource": "arn:aws:s3:::b"}, False),  # the bucket, not its objects
+        (TLS | {"Action": "s3:GetObject"}, False),  # PutObject over HTTP still allowed
+        (TLS | {"Principal": {"AWS": "arn:aws:iam::123456789012:root"}}, False),
+        (TLS | {"Resource": "arn:aws:s3:::other/*"}, False),
+    ],
+)
 def test_tls_policy_judgement(statement, enforced) -> None:
     policy = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
     assert bucket_rules.tls_enforced(policy, "b") is enforced
@@ -156,10 +182,16 @@ def test_tls_policy_judgement(statement, enforced) -> None:
 
 def test_tls_fix_keeps_the_current_policy_and_then_passes() -> None:
     assert not bucket_rules.tls_enforced(None, "b") and not bucket_rules.tls_enforced("{not json", "b")
-    allow = {"Sid": "TLS", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::1:root"}, "Action": "s3:GetObject",
-             "Resource": "arn:aws:s3:::b/*"}
-    finding = bucket_rules.tls_not_enforced("ap-northeast-2", "b", "us-east-1", json.dumps({"Version": "2012-10-17",
-                                                                                     "Statement": [allow]}))
+    allow = {
+        "Sid": "TLS",
+        "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::1:root"},
+        "Action": "s3:GetObject",
+        "Resource": "arn:aws:s3:::b/*",
+    }
+    finding = bucket_rules.tls_not_enforced(
+        "ap-northeast-2", "b", "us-east-1", json.dumps({"Version": "2012-10-17", "Statement": [allow]})
+    )
     assert finding is not None and finding.severity is Severity.INFO and finding.details["bucket_region"] == "us-east-1"
     [line] = finding.command_lines()
     merged = cli_json(line, "--policy")
@@ -184,8 +216,13 @@ def lock_history(key: str, *starts: datetime, held_now: bool = False) -> list[Ob
     return out
 
 
-RULE = {"ID": "x", "Status": "Enabled", "Filter": {"Prefix": ""},
-        "NoncurrentVersionExpiration": {"NoncurrentDays": 30}, "Expiration": {"ExpiredObjectDeleteMarker": True}}
+RULE = {
+    "ID": "x",
+    "Status": "Enabled",
+    "Filter": {"Prefix": ""},
+    "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+    "Expiration": {"ExpiredObjectDeleteMarker": True},
+}
 
 
 def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_markers() -> None:
@@ -203,8 +240,12 @@ def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_mar
     assert bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Suspended", versions, [RULE]) is None
     # Rules that do not cover the lock files: disabled, another prefix, tag-filtered, half a rule.
     half = {k: v for k, v in RULE.items() if k != "Expiration"}
-    for rules in ([RULE | {"Status": "Disabled"}], [RULE | {"Filter": {"Prefix": "other/"}}],
-                  [RULE | {"Filter": {"Tag": {"Key": "k", "Value": "v"}}}], [half]):
+    for rules in (
+        [RULE | {"Status": "Disabled"}],
+        [RULE | {"Filter": {"Prefix": "other/"}}],
+        [RULE | {"Filter": {"Tag": {"Key": "k", "Value": "v"}}}],
+        [half],
+    ):
         finding = bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, rules)
         assert finding is not None, rules
     finding = bucket_rules.lockfile_versions_accumulating("r", "b", "r", "Enabled", versions, [half])
@@ -216,11 +257,25 @@ def test_lockfile_versions_accumulate_until_a_rule_expires_both_versions_and_mar
 # -- lockfile migration ------------------------------------------------------------------------------
 
 
-def ev(key: str, *, digest: str | None = None, etag: str = "a" * 32, written: datetime = T0, holds=(),
-       md5: str | None = None, lockfile_now: bool = False, locked: bool = False) -> state_rules.StateEvidence:
+def ev(
+    key: str,
+    *,
+    digest: str | None = None,
+    etag: str = "a" * 32,
+    written: datetime = T0,
+    holds=(),
+    md5: str | None = None,
+    lockfile_now: bool = False,
+    locked: bool = False,
+) -> state_rules.StateEvidence:
     return state_rules.StateEvidence(
-        key=key, digests={"terraform-state-lock": digest} if digest else {}, locked_in_table=locked,
-        lockfile_now=lockfile_now, lock_holds=list(holds), obj=ObjectFacts(etag, 100, written), md5=md5,
+        key=key,
+        digests={"terraform-state-lock": digest} if digest else {},
+        locked_in_table=locked,
+        lockfile_now=lockfile_now,
+        lock_holds=list(holds),
+        obj=ObjectFacts(etag, 100, written),
+        md5=md5,
     )
 
 
@@ -241,8 +296,7 @@ def test_each_state_is_classified_by_what_the_bucket_and_table_show() -> None:
     assert state_rules.classify_state(ev("g", digest="f" * 32, holds=[HOLD], lockfile_now=True)) == ("both", False)
     assert state_rules.classify_state(ev("h", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3")) == ("both", False)
     # A hashed MD5 decides, whatever the ETag says.
-    assert state_rules.classify_state(ev("i", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3", md5="e" * 32)) == (
-        "lockfile", True)
+    assert state_rules.classify_state(ev("i", digest="f" * 32, holds=[HOLD], etag="9" * 32 + "-3", md5="e" * 32)) == ("lockfile", True)
     # A peer region's digest matching the object: a DynamoDB-locking run wrote it (split brain).
     split = ev("j", digest="f" * 32, holds=[HOLD])
     split.peer_digests = {"a" * 32}
@@ -264,11 +318,13 @@ def test_migration_finding_lists_modes_and_leftovers_with_a_guarded_delete() -> 
     assert finding is not None and finding.kind is Kind.LOCKFILE_MIGRATION and finding.severity is Severity.INFO
     assert finding.details["counts"] == {"dynamodb": 1, "both": 1, "lockfile": 1}
     assert [(s["key"], s["mode"], s["leftover_digest"]) for s in finding.details["states"]] == [
-        ("a/terraform.tfstate", "dynamodb", False), ("b/terraform.tfstate", "both", False),
+        ("a/terraform.tfstate", "dynamodb", False),
+        ("b/terraform.tfstate", "both", False),
         ("c/terraform.tfstate", "lockfile", True),
     ]
     assert finding.details["leftover_digests"] == [
-        {"table": "terraform-state-lock", "lock_id": "b/c/terraform.tfstate-md5", "digest": "f" * 32}]
+        {"table": "terraform-state-lock", "lock_id": "b/c/terraform.tfstate-md5", "digest": "f" * 32}
+    ]
     [delete] = finding.command_lines()
     assert cli_json(delete, "--key") == {"LockID": {"S": "b/c/terraform.tfstate-md5"}}
     assert cli_json(delete, "--expression-attribute-values") == {":d": {"S": "f" * 32}}
@@ -286,13 +342,11 @@ def test_no_migration_note_when_nothing_is_migrating() -> None:
 
 def test_split_brain_says_who_holds_what_which_digest_matches_and_which_config_to_fix() -> None:
     lock = {"id": "1", "who": "ci@runner-7", "operation": "OperationTypeApply", "created": "2026-11-20T09:00:00Z"}
-    holders = {
-        "ap-northeast-2": state_rules.Holder(digest="a" * 32),
-        "us-east-1": state_rules.Holder(digest="b" * 32, lock=lock),
-    }
+    holders = {"ap-northeast-2": state_rules.Holder(digest="a" * 32), "us-east-1": state_rules.Holder(digest="b" * 32, lock=lock)}
     obj = ObjectFacts("b" * 32, 500, T0)  # the object's ETag proves Virginia's digest
-    finding = state_rules.split_brain_lock("ap-northeast-2", "terraform-state-lock", "tfstate", "dev/t.tfstate", holders,
-                                     obj, None, "ap-northeast-2")
+    finding = state_rules.split_brain_lock(
+        "ap-northeast-2", "terraform-state-lock", "tfstate", "dev/t.tfstate", holders, obj, None, "ap-northeast-2"
+    )
     assert finding is not None and finding.kind is Kind.SPLIT_BRAIN_LOCK and finding.severity is Severity.CRITICAL
     d = finding.details
     assert d["digest_matches_in"] == ["us-east-1"] and d["object_md5"] == "b" * 32
@@ -321,9 +375,23 @@ def test_one_region_is_not_split_brain() -> None:
 def test_peer_items_are_read_in_terraforms_formats() -> None:
     items = [
         {"LockID": {"S": "b/k-md5"}, "Digest": {"S": "c" * 32}},
-        {"LockID": {"S": "b/k"}, "Info": {"S": json.dumps({
-            "ID": "x", "Operation": "OperationTypePlan", "Info": "", "Who": "me@host", "Version": "1.11.4",
-            "Created": "2026-11-20T09:00:00.123456789Z", "Path": "b/k"}, separators=(",", ":"))}},
+        {
+            "LockID": {"S": "b/k"},
+            "Info": {
+                "S": json.dumps(
+                    {
+                        "ID": "x",
+                        "Operation": "OperationTypePlan",
+                        "Info": "",
+                        "Who": "me@host",
+                        "Version": "1.11.4",
+                        "Created": "2026-11-20T09:00:00.123456789Z",
+                        "Path": "b/k",
+                    },
+                    separators=(",", ":"),
+                )
+            },
+        },
         {"LockID": {"S": "cache-entry"}, "Value": {"N": "3"}},  # another workload's item: ignored
     ]
     held = state_rules.peer_holders(items)
@@ -366,9 +434,16 @@ def test_audit_alert_emails_have_a_title_and_fit_the_subject_limit() -> None:
 
     findings = [
         audit.deletion_protection_disabled(facts(deletion_protection=False, name="a-rather-long-lock-table-name" * 2)),
-        state_rules.split_brain_lock("ap-northeast-2", "t", "b", "env:/staging/dev/terraform.tfstate",
-                               {"ap-northeast-2": state_rules.Holder(digest="a" * 32),
-                                "us-east-1": state_rules.Holder(digest="b" * 32)}, None, None, None),
+        state_rules.split_brain_lock(
+            "ap-northeast-2",
+            "t",
+            "b",
+            "env:/staging/dev/terraform.tfstate",
+            {"ap-northeast-2": state_rules.Holder(digest="a" * 32), "us-east-1": state_rules.Holder(digest="b" * 32)},
+            None,
+            None,
+            None,
+        ),
     ]
     subjects = []
     for f in findings:

@@ -49,8 +49,12 @@ def test_no_function_reserves_concurrency(template, translated) -> None:
 def test_no_schedule_is_named_from_its_logical_id(template, translated) -> None:
     """SAM names a ScheduleV2 without OmitName from its logical ID, in the default group: a second stack in the same
     account and region (a test stack, a StackSet instance next to a `sam deploy`) fails on the name."""
-    events = [e for fn in functions(template).values() for e in fn["Properties"].get("Events", {}).values()
-              if e["Type"] in ("Schedule", "ScheduleV2")]
+    events = [
+        e
+        for fn in functions(template).values()
+        for e in fn["Properties"].get("Events", {}).values()
+        if e["Type"] in ("Schedule", "ScheduleV2")
+    ]
     assert len(events) == 2
     for event in events:
         assert event["Properties"].get("OmitName") is True or "Name" in event["Properties"]
@@ -63,13 +67,11 @@ def test_kms_decrypt_works_for_state_buckets_in_the_peer_regions(template) -> No
     regions' buckets): moto evaluates no KMS condition, so a deploy would only fail on AWS."""
     key = "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
     for partition, suffixes in (("aws", ["amazonaws.com"]), ("aws-cn", ["amazonaws.com", "amazonaws.com.cn"])):
-        stack = Rendered(template, CHOSEN | {"StateKmsKeyArns": key, "PeerRegions": "us-east-1,eu-west-1"},
-                         partition=partition)
+        stack = Rendered(template, CHOSEN | {"StateKmsKeyArns": key, "PeerRegions": "us-east-1,eu-west-1"}, partition=partition)
         [decrypt] = [st for st in stack.statements("SweeperFunction") if "kms:Decrypt" in actions(st)]
         assert resources(decrypt) == [key]
         via = decrypt["Condition"]["StringEquals"]["kms:ViaService"]
-        assert sorted(via) == sorted(f"s3.{r}.{suffix}" for r in ("ap-northeast-2", "us-east-1", "eu-west-1")
-                                     for suffix in suffixes)
+        assert sorted(via) == sorted(f"s3.{r}.{suffix}" for r in ("ap-northeast-2", "us-east-1", "eu-west-1") for suffix in suffixes)
     alone = Rendered(template, CHOSEN | {"StateKmsKeyArns": key})
     [decrypt] = [st for st in alone.statements("SweeperFunction") if "kms:Decrypt" in actions(st)]
     assert decrypt["Condition"]["StringEquals"]["kms:ViaService"] == ["s3.ap-northeast-2.amazonaws.com"]
@@ -84,4 +86,7 @@ def test_the_reader_role_lets_discovery_describe_every_table() -> None:
     statements = role.value(doc["Resources"]["ReaderRole"]["Properties"]["Policies"])[0]["PolicyDocument"]["Statement"]
     [describe] = [st for st in statements if "dynamodb:DescribeTable" in actions(st)]
     assert resources(describe) == ["*"] and set(actions(describe)) <= {
-        "ec2:DescribeRegions", "dynamodb:ListTables", "dynamodb:DescribeTable"}  # metadata only, never an item
+        "ec2:DescribeRegions",
+        "dynamodb:ListTables",
+        "dynamodb:DescribeTable",
+    }  # metadata only, never an item

@@ -70,16 +70,17 @@ def layouts() -> dict[str, tuple[list[str], list[str]]]:
     out: dict[str, tuple[list[str], list[str]]] = {}
     # States in a folder of their own, artifacts sorting before and after them.
     states = [f"states/{s}" for s in states_dirs]
-    out["apart"] = ([f"artifacts/{i:06d}.zip" for i in range(100_000)] + states
-                    + [f"zz-logs/{i:06d}.log" for i in range(100_000)], states)
+    out["apart"] = (
+        [f"artifacts/{i:06d}.zip" for i in range(100_000)] + states + [f"zz-logs/{i:06d}.log" for i in range(100_000)],
+        states,
+    )
     # States spread at random among build output.
     names = sorted(f"build/{rng.getrandbits(64):016x}/out.log" for _ in range(200_000))
     states = sorted(f"build/{rng.getrandbits(64):016x}/terraform.tfstate" for _ in range(100))
     out["scattered"] = (names + states, states)
     # Each state next to 2,000 files of its team.
     states = [f"team-{i:03d}/terraform.tfstate" for i in range(100)]
-    out["with-their-team"] = ([f"team-{i:03d}/artifacts/{j:05d}" for i in range(100) for j in range(2000)] + states,
-                              states)
+    out["with-their-team"] = ([f"team-{i:03d}/artifacts/{j:05d}" for i in range(100) for j in range(2000)] + states, states)
     # A state bucket with nothing else (today's bench shape), and some lock files.
     states = [f"env-{i:05d}/terraform.tfstate" for i in range(10_000)]
     out["only-states"] = (states + [s + ".tflock" for s in states[::50]], states)
@@ -148,8 +149,10 @@ def test_just_before_lists_the_key_first(key: str) -> None:
     assert listed[0] == key if after else key in listed
 
 
-@pytest.mark.parametrize(("text", "spec"), [("tfstate", ("tfstate", "")), ("tfstate/ci/", ("tfstate", "ci/")),
-                                            ("tf.state-1/env:/prod", ("tf.state-1", "env:/prod"))])
+@pytest.mark.parametrize(
+    ("text", "spec"),
+    [("tfstate", ("tfstate", "")), ("tfstate/ci/", ("tfstate", "ci/")), ("tf.state-1/env:/prod", ("tf.state-1", "env:/prod"))],
+)
 def test_a_bucket_is_given_as_name_or_name_slash_prefix(text: str, spec: tuple[str, str]) -> None:
     parsed = BucketSpec.parse(text)
     assert (parsed.name, parsed.prefix) == spec and str(parsed) == text

@@ -29,14 +29,24 @@ PAGE_LABELS = ["Means", "Why it matters", "How it knows", "Fix", "If intended"]
 
 # The metric that counts each kind: names the template's dashboard and alarms read (a contract).
 METRICS = {
-    "stale_lock": "StaleLocks", "stale_lockfile": "StaleLockfiles", "digest_drift": "DigestDrift",
-    "orphan_digest": "OrphanDigests", "cross_region_bucket": "CrossRegionBuckets", "malformed_item": "MalformedItems",
-    "interrupted_write": "InterruptedWrites", "split_brain_lock": "SplitBrainLocks",
-    "replicated_lock_table": "LockTableProblems", "lock_table_schema": "LockTableProblems",
-    "table_pitr_disabled": "TablePostureFindings", "table_deletion_protection_disabled": "TablePostureFindings",
-    "table_stream_disabled": "TablePostureFindings", "bucket_versioning_disabled": "BucketPostureFindings",
-    "bucket_public_access_open": "BucketPostureFindings", "bucket_tls_not_enforced": "BucketPostureFindings",
-    "lockfile_versions_accumulating": "BucketPostureFindings", "lockfile_migration": "LeftoverDigests",
+    "stale_lock": "StaleLocks",
+    "stale_lockfile": "StaleLockfiles",
+    "digest_drift": "DigestDrift",
+    "orphan_digest": "OrphanDigests",
+    "cross_region_bucket": "CrossRegionBuckets",
+    "malformed_item": "MalformedItems",
+    "interrupted_write": "InterruptedWrites",
+    "split_brain_lock": "SplitBrainLocks",
+    "replicated_lock_table": "LockTableProblems",
+    "lock_table_schema": "LockTableProblems",
+    "table_pitr_disabled": "TablePostureFindings",
+    "table_deletion_protection_disabled": "TablePostureFindings",
+    "table_stream_disabled": "TablePostureFindings",
+    "bucket_versioning_disabled": "BucketPostureFindings",
+    "bucket_public_access_open": "BucketPostureFindings",
+    "bucket_tls_not_enforced": "BucketPostureFindings",
+    "lockfile_versions_accumulating": "BucketPostureFindings",
+    "lockfile_migration": "LeftoverDigests",
 }
 
 
@@ -53,7 +63,8 @@ def test_every_kind_has_one_entry_in_the_order_of_its_enum() -> None:
     assert set(ENTRIES) == {k.value for k in Kind}
     assert all(catalog.entry(k) is ENTRIES[k.value] and catalog.entry(k.value) is ENTRIES[k.value] for k in Kind)
     assert catalog.entry("a_kind_of_a_later_version") is None and catalog.title("a_kind_of_a_later_version") == (
-        "a_kind_of_a_later_version")
+        "a_kind_of_a_later_version"
+    )
 
 
 @pytest.mark.parametrize("entry", CATALOG, ids=lambda e: e.kind.value)

@@ -27,9 +27,18 @@ EVENTS = ("opened", "worse", "reminder", "resolved", "released")
 MARK = "QZX"  # in every hostile value: it must never reach the card's prose
 # What chat markdown obeys: Slack mentions and links, Teams links and images, formatting, a fence, controls.
 HOSTILE = [
-    "<!channel> <!here> <@U024BE7LH>", "<https://evil.example|Click to confirm>", "[docs](https://evil.example)",
-    "![](https://evil.example/pixel.png)", "`tick` ```fence```", "*bold* _it_ ~strike~", "line\n# RESOLVED",
-    "\x1b[2J\u202eevil", "@channel &amp; &lt;", ":rotating_light:", "|", "W" * 200_000,
+    "<!channel> <!here> <@U024BE7LH>",
+    "<https://evil.example|Click to confirm>",
+    "[docs](https://evil.example)",
+    "![](https://evil.example/pixel.png)",
+    "`tick` ```fence```",
+    "*bold* _it_ ~strike~",
+    "line\n# RESOLVED",
+    "\x1b[2J\u202eevil",
+    "@channel &amp; &lt;",
+    ":rotating_light:",
+    "|",
+    "W" * 200_000,
 ]
 
 
@@ -79,8 +88,9 @@ def test_every_transition_has_its_card_in_the_alerts_thread(event: str) -> None:
     doc = card(notice(event=event))
     title, description = doc["content"]["title"], doc["content"]["description"]
     assert title.endswith("Stale lock: `ci/terraform.tfstate`") and doc["metadata"]["threadId"] == "tfjanitor-fp1"
-    assert {"opened": "WARNING", "worse": "WORSE", "reminder": "Still open", "resolved": "RESOLVED",
-            "released": "RELEASED"}[event] in title
+    assert {"opened": "WARNING", "worse": "WORSE", "reminder": "Still open", "resolved": "RESOLVED", "released": "RELEASED"}[
+        event
+    ] in title
     assert "State contents are never sent" in description
     if event == "resolved":
         assert "nextSteps" not in doc["content"] and "Nothing more to do" in description and "lock released" in description
@@ -113,7 +123,8 @@ def test_hostile_who_and_key_stay_text(value: str) -> None:
         for step in doc["content"].get("nextSteps", []):
             for span in spans(step):
                 assert span in n.finding["details"]["commands"] + [
-                    c for a in n.finding["details"]["alternatives"] for c in a["commands"]]
+                    c for a in n.finding["details"]["alternatives"] for c in a["commands"]
+                ]
 
 
 @settings(max_examples=150, deadline=None)
@@ -136,5 +147,5 @@ def test_a_card_stays_small_whatever_the_lock_holds() -> None:
 
 def test_prose_with_a_value_in_it_loses_its_markup() -> None:
     assert inert("restore the one whose ETag is *x* [a](b) <!here> `y` ~z~ a_b |c") == (
-        "restore the one whose ETag is \u2217x\u2217 \uff3ba\uff3d(b) &lt;!here&gt; \u02cby\u02cb \u223cz\u223c "
-        "a\uff3fb \u01c0c")
+        "restore the one whose ETag is \u2217x\u2217 \uff3ba\uff3d(b) &lt;!here&gt; \u02cby\u02cb \u223cz\u223c a\uff3fb \u01c0c"
+    )

@@ -44,16 +44,20 @@ def test_action_yml_is_valid_github_action_metadata(tmp_path: Path) -> None:
     assert code == 1 and "'shell' is a required property" in out, out
 
 
-@pytest.mark.parametrize(("name", "schema", "extra", "break_it"), [
-    ("github", "vendor.github-workflows", (), ("runs-on:", "runs_on:")),
-    ("github-self-hosted", "vendor.github-workflows", (), ("if: always()", "iff: always()")),
-    ("gitlab", "vendor.gitlab-ci", (), ("after_script:", "after_scripts:")),
-    # The Azure schema's own patterns need Python's regex engine (check-jsonschema's default refuses one).
-    ("azure", "vendor.azure-pipelines", ("--regex-variant", "python"), ("condition: always()", "conditio: always()")),
-])
+@pytest.mark.parametrize(
+    ("name", "schema", "extra", "break_it"),
+    [
+        ("github", "vendor.github-workflows", (), ("runs-on:", "runs_on:")),
+        ("github-self-hosted", "vendor.github-workflows", (), ("if: always()", "iff: always()")),
+        ("gitlab", "vendor.gitlab-ci", (), ("after_script:", "after_scripts:")),
+        # The Azure schema's own patterns need Python's regex engine (check-jsonschema's default refuses one).
+        ("azure", "vendor.azure-pipelines", ("--regex-variant", "python"), ("condition: always()", "conditio: always()")),
+    ],
+)
 @pytest.mark.usefixtures("schemas")
-def test_the_snippets_are_valid_whole_pipelines(tmp_path: Path, name: str, schema: str, extra: tuple[str, ...],
-                                                break_it: tuple[str, str]) -> None:
+def test_the_snippets_are_valid_whole_pipelines(
+    tmp_path: Path, name: str, schema: str, extra: tuple[str, ...], break_it: tuple[str, str]
+) -> None:
     _, text = snippets()[name]
     code, out = _valid(schema, text, tmp_path, name, *extra)
     assert code == 0, out
@@ -107,8 +111,12 @@ def stub_path(tmp_path: Path) -> dict[str, str]:
     python = bin_dir / "python3"
     python.write_text(STUB)
     python.chmod(python.stat().st_mode | stat.S_IXUSR)
-    return {"PATH": f"{bin_dir}:/usr/bin:/bin", "STUB_LOG": str(tmp_path / "log"), "STUB_ARGV": str(tmp_path / "argv"),
-            "HOME": str(tmp_path)}
+    return {
+        "PATH": f"{bin_dir}:/usr/bin:/bin",
+        "STUB_LOG": str(tmp_path / "log"),
+        "STUB_ARGV": str(tmp_path / "argv"),
+        "HOME": str(tmp_path),
+    }
 
 
 def _run(tmp_path: Path, env: dict[str, str], **inputs: str) -> tuple[int, dict[str, str], str]:
@@ -136,16 +144,26 @@ def test_inputs_are_data_never_shell(tmp_path: Path, stub_path: dict[str, str]) 
     code, _, _ = _run(tmp_path, stub_path, since=since, **{"working-directory": "a dir/with 'quotes'"})
     assert code == 0 and not list(tmp_path.glob("pwned*"))
     assert Path(stub_path["STUB_ARGV"]).read_text().splitlines() == [
-        "unlock", "--mine", "--chdir", "a dir/with 'quotes'", "--since", since]
+        "unlock",
+        "--mine",
+        "--chdir",
+        "a dir/with 'quotes'",
+        "--since",
+        since,
+    ]
 
 
-@pytest.mark.parametrize(("inputs", "says"), [
-    ({"version": "1.0; touch pwned"}, "version must be a version number"),
-    ({"version": "preinstalled"}, "no tfjanitor on PATH"),
-    ({"dry-run": "yes"}, "dry-run must be true or false"),
-])
-def test_bad_inputs_fail_the_step_with_exit_2_and_say_why(tmp_path: Path, stub_path: dict[str, str],
-                                                         inputs: dict[str, str], says: str) -> None:
+@pytest.mark.parametrize(
+    ("inputs", "says"),
+    [
+        ({"version": "1.0; touch pwned"}, "version must be a version number"),
+        ({"version": "preinstalled"}, "no tfjanitor on PATH"),
+        ({"dry-run": "yes"}, "dry-run must be true or false"),
+    ],
+)
+def test_bad_inputs_fail_the_step_with_exit_2_and_say_why(
+    tmp_path: Path, stub_path: dict[str, str], inputs: dict[str, str], says: str
+) -> None:
     code, _, out = _run(tmp_path, stub_path, **inputs)
     assert code == 2 and says in out and not list(tmp_path.glob("pwned*")), out
 

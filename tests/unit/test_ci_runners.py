@@ -14,12 +14,24 @@ from tfjanitor.terraform import LockInfo, parse_lock_info
 NOW = datetime(2026, 11, 25, 3, 0, 0, tzinfo=timezone.utc)
 
 
-@pytest.mark.parametrize("who", [
-    "runner@fv-az123-456", "runner@my-self-hosted", "fv-az12-3\\runneradmin@fv-az12-3", "gitlab-runner@build-01",
-    "root@runner-abcd1234-project-42-concurrent-0", "root@runner-t3st-project-7-concurrent-1-abcde",
-    "jenkins@agent-7", "vsts@fv-az77-88", "AzDevOps@vmss000001", "atlantis@atlantis-0", "root@4f9c2a1b3d7e",
-    "root@atlantis-7d9f8b6c5d-x2k4p", "buildkite-agent@ci-9",
-])
+@pytest.mark.parametrize(
+    "who",
+    [
+        "runner@fv-az123-456",
+        "runner@my-self-hosted",
+        "fv-az12-3\\runneradmin@fv-az12-3",
+        "gitlab-runner@build-01",
+        "root@runner-abcd1234-project-42-concurrent-0",
+        "root@runner-t3st-project-7-concurrent-1-abcde",
+        "jenkins@agent-7",
+        "vsts@fv-az77-88",
+        "AzDevOps@vmss000001",
+        "atlantis@atlantis-0",
+        "root@4f9c2a1b3d7e",
+        "root@atlantis-7d9f8b6c5d-x2k4p",
+        "buildkite-agent@ci-9",
+    ],
+)
 def test_ci_runner_whos_are_recognised(who: str) -> None:
     assert looks_like_ci_runner(who)
 

@@ -47,8 +47,15 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     # are published only while non-zero, so each must be non-zero once here.
     result = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     result.stats.tables["terraform-state-lock"] = TableStats(items=3, active_locks=1, buckets=["b"])
-    for kind in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE, Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST, Kind.CROSS_REGION_BUCKET,
-                 Kind.MALFORMED_ITEM, Kind.INTERRUPTED_WRITE):
+    for kind in (
+        Kind.STALE_LOCK,
+        Kind.STALE_LOCKFILE,
+        Kind.DIGEST_DRIFT,
+        Kind.ORPHAN_DIGEST,
+        Kind.CROSS_REGION_BUCKET,
+        Kind.MALFORMED_ITEM,
+        Kind.INTERRUPTED_WRITE,
+    ):
         result.findings.append(Finding(kind, Severity.WARNING, "ap-northeast-2", "terraform-state-lock", "b", "k", "id", "m"))
     result.errors.append(ScanError("scan_table", "terraform-state-lock", "AccessDenied", "m"))
     result.unverified.append(Unverified("b", "k2", "terraform-state-lock", "locked"))
@@ -68,8 +75,11 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
     audit = ScanResult(region="ap-northeast-2", tables=["terraform-state-lock"], buckets=["b"])
     for kind in (Kind.SPLIT_BRAIN_LOCK, Kind.LOCK_TABLE_SCHEMA, Kind.TABLE_PITR_DISABLED, Kind.BUCKET_VERSIONING_DISABLED):
         audit.findings.append(Finding(kind, Severity.CRITICAL, "ap-northeast-2", "terraform-state-lock", "b", "k", None, "m"))
-    audit.findings.append(Finding(Kind.LOCKFILE_MIGRATION, Severity.INFO, "ap-northeast-2", None, "b", None, None, "m",
-                                  {"leftover_digests": ["b/k-md5"]}))
+    audit.findings.append(
+        Finding(
+            Kind.LOCKFILE_MIGRATION, Severity.INFO, "ap-northeast-2", None, "b", None, None, "m", {"leftover_digests": ["b/k-md5"]}
+        )
+    )
     audit.errors.append(ScanError("describe_table", "t", "AccessDenied", "m"))
     publish_audit(audit, metrics, Logger(service=SERVICE))
     metrics.flush_metrics()
@@ -88,8 +98,9 @@ def emitted(monkeypatch, capsys) -> set[tuple[str, frozenset[tuple[str, str | No
 
 def _dashboard(template: dict, regions: str = "us-east-1,eu-west-1") -> dict:
     """The dashboard body as CloudFormation renders it (DashboardRegions listing ``regions``)."""
-    rendered = Rendered(template, {"StateBucketNames": "b", "AlertEmail": "a@example.com", "DashboardRegions": regions,
-                                   "LockTableStreamArn": STREAM})
+    rendered = Rendered(
+        template, {"StateBucketNames": "b", "AlertEmail": "a@example.com", "DashboardRegions": regions, "LockTableStreamArn": STREAM}
+    )
     text = rendered.value(template["Resources"]["Dashboard"]["Properties"]["DashboardBody"])
     return json.loads(re.sub(r'"\{\'Ref\': \'\w+\'\}"|\{\'Ref\': \'\w+\'\}', "X", text) if not isinstance(text, str) else text)
 
@@ -191,8 +202,13 @@ def test_problem_metrics_are_published_only_while_nonzero(monkeypatch, capsys) -
     publish_sweep(ScanResult(region="ap-northeast-2", tables=["t"], buckets=["b"]), metrics, Logger(service=SERVICE))
     publish_delivery(Delivery(), metrics, Logger(service=SERVICE))
     metrics.flush_metrics()
-    names = {m["Name"] for line in capsys.readouterr().out.splitlines() if '"_aws"' in line
-             for d in json.loads(line)["_aws"]["CloudWatchMetrics"] for m in d["Metrics"]}
+    names = {
+        m["Name"]
+        for line in capsys.readouterr().out.splitlines()
+        if '"_aws"' in line
+        for d in json.loads(line)["_aws"]["CloudWatchMetrics"]
+        for m in d["Metrics"]
+    }
     assert names == {m.name for m in METRIC_PLAN if m.when == "always"} == {"SweepsCompleted", "OldestLockAgeSeconds"}
 
 

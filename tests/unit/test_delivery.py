@@ -65,6 +65,7 @@ def test_a_topic_that_failed_gets_the_notice_later_and_the_others_never_twice() 
     assert [n.finding["key"] for n in deliver(store, later, T0 + timedelta(minutes=5)).sent] == ["a"]
     assert [(arn, n.finding["key"]) for arn, n, _ in later.published] == [("paging", "a")]
 
+
 def test_a_sender_that_died_mid_send_is_replaced_only_after_its_claim_runs_out() -> None:
     store = FakeAlertStore()
     [notice] = process_findings([stale("a")], SCOPE, store, T0)

@@ -129,8 +129,7 @@ def test_a_notice_refused_for_good_is_given_up_loudly_and_never_retried() -> Non
     [notice] = process_findings([stale("a")], SCOPE, store, T0)
     done = deliver(store, sender, T0)
     [gave_up] = done.gave_up
-    assert (gave_up.notice_id, gave_up.alert, gave_up.event, gave_up.destination) == (
-        notice.id, notice.fingerprint, "opened", BUS)
+    assert (gave_up.notice_id, gave_up.alert, gave_up.event, gave_up.destination) == (notice.id, notice.fingerprint, "opened", BUS)
     assert "compact form too" in gave_up.error and done.sent == [] and done.failed == []
     queued = store.outbox[notice.id]
     assert queued.undeliverable and not queued.delivered and set(queued.gave_up) == {BUS}

@@ -50,20 +50,36 @@ def test_pressing_enter_through_the_questions_fails_at_change_set_time_saying_wh
 @pytest.mark.parametrize(
     ("name", "bad"),
     [
-        ("AlertEmail", "oncall@example"), ("AlertEmail", "on call@example.com"), ("AlertEmail", "a@b.com,c@d.com"),
-        ("StateBucketNames", "My_Bucket"), ("StateBucketNames", "ab"), ("StateBucketNames", "state-"),
-        ("StateBucketNames", "s3://my-terraform-state"), ("StateBucketNames", "my-terraform-state,Other"),
-        ("StateBucketNames", "my-terraform-state, other-state"), ("StateBucketNames", ""),
-        ("ExtraBucketNames", "a-bucket, b-bucket"), ("ExtraBucketNames", "a-bucket/"),
-        ("ExtraBucketNames", "a-bucket/$(touch x)"), ("ExtraBucketNames", "a-bucket/ci dir"),
-        ("LockTableNames", "lock table"), ("LockTableNames", "ab"),
-        ("PeerRegions", "us east 1"), ("PeerRegions", "us-east-1, eu-west-1"),
-        ("AlertTopicArn", "pagerduty"), ("AlertTopicArn", "arn:aws:sns:us-east-1:123456789012:alerts.fifo"),
+        ("AlertEmail", "oncall@example"),
+        ("AlertEmail", "on call@example.com"),
+        ("AlertEmail", "a@b.com,c@d.com"),
+        ("StateBucketNames", "My_Bucket"),
+        ("StateBucketNames", "ab"),
+        ("StateBucketNames", "state-"),
+        ("StateBucketNames", "s3://my-terraform-state"),
+        ("StateBucketNames", "my-terraform-state,Other"),
+        ("StateBucketNames", "my-terraform-state, other-state"),
+        ("StateBucketNames", ""),
+        ("ExtraBucketNames", "a-bucket, b-bucket"),
+        ("ExtraBucketNames", "a-bucket/"),
+        ("ExtraBucketNames", "a-bucket/$(touch x)"),
+        ("ExtraBucketNames", "a-bucket/ci dir"),
+        ("LockTableNames", "lock table"),
+        ("LockTableNames", "ab"),
+        ("PeerRegions", "us east 1"),
+        ("PeerRegions", "us-east-1, eu-west-1"),
+        ("AlertTopicArn", "pagerduty"),
+        ("AlertTopicArn", "arn:aws:sns:us-east-1:123456789012:alerts.fifo"),
         ("StateKmsKeyArns", "arn:aws:kms:us-east-1:123456789012:alias/terraform"),
         ("LockTableStreamArn", "arn:aws:dynamodb:us-east-1:123456789012:table/terraform-state-lock"),
-        ("MetricsNamespace", "AWS/Lambda"), ("ReleaseOperationClasses", "plan, apply"),
-        ("AccountAlias", "Payments Prod"), ("AccountAlias", "-prod"), ("AccountAlias", "payments--prod"),
-        ("DocsUrl", "http://docs.example.com/"), ("DocsUrl", "https://docs.example.com/tfjanitor"), ("DocsUrl", ""),
+        ("MetricsNamespace", "AWS/Lambda"),
+        ("ReleaseOperationClasses", "plan, apply"),
+        ("AccountAlias", "Payments Prod"),
+        ("AccountAlias", "-prod"),
+        ("AccountAlias", "payments--prod"),
+        ("DocsUrl", "http://docs.example.com/"),
+        ("DocsUrl", "https://docs.example.com/tfjanitor"),
+        ("DocsUrl", ""),
         *[(d, bad) for d in DURATIONS for bad in ("90", "1 h", "1h30", "0s", "1w")],
     ],
 )
@@ -76,16 +92,25 @@ def test_a_typo_is_refused_before_anything_is_created(template, name: str, bad: 
 @pytest.mark.parametrize(
     ("name", "good"),
     [
-        ("StateBucketNames", "my-terraform-state,my.state.bucket,st8"), ("StateBucketNames", "*"),
+        ("StateBucketNames", "my-terraform-state,my.state.bucket,st8"),
+        ("StateBucketNames", "*"),
         ("ExtraBucketNames", "lockfile-states,build-output/terraform/,build-output/env:/prod"),
-        ("LockTableNames", "terraform-state-lock,Platform_Locks.v2"), ("PeerRegions", "us-east-1,us-gov-west-1"),
+        ("LockTableNames", "terraform-state-lock,Platform_Locks.v2"),
+        ("PeerRegions", "us-east-1,us-gov-west-1"),
         ("AlertTopicArn", "arn:aws-cn:sns:cn-north-1:123456789012:ops-pager"),
-        ("StateKmsKeyArns", "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab,"
-                            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef"),
-        ("LockTableStreamArn", "arn:aws:dynamodb:ap-northeast-2:123456789012:table/terraform-state-lock/stream/"
-                               "2026-11-26T07:35:12.345"),
-        ("AccountAlias", "payments-prod"), ("AccountAlias", "acme-123"),
-        ("DocsUrl", "https://docs.example.com/platform/tfjanitor/"), ("DocsUrl", "https://tfjanitor.github.io/tfjanitor/"),
+        (
+            "StateKmsKeyArns",
+            "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab,"
+            "arn:aws-us-gov:kms:us-gov-west-1:123456789012:key/mrk-0123456789abcdef0123456789abcdef",
+        ),
+        (
+            "LockTableStreamArn",
+            "arn:aws:dynamodb:ap-northeast-2:123456789012:table/terraform-state-lock/stream/2026-11-26T07:35:12.345",
+        ),
+        ("AccountAlias", "payments-prod"),
+        ("AccountAlias", "acme-123"),
+        ("DocsUrl", "https://docs.example.com/platform/tfjanitor/"),
+        ("DocsUrl", "https://tfjanitor.github.io/tfjanitor/"),
         *[(d, good) for d in DURATIONS for good in ("90s", "1h30m", "2m30s", "1.5h", "1d")],
     ],
 )
@@ -123,16 +148,24 @@ def test_the_console_groups_and_labels_every_parameter(template) -> None:
 
 
 def test_outputs_say_what_to_do_next(template) -> None:
-    stack = Rendered(template, CHOSEN | {"LockTableNames": "terraform-state-lock,platform-locks",
-                                         "ExtraBucketNames": "lockfile-states", "PeerRegions": "us-east-1"})
+    stack = Rendered(
+        template,
+        CHOSEN
+        | {"LockTableNames": "terraform-state-lock,platform-locks", "ExtraBucketNames": "lockfile-states", "PeerRegions": "us-east-1"},
+    )
     command = stack.output("ScanCommand")
-    assert command == ("tfjanitor scan --region ap-northeast-2 --table terraform-state-lock --table platform-locks"
-                       " --bucket lockfile-states --peer-region us-east-1")
+    assert command == (
+        "tfjanitor scan --region ap-northeast-2 --table terraform-state-lock --table platform-locks"
+        " --bucket lockfile-states --peer-region us-east-1"
+    )
     args = build_parser().parse_args(shlex.split(command)[1:])  # the CLI takes it as printed
     assert (args.regions, args.tables, args.buckets, args.peer_regions) == (
-        ["ap-northeast-2"], ["terraform-state-lock", "platform-locks"], ["lockfile-states"], ["us-east-1"])
-    assert Rendered(template, CHOSEN).output("ScanCommand") == (
-        "tfjanitor scan --region ap-northeast-2 --table terraform-state-lock")
+        ["ap-northeast-2"],
+        ["terraform-state-lock", "platform-locks"],
+        ["lockfile-states"],
+        ["us-east-1"],
+    )
+    assert Rendered(template, CHOSEN).output("ScanCommand") == ("tfjanitor scan --region ap-northeast-2 --table terraform-state-lock")
 
     confirm = stack.output("ConfirmAlertEmail")
     assert confirm is not None and "oncall@example.com" in confirm and '"AWS Notification - Subscription Confirmation"' in confirm

@@ -52,14 +52,24 @@ def stale_notice(key: str = "ci/terraform.tfstate", event: str = "opened") -> No
 def every_kind(key: str = "app/terraform.tfstate", who: str = "ci@runner-7") -> dict[str, Finding]:
     """One finding of every kind, made by the builders the sweep and the audit use."""
     lock = parse_lock_info(lock_info(f"{BUCKET}/{key}", age=timedelta(hours=3), lock_id=LOCK_ID, who=who, now=NOW))
-    table = TableFacts(TABLE, REGION, (("LockID", "HASH", "S"),), deletion_protection=False,
-                       replicas=((REGION, "ACTIVE"), ("us-east-1", "ACTIVE")), stream_enabled=False)
+    table = TableFacts(
+        TABLE,
+        REGION,
+        (("LockID", "HASH", "S"),),
+        deletion_protection=False,
+        replicas=((REGION, "ACTIVE"), ("us-east-1", "ACTIVE")),
+        stream_enabled=False,
+    )
     t0 = NOW - timedelta(days=1)
-    versions = [ObjectVersion(f"{key}.tflock", "v1", False, t0, size=230),
-                ObjectVersion(f"{key}.tflock", "v2", True, t0 + timedelta(seconds=5), delete_marker=True)]
+    versions = [
+        ObjectVersion(f"{key}.tflock", "v1", False, t0, size=230),
+        ObjectVersion(f"{key}.tflock", "v2", True, t0 + timedelta(seconds=5), delete_marker=True),
+    ]
     hold = (t0 - timedelta(seconds=1), t0 + timedelta(seconds=3))
-    evidence = [state_rules.StateEvidence(key, {TABLE: "a" * 32}, obj=ObjectFacts("b" * 32, 100, t0), lock_holds=[hold]),
-                state_rules.StateEvidence("other/terraform.tfstate", {TABLE: "c" * 32}, obj=ObjectFacts("c" * 32, 100, t0))]
+    evidence = [
+        state_rules.StateEvidence(key, {TABLE: "a" * 32}, obj=ObjectFacts("b" * 32, 100, t0), lock_holds=[hold]),
+        state_rules.StateEvidence("other/terraform.tfstate", {TABLE: "c" * 32}, obj=ObjectFacts("c" * 32, 100, t0)),
+    ]
     stale = build.stale_lock(REGION, TABLE, BUCKET, key, lock, NOW, timedelta(hours=1))
     found = [
         stale,
@@ -69,9 +79,16 @@ def every_kind(key: str = "app/terraform.tfstate", who: str = "ci@runner-7") -> 
         build.orphan_digest(REGION, TABLE, BUCKET, key, "a" * 32),
         build.cross_region_bucket(REGION, TABLE, BUCKET, "us-east-1", 3, [2048]),
         build.malformed_item(REGION, TABLE, f"{BUCKET}/{key}", "Info is not JSON", False, {"Info": "{"}),
-        state_rules.split_brain_lock(REGION, TABLE, BUCKET, key, {REGION: state_rules.Holder(digest="a" * 32),
-                                                            "us-east-1": state_rules.Holder(digest="b" * 32)},
-                               ObjectFacts("a" * 32, 100, t0), "a" * 32, REGION),
+        state_rules.split_brain_lock(
+            REGION,
+            TABLE,
+            BUCKET,
+            key,
+            {REGION: state_rules.Holder(digest="a" * 32), "us-east-1": state_rules.Holder(digest="b" * 32)},
+            ObjectFacts("a" * 32, 100, t0),
+            "a" * 32,
+            REGION,
+        ),
         audit.replicated_lock_table(table),
         audit.lock_table_missing(REGION, TABLE),
         audit.pitr_disabled(REGION, TABLE, "DISABLED"),
@@ -93,8 +110,18 @@ def notices(finding: Finding) -> list[Notice]:
     events = ["opened", "worse", "reminder", "resolved"]
     if finding.kind in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE):
         events.append("released")  # auto-release
-    return [Notice(e, doc, "fp", NOW, NOW - timedelta(hours=26), "no longer seen",
-                   extra={"was": "warning", "rule": "plan lock, stale for 3h00m, seen by 2 sweeps"}) for e in events]
+    return [
+        Notice(
+            e,
+            doc,
+            "fp",
+            NOW,
+            NOW - timedelta(hours=26),
+            "no longer seen",
+            extra={"was": "warning", "rule": "plan lock, stale for 3h00m, seen by 2 sweeps"},
+        )
+        for e in events
+    ]
 
 
 def section(text: str, heading: str) -> list[str]:
@@ -207,8 +234,11 @@ def test_the_docs_the_emails_link_to_are_the_packages_documentation_url_and_the_
 
 def test_a_stacks_docs_url_is_where_its_emails_link() -> None:
     template = load_template()
-    stack = Rendered(template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
-                                "DocsUrl": "https://docs.example.com/platform/tfjanitor/"}, region=REGION)
+    stack = Rendered(
+        template,
+        {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com", "DocsUrl": "https://docs.example.com/platform/tfjanitor/"},
+        region=REGION,
+    )
     env = stack.value(template["Globals"]["Function"]["Environment"]["Variables"])
     settings = FunctionSettings.from_env({**{k: str(v) for k, v in env.items()}, "AWS_REGION": REGION})
     email = render(stale_notice(), origin(settings))
@@ -218,8 +248,9 @@ def test_a_stacks_docs_url_is_where_its_emails_link() -> None:
 
 def test_the_stack_the_template_deploys_is_the_one_the_emails_name_with_its_dashboard() -> None:
     template = load_template()
-    stack = Rendered(template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com",
-                                "AccountAlias": "payments-prod"}, region=REGION)
+    stack = Rendered(
+        template, {"StateBucketNames": BUCKET, "AlertEmail": "oncall@example.com", "AccountAlias": "payments-prod"}, region=REGION
+    )
     env = stack.value(template["Globals"]["Function"]["Environment"]["Variables"])
     settings = FunctionSettings.from_env({**{k: str(v) for k, v in env.items()}, "AWS_REGION": REGION})
     email = render(stale_notice(), origin(settings))
@@ -247,12 +278,16 @@ def test_stale_lock_email_says_who_since_when_and_how_to_fix() -> None:
     for text in (email.body, email.plain):
         lines = text.splitlines()
         # Each command on a line of its own: the recommended release, then the alternatives.
-        assert (f"    tfjanitor unlock --region ap-northeast-2 --id {LOCK_ID} --table terraform-state-lock "
-                "-- tfstate-demo/ci/terraform.tfstate") in lines
+        assert (
+            f"    tfjanitor unlock --region ap-northeast-2 --id {LOCK_ID} --table terraform-state-lock "
+            "-- tfstate-demo/ci/terraform.tfstate"
+        ) in lines
         assert any(line.startswith("    aws dynamodb delete-item ") and "'Info = :info'" in line for line in lines)
         assert f"    terraform force-unlock -force -- {LOCK_ID}" in lines
-        assert ('run from the working directory of the configuration whose backend has bucket = "tfstate-demo" '
-                'and key = "ci/terraform.tfstate"') in text
+        assert (
+            'run from the working directory of the configuration whose backend has bucket = "tfstate-demo" '
+            'and key = "ci/terraform.tfstate"'
+        ) in text
         assert "ci@runner-7" in text and "OperationTypeApply" in text
     assert "https://ap-northeast-2.console.aws.amazon.com/dynamodbv2/" in email.body
     assert "https://" not in email.plain

@@ -34,16 +34,54 @@ from tfjanitor.terraform import parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
 HOUR = timedelta(hours=1)
-STUB = "#!/bin/bash\nprintf '%s\\0' \"$#\" \"${0##*/}\" \"$@\" >> \"$ARGV_RECORD\"\n"  # count, program, arguments
+STUB = '#!/bin/bash\nprintf \'%s\\0\' "$#" "${0##*/}" "$@" >> "$ARGV_RECORD"\n'  # count, program, arguments
 PROGRAMS = ("aws", "terraform", "tfjanitor")
 
 # Pieces of hostile text: shell syntax, quotes, option look-alikes, AWS CLI paramfile prefixes,
 # control characters (C0, C1, ESC sequences), text-reordering and non-ASCII characters.
 PIECES = [
-    "'", '"', "$(touch pwned)", "`touch pwned`", ";touch pwned;", "&& touch pwned", "|", ">pwned", "<", "\n",
-    " ", "\t", "-", "--", "\\", "$HOME", "${IFS}", "*", "?", "~", "!", "#", "%s", "{", "}", "=", "file://",
-    "https://", "fileb://", "\x1b[31m", "\x1b]0;pwned\x07", "\r", "\x07", "\x85", "\x9b", "\u202e", "ü",
-    "팀", "✓", "\x00", "x", "a.b",
+    "'",
+    '"',
+    "$(touch pwned)",
+    "`touch pwned`",
+    ";touch pwned;",
+    "&& touch pwned",
+    "|",
+    ">pwned",
+    "<",
+    "\n",
+    " ",
+    "\t",
+    "-",
+    "--",
+    "\\",
+    "$HOME",
+    "${IFS}",
+    "*",
+    "?",
+    "~",
+    "!",
+    "#",
+    "%s",
+    "{",
+    "}",
+    "=",
+    "file://",
+    "https://",
+    "fileb://",
+    "\x1b[31m",
+    "\x1b]0;pwned\x07",
+    "\r",
+    "\x07",
+    "\x85",
+    "\x9b",
+    "\u202e",
+    "ü",
+    "팀",
+    "✓",
+    "\x00",
+    "x",
+    "a.b",
 ]
 hostile = st.lists(st.one_of(st.sampled_from(PIECES), st.text(max_size=3)), max_size=6).map("".join)
 non_empty = hostile.filter(bool)
@@ -109,9 +147,19 @@ def check_printed(sandbox: dict[str, Path], finding: Finding) -> None:
 
 
 JSON_OPTIONS = {
-    "--key", "--item", "--expression-attribute-values", "--cli-input-json", "--attribute-definitions",
-    "--key-schema", "--replica-updates", "--stream-specification", "--point-in-time-recovery-specification",
-    "--versioning-configuration", "--public-access-block-configuration", "--policy", "--lifecycle-configuration",
+    "--key",
+    "--item",
+    "--expression-attribute-values",
+    "--cli-input-json",
+    "--attribute-definitions",
+    "--key-schema",
+    "--replica-updates",
+    "--stream-specification",
+    "--point-in-time-recovery-specification",
+    "--versioning-configuration",
+    "--public-access-block-configuration",
+    "--policy",
+    "--lifecycle-configuration",
 }
 
 
@@ -119,8 +167,7 @@ def meaning(argv: list[str]) -> tuple[Any, ...]:
     """What a command does, as its program reads it."""
     if argv[0] == "tfjanitor":
         args = build_parser().parse_args(argv[1:])
-        return ("tfjanitor", args.command, args.region, args.profile, args.table, args.bucket, args.lockfile,
-                args.lock_id, args.state)
+        return ("tfjanitor", args.command, args.region, args.profile, args.table, args.bucket, args.lockfile, args.lock_id, args.state)
     if argv[0] == "terraform":
         assert argv[:4] == ["terraform", "force-unlock", "-force", "--"] and len(argv) == 5  # Go flags stop at --
         return ("terraform", "force-unlock", argv[4])
@@ -153,8 +200,9 @@ def aws_meaning(service: str, operation: str, reg: str, prof: str | None, **opti
     return ("aws", service, operation, context | {f"--{k.replace('_', '-')}": v for k, v in options.items()})
 
 
-def unlock_meaning(reg: str, prof: str | None, lock_id: str, *, table: str | None = None, bucket: str | None = None,
-                   state: str) -> tuple[Any, ...]:
+def unlock_meaning(
+    reg: str, prof: str | None, lock_id: str, *, table: str | None = None, bucket: str | None = None, state: str
+) -> tuple[Any, ...]:
     return ("tfjanitor", "unlock", reg, prof, table, bucket, bucket is not None, lock_id, state)
 
 
@@ -181,8 +229,18 @@ def check_means(finding: Finding, options: list[list[tuple[Any, ...]]]) -> None:
 
 
 def lock(lock_id: str, who: str, path: str) -> Any:
-    raw = json.dumps({"ID": lock_id, "Operation": "OperationTypeApply", "Info": "", "Who": who, "Version": "1.11.4",
-                      "Created": "2026-11-25T00:00:00.123456789Z", "Path": path}, ensure_ascii=False)
+    raw = json.dumps(
+        {
+            "ID": lock_id,
+            "Operation": "OperationTypeApply",
+            "Info": "",
+            "Who": who,
+            "Version": "1.11.4",
+            "Created": "2026-11-25T00:00:00.123456789Z",
+            "Path": path,
+        },
+        ensure_ascii=False,
+    )
     return parse_lock_info(raw)
 
 
@@ -198,12 +256,25 @@ def digest_key(lock_id: str) -> dict[str, Any]:
 def test_stale_lock_commands_release_exactly_that_lock(sandbox, reg, prof, table, bucket, key, lock_id, who) -> None:
     info = lock(lock_id, who, f"{bucket}/{key}")
     finding = build.stale_lock(reg, table, bucket, key, info, NOW, HOUR, profile=prof)
-    check_means(finding, [
-        [unlock_meaning(reg, prof, lock_id, table=table, state=f"{bucket}/{key}")],
-        [aws_meaning("dynamodb", "delete-item", reg, prof, table_name=table, key=digest_key(f"{bucket}/{key}"),
-                     condition_expression="Info = :info", expression_attribute_values={":info": {"S": info.raw}})],
-        [("terraform", "force-unlock", lock_id)],
-    ])
+    check_means(
+        finding,
+        [
+            [unlock_meaning(reg, prof, lock_id, table=table, state=f"{bucket}/{key}")],
+            [
+                aws_meaning(
+                    "dynamodb",
+                    "delete-item",
+                    reg,
+                    prof,
+                    table_name=table,
+                    key=digest_key(f"{bucket}/{key}"),
+                    condition_expression="Info = :info",
+                    expression_attribute_values={":info": {"S": info.raw}},
+                )
+            ],
+            [("terraform", "force-unlock", lock_id)],
+        ],
+    )
     check_printed(sandbox, finding)
 
 
@@ -211,12 +282,22 @@ def test_stale_lock_commands_release_exactly_that_lock(sandbox, reg, prof, table
 @given(reg=region, prof=profile, bucket=no_slash, key=hostile, lock_id=non_empty, who=hostile, etag=md5)
 def test_stale_lockfile_commands_release_exactly_that_object(sandbox, reg, prof, bucket, key, lock_id, who, etag) -> None:
     finding = build.stale_lockfile(reg, bucket, key, etag, lock(lock_id, who, f"{bucket}/{key}"), NOW, HOUR, profile=prof)
-    check_means(finding, [
-        [unlock_meaning(reg, prof, lock_id, bucket=bucket, state=key)],
-        [aws_meaning("s3api", "delete-object", reg, prof,
-                     cli_input_json={"Bucket": bucket, "Key": f"{key}.tflock", "IfMatch": f'"{etag}"'})],
-        [("terraform", "force-unlock", lock_id)],
-    ])
+    check_means(
+        finding,
+        [
+            [unlock_meaning(reg, prof, lock_id, bucket=bucket, state=key)],
+            [
+                aws_meaning(
+                    "s3api",
+                    "delete-object",
+                    reg,
+                    prof,
+                    cli_input_json={"Bucket": bucket, "Key": f"{key}.tflock", "IfMatch": f'"{etag}"'},
+                )
+            ],
+            [("terraform", "force-unlock", lock_id)],
+        ],
+    )
     check_printed(sandbox, finding)
 
 
@@ -229,43 +310,99 @@ def test_digest_fixes_are_conditional_on_the_digest_seen(sandbox, reg, prof, tab
     versions = aws_meaning("s3api", "list-object-versions", reg, prof, cli_input_json={"Bucket": bucket, "Prefix": key})
     delete = aws_meaning("dynamodb", "delete-item", reg, prof, table_name=table, key=digest_key(digest_id), **seen)
     drift = build.digest_drift(reg, table, bucket, key, stored, actual, actual, 10, profile=prof)
-    check_means(drift, [
-        [aws_meaning("dynamodb", "put-item", reg, prof, table_name=table,
-                     item={"LockID": {"S": digest_id}, "Digest": {"S": actual}}, **seen)],
-        [versions],
-        [delete],
-    ])
+    check_means(
+        drift,
+        [
+            [
+                aws_meaning(
+                    "dynamodb",
+                    "put-item",
+                    reg,
+                    prof,
+                    table_name=table,
+                    item={"LockID": {"S": digest_id}, "Digest": {"S": actual}},
+                    **seen,
+                )
+            ],
+            [versions],
+            [delete],
+        ],
+    )
     check_printed(sandbox, drift)
     orphan = build.orphan_digest(reg, table, bucket, key, stored, profile=prof)
     check_means(orphan, [[delete], [versions]])
     check_printed(sandbox, orphan)
-    leftover = state_rules.lockfile_migration(reg, bucket, [state_rules.StateEvidence(
-        key=key, digests={table: stored}, lock_holds=[(NOW - HOUR, NOW)], obj=ObjectFacts(actual, 10, NOW - HOUR / 2),
-        md5=actual)], profile=prof)
+    leftover = state_rules.lockfile_migration(
+        reg,
+        bucket,
+        [
+            state_rules.StateEvidence(
+                key=key,
+                digests={table: stored},
+                lock_holds=[(NOW - HOUR, NOW)],
+                obj=ObjectFacts(actual, 10, NOW - HOUR / 2),
+                md5=actual,
+            )
+        ],
+        profile=prof,
+    )
     assert leftover is not None
     check_means(leftover, [[delete]])
     check_printed(sandbox, leftover)
 
 
 @LONG
-@given(reg=region, prof=profile, table=hostile, lock_id=st.one_of(st.none(), hostile), info=hostile, etag=md5,
-       bucket=no_slash, key=hostile)
+@given(
+    reg=region,
+    prof=profile,
+    table=hostile,
+    lock_id=st.one_of(st.none(), hostile),
+    info=hostile,
+    etag=md5,
+    bucket=no_slash,
+    key=hostile,
+)
 def test_malformed_items_are_read_then_deleted_only_if_unchanged(sandbox, reg, prof, table, lock_id, info, etag, bucket, key) -> None:
     item = build.malformed_item(reg, table, lock_id, "lock info is not JSON", False, {"Info": info}, profile=prof)
     if lock_id is None:
         check_means(item, [[aws_meaning("dynamodb", "scan", reg, prof, table_name=table)]])
     else:
-        check_means(item, [[
-            aws_meaning("dynamodb", "get-item", reg, prof, table_name=table, key=digest_key(lock_id)),
-            aws_meaning("dynamodb", "delete-item", reg, prof, table_name=table, key=digest_key(lock_id),
-                        condition_expression="Info = :v0", expression_attribute_values={":v0": {"S": info}}),
-        ]])
+        check_means(
+            item,
+            [
+                [
+                    aws_meaning("dynamodb", "get-item", reg, prof, table_name=table, key=digest_key(lock_id)),
+                    aws_meaning(
+                        "dynamodb",
+                        "delete-item",
+                        reg,
+                        prof,
+                        table_name=table,
+                        key=digest_key(lock_id),
+                        condition_expression="Info = :v0",
+                        expression_attribute_values={":v0": {"S": info}},
+                    ),
+                ]
+            ],
+        )
     check_printed(sandbox, item)
     foreign = build.malformed_item(reg, table, lock_id, "neither", True, profile=prof)
     assert all(argv[2] in ("get-item", "scan") for argv in foreign.commands)  # another workload's item: read only
     lockfile = build.malformed_lockfile(reg, bucket, key, "not JSON", NOW, etag, profile=prof)
-    check_means(lockfile, [[aws_meaning("s3api", "delete-object", reg, prof, cli_input_json={
-        "Bucket": bucket, "Key": f"{key}.tflock", "IfMatch": f'"{etag}"'})]])
+    check_means(
+        lockfile,
+        [
+            [
+                aws_meaning(
+                    "s3api",
+                    "delete-object",
+                    reg,
+                    prof,
+                    cli_input_json={"Bucket": bucket, "Key": f"{key}.tflock", "IfMatch": f'"{etag}"'},
+                )
+            ]
+        ],
+    )
     check_printed(sandbox, lockfile)
 
 
@@ -276,10 +413,14 @@ def _audit_findings(reg: str, prof: str | None, table: str, bucket: str, key: st
     holders = {reg: state_rules.Holder(digest="a" * 32), "eu-west-1": state_rules.Holder(digest=digest)}
     found = [
         build.cross_region_bucket(reg, table, bucket, "eu-west-1", 1, profile=prof),
-        audit.lock_table_missing(reg, table, prof), audit.lock_table_schema(facts, prof),
-        audit.replicated_lock_table(facts, prof), audit.deletion_protection_disabled(facts, prof),
-        audit.pitr_disabled(reg, table, "DISABLED", prof), audit.stream_disabled(facts, arn, prof),
-        bucket_rules.versioning_disabled(reg, bucket, reg, None, prof), bucket_rules.public_access_open(reg, bucket, reg, None, prof),
+        audit.lock_table_missing(reg, table, prof),
+        audit.lock_table_schema(facts, prof),
+        audit.replicated_lock_table(facts, prof),
+        audit.deletion_protection_disabled(facts, prof),
+        audit.pitr_disabled(reg, table, "DISABLED", prof),
+        audit.stream_disabled(facts, arn, prof),
+        bucket_rules.versioning_disabled(reg, bucket, reg, None, prof),
+        bucket_rules.public_access_open(reg, bucket, reg, None, prof),
         bucket_rules.tls_not_enforced(reg, bucket, reg, None, prof),
         bucket_rules.lockfile_versions_accumulating(reg, bucket, reg, "Enabled", versions, [], prof),
         state_rules.split_brain_lock(reg, table, bucket, key, holders, ObjectFacts("a" * 32, 1, NOW), None, reg, prof),
@@ -303,13 +444,19 @@ def test_audit_commands_name_exactly_the_table_and_bucket(sandbox, reg, prof, ta
     if split.commands:  # none when the table's name cannot be passed at all (a NUL)
         delete = meaning(split.commands[-1])[3]
         assert (delete["--region"], delete["--key"], delete["--expression-attribute-values"]) == (
-            "eu-west-1", digest_key(f"{bucket}/{key}-md5"), {":d": {"S": digest}})
+            "eu-west-1",
+            digest_key(f"{bucket}/{key}-md5"),
+            {":d": {"S": digest}},
+        )
 
 
-@pytest.mark.parametrize("make", [
-    lambda: build.stale_lock("us-east-1", "t", "b", "k", lock("-h", "w", "b/k"), NOW, HOUR),
-    lambda: build.stale_lockfile("us-east-1", "b", "-k", "e" * 32, lock("--version", "w", "b/-k"), NOW, HOUR),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: build.stale_lock("us-east-1", "t", "b", "k", lock("-h", "w", "b/k"), NOW, HOUR),
+        lambda: build.stale_lockfile("us-east-1", "b", "-k", "e" * 32, lock("--version", "w", "b/-k"), NOW, HOUR),
+    ],
+)
 def test_values_that_look_like_options_stay_values(make: Callable[[], Finding]) -> None:
     """A lock ID ``-h`` is not ``terraform force-unlock -h``, nor ``tfjanitor unlock --id -h`` (an argparse error)."""
     finding = make()

@@ -49,8 +49,11 @@ def test_stackset_template_is_plain_cloudformation_with_code_per_region(stackset
     doc = json.loads(out.read_text())
     assert "Transform" not in doc
     assert not [r for r in doc["Resources"].values() if r["Type"].startswith("AWS::Serverless::")]
-    codes = [r["Properties"].get("Code") or r["Properties"].get("Content") for r in doc["Resources"].values()
-             if r["Type"] in ("AWS::Lambda::Function", "AWS::Lambda::LayerVersion")]
+    codes = [
+        r["Properties"].get("Code") or r["Properties"].get("Content")
+        for r in doc["Resources"].values()
+        if r["Type"] in ("AWS::Lambda::Function", "AWS::Lambda::LayerVersion")
+    ]
     assert len(codes) == 4
     assert all(c["S3Bucket"] == {"Fn::Sub": "${ArtifactBucketPrefix}-${AWS::Region}"} for c in codes)
     result = lint(out)

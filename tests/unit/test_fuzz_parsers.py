@@ -83,7 +83,8 @@ LISTED = ObjectEntry("k", "etag", 1, NOW - timedelta(days=1))  # the .tflock as 
 def test_every_tflock_body_is_a_lock_or_a_malformed_item_finding(body: bytes) -> None:
     result = ScanResult(REGION, [], ["b"])
     Sweeper(cast(AwsSession, None), now=NOW)._check_lockfile(  # no AWS: the one object is OneObject's
-        result, OneObject(body), BucketView(), "k", LISTED, NOW, SweepRequest(REGION, []), None, _Read())
+        result, OneObject(body), BucketView(), "k", LISTED, NOW, SweepRequest(REGION, []), None, _Read()
+    )
     try:
         parse_lock_info(body.decode("utf-8"))
         valid = True

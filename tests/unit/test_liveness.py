@@ -17,23 +17,16 @@ from tfjanitor.alerts.lifecycle import AlertStore, Sighting
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.history import MAX_HOLDS, decode_holds, encode_holds, with_hold
 from tfjanitor.checks import findings as build
-from tfjanitor.checks.liveness import (
-    ALIVE,
-    QUIET,
-    STALE,
-    last_sign_of_life,
-    percentile,
-    stale_threshold,
-    verdict,
-)
+from tfjanitor.checks.liveness import ALIVE, QUIET, STALE, last_sign_of_life, percentile, stale_threshold, verdict
 from tfjanitor.model import Kind, StalePolicy
 from tfjanitor.release.auto import ReleasePolicy, auto_release, decide
 from tfjanitor.release.locks import DYNAMODB, ObservedLock
 from tfjanitor.terraform import parse_lock_info
 
 T0 = datetime(2026, 11, 25, 10, 0, tzinfo=timezone.utc)
-POLICY = StalePolicy(default=timedelta(hours=1), read_only=timedelta(minutes=15), min_stale_after=timedelta(minutes=10),
-                     multiplier=3, min_history=5)
+POLICY = StalePolicy(
+    default=timedelta(hours=1), read_only=timedelta(minutes=15), min_stale_after=timedelta(minutes=10), multiplier=3, min_history=5
+)
 
 
 def minutes(n: float) -> timedelta:
@@ -124,8 +117,9 @@ def test_the_finding_explains_a_learned_threshold() -> None:
     threshold = stale_threshold(POLICY, False, "apply", [60.0] * 30 + [120.0] * 7)
     sign = last_sign_of_life(lock.created)
     finding = build.stale_lock("ap-northeast-2", "t", "b", "k", lock, T0 + minutes(10.5), threshold, sign=sign)
-    assert "this state's applies finish within 2m00s (p95 of 37 runs); this one has shown no sign of life for 10m30s" \
-        in finding.message
+    assert (
+        "this state's applies finish within 2m00s (p95 of 37 runs); this one has shown no sign of life for 10m30s" in finding.message
+    )
     assert finding.details["last_sign_of_life"] == {"at": "2026-11-25T10:00:00Z", "what": "created"}
     assert finding.details["threshold_seconds"] == 600 and finding.details["threshold"]["learned"] is True
     assert finding.details["threshold"]["fixed_seconds"] == 3600
@@ -163,8 +157,14 @@ def test_auto_release_never_releases_an_interrupted_write() -> None:
 
     # Neither may be used: the store's one read fails the test, and there is no writer.
     store, writer = cast(AlertStore, Store()), cast(LockWriter, None)
-    notices, decisions = auto_release([interrupted], store, writer, ReleasePolicy(enabled=True, grace=timedelta(0),
-                                      operations=frozenset({"apply"})), T0 + timedelta(hours=3), "s")
+    notices, decisions = auto_release(
+        [interrupted],
+        store,
+        writer,
+        ReleasePolicy(enabled=True, grace=timedelta(0), operations=frozenset({"apply"})),
+        T0 + timedelta(hours=3),
+        "s",
+    )
     assert notices == [] and decisions == []
 
 
@@ -181,4 +181,3 @@ def test_history_keeps_the_last_50_holds_compactly_and_each_lock_once() -> None:
     assert len(text) < 700 and decode_holds(text) == entries
     assert with_hold(entries, "lock-79", 999) is None  # a redelivered release is recorded once
     assert decode_holds("garbage 12ab:x :5 beef:7") == [("beef", 7)]
-

@@ -94,8 +94,7 @@ def check_the_fix(n: Notice, finding: Finding, email: str) -> None:
     (and then the text says why)."""
     own = finding.command_lines() + [c for a in finding.alternative_lines() for c in a["commands"]]
     f = n.finding
-    reading_unlock = unlock_command(REGION, None, BUCKET, str(f["key"]), None,
-                                    TABLE if f["kind"] == "stale_lock" else None)
+    reading_unlock = unlock_command(REGION, None, BUCKET, str(f["key"]), None, TABLE if f["kind"] == "stale_lock" else None)
     scan = [shell_line(argv) for argv in check_commands(f) if argv[0] == "tfjanitor"]
     for line in printed_commands(email):
         assert line in own or line == shell_line(reading_unlock) or line in scan, line[:300]
@@ -134,7 +133,7 @@ def test_the_issues_lock_makes_notices_within_every_budget() -> None:
 def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("paste")
     stub = root / "tfjanitor"
-    stub.write_text("#!/bin/bash\nprintf '%s\\0' \"$@\" > \"$ARGV_RECORD\"\n")
+    stub.write_text('#!/bin/bash\nprintf \'%s\\0\' "$@" > "$ARGV_RECORD"\n')
     stub.chmod(stub.stat().st_mode | stat.S_IXUSR)
     return root
 
@@ -149,8 +148,7 @@ def test_the_line_printed_instead_runs_the_unlock_it_says(sandbox: Path, key: st
     subprocess.run(["bash", "-c", line], cwd=sandbox, env=env, capture_output=True, timeout=10, check=True)
     argv = [w.decode() for w in record.read_bytes().split(b"\0")[:-1]]
     args = build_parser().parse_args(argv)
-    assert (args.command, args.region, args.table, args.state, args.lock_id) == (
-        "unlock", REGION, TABLE, f"{BUCKET}/{key}", None)
+    assert (args.command, args.region, args.table, args.state, args.lock_id) == ("unlock", REGION, TABLE, f"{BUCKET}/{key}", None)
     assert sorted(os.listdir(sandbox)) == ["argv", "tfjanitor"]  # nothing else ran
 
 
@@ -190,10 +188,10 @@ def test_the_compact_form_is_small_whatever_the_fields() -> None:
 # Characters that grow the most where they are shown: escapes of 10 characters (tag, above U+FFFF), 6 (bidi
 # controls), 4 and 2 (C0, C1, new line: doubled by each layer of JSON), quotes and backslashes (doubled by JSON and
 # by the shell), text shown as it is in 4 UTF-8 bytes (an emoji) or 3, markup chat neutralises, plain letters.
-GROWERS = [TAG, "\U000e007f", "\u202e", "\u2066", "\x1b", "\x85", "\n", "\\", '"', "'", "\U0001f600", "팀", "<", "&",
-           "`", "x", "/"]
-lengths = st.one_of(st.sampled_from([0, 1, 200, FIELD_LIMIT - 1, FIELD_LIMIT, FIELD_LIMIT + 1, 2471]),
-                    st.integers(0, FIELD_LIMIT + 200))
+GROWERS = [TAG, "\U000e007f", "\u202e", "\u2066", "\x1b", "\x85", "\n", "\\", '"', "'", "\U0001f600", "팀", "<", "&", "`", "x", "/"]
+lengths = st.one_of(
+    st.sampled_from([0, 1, 200, FIELD_LIMIT - 1, FIELD_LIMIT, FIELD_LIMIT + 1, 2471]), st.integers(0, FIELD_LIMIT + 200)
+)
 field_text = st.one_of(
     st.tuples(st.sampled_from(GROWERS), lengths).map(lambda t: t[0] * t[1]),  # one character, often at the cap
     st.lists(st.sampled_from(GROWERS), max_size=FIELD_LIMIT + 50).map("".join),
@@ -244,8 +242,7 @@ class Refusing:
     def publish(self, **request: Any) -> dict[str, str]:
         if len(request["Message"].encode()) > self.limit:
             self.refused += 1
-            raise ClientError({"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"}},
-                              "Publish")
+            raise ClientError({"Error": {"Code": "InvalidParameter", "Message": "Invalid parameter: Message too long"}}, "Publish")
         self.published.append(request)
         return {"MessageId": f"m-{len(self.published)}"}
 
@@ -264,18 +261,21 @@ def test_a_message_sns_refuses_is_a_refusal_and_its_compact_form_goes() -> None:
     assert "short form" in json.loads(request["Message"])["email"]
 
 
-@pytest.mark.parametrize(("code", "message", "refusal"), [
-    ("InvalidParameter", "Invalid parameter: Message too long", True),
-    ("InvalidParameter", "Invalid parameter: Message Structure - JSON message body failed to parse", True),
-    ("InvalidParameterValue", "Invalid parameter: Subject", True),
-    ("InvalidParameter", "Invalid parameter: TopicArn", False),  # a setting: fixed once, every notice goes
-    ("Throttling", "Rate exceeded", False),
-    ("InternalError", "boom", False),
-    ("KMSThrottling", "slow down", False),
-    ("KMSAccessDeniedException", "key policy", False),
-    ("AuthorizationError", "not allowed", False),
-    ("NotFound", "Topic does not exist", False),
-])
+@pytest.mark.parametrize(
+    ("code", "message", "refusal"),
+    [
+        ("InvalidParameter", "Invalid parameter: Message too long", True),
+        ("InvalidParameter", "Invalid parameter: Message Structure - JSON message body failed to parse", True),
+        ("InvalidParameterValue", "Invalid parameter: Subject", True),
+        ("InvalidParameter", "Invalid parameter: TopicArn", False),  # a setting: fixed once, every notice goes
+        ("Throttling", "Rate exceeded", False),
+        ("InternalError", "boom", False),
+        ("KMSThrottling", "slow down", False),
+        ("KMSAccessDeniedException", "key policy", False),
+        ("AuthorizationError", "not allowed", False),
+        ("NotFound", "Topic does not exist", False),
+    ],
+)
 def test_which_sns_answers_are_refusals_of_the_message(code: str, message: str, refusal: bool) -> None:
     assert sns.refused(AwsError("Publish", code, message)) is refusal
 

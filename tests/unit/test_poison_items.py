@@ -36,8 +36,9 @@ def hostile(field: str) -> str:
 def test_a_huge_lock_field_is_capped_in_the_finding_the_record_and_the_email(field: str) -> None:
     parsed = classify_item(item(hostile(field)))
     assert isinstance(parsed, LockItem)
-    finding = build.stale_lock("ap-northeast-2", "terraform-state-lock", "tfstate-demo", "ci/terraform.tfstate",
-                               parsed.lock, NOW, timedelta(hours=1))
+    finding = build.stale_lock(
+        "ap-northeast-2", "terraform-state-lock", "tfstate-demo", "ci/terraform.tfstate", parsed.lock, NOW, timedelta(hours=1)
+    )
     doc = finding.to_dict()
     assert len(json.dumps(doc, ensure_ascii=False)) < 16 * KB  # it was > 4 x 200 KB
     assert is_capped(doc["details"]["raw"]) and len(doc["details"]["raw"]) < FIELD_LIMIT + 50
@@ -91,8 +92,7 @@ def test_auto_release_matches_the_whole_lock_by_hash_though_the_finding_keeps_it
     assert now_held[:FIELD_LIMIT] == raw[:FIELD_LIMIT] and (now_held == raw) is not changed
     writer = Writer(now_held)
     for now in (NOW, NOW + timedelta(minutes=61)):  # tfjanitor must itself see it held for the 1h threshold
-        finding = build.stale_lock("ap-northeast-2", "t", "tfstate-demo", key, parse_lock_info(raw), now,
-                                   timedelta(hours=1))
+        finding = build.stale_lock("ap-northeast-2", "t", "tfstate-demo", key, parse_lock_info(raw), now, timedelta(hours=1))
         assert is_capped(finding.details["raw"])  # what is stored and shown
         process_findings([finding], {"table:ap-northeast-2:t"}, store, now)
         notices, decisions = auto_release([finding], store, writer, policy, now, sweep_id="s")

@@ -16,8 +16,7 @@ from tfjanitor.release.locks import DYNAMODB, ObservedLock
 from tfjanitor.terraform import parse_lock_info
 
 NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
-ON = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), protected=("prod/**",),
-                   operations=frozenset({"plan", "other"}))
+ON = ReleasePolicy(enabled=True, grace=timedelta(minutes=30), protected=("prod/**",), operations=frozenset({"plan", "other"}))
 
 
 def stale(key: str = "dev/terraform.tfstate", operation: str = "OperationTypePlan", now: datetime = NOW):
@@ -50,8 +49,15 @@ SEEN_LONG_AGO = NOW - timedelta(hours=1)  # tfjanitor has seen the lock for the 
         (ON, "dev/s", "state-mv", NOW - timedelta(hours=1), 2, False, "apply locks are not allowed"),
         (ON, "dev/s", "OperationTypeRefresh", NOW - timedelta(hours=1), 2, False, "apply locks are not allowed"),
         (ON, "dev/s", "OperationTypeFromTheFuture", NOW - timedelta(hours=1), 2, False, "apply locks are not allowed"),
-        (ReleasePolicy(enabled=True, grace=timedelta(0), operations=frozenset({"apply"})), "prod/s",
-         "OperationTypeApply", NOW, 2, True, "apply allowed"),
+        (
+            ReleasePolicy(enabled=True, grace=timedelta(0), operations=frozenset({"apply"})),
+            "prod/s",
+            "OperationTypeApply",
+            NOW,
+            2,
+            True,
+            "apply allowed",
+        ),
     ],
 )
 def test_decide(policy, key, operation, opened, sightings, release, why) -> None:
@@ -143,15 +149,15 @@ def test_staged_release_over_sweeps_is_recorded_once() -> None:
     assert record["first_seen_at"] == NOW.isoformat()
 
 
-@pytest.mark.parametrize("drop", [("threshold", "threshold_seconds"), ("quiet_seconds", "age_seconds"),
-                                  ("threshold", "threshold_seconds", "quiet_seconds")])
+@pytest.mark.parametrize(
+    "drop", [("threshold", "threshold_seconds"), ("quiet_seconds", "age_seconds"), ("threshold", "threshold_seconds", "quiet_seconds")]
+)
 def test_a_finding_that_does_not_say_its_threshold_or_silence_is_never_released(drop: tuple[str, ...]) -> None:
     """Fail closed (issue 18.4): a missing threshold is not a threshold of 0."""
     finding, lock = stale()
     for name in drop:
         finding.details.pop(name, None)
-    decision = decide(ON, finding, held("dev/terraform.tfstate", lock), NOW - timedelta(hours=1),
-                      Sighting(5, SEEN_LONG_AGO), NOW)
+    decision = decide(ON, finding, held("dev/terraform.tfstate", lock), NOW - timedelta(hours=1), Sighting(5, SEEN_LONG_AGO), NOW)
     assert decision.release is False and "does not say" in decision.rule
 
 

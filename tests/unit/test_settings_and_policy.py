@@ -13,8 +13,18 @@ from tfjanitor.runtime.settings import DOCS_URL_PATTERN, SettingsError, SweeperS
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("15m", 900), ("2h", 7200), ("1d", 86400), ("1.5h", 5400), ("45", 45),
-     ("1h30m", 5400), ("2m30s", 150), ("1d12h", 129600), ("1h0m5s", 3605)],  # compound, as Go and Terraform write them
+    [
+        ("90s", 90),
+        ("15m", 900),
+        ("2h", 7200),
+        ("1d", 86400),
+        ("1.5h", 5400),
+        ("45", 45),
+        ("1h30m", 5400),
+        ("2m30s", 150),
+        ("1d12h", 129600),
+        ("1h0m5s", 3605),
+    ],  # compound, as Go and Terraform write them
 )
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text) == timedelta(seconds=seconds)

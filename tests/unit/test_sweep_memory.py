@@ -37,8 +37,7 @@ class Listing(Bucket):
 
 def survey(listing: Listing, wanted: dict[str, str | None], keep_all: bool, scan_region: str):
     """The whole-bucket read (the audit's, and a bucket given without prefix)."""
-    return read_bucket(AwsSession(), BucketRead(listing, wanted, [""], keep_all=keep_all,
-                                                scan_region=scan_region))
+    return read_bucket(AwsSession(), BucketRead(listing, wanted, [""], keep_all=keep_all, scan_region=scan_region))
 
 
 def state(key: str, md5: str) -> ObjectEntry:
@@ -69,7 +68,7 @@ def test_a_state_proven_by_its_etag_keeps_no_listing_entry_unless_a_check_reads_
 def test_the_audit_and_a_bucket_in_another_region_keep_every_listed_state() -> None:
     for keep_all, scan_region in ((True, "eu-west-1"), (False, "us-east-1")):
         wanted: dict[str, str | None] = {f"s{i}": md5_of(i) for i in range(50)}
-        view, _, _ = survey(Listing([state(k, d or "") for k, d in wanted.items()]), dict(wanted),
-                            keep_all=keep_all, scan_region=scan_region)
+        view, _, _ = survey(
+            Listing([state(k, d or "") for k, d in wanted.items()]), dict(wanted), keep_all=keep_all, scan_region=scan_region
+        )
         assert len(view.objects) == 50
-

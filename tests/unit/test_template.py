@@ -16,16 +16,25 @@ from tests.support.cfn import ROOT, Rendered, actions, load_template, resources
 from tfjanitor.runtime.settings import AUDITOR_ENV, SWEEPER_ENV
 
 READ_ONLY = {
-    "dynamodb:Scan", "dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:DescribeTable",
-    "s3:ListBucket", "s3:GetBucketLocation", "s3:GetObject",
+    "dynamodb:Scan",
+    "dynamodb:GetItem",
+    "dynamodb:BatchGetItem",
+    "dynamodb:DescribeTable",
+    "s3:ListBucket",
+    "s3:GetBucketLocation",
+    "s3:GetObject",
     # drift forensics: which version is Terraform's last write
-    "s3:ListBucketVersions", "s3:GetObjectVersion", "s3:GetBucketVersioning",
+    "s3:ListBucketVersions",
+    "s3:GetObjectVersion",
+    "s3:GetBucketVersioning",
 }
 # The least a deploy needs (see test_deploy_parameters.py), and a fuller one.
 CHOSEN = {"StateBucketNames": "my-terraform-state", "AlertEmail": "oncall@example.com"}
 FULL = CHOSEN | {
-    "LockTableNames": "terraform-state-lock,platform-locks", "StateBucketNames": "state-a,state-b",
-    "AutoRelease": "true", "LockTableStreamArn": "arn:aws:dynamodb:ap-northeast-2:123456789012:table/x/stream/2026",
+    "LockTableNames": "terraform-state-lock,platform-locks",
+    "StateBucketNames": "state-a,state-b",
+    "AutoRelease": "true",
+    "LockTableStreamArn": "arn:aws:dynamodb:ap-northeast-2:123456789012:table/x/stream/2026",
     "AlertTopicArn": "arn:aws:sns:us-east-1:123456789012:pager",
     "StateKmsKeyArns": "arn:aws:kms:ap-northeast-2:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
 }
@@ -92,12 +101,26 @@ def test_functions_write_only_to_the_stacks_own_table_topic_and_queue(template, 
             [(name, args)] = statement.items()
             assert OWN_RESOURCE_POLICIES.get(name) == args, (name, args)
             continue
-        writes = [a for a in actions(statement) if not a.startswith(("dynamodb:Scan", "dynamodb:Get", "dynamodb:Batch",
-                                                                     "dynamodb:Describe", "dynamodb:ListStreams",
-                                                                     "s3:List", "s3:Get", "kms:Decrypt"))]
+        writes = [
+            a
+            for a in actions(statement)
+            if not a.startswith(
+                (
+                    "dynamodb:Scan",
+                    "dynamodb:Get",
+                    "dynamodb:Batch",
+                    "dynamodb:Describe",
+                    "dynamodb:ListStreams",
+                    "s3:List",
+                    "s3:Get",
+                    "kms:Decrypt",
+                )
+            )
+        ]
         if writes:  # the other writes: alerts to the topic AlertTopicArn names, events to the one bus
             assert (writes, resources(statement)) in [
-                (["sns:Publish"], [FULL["AlertTopicArn"]]), (["events:PutEvents"], [DEFAULT_BUS]),
+                (["sns:Publish"], [FULL["AlertTopicArn"]]),
+                (["events:PutEvents"], [DEFAULT_BUS]),
             ], statement
 
 
@@ -148,8 +171,7 @@ def test_lock_tables_are_this_accounts_in_this_region_and_the_auditors_peer_regi
     auditor = by_action(Rendered(template, FULL).statements("AuditorFunction"), "dynamodb:Scan")
     assert resources(auditor) == TABLE_ARNS
     assert auditor["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["ap-northeast-2"]}}
-    peers = by_action(Rendered(template, FULL | {"PeerRegions": "us-east-1,eu-west-1"}).statements("AuditorFunction"),
-                      "dynamodb:Scan")
+    peers = by_action(Rendered(template, FULL | {"PeerRegions": "us-east-1,eu-west-1"}).statements("AuditorFunction"), "dynamodb:Scan")
     assert peers["Condition"] == {"StringEquals": {"aws:RequestedRegion": ["ap-northeast-2", "us-east-1", "eu-west-1"]}}
     # Every statement on a lock table pins account and region.
     for function in FUNCTIONS:
@@ -174,10 +196,8 @@ def test_kms_decrypt_only_for_the_state_readers_only_through_s3_in_this_region(t
         decrypt = by_action(Rendered(template, FULL).statements(function), "kms:Decrypt")
         assert actions(decrypt) == ["kms:Decrypt"] and resources(decrypt) == keys
         assert decrypt["Condition"] == {"StringEquals": {"kms:ViaService": ["s3.ap-northeast-2.amazonaws.com"]}}
-    china = by_action(Rendered(template, FULL, region="cn-north-1", partition="aws-cn").statements("SweeperFunction"),
-                      "kms:Decrypt")
-    assert china["Condition"]["StringEquals"]["kms:ViaService"] == ["s3.cn-north-1.amazonaws.com",
-                                                                    "s3.cn-north-1.amazonaws.com.cn"]
+    china = by_action(Rendered(template, FULL, region="cn-north-1", partition="aws-cn").statements("SweeperFunction"), "kms:Decrypt")
+    assert china["Condition"]["StringEquals"]["kms:ViaService"] == ["s3.cn-north-1.amazonaws.com", "s3.cn-north-1.amazonaws.com.cn"]
     assert "kms:" not in json.dumps(iam(Rendered(template, FULL).statements("AuditorFunction")))  # never reads a state
     for function in FUNCTIONS:  # no key named: no KMS permission at all
         assert "kms:" not in json.dumps(iam(Rendered(template, CHOSEN | {"LockTableStreamArn": "s"}).statements(function)))
@@ -186,8 +206,11 @@ def test_kms_decrypt_only_for_the_state_readers_only_through_s3_in_this_region(t
 def test_the_layer_runs_the_boto3_the_tests_run_with_the_conditional_delete() -> None:
     """Lambda's own boto3 may predate S3 DeleteObject's IfMatch (botocore 1.35.67, from botocore's S3
     service model history): the layer pins the versions the tests ran, and the CLI's floor has it."""
-    pins = dict(line.split("==") for line in (ROOT / "layers/tfjanitor/requirements.txt").read_text().splitlines()
-                if line and not line.startswith("#"))
+    pins = dict(
+        line.split("==")
+        for line in (ROOT / "layers/tfjanitor/requirements.txt").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert sorted(project["optional-dependencies"]["lambda"]) == sorted(f"{k}=={v}" for k, v in pins.items())
     assert botocore.__version__ == pins["botocore"]  # what the tests run is what Lambda runs
@@ -237,9 +260,16 @@ def test_schedule_event_file_is_a_scheduler_event() -> None:
 # The auditor's whole access to Terraform's tables and buckets: configuration reads, the tables'
 # items (home and peer regions) and bucket listings. No object read, no write of any kind.
 AUDITOR_READ = {
-    "dynamodb:Scan", "dynamodb:DescribeTable", "dynamodb:DescribeContinuousBackups",
-    "s3:GetBucketLocation", "s3:GetBucketVersioning", "s3:GetBucketPolicy", "s3:GetBucketPublicAccessBlock",
-    "s3:GetLifecycleConfiguration", "s3:ListBucket", "s3:ListBucketVersions",
+    "dynamodb:Scan",
+    "dynamodb:DescribeTable",
+    "dynamodb:DescribeContinuousBackups",
+    "s3:GetBucketLocation",
+    "s3:GetBucketVersioning",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetLifecycleConfiguration",
+    "s3:ListBucket",
+    "s3:ListBucketVersions",
 }
 
 
@@ -266,10 +296,14 @@ def test_auditor_environment_covers_its_settings_and_runs_daily_by_default(templ
 
 # -- alarms (issue 9.6) ------------------------------------------------------------------------------
 
+
 def alarms(stack: Rendered) -> dict[str, dict[str, Any]]:
     """The alarms these parameters deploy, rendered."""
-    return {name: stack.value(r["Properties"]) for name, r in stack.template["Resources"].items()
-            if r["Type"] == "AWS::CloudWatch::Alarm" and ("Condition" not in r or stack.condition(r["Condition"]))}
+    return {
+        name: stack.value(r["Properties"])
+        for name, r in stack.template["Resources"].items()
+        if r["Type"] == "AWS::CloudWatch::Alarm" and ("Condition" not in r or stack.condition(r["Condition"]))
+    }
 
 
 def cloudwatch_can_publish_to(template: dict, topic: str) -> bool:
@@ -284,7 +318,8 @@ def cloudwatch_can_publish_to(template: dict, topic: str) -> bool:
     if name is None or template["Resources"][name]["Type"] != "AWS::KMS::Key":
         return False
     return any(
-        st["Effect"] == "Allow" and "cloudwatch.amazonaws.com" in st.get("Principal", {}).get("Service", [])
+        st["Effect"] == "Allow"
+        and "cloudwatch.amazonaws.com" in st.get("Principal", {}).get("Service", [])
         and {"kms:Decrypt", "kms:GenerateDataKey*"} <= set(actions(st))
         for st in template["Resources"][name]["Properties"]["KeyPolicy"]["Statement"]
     )
@@ -321,9 +356,21 @@ def test_alarm_periods_follow_the_sweep_interval(template, minutes: str) -> None
 
 # What the findings emails already say: a CloudWatch ALARM/OK email on top would be the same news twice.
 FINDING_METRICS = {
-    "ActiveLocks", "StaleLocks", "StaleLockfiles", "OldestLockAgeSeconds", "DigestDrift", "DriftDetected",
-    "OrphanDigests", "CrossRegionBuckets", "MalformedItems", "OpenFindings", "SplitBrainLocks", "LockTableProblems",
-    "TablePostureFindings", "BucketPostureFindings", "LeftoverDigests",
+    "ActiveLocks",
+    "StaleLocks",
+    "StaleLockfiles",
+    "OldestLockAgeSeconds",
+    "DigestDrift",
+    "DriftDetected",
+    "OrphanDigests",
+    "CrossRegionBuckets",
+    "MalformedItems",
+    "OpenFindings",
+    "SplitBrainLocks",
+    "LockTableProblems",
+    "TablePostureFindings",
+    "BucketPostureFindings",
+    "LeftoverDigests",
 }
 
 
@@ -331,7 +378,10 @@ def test_alarms_watch_tfjanitors_health_not_the_findings(template) -> None:
     watched = {(a["Namespace"], a["MetricName"]) for a in alarms(Rendered(template, FULL)).values()}
     assert not {metric for _, metric in watched} & FINDING_METRICS
     assert watched >= {
-        ("TfJanitor", "SweepsCompleted"), ("TfJanitor", "NotificationsFailed"), ("TfJanitor", "NotificationsGivenUp"),
-        ("AWS/Lambda", "Errors"), ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("TfJanitor", "SweepsCompleted"),
+        ("TfJanitor", "NotificationsFailed"),
+        ("TfJanitor", "NotificationsGivenUp"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
         ("AWS/SNS", "NumberOfNotificationsFailed"),
     }

@@ -46,8 +46,7 @@ def test_real_lock_item_parses_with_nanosecond_created() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "micro"),
-    [("2026-11-25T00:01:26Z", 0), ("2026-11-25T00:01:26.5Z", 500000), ("2026-11-25T00:01:26.123456789Z", 123456)],
+    ("text", "micro"), [("2026-11-25T00:01:26Z", 0), ("2026-11-25T00:01:26.5Z", 500000), ("2026-11-25T00:01:26.123456789Z", 123456)]
 )
 def test_created_with_any_number_of_fraction_digits(text: str, micro: int) -> None:
     assert parse_time(text).microsecond == micro
@@ -165,8 +164,16 @@ def test_upper_and_mixed_case_digests_are_digests(stored: str) -> None:
     assert item.digest == "d41d8cd98f00b204e9800998ecf8427e" and item.stored == stored
 
 
-@pytest.mark.parametrize("bad", ["d41d8cd98f00b204e9800998ecf8427", "d41d8cd98f00b204e9800998ecf8427e\n",
-                                 "g41d8cd98f00b204e9800998ecf8427e", " d41d8cd98f00b204e9800998ecf8427e", ""])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "d41d8cd98f00b204e9800998ecf8427",
+        "d41d8cd98f00b204e9800998ecf8427e\n",
+        "g41d8cd98f00b204e9800998ecf8427e",
+        " d41d8cd98f00b204e9800998ecf8427e",
+        "",
+    ],
+)
 def test_a_digest_hex_decode_string_refuses_is_malformed(bad: str) -> None:
     item = classify_item({"LockID": {"S": "b/k-md5"}, "Digest": {"S": bad}})
     assert isinstance(item, BadItem) and "Terraform skips its check" in item.reason
@@ -180,24 +187,34 @@ def test_an_empty_state_object_has_no_checksum() -> None:
     assert state_checksum("0cc175b9c0f1b6a831c399e269772661", 1) == "0cc175b9c0f1b6a831c399e269772661"
 
 
-@pytest.mark.parametrize(("key", "expected"), [
-    ("env:/staging/dev/terraform.tfstate", ("staging", "dev/terraform.tfstate")),
-    ("env:/prod-eu_1.x/a/b.tfstate", ("prod-eu_1.x", "a/b.tfstate")),
-    ("dev/terraform.tfstate", None),
-    ("env:/staging", None),  # no key after the workspace
-    ("env:/bad name/k.tfstate", None),  # not a name Terraform accepts
-    ("workspaces/staging/k.tfstate", None),  # a prefix of its own: not told from a path
-])
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("env:/staging/dev/terraform.tfstate", ("staging", "dev/terraform.tfstate")),
+        ("env:/prod-eu_1.x/a/b.tfstate", ("prod-eu_1.x", "a/b.tfstate")),
+        ("dev/terraform.tfstate", None),
+        ("env:/staging", None),  # no key after the workspace
+        ("env:/bad name/k.tfstate", None),  # not a name Terraform accepts
+        ("workspaces/staging/k.tfstate", None),  # a prefix of its own: not told from a path
+    ],
+)
 def test_workspace_of_a_state_key(key: str, expected: tuple[str, str] | None) -> None:
     from tfjanitor.terraform import workspace_of
 
     assert workspace_of(key) == expected
 
 
-@pytest.mark.parametrize(("version", "expected"), [
-    ("1.5.7", ("terraform",)), ("0.12.31", ("terraform",)), ("1.11.4", ("terraform", "tofu")),
-    ("1.8.0", ("terraform", "tofu")), ("", ("terraform", "tofu")), ("v1.3.0", ("terraform",)),
-])
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("1.5.7", ("terraform",)),
+        ("0.12.31", ("terraform",)),
+        ("1.11.4", ("terraform", "tofu")),
+        ("1.8.0", ("terraform", "tofu")),
+        ("", ("terraform", "tofu")),
+        ("v1.3.0", ("terraform",)),
+    ],
+)
 def test_which_tool_can_have_written_a_lock(version: str, expected: tuple[str, ...]) -> None:
     from tfjanitor.terraform import writers
 

@@ -28,25 +28,8 @@ from tfjanitor.release.machine import (
     passwd_name,
     read_working_dir,
 )
-from tfjanitor.release.mine import (
-    BEFORE_SINCE,
-    CHANGED,
-    LIVE_RUN,
-    OTHER_MACHINE,
-    Kept,
-    MineReport,
-    Verdict,
-    judge,
-    parse_since,
-)
-from tfjanitor.workdir import (
-    S3Backend,
-    WorkdirError,
-    go_path_join,
-    parse_backend_state,
-    selected_workspace,
-    working_dir,
-)
+from tfjanitor.release.mine import BEFORE_SINCE, CHANGED, LIVE_RUN, OTHER_MACHINE, Kept, MineReport, Verdict, judge, parse_since
+from tfjanitor.workdir import S3Backend, WorkdirError, go_path_join, parse_backend_state, selected_workspace, working_dir
 
 NOW = datetime(2026, 11, 25, 3, 0, 0, tzinfo=timezone.utc)
 ME = "runner@fv-az123-456"
@@ -59,12 +42,19 @@ REAL_BACKEND = {
     "backend": {
         "type": "s3",
         "config": {
-            "access_key": None, "assume_role": None, "bucket": "tfstate-demo", "dynamodb_endpoint": None,
-            "dynamodb_table": "terraform-state-lock", "endpoint": None,
-            "endpoints": {"dynamodb": "http://127.0.0.1:51259", "iam": None, "s3": "http://127.0.0.1:51259",
-                          "sso": None, "sts": None},
-            "key": "dev/terraform.tfstate", "profile": None, "region": "ap-northeast-2", "use_lockfile": True,
-            "use_path_style": True, "workspace_key_prefix": None,
+            "access_key": None,
+            "assume_role": None,
+            "bucket": "tfstate-demo",
+            "dynamodb_endpoint": None,
+            "dynamodb_table": "terraform-state-lock",
+            "endpoint": None,
+            "endpoints": {"dynamodb": "http://127.0.0.1:51259", "iam": None, "s3": "http://127.0.0.1:51259", "sso": None, "sts": None},
+            "key": "dev/terraform.tfstate",
+            "profile": None,
+            "region": "ap-northeast-2",
+            "use_lockfile": True,
+            "use_path_style": True,
+            "workspace_key_prefix": None,
         },
         "hash": 2856324921,
     },
@@ -77,12 +67,19 @@ def backend_text(**config: object) -> str:
     return json.dumps(doc)
 
 
-def observed(who: str = ME, created: datetime = NOW - timedelta(minutes=5), source: str = DYNAMODB,
-             key: str = "dev/terraform.tfstate") -> ObservedLock:
+def observed(
+    who: str = ME, created: datetime = NOW - timedelta(minutes=5), source: str = DYNAMODB, key: str = "dev/terraform.tfstate"
+) -> ObservedLock:
     raw = lock_info(f"tfstate-demo/{key}", who=who, now=created)
-    return ObservedLock(source, "tfstate-demo", key, raw, lock_info_or_none(raw),
-                        table="terraform-state-lock" if source == DYNAMODB else None,
-                        etag="abc" if source == LOCKFILE else None)
+    return ObservedLock(
+        source,
+        "tfstate-demo",
+        key,
+        raw,
+        lock_info_or_none(raw),
+        table="terraform-state-lock" if source == DYNAMODB else None,
+        etag="abc" if source == LOCKFILE else None,
+    )
 
 
 # -- the working directory --------------------------------------------------------------------------------------
@@ -98,14 +95,17 @@ def test_the_backend_terraform_init_records_is_read_with_its_locks_and_endpoints
     assert wd.state_key == "env:/staging/dev/terraform.tfstate"
 
 
-@pytest.mark.parametrize(("prefix", "workspace", "key"), [
-    (None, "default", "dev/terraform.tfstate"),
-    (None, "staging", "env:/staging/dev/terraform.tfstate"),
-    ("", "staging", "staging/dev/terraform.tfstate"),  # an empty prefix: W/<key> (Terraform's TestKeyEnv)
-    ("teams/a", "qa", "teams/a/qa/dev/terraform.tfstate"),
-    ("teams//a/", "qa", "teams/a/qa/dev/terraform.tfstate"),  # Go's path.Join cleans it
-    ("./x", "qa", "x/qa/dev/terraform.tfstate"),
-])
+@pytest.mark.parametrize(
+    ("prefix", "workspace", "key"),
+    [
+        (None, "default", "dev/terraform.tfstate"),
+        (None, "staging", "env:/staging/dev/terraform.tfstate"),
+        ("", "staging", "staging/dev/terraform.tfstate"),  # an empty prefix: W/<key> (Terraform's TestKeyEnv)
+        ("teams/a", "qa", "teams/a/qa/dev/terraform.tfstate"),
+        ("teams//a/", "qa", "teams/a/qa/dev/terraform.tfstate"),  # Go's path.Join cleans it
+        ("./x", "qa", "x/qa/dev/terraform.tfstate"),
+    ],
+)
 def test_a_workspace_state_key_is_path_join_of_prefix_workspace_and_key(prefix: str | None, workspace: str, key: str) -> None:
     assert working_dir(backend_text(workspace_key_prefix=prefix), workspace, None).state_key == key
 
@@ -122,27 +122,31 @@ def test_the_deprecated_endpoint_arguments_are_used_when_endpoints_does_not_name
     assert (backend.s3_endpoint, backend.dynamodb_endpoint) == ("http://s3.local:1", "http://d:2")
     both = parse_backend_state(backend_text(endpoint="http://old:1"))
     assert both.s3_endpoint == "http://127.0.0.1:51259"  # endpoints.s3 first
-    plain = parse_backend_state(backend_text(endpoints=None, region=None, dynamodb_table=None, use_lockfile=None,
-                                             workspace_key_prefix="", profile="ci"))
+    plain = parse_backend_state(
+        backend_text(endpoints=None, region=None, dynamodb_table=None, use_lockfile=None, workspace_key_prefix="", profile="ci")
+    )
     assert (plain.s3_endpoint, plain.dynamodb_endpoint, plain.region, plain.dynamodb_table) == (None, None, None, None)
     assert plain.use_lockfile is False and plain.workspace_key_prefix == "" and plain.profile == "ci"
 
 
-@pytest.mark.parametrize(("text", "says"), [
-    ("{", "not JSON"),
-    ("[]", "not a JSON object"),
-    (json.dumps({"version": 4, "backend": {}}), "version 4"),
-    (json.dumps({"version": 3}), "no backend recorded"),
-    (json.dumps({"version": 3, "backend": {"type": "local", "config": {}}}), "'local', not s3"),
-    (json.dumps({"version": 3, "backend": {"type": "cloud", "config": {}}}), "'cloud', not s3"),
-    (json.dumps({"version": 3, "backend": {"type": "s3"}}), "no config"),
-    (backend_text(bucket=None), "no bucket"),
-    (backend_text(key=""), "no key"),
-    (backend_text(bucket=7), "bucket is a int"),
-    (backend_text(use_lockfile="yes"), "use_lockfile is a str"),
-    (backend_text(endpoints=["x"]), "endpoints is a list"),
-    ("[" * 100_000, "not JSON"),
-])
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("{", "not JSON"),
+        ("[]", "not a JSON object"),
+        (json.dumps({"version": 4, "backend": {}}), "version 4"),
+        (json.dumps({"version": 3}), "no backend recorded"),
+        (json.dumps({"version": 3, "backend": {"type": "local", "config": {}}}), "'local', not s3"),
+        (json.dumps({"version": 3, "backend": {"type": "cloud", "config": {}}}), "'cloud', not s3"),
+        (json.dumps({"version": 3, "backend": {"type": "s3"}}), "no config"),
+        (backend_text(bucket=None), "no bucket"),
+        (backend_text(key=""), "no key"),
+        (backend_text(bucket=7), "bucket is a int"),
+        (backend_text(use_lockfile="yes"), "use_lockfile is a str"),
+        (backend_text(endpoints=["x"]), "endpoints is a list"),
+        ("[" * 100_000, "not JSON"),
+    ],
+)
 def test_what_terraform_init_does_not_write_is_a_clear_error(text: str, says: str) -> None:
     with pytest.raises(WorkdirError, match=says.replace("(", r"\(")):
         parse_backend_state(text, "/w/.terraform/terraform.tfstate")
@@ -184,15 +188,17 @@ def test_reading_a_working_directory_says_what_is_missing(tmp_path: Path) -> Non
 
 
 def test_the_user_is_go_s_pure_go_etc_passwd_lookup() -> None:
-    passwd = (b"# comment:x:1000:1000::/h:/bin/sh\n"
-              b"\n"
-              b"+nis:x:1000:1000::/h:/bin/sh\n"  # NIS entries never match
-              b":x:1000:1000::/h:/bin/sh\n"  # nor an empty name
-              b"short:x:1000:1000\n"  # nor a line with too few fields
-              b"badgid:x:1000:staff::/h:/bin/sh\n"  # nor a gid that is not a number
-              b"other:x:10000:10000::/h:/bin/sh\n"
-              b"  runner:x:1000:1000:GitHub runner,,,:/home/runner:/bin/bash  \r\n"  # trimmed, first valid wins
-              b"second:x:1000:1000::/h:/bin/sh\n")
+    passwd = (
+        b"# comment:x:1000:1000::/h:/bin/sh\n"
+        b"\n"
+        b"+nis:x:1000:1000::/h:/bin/sh\n"  # NIS entries never match
+        b":x:1000:1000::/h:/bin/sh\n"  # nor an empty name
+        b"short:x:1000:1000\n"  # nor a line with too few fields
+        b"badgid:x:1000:staff::/h:/bin/sh\n"  # nor a gid that is not a number
+        b"other:x:10000:10000::/h:/bin/sh\n"
+        b"  runner:x:1000:1000:GitHub runner,,,:/home/runner:/bin/bash  \r\n"  # trimmed, first valid wins
+        b"second:x:1000:1000::/h:/bin/sh\n"
+    )
     assert passwd_name(1000, passwd) == "runner"
     assert passwd_name(0, passwd) is None
     assert passwd_name(1, b"root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin") == "daemon"
@@ -225,8 +231,10 @@ def test_who_on_this_machine_is_user_at_host(tmp_path: Path) -> None:
     passwd.write_text("ci:x:1234:1234::/home/ci:/bin/sh\n")
     machine = LocalMachine(environ={}, passwd=passwd, uid=1234, proc=tmp_path)
     assert machine.who() == f"ci@{os.uname().nodename}"
-    assert LocalMachine(environ={"USER": "x", "HOME": "/x"}, passwd=tmp_path / "none", uid=1234, proc=tmp_path).who() \
+    assert (
+        LocalMachine(environ={"USER": "x", "HOME": "/x"}, passwd=tmp_path / "none", uid=1234, proc=tmp_path).who()
         == f"x@{os.uname().nodename}"
+    )
 
 
 # -- the process table ------------------------------------------------------------------------------------------
@@ -247,24 +255,40 @@ def test_the_boot_time_is_btime_made_exact_by_the_clocks_never_later() -> None:
     assert boot_epoch(1000, 5000.0, 4010.0) == 990.0
 
 
-@pytest.mark.parametrize(("name", "yes"), [
-    ("terraform", True), ("/usr/local/bin/terraform", True), ("terraform-bin", True), ("terraform1.5.7", True),
-    ("terraform-provi", True), ("tofu", True), ("TOFU", True), ("opentofu", True), ("python3", False),
-    ("tfjanitor", False), ("sleep", False), ("node", False), ("", False), ("tf", False),
-])
+@pytest.mark.parametrize(
+    ("name", "yes"),
+    [
+        ("terraform", True),
+        ("/usr/local/bin/terraform", True),
+        ("terraform-bin", True),
+        ("terraform1.5.7", True),
+        ("terraform-provi", True),
+        ("tofu", True),
+        ("TOFU", True),
+        ("opentofu", True),
+        ("python3", False),
+        ("tfjanitor", False),
+        ("sleep", False),
+        ("node", False),
+        ("", False),
+        ("tf", False),
+    ],
+)
 def test_terraform_runs_are_known_by_name(name: str, yes: bool) -> None:
     assert is_terraform_name(name) is yes
 
 
 def test_ps_output_gives_this_users_live_terraform_runs_in_local_time(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TZ", "UTC")
-    text = ("  101   501 S    Thu Dec  3 08:55:13 2026 /usr/local/bin/terraform\n"
-            "  102   502 S    Thu Dec  3 08:55:14 2026 /usr/local/bin/terraform\n"  # another user
-            "  103   501 Z    Thu Dec  3 08:55:15 2026 terraform\n"  # a zombie
-            "  104   501 Ss   Thu Dec  3 08:55:16 2026 /bin/zsh\n"
-            "  105   501 R+   Thu Dec  3 09:00:00 2026 /opt/homebrew/bin/tofu with spaces\n"
-            "  106   501 S    Thu Dec  3 09:00:01 2026 node\n"  # setup-terraform's wrapper: its argv[0] says
-            "garbage\n")
+    text = (
+        "  101   501 S    Thu Dec  3 08:55:13 2026 /usr/local/bin/terraform\n"
+        "  102   502 S    Thu Dec  3 08:55:14 2026 /usr/local/bin/terraform\n"  # another user
+        "  103   501 Z    Thu Dec  3 08:55:15 2026 terraform\n"  # a zombie
+        "  104   501 Ss   Thu Dec  3 08:55:16 2026 /bin/zsh\n"
+        "  105   501 R+   Thu Dec  3 09:00:00 2026 /opt/homebrew/bin/tofu with spaces\n"
+        "  106   501 S    Thu Dec  3 09:00:01 2026 node\n"  # setup-terraform's wrapper: its argv[0] says
+        "garbage\n"
+    )
     argv0 = parse_ps_args("  104 -zsh\n  106 /runner/_work/_temp/terraform-bin apply\n  107 terraform\n")
     import time  # noqa: PLC0415
 
@@ -280,8 +304,9 @@ def test_ps_output_gives_this_users_live_terraform_runs_in_local_time(monkeypatc
         parse_ps("  1 501 S Thu Foo  3 08:55:13 2026 terraform\n", 501)
 
 
-def _proc_entry(proc: Path, pid: int, comm: str, uid: int, start: int, state: str = "S", argv0: str = "",
-                exe: str | None = None) -> Path:
+def _proc_entry(
+    proc: Path, pid: int, comm: str, uid: int, start: int, state: str = "S", argv0: str = "", exe: str | None = None
+) -> Path:
     where = proc / str(pid)
     where.mkdir()
     rest = " ".join(["1"] * 18)

@@ -19,8 +19,24 @@ from tfjanitor.terraform import parse_lock_info
 from tfjanitor.untrusted import FIELD_LIMIT, cap, is_capped, shown, subject_text
 
 HOSTILE = [
-    "a b", "it's", "$(touch pwned)", "`touch pwned`", "x;touch pwned", "line\nbreak", "esc\x1b[31mred",
-    "-rf", "ünïcødé ✓", "\u202eevil", "back\\slash'q\"", "c1\x85x", "", "bell\x07", "cr\rret", "tab\tx", "*", "~",
+    "a b",
+    "it's",
+    "$(touch pwned)",
+    "`touch pwned`",
+    "x;touch pwned",
+    "line\nbreak",
+    "esc\x1b[31mred",
+    "-rf",
+    "ünïcødé ✓",
+    "\u202eevil",
+    "back\\slash'q\"",
+    "c1\x85x",
+    "",
+    "bell\x07",
+    "cr\rret",
+    "tab\tx",
+    "*",
+    "~",
 ]
 
 
@@ -65,10 +81,20 @@ NOW = datetime(2026, 11, 25, 3, 0, tzinfo=timezone.utc)
 
 def hostile_stale_lock() -> Finding:
     key = f"dev/{EVIL}/terraform.tfstate"
-    raw = json.dumps({"ID": f"id-{EVIL}", "Operation": f"OperationTypeApply{EVIL}", "Info": "", "Who": f"ci{EVIL}@host",
-                      "Version": f"1.11{EVIL}", "Created": "2026-11-25T00:00:00Z", "Path": f"tfstate-demo/{key}"})
-    return build.stale_lock("ap-northeast-2", "terraform-state-lock", "tfstate-demo", key, parse_lock_info(raw), NOW,
-                            timedelta(hours=1))
+    raw = json.dumps(
+        {
+            "ID": f"id-{EVIL}",
+            "Operation": f"OperationTypeApply{EVIL}",
+            "Info": "",
+            "Who": f"ci{EVIL}@host",
+            "Version": f"1.11{EVIL}",
+            "Created": "2026-11-25T00:00:00Z",
+            "Path": f"tfstate-demo/{key}",
+        }
+    )
+    return build.stale_lock(
+        "ap-northeast-2", "terraform-state-lock", "tfstate-demo", key, parse_lock_info(raw), NOW, timedelta(hours=1)
+    )
 
 
 def test_emails_show_lock_fields_escaped_and_subjects_are_one_ascii_line() -> None:
@@ -86,8 +112,13 @@ def test_emails_show_lock_fields_escaped_and_subjects_are_one_ascii_line() -> No
 
 def test_scan_table_shows_lock_fields_escaped_and_each_command_on_its_own_line() -> None:
     finding = hostile_stale_lock()
-    result = ScanResult("ap-northeast-2", ["terraform-state-lock"], [f"tfstate{EVIL}"], findings=[finding],
-                        errors=[ScanError("read_state", f"tfstate-demo/{EVIL}", "AccessDenied", f"cannot read {EVIL}")])
+    result = ScanResult(
+        "ap-northeast-2",
+        ["terraform-state-lock"],
+        [f"tfstate{EVIL}"],
+        findings=[finding],
+        errors=[ScanError("read_state", f"tfstate-demo/{EVIL}", "AccessDenied", f"cannot read {EVIL}")],
+    )
     text = to_table(result)
     assert not OBEYED.search(text), [c for c in text if OBEYED.match(c)]
     lines = text.splitlines()
@@ -97,6 +128,7 @@ def test_scan_table_shows_lock_fields_escaped_and_each_command_on_its_own_line()
 
 
 # -- every character a terminal would draw as nothing or obey ------------------------------------------
+
 
 def _code_points(*categories: str) -> list[str]:
     import sys
@@ -121,8 +153,10 @@ def test_every_control_format_and_separator_character_is_escaped() -> None:
         assert f"{ord(ch):x}" in text.lower() or ch in "\n\r\t"
 
 
-@pytest.mark.parametrize("code", [0xAD, 0x61C, 0x180E, 0x2060, 0x2064, 0x206A, 0x206F, 0xFFF9, 0xFFFB, 0xE0000, 0xE0041,
-                                  0xE007F, 0x2028, 0x2029, 0x034F, 0x3164])
+@pytest.mark.parametrize(
+    "code",
+    [0xAD, 0x61C, 0x180E, 0x2060, 0x2064, 0x206A, 0x206F, 0xFFF9, 0xFFFB, 0xE0000, 0xE0041, 0xE007F, 0x2028, 0x2029, 0x034F, 0x3164],
+)
 def test_named_invisible_characters_are_escaped_unambiguously(code: int) -> None:
     text = shown(f"a{chr(code)}b")
     expected = f"\\x{code:02x}" if code <= 0xFF else f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"

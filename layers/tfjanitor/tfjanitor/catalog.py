@@ -102,7 +102,10 @@ class Entry:
 
 CATALOG: tuple[Entry, ...] = (
     Entry(
-        Kind.STALE_LOCK, Severity.WARNING, "Stale lock", Check.SWEEP,
+        Kind.STALE_LOCK,
+        Severity.WARNING,
+        "Stale lock",
+        Check.SWEEP,
         means=(
             "a state's DynamoDB lock item has shown no sign of life for longer than its threshold (`StaleAfter`, "
             "default `1h`; `ReadOnlyStaleAfter`, `15m`, for plans; or the threshold learned from the state's own "
@@ -133,7 +136,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("StaleLocks"),
     ),
     Entry(
-        Kind.STALE_LOCKFILE, Severity.WARNING, "Stale lock file", Check.SWEEP,
+        Kind.STALE_LOCKFILE,
+        Severity.WARNING,
+        "Stale lock file",
+        Check.SWEEP,
         means="the same for a `<key>.tflock` object (backends with `use_lockfile = true`).",
         why=(
             "Every terraform plan and apply of this state, by a person or a CI pipeline, fails to lock while the "
@@ -141,8 +147,7 @@ CATALOG: tuple[Entry, ...] = (
             "not affected."
         ),
         knows=(
-            "each sweep lists the bucket, and reads the lock objects older than the shortest threshold (a few hundred "
-            "bytes each)."
+            "each sweep lists the bucket, and reads the lock objects older than the shortest threshold (a few hundred bytes each)."
         ),
         fix=(
             "as for `stale_lock`; `tfjanitor unlock --region R --bucket B --lockfile --id ID KEY` deletes the object "
@@ -153,7 +158,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("StaleLockfiles"),
     ),
     Entry(
-        Kind.DIGEST_DRIFT, Severity.CRITICAL, "Digest drift", Check.SWEEP,
+        Kind.DIGEST_DRIFT,
+        Severity.CRITICAL,
+        "Digest drift",
+        Check.SWEEP,
         means=(
             "the MD5 Terraform keeps for the state (`<bucket>/<key>-md5` in the lock table) is not the MD5 of the "
             'state object: the next plan or apply fails with "state data in S3 does not have the expected content". '
@@ -185,10 +193,12 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("DigestDrift"),
     ),
     Entry(
-        Kind.ORPHAN_DIGEST, Severity.WARNING, "Orphan digest", Check.SWEEP,
+        Kind.ORPHAN_DIGEST,
+        Severity.WARNING,
+        "Orphan digest",
+        Check.SWEEP,
         means=(
-            "a digest item whose state object (or bucket) does not exist: `init` and `plan` of that state fail their "
-            "checksum check."
+            "a digest item whose state object (or bucket) does not exist: `init` and `plan` of that state fail their checksum check."
         ),
         why=(
             "A terraform init, plan or apply of this state fails its checksum check for whoever runs it next. If the "
@@ -204,7 +214,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("OrphanDigests"),
     ),
     Entry(
-        Kind.CROSS_REGION_BUCKET, Severity.WARNING, "Cross-region bucket", Check.SWEEP,
+        Kind.CROSS_REGION_BUCKET,
+        Severity.WARNING,
+        "Cross-region bucket",
+        Check.SWEEP,
         means=(
             "the lock table is in another region than a bucket its items name: every lock and digest operation "
             "crosses regions (slower, paid transfer, and locking fails when either region is impaired)."
@@ -228,7 +241,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("CrossRegionBuckets"),
     ),
     Entry(
-        Kind.MALFORMED_ITEM, Severity.WARNING, "Malformed lock item", Check.SWEEP,
+        Kind.MALFORMED_ITEM,
+        Severity.WARNING,
+        "Malformed lock item",
+        Check.SWEEP,
         means=(
             "an item in the lock table (or a `.tflock` object) that is neither a valid lock nor a valid digest: where "
             "a state's lock or digest belongs, every run of that state fails."
@@ -250,7 +266,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("MalformedItems"),
     ),
     Entry(
-        Kind.INTERRUPTED_WRITE, Severity.CRITICAL, "Interrupted write", Check.SWEEP,
+        Kind.INTERRUPTED_WRITE,
+        Severity.CRITICAL,
+        "Interrupted write",
+        Check.SWEEP,
         means=(
             "a stale lock whose run wrote the state object after taking the lock and died before writing its digest "
             "(Terraform writes the object, then the digest). The state holds what the dead run had applied so far; "
@@ -276,7 +295,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("InterruptedWrites", why="stale locks whose run died between its state and digest writes"),
     ),
     Entry(
-        Kind.SPLIT_BRAIN_LOCK, Severity.CRITICAL, "Split-brain locking", Check.AUDIT,
+        Kind.SPLIT_BRAIN_LOCK,
+        Severity.CRITICAL,
+        "Split-brain locking",
+        Check.AUDIT,
         means=(
             'same-named lock tables in two regions both hold lock data for one state: configurations that name "the" '
             "table from different regions do not lock each other out, so two runs can write the state at once."
@@ -299,7 +321,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("SplitBrainLocks"),
     ),
     Entry(
-        Kind.REPLICATED_LOCK_TABLE, Severity.WARNING, "Replicated lock table", Check.AUDIT,
+        Kind.REPLICATED_LOCK_TABLE,
+        Severity.WARNING,
+        "Replicated lock table",
+        Check.AUDIT,
         means=(
             "the lock table is a global table. Under MREC (eventual consistency) two runs through different regions "
             "can both take one lock; under MRSC every lock waits for replication."
@@ -311,29 +336,26 @@ CATALOG: tuple[Entry, ...] = (
         ),
         knows="`DescribeTable` lists replicas and the consistency mode.",
         fix="remove the replicas (the commands in the email), or lock with `use_lockfile` and drop `dynamodb_table`.",
-        intended=(
-            "safe only if every writer uses one region; there is no switch: the alert stays open while the replicas "
-            "exist."
-        ),
+        intended=("safe only if every writer uses one region; there is no switch: the alert stays open while the replicas exist."),
         metric=Metric("LockTableProblems"),
     ),
     Entry(
-        Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, "Unusable lock table", Check.AUDIT,
+        Kind.LOCK_TABLE_SCHEMA,
+        Severity.CRITICAL,
+        "Unusable lock table",
+        Check.AUDIT,
         means="the lock table is missing, or its key is not `LockID` (HASH, String): no run that names it can lock.",
-        why=(
-            "Every terraform run whose backend names this table fails to lock: nobody can plan or apply any state "
-            "that uses it."
-        ),
+        why=("Every terraform run whose backend names this table fails to lock: nobody can plan or apply any state that uses it."),
         knows="`DescribeTable` (`ResourceNotFoundException` for a missing table, which also makes the scan incomplete).",
-        fix=(
-            "create a table with Terraform's key (the `create-table` command in the email) and point the backends at "
-            "it."
-        ),
+        fix=("create a table with Terraform's key (the `create-table` command in the email) and point the backends at it."),
         intended="a table that is gone for good: remove it from `LockTableNames` (CLI: `--table`).",
         metric=Metric("LockTableProblems"),
     ),
     Entry(
-        Kind.TABLE_PITR_DISABLED, Severity.INFO, "Lock table without PITR", Check.AUDIT,
+        Kind.TABLE_PITR_DISABLED,
+        Severity.INFO,
+        "Lock table without PITR",
+        Check.AUDIT,
         means="point-in-time recovery is off on the lock table: a bad write or delete of digests cannot be undone.",
         why=(
             "A bad write or delete of the table's digests cannot be undone: each state whose digest is lost or wrong "
@@ -345,7 +367,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("TablePostureFindings"),
     ),
     Entry(
-        Kind.TABLE_DELETION_PROTECTION_DISABLED, Severity.WARNING, "Lock table without deletion protection", Check.AUDIT,
+        Kind.TABLE_DELETION_PROTECTION_DISABLED,
+        Severity.WARNING,
+        "Lock table without deletion protection",
+        Check.AUDIT,
         means=(
             "the lock table can be deleted in one call: cleanup tools delete idle-looking tables, and then nothing "
             "can lock and every digest is gone."
@@ -360,7 +385,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("TablePostureFindings"),
     ),
     Entry(
-        Kind.TABLE_STREAM_DISABLED, Severity.WARNING, "Lock table stream not monitored", Check.AUDIT,
+        Kind.TABLE_STREAM_DISABLED,
+        Severity.WARNING,
+        "Lock table stream not monitored",
+        Check.AUDIT,
         means=(
             "the stack's stream monitor reads a stream the table no longer has (disabled, wrong view type, "
             "re-created): lock metrics stop and drift waits for the next sweep."
@@ -378,22 +406,25 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("TablePostureFindings"),
     ),
     Entry(
-        Kind.BUCKET_VERSIONING_DISABLED, Severity.WARNING, "State bucket not versioned", Check.AUDIT,
+        Kind.BUCKET_VERSIONING_DISABLED,
+        Severity.WARNING,
+        "State bucket not versioned",
+        Check.AUDIT,
         means="the state bucket keeps no old versions: a bad state write cannot be undone.",
         why=(
             "A bad state write (a botched apply, a state push, a hand edit, a deleted workspace) cannot be undone: "
             "there is no earlier version to restore, and Terraform loses track of what it manages."
         ),
         knows="`GetBucketVersioning`.",
-        fix=(
-            "`aws s3api put-bucket-versioning` (the command in the email), then a lifecycle rule that expires old "
-            "versions."
-        ),
+        fix=("`aws s3api put-bucket-versioning` (the command in the email), then a lifecycle rule that expires old versions."),
         intended="no switch: versioning is Terraform's own recommendation for state buckets.",
         metric=Metric("BucketPostureFindings"),
     ),
     Entry(
-        Kind.BUCKET_PUBLIC_ACCESS_OPEN, Severity.WARNING, "State bucket public access not blocked", Check.AUDIT,
+        Kind.BUCKET_PUBLIC_ACCESS_OPEN,
+        Severity.WARNING,
+        "State bucket public access not blocked",
+        Check.AUDIT,
         means=(
             "the bucket's own public access block is not fully on: one ACL or policy change can make states (and the "
             "secrets in them) public."
@@ -411,22 +442,25 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("BucketPostureFindings"),
     ),
     Entry(
-        Kind.BUCKET_TLS_NOT_ENFORCED, Severity.INFO, "State bucket TLS not enforced", Check.AUDIT,
+        Kind.BUCKET_TLS_NOT_ENFORCED,
+        Severity.INFO,
+        "State bucket TLS not enforced",
+        Check.AUDIT,
         means="the bucket policy does not deny requests without TLS (`aws:SecureTransport = false`).",
         why=(
             "A client configured with an http:// endpoint would move states, and their secrets, in clear text: "
             "nothing in the bucket refuses it."
         ),
         knows="`GetBucketPolicy`, looking for a Deny for every principal on every object.",
-        fix=(
-            "`aws s3api put-bucket-policy` with the current policy plus that statement (the command in "
-            "`details.commands`)."
-        ),
+        fix=("`aws s3api put-bucket-policy` with the current policy plus that statement (the command in `details.commands`)."),
         intended="it is `info`: never emailed, never exit code 1.",
         metric=Metric("BucketPostureFindings"),
     ),
     Entry(
-        Kind.LOCKFILE_VERSIONS_ACCUMULATING, Severity.INFO, "Old lock file versions accumulating", Check.AUDIT,
+        Kind.LOCKFILE_VERSIONS_ACCUMULATING,
+        Severity.INFO,
+        "Old lock file versions accumulating",
+        Check.AUDIT,
         means="a versioned bucket keeps every old `.tflock` version and delete marker, forever.",
         why=(
             "Every lock adds a version and a delete marker that are never removed: storage, and the time to list the "
@@ -438,7 +472,10 @@ CATALOG: tuple[Entry, ...] = (
         metric=Metric("BucketPostureFindings"),
     ),
     Entry(
-        Kind.LOCKFILE_MIGRATION, Severity.INFO, "Lock file migration", Check.AUDIT,
+        Kind.LOCKFILE_MIGRATION,
+        Severity.INFO,
+        "Lock file migration",
+        Check.AUDIT,
         means=(
             "states in a bucket are moving to `use_lockfile`: some lock with DynamoDB, some with both, some with the "
             "lock file only, and digests may be left over."
@@ -539,8 +576,11 @@ def markdown() -> str:
         "",
         "| kind | title | severity | found by | metric |",
         "|---|---|---|---|---|",
-        *(f"| [`{e.kind.value}`](#{e.anchor}) | {e.title} | {e.severity.value} | {e.check.value} | "
-          f"{f'`{e.metric.name}`' if e.metric else '-'} |" for e in CATALOG),
+        *(
+            f"| [`{e.kind.value}`](#{e.anchor}) | {e.title} | {e.severity.value} | {e.check.value} | "
+            f"{f'`{e.metric.name}`' if e.metric else '-'} |"
+            for e in CATALOG
+        ),
     ]
     for e in CATALOG:
         lines += ["", *_section(e)]

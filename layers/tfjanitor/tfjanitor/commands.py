@@ -48,8 +48,7 @@ def representable(argv: Sequence[str]) -> bool:
     """Whether a command line can pass ``argv`` at all: no program's argument can hold a NUL or a lone surrogate
     (not text: it has no UTF-8 bytes), and argparse (so the AWS CLI and ``tfjanitor``) drops an option value that
     is exactly ``--``."""
-    return not any("\x00" in a or _LONE_SURROGATE.search(a) or (a.startswith("--") and a.endswith("=--"))
-                   for a in map(str, argv))
+    return not any("\x00" in a or _LONE_SURROGATE.search(a) or (a.startswith("--") and a.endswith("=--")) for a in map(str, argv))
 
 
 def shell_line(argv: Sequence[str]) -> str:
@@ -85,12 +84,14 @@ def aws_context(region: str, profile: str | None = None) -> list[str]:
     return [*option("--region", region), *(option("--profile", profile) if profile else [])]
 
 
-def unlock_command(region: str, profile: str | None, bucket: str, key: str, lock_id: str | None,
-                   table: str | None) -> list[str]:
+def unlock_command(region: str, profile: str | None, bucket: str, key: str, lock_id: str | None, table: str | None) -> list[str]:
     """``tfjanitor unlock``: shows the lock, asks, and deletes it only if it is still exactly the one it read;
     with ``lock_id``, only if it is that lock (without: whatever lock it finds there, shown before it asks)."""
-    where = [*option("--table", table), "--", f"{bucket}/{key}"] if table is not None else [
-        *option("--bucket", bucket), "--lockfile", "--", key]
+    where = (
+        [*option("--table", table), "--", f"{bucket}/{key}"]
+        if table is not None
+        else [*option("--bucket", bucket), "--lockfile", "--", key]
+    )
     guard = option("--id", lock_id) if lock_id is not None else []
     return ["tfjanitor", "unlock", *aws_context(region, profile), *guard, *where]
 

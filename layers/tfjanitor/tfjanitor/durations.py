@@ -81,8 +81,9 @@ class Deadline:
         if not callable(remaining):
             return None
         spare = reserve.total_seconds()
-        return cls(lambda: remaining() / 1000 - spare,
-                   f"the function timeout less {human_duration(spare)} for alerts and metrics", spare)
+        return cls(
+            lambda: remaining() / 1000 - spare, f"the function timeout less {human_duration(spare)} for alerts and metrics", spare
+        )
 
     def later(self, seconds: float, budget: str | None = None) -> Deadline:
         """The same clock, up to ``seconds`` later, taken out of the reserve: the deadline of what the

@@ -54,7 +54,9 @@ class Finding:
         doc["kind"] = self.kind.value
         doc["severity"] = self.severity.value
         doc["details"] = {
-            **self.details, "fix": list(self.fix), "commands": self.command_lines(),
+            **self.details,
+            "fix": list(self.fix),
+            "commands": self.command_lines(),
             "alternatives": self.alternative_lines(),
         }
         for name in ("fix", "commands", "alternatives"):
@@ -79,11 +81,22 @@ def history_scope(region: str) -> str:
 
 # Which scope an error leaves unread, by its check (the target names the table or the bucket, and key). An error
 # of any other check has no known scope: a run with one covers nothing (it resolves no alert).
-_TABLE_CHECKS = frozenset({"scan_table", "confirm", "describe_table", "continuous_backups", "scan_peer_table",
-                           "lock_table_schema"})
-_BUCKET_CHECKS = frozenset({"bucket_location", "list_bucket", "head_object", "read_state", "read_lockfile",
-                            "bucket_spec", "bucket_versioning", "public_access_block", "bucket_policy",
-                            "bucket_lifecycle", "list_versions"})
+_TABLE_CHECKS = frozenset({"scan_table", "confirm", "describe_table", "continuous_backups", "scan_peer_table", "lock_table_schema"})
+_BUCKET_CHECKS = frozenset(
+    {
+        "bucket_location",
+        "list_bucket",
+        "head_object",
+        "read_state",
+        "read_lockfile",
+        "bucket_spec",
+        "bucket_versioning",
+        "public_access_block",
+        "bucket_policy",
+        "bucket_lifecycle",
+        "list_versions",
+    }
+)
 
 
 @dataclass
@@ -116,8 +129,12 @@ class ScanError:
     @classmethod
     def out_of_time(cls, target: str, what: str, reason: object) -> ScanError:
         """The run's time budget ran out (``reason`` says which budget): incomplete, so it resolves nothing."""
-        return cls("time_budget", target, "TimeBudgetExceeded",
-                   f"{reason} before the {what} finished: what it found so far is real, nothing was resolved")
+        return cls(
+            "time_budget",
+            target,
+            "TimeBudgetExceeded",
+            f"{reason} before the {what} finished: what it found so far is real, nothing was resolved",
+        )
 
 
 @dataclass
@@ -306,12 +323,22 @@ class HeldLock:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "region": self.region, "bucket": self.bucket, "key": self.key, "table": self.table, "lock_id": self.lock.get("id"),
-            "operation": self.lock.get("operation"), "who": self.lock.get("who"), "created": self.lock.get("created"),
-            "last_sign_of_life": dict(self.last_sign_of_life), "threshold_seconds": self.threshold.get("seconds"),
-            "verdict": self.verdict, "quiet_seconds": self.quiet_seconds,
-            "threshold_learned": self.threshold.get("learned"), "threshold_why": self.threshold.get("why"),
-            "interrupted_write": self.interrupted_write, "clock_ahead_seconds": self.clock_ahead_seconds,
+            "region": self.region,
+            "bucket": self.bucket,
+            "key": self.key,
+            "table": self.table,
+            "lock_id": self.lock.get("id"),
+            "operation": self.lock.get("operation"),
+            "who": self.lock.get("who"),
+            "created": self.lock.get("created"),
+            "last_sign_of_life": dict(self.last_sign_of_life),
+            "threshold_seconds": self.threshold.get("seconds"),
+            "verdict": self.verdict,
+            "quiet_seconds": self.quiet_seconds,
+            "threshold_learned": self.threshold.get("learned"),
+            "threshold_why": self.threshold.get("why"),
+            "interrupted_write": self.interrupted_write,
+            "clock_ahead_seconds": self.clock_ahead_seconds,
         }
 
 
@@ -332,8 +359,8 @@ class BucketSpec:
         name, slash, prefix = text.strip().partition("/")
         if not BUCKET_NAME.match(name):
             raise ValueError(
-                f"{text!r} is not a bucket: give NAME or NAME/PREFIX (NAME: 3 to 63 lowercase letters, digits, "
-                "dots or dashes)")
+                f"{text!r} is not a bucket: give NAME or NAME/PREFIX (NAME: 3 to 63 lowercase letters, digits, dots or dashes)"
+            )
         if slash and not prefix:
             raise ValueError(f"{text!r}: give a prefix after the slash, or the bucket name alone")
         return cls(name, prefix)

@@ -230,8 +230,9 @@ def classify_item(item: dict[str, Any]) -> LockItem | DigestItem | BadItem:
         if not has_info and not has_digest:
             others = {name: value for name, value in item.items() if name != "LockID"}
             small = len(json.dumps(others, default=str)) <= ATTRIBUTES_LIMIT
-            return BadItem(lock_id, "item has neither Info (lock) nor Digest (state digest)", True,
-                           attributes=others if small else None)
+            return BadItem(
+                lock_id, "item has neither Info (lock) nor Digest (state digest)", True, attributes=others if small else None
+            )
         bucket, key = split_lock_id(lock_id)
         if has_digest:
             digest = _string_attr(item, "Digest") or ""

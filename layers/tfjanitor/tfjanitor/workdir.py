@@ -108,8 +108,9 @@ def parse_backend_state(text: str, where: str = BACKEND_FILE) -> S3Backend:
     if not isinstance(doc, dict):
         raise WorkdirError(f"{where}: not a JSON object: not what terraform init writes")
     if doc.get("version") != BACKEND_STATE_VERSION:
-        raise WorkdirError(f"{where}: version {doc.get('version')!r}, not {BACKEND_STATE_VERSION}: not a backend state "
-                           "tfjanitor knows")
+        raise WorkdirError(
+            f"{where}: version {doc.get('version')!r}, not {BACKEND_STATE_VERSION}: not a backend state tfjanitor knows"
+        )
     backend = doc.get("backend")
     if not isinstance(backend, dict):
         raise WorkdirError(f"{where}: no backend recorded (a local state?): tfjanitor unlock --mine needs an s3 backend")
@@ -138,8 +139,9 @@ def parse_backend_state(text: str, where: str = BACKEND_FILE) -> S3Backend:
         use_lockfile=bool(use_lockfile),
         workspace_key_prefix=DEFAULT_WORKSPACE_KEY_PREFIX if prefix is None else prefix,
         s3_endpoint=_optional_str(endpoints, "s3", f"{where}: endpoints") or _optional_str(config, "endpoint", where) or None,
-        dynamodb_endpoint=(_optional_str(endpoints, "dynamodb", f"{where}: endpoints")
-                           or _optional_str(config, "dynamodb_endpoint", where) or None),
+        dynamodb_endpoint=(
+            _optional_str(endpoints, "dynamodb", f"{where}: endpoints") or _optional_str(config, "dynamodb_endpoint", where) or None
+        ),
         profile=_optional_str(config, "profile", where) or None,
     )
 
@@ -158,8 +160,7 @@ def selected_workspace(environment: str | None, tf_workspace: str | None) -> tup
     return name, source
 
 
-def working_dir(backend_state: str, environment: str | None, tf_workspace: str | None,
-                where: str = BACKEND_FILE) -> WorkingDir:
+def working_dir(backend_state: str, environment: str | None, tf_workspace: str | None, where: str = BACKEND_FILE) -> WorkingDir:
     backend = parse_backend_state(backend_state, where)
     workspace, source = selected_workspace(environment, tf_workspace)
     return WorkingDir(backend, workspace, source)

@@ -48,8 +48,7 @@ NOTE_ROOM = 32  # room for "...[truncated, N chars]" after a capped value
 _ICONS = {"worse": "\U0001f53a", "reminder": "\U0001f501", "resolved": "\u2705", "released": "\U0001f513"}
 _OPENED = {"critical": "\U0001f6a8"}  # else a warning sign
 _HEADS = {"worse": "WORSE: ", "reminder": "Still open: ", "resolved": "RESOLVED ", "released": "RELEASED "}
-_MARKUP = str.maketrans({"`": "\u02cb", "*": "\u2217", "_": "\uff3f", "~": "\u223c", "[": "\uff3b", "]": "\uff3d",
-                         "|": "\u01c0"})
+_MARKUP = str.maketrans({"`": "\u02cb", "*": "\u2217", "_": "\uff3f", "~": "\u223c", "[": "\uff3b", "]": "\uff3d", "|": "\u01c0"})
 _ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
 _SPAN_BREAKER = str.maketrans({"`": "\u02cb"})
 _UNSHOWABLE = re.compile("[`&<>]")
@@ -106,16 +105,27 @@ def _fields(notice: Notice, origin: Origin, limit: int = FIELD_LIMIT) -> list[st
     f = notice.finding
     d = f.get("details", {})
     account = f.get("account") or origin.account
-    lines = [f"*Account:* {code(account or 'unknown')}"
-             + (f" ({code(origin.account_alias)})" if origin.account_alias and account == origin.account else "")
-             + (f", stack {code(origin.stack)}" if origin.stack else "")]
-    lines += [f"*{label}:* {code(value, limit)}" for label, value in (
-        ("Region", f.get("region")), ("Lock table", f.get("table")), ("Bucket", f.get("bucket")),
-        ("Key", f.get("key")), ("Lock ID", f.get("lock_id")),
-    ) if value]
+    lines = [
+        f"*Account:* {code(account or 'unknown')}"
+        + (f" ({code(origin.account_alias)})" if origin.account_alias and account == origin.account else "")
+        + (f", stack {code(origin.stack)}" if origin.stack else "")
+    ]
+    lines += [
+        f"*{label}:* {code(value, limit)}"
+        for label, value in (
+            ("Region", f.get("region")),
+            ("Lock table", f.get("table")),
+            ("Bucket", f.get("bucket")),
+            ("Key", f.get("key")),
+            ("Lock ID", f.get("lock_id")),
+        )
+        if value
+    ]
     if d.get("who") or d.get("operation"):
-        lines.append(f"*Held by:* {code(d.get('who') or '?', limit)} ({code(d.get('operation') or '?', limit)}, "
-                     f"Terraform {code(d.get('version') or '?', 40)}) since {code(d.get('created', '?'), 40)}")
+        lines.append(
+            f"*Held by:* {code(d.get('who') or '?', limit)} ({code(d.get('operation') or '?', limit)}, "
+            f"Terraform {code(d.get('version') or '?', 40)}) since {code(d.get('created', '?'), 40)}"
+        )
     for label, name in (("Stored MD5", "stored_md5"), ("Actual MD5", "actual_md5")):
         if d.get(name):
             lines.append(f"*{label}:* {code(d[name], 64)}")
@@ -131,23 +141,30 @@ def _description(notice: Notice, origin: Origin, compact: bool = False) -> str:
     message = MESSAGE_LIMIT // 4 if compact else MESSAGE_LIMIT
     open_for = human_duration((notice.at - notice.opened_at).total_seconds())
     if notice.event == "resolved":
-        head = [f"Resolved {_when(notice)} ({inert(notice.resolution or 'no longer seen')}), {open_for} after it "
-                "was opened. Nothing more to do. It was:", block(f.get("message", ""), message)]
+        head = [
+            f"Resolved {_when(notice)} ({inert(notice.resolution or 'no longer seen')}), {open_for} after it "
+            "was opened. Nothing more to do. It was:",
+            block(f.get("message", ""), message),
+        ]
     elif notice.event == "released":
-        head = [f"tfjanitor released this stale lock on {_when(notice)} (rule: "
-                f"{inert(notice.extra.get('rule', '?'))}). Only the lock was deleted, and only because it was still "
-                "byte-for-byte the lock observed.", block(f.get("message", ""), message)]
+        head = [
+            f"tfjanitor released this stale lock on {_when(notice)} (rule: "
+            f"{inert(notice.extra.get('rule', '?'))}). Only the lock was deleted, and only because it was still "
+            "byte-for-byte the lock observed.",
+            block(f.get("message", ""), message),
+        ]
     else:
         head = [block(f.get("message", ""), message)]
         if notice.event == "worse":
-            head.append(f"Severity rose from {inert(notice.extra.get('was', '?'), 20)} to "
-                        f"{inert(f.get('severity', '?'), 20)}.")
+            head.append(f"Severity rose from {inert(notice.extra.get('was', '?'), 20)} to {inert(f.get('severity', '?'), 20)}.")
         if notice.event == "reminder":
             head.append(f"Open for {open_for}: a reminder, no new problem.")
     footer = f"Alert {code(notice.fingerprint, 64)}; the email has every detail. State contents are never sent."
     if compact:
-        footer = (f"Alert {code(notice.fingerprint, 64)}: the short form (the full card would not fit); every value is "
-                  "cut short. `tfjanitor scan` shows the finding in full. State contents are never sent.")
+        footer = (
+            f"Alert {code(notice.fingerprint, 64)}: the short form (the full card would not fit); every value is "
+            "cut short. `tfjanitor scan` shows the finding in full. State contents are never sent."
+        )
     out: list[str] = []
     fields = _fields(notice, origin, FIELD_LIMIT // 3 if compact else FIELD_LIMIT)
     for part in [*head, *fields, footer]:  # whole parts only: a fenced block is never cut open
@@ -161,8 +178,10 @@ def _description(notice: Notice, origin: Origin, compact: bool = False) -> str:
 def _next_steps(notice: Notice) -> list[str]:
     d = notice.finding.get("details", {})
     if notice.event == "released":
-        return ["If the run that held it is still alive, stop it and run it again: its state write or unlock "
-                "fails now. The email says how to check."]
+        return [
+            "If the run that held it is still alive, stop it and run it again: its state write or unlock "
+            "fails now. The email says how to check."
+        ]
     if notice.event == "resolved":
         return []
     wanted = [("Run", line) for line in d.get("commands") or []]
@@ -177,14 +196,15 @@ def _next_steps(notice: Notice) -> list[str]:
             continue
         steps.append(step)
     if left_out:
-        steps.append(f"{left_out} more command{'s' * (left_out > 1)} in the email (too long for chat, or holding "
-                     "a character chat would change).")
+        steps.append(
+            f"{left_out} more command{'s' * (left_out > 1)} in the email (too long for chat, or holding "
+            "a character chat would change)."
+        )
     fitted = d.get("commands_fitted") or {}
     if steps and fitted.get("compact"):
         steps.append("The short form: this one line reads what it needs itself and shows the whole fix.")
     elif steps and fitted.get("replaced"):
-        steps.append("This line reads the lock itself: the fix's own commands are too long to print (the email "
-                     "says more).")
+        steps.append("This line reads the lock itself: the fix's own commands are too long to print (the email says more).")
     return steps
 
 
@@ -205,14 +225,23 @@ def card(notice: Notice, origin: Origin | None = None, compact: bool = False) ->
 def _card(notice: Notice, origin: Origin, compact: bool) -> dict[str, Any]:
     f = notice.finding
     account = f.get("account") or origin.account
-    context = {"alert_id": notice.fingerprint, "kind": f.get("kind"), "severity": f.get("severity"),
-               "region": f.get("region"), "account": account, "stack": origin.stack}
+    context = {
+        "alert_id": notice.fingerprint,
+        "kind": f.get("kind"),
+        "severity": f.get("severity"),
+        "region": f.get("region"),
+        "account": account,
+        "stack": origin.stack,
+    }
     content: dict[str, Any] = {
         "textType": "client-markdown",
         "title": _title(notice),
         "description": _description(notice, origin, compact),
-        "keywords": [k for k in map(_keyword, ("tfjanitor", f.get("severity"), f.get("kind"), f.get("region"),
-                                                account, origin.account_alias)) if k],
+        "keywords": [
+            k
+            for k in map(_keyword, ("tfjanitor", f.get("severity"), f.get("kind"), f.get("region"), account, origin.account_alias))
+            if k
+        ],
     }
     steps = _next_steps(notice)
     if steps:

@@ -150,14 +150,18 @@ class Outbox(Protocol):
     def pending_notices(self) -> list[Notice]: ...
     def queued_notices(self) -> list[tuple[Notice, Progress]]:
         """Every pending notice, oldest first, with where it had got to when listed."""
+
     def claim_notice(self, notice_id: str, token: str, until: datetime, now: datetime) -> Progress | None:
         """Take a pending notice to send it: where it has got to, or None if another run holds it."""
+
     def notice_reached(self, notice_id: str, token: str, arn: str, message_id: str) -> bool: ...
     def notice_gave_up(self, notice_id: str, token: str, arn: str, error: str) -> bool:
         """``arn`` refused it for good: never send it there again."""
+
     def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool: ...
     def notice_undeliverable(self, notice_id: str, token: str, now: datetime) -> bool:
         """Every destination was reached or given up, one at least given up: no longer pending."""
+
     def notice_failed(self, notice_id: str, token: str, error: str) -> bool:
         """Give the claim back (the next run of any function goes on with it) and say why."""
 
@@ -173,8 +177,13 @@ class GaveUp:
     error: str
 
     def to_dict(self) -> dict[str, str]:
-        return {"notice_id": self.notice_id, "alert": self.alert, "event": self.event,
-                "destination": self.destination, "error": self.error}
+        return {
+            "notice_id": self.notice_id,
+            "alert": self.alert,
+            "event": self.event,
+            "destination": self.destination,
+            "error": self.error,
+        }
 
 
 @dataclass
@@ -212,8 +221,16 @@ class _Attempt:
     out_of_time: list[str] = field(default_factory=list)
 
 
-def _publish(outbox: Outbox, sender: Sender, notice: Notice, progress: Progress, token: str, blocked: set[str],
-             deadline: Deadline | None, done: Delivery) -> _Attempt:
+def _publish(
+    outbox: Outbox,
+    sender: Sender,
+    notice: Notice,
+    progress: Progress,
+    token: str,
+    blocked: set[str],
+    deadline: Deadline | None,
+    done: Delivery,
+) -> _Attempt:
     """Send to every destination not yet reached nor given up, each on its own, but those an earlier notice of
     the alert still has to reach (``blocked``); a refused message once more in its compact form."""
     attempt = _Attempt()
@@ -312,8 +329,11 @@ def deliver(outbox: Outbox, sender: Sender, now: datetime | None = None, deadlin
                 elif outbox.notice_delivered(notice.id, token, current):
                     done.sent.append(notice)
                 continue
-            why = [*attempt.errors, *(f"{arn}: waits for an earlier notice of its alert" for arn in attempt.waiting),
-                   *(f"{arn}: out of time" for arn in attempt.out_of_time)]
+            why = [
+                *attempt.errors,
+                *(f"{arn}: waits for an earlier notice of its alert" for arn in attempt.waiting),
+                *(f"{arn}: out of time" for arn in attempt.out_of_time),
+            ]
             outbox.notice_failed(notice.id, token, "; ".join(why))  # the claim back: the next run goes on with it
         except AwsError as exc:  # the claim runs out, then it is retried
             if not exc.run_ending:

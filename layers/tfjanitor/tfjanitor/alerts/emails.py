@@ -29,16 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from tfjanitor import catalog
-from tfjanitor.alerts.budgets import (
-    COMMAND_BUDGET,
-    COMPACT,
-    COMPACT_COMMAND_BUDGET,
-    EMAIL_BUDGET,
-    LEVELS,
-    LINK_BUDGET,
-    Level,
-    utf8,
-)
+from tfjanitor.alerts.budgets import COMMAND_BUDGET, COMPACT, COMPACT_COMMAND_BUDGET, EMAIL_BUDGET, LEVELS, LINK_BUDGET, Level, utf8
 from tfjanitor.alerts.lifecycle import Notice
 from tfjanitor.catalog import DOCS_URL, Check
 from tfjanitor.commands import aws_context, option, printed, representable, s3api_objects, shell_line, unlock_command
@@ -87,9 +78,9 @@ def _state(f: dict[str, Any]) -> str:
 def _fit(prefix: str, state: str, suffix: str) -> str:
     room = SUBJECT_LIMIT - 1 - len(prefix) - len(suffix)  # SNS: "less than 100 characters"
     # The end of a key names the state best: keep the tail, escaped and made ASCII, then cut from the left.
-    state = subject_text(state[-4 * SUBJECT_LIMIT:], 64 * SUBJECT_LIMIT)
+    state = subject_text(state[-4 * SUBJECT_LIMIT :], 64 * SUBJECT_LIMIT)
     if len(state) > room:
-        state = "..." + state[-(room - 3):]
+        state = "..." + state[-(room - 3) :]
     return subject_text(f"{prefix}{state}{suffix}", SUBJECT_LIMIT - 1)
 
 
@@ -103,8 +94,7 @@ def subject(notice: Notice) -> str:
         how_long = f" after {human_duration((notice.at - notice.opened_at).total_seconds())}"
         return _fit(f"[tfjanitor] RESOLVED {title}: ", _state(f), how_long)
     if notice.event == "released":
-        return _fit(f"[tfjanitor] RELEASED {title.lower()}: ", _state(f),
-                    f" (held {human_duration(details.get('age_seconds', 0))})")
+        return _fit(f"[tfjanitor] RELEASED {title.lower()}: ", _state(f), f" (held {human_duration(details.get('age_seconds', 0))})")
     if kind in ("stale_lock", "stale_lockfile") and "age_seconds" in details:
         age = details["age_seconds"] + (notice.at - notice.opened_at).total_seconds() * (notice.event == "reminder")
         suffix = f" (held {human_duration(age)})"
@@ -127,23 +117,29 @@ def console_links(f: dict[str, Any]) -> list[tuple[str, str]]:
     elif f.get("kind") == "malformed_item":
         item_id = details.get("item_lock_id")
     if table and item_id:
-        links.append((
-            "Lock table item",
-            f"https://{region}.console.aws.amazon.com/dynamodbv2/home?region={region}#edit-item?"
-            f"table={quote(table, safe='')}&itemMode=2&pk={quote(item_id, safe='')}&sk=&route=ROUTE_ITEM_EXPLORER",
-        ))
+        links.append(
+            (
+                "Lock table item",
+                f"https://{region}.console.aws.amazon.com/dynamodbv2/home?region={region}#edit-item?"
+                f"table={quote(table, safe='')}&itemMode=2&pk={quote(item_id, safe='')}&sk=&route=ROUTE_ITEM_EXPLORER",
+            )
+        )
     if bucket and key:
         obj_key = key + (".tflock" if f.get("kind") == "stale_lockfile" else "")
-        links.append((
-            "State object" if f.get("kind") != "stale_lockfile" else "Lock object",
-            f"https://s3.console.aws.amazon.com/s3/object/{quote(bucket, safe='')}?region={region}"
-            f"&bucketType=general&prefix={quote(obj_key, safe='')}",
-        ))
-        links.append((
-            "Object versions",
-            f"https://s3.console.aws.amazon.com/s3/buckets/{quote(bucket, safe='')}?region={region}"
-            f"&bucketType=general&prefix={quote(key, safe='')}&showversions=true",
-        ))
+        links.append(
+            (
+                "State object" if f.get("kind") != "stale_lockfile" else "Lock object",
+                f"https://s3.console.aws.amazon.com/s3/object/{quote(bucket, safe='')}?region={region}"
+                f"&bucketType=general&prefix={quote(obj_key, safe='')}",
+            )
+        )
+        links.append(
+            (
+                "Object versions",
+                f"https://s3.console.aws.amazon.com/s3/buckets/{quote(bucket, safe='')}?region={region}"
+                f"&bucketType=general&prefix={quote(key, safe='')}&showversions=true",
+            )
+        )
     elif bucket:
         links.append(("Bucket", f"https://s3.console.aws.amazon.com/s3/buckets/{quote(bucket, safe='')}"))
     return links
@@ -153,8 +149,10 @@ def dashboard_link(origin: Origin) -> str | None:
     """The stack's CloudWatch dashboard (the template names it "<stack>-<region>")."""
     if origin.dashboard is None:
         return None
-    return (f"https://{origin.region}.console.aws.amazon.com/cloudwatch/home?region={origin.region}"
-            f"#dashboards:name={quote(origin.dashboard, safe='')}")
+    return (
+        f"https://{origin.region}.console.aws.amazon.com/cloudwatch/home?region={origin.region}"
+        f"#dashboards:name={quote(origin.dashboard, safe='')}"
+    )
 
 
 def docs_link(kind: str, origin: Origin) -> str:
@@ -189,8 +187,7 @@ def reading_commands(f: dict[str, Any], budget: int = COMMAND_BUDGET) -> list[st
     bucket, key = f.get("bucket"), f.get("key")
     if f.get("kind") in LOCK_KINDS and bucket and key:
         table = f.get("table") if f.get("kind") == "stale_lock" else None
-        argv = unlock_command(str(f.get("region") or ""), None, str(bucket), str(key), None,
-                              str(table) if table else None)
+        argv = unlock_command(str(f.get("region") or ""), None, str(bucket), str(key), None, str(table) if table else None)
         if representable(argv) and utf8(line := shell_line(argv)) <= budget:
             return [line]
     return [shell_line(argv) for argv in check_commands(f) if argv[0] == "tfjanitor"]
@@ -209,9 +206,16 @@ def fit_commands(f: dict[str, Any], budget: int = COMMAND_BUDGET) -> dict[str, A
     if not too_long and len(kept) == len(alternatives):
         return f
     lines = commands + [str(c) for a in alternatives for c in a.get("commands", [])]
-    details = {**d, "alternatives": kept, "commands_fitted": {
-        "replaced": len(too_long), "left_out": len(alternatives) - len(kept), "budget": budget,
-        "longest": max(map(utf8, lines), default=0)}}
+    details = {
+        **d,
+        "alternatives": kept,
+        "commands_fitted": {
+            "replaced": len(too_long),
+            "left_out": len(alternatives) - len(kept),
+            "budget": budget,
+            "longest": max(map(utf8, lines), default=0),
+        },
+    }
     if too_long:
         details["commands"] = reading_commands(f, budget)
     return {**f, "details": details}
@@ -222,11 +226,18 @@ def compact_finding(f: dict[str, Any]) -> dict[str, Any]:
     d = f.get("details") or {}
     lines = [str(c) for c in d.get("commands") or []]
     alternatives = d.get("alternatives") or []
-    details = {**d, "commands": reading_commands(f, COMPACT_COMMAND_BUDGET) if lines or alternatives else [],
-               "alternatives": [], "commands_fitted": {
-                   "compact": True, "replaced": len(lines), "left_out": len(alternatives),
-                   "budget": COMPACT_COMMAND_BUDGET,
-                   "longest": max((utf8(str(c)) for c in lines), default=0)}}
+    details = {
+        **d,
+        "commands": reading_commands(f, COMPACT_COMMAND_BUDGET) if lines or alternatives else [],
+        "alternatives": [],
+        "commands_fitted": {
+            "compact": True,
+            "replaced": len(lines),
+            "left_out": len(alternatives),
+            "budget": COMPACT_COMMAND_BUDGET,
+            "longest": max((utf8(str(c)) for c in lines), default=0),
+        },
+    }
     return {**f, "details": details}
 
 
@@ -248,7 +259,10 @@ def _facts(f: dict[str, Any]) -> list[str]:
     d = f.get("details", {})
     lines = []
     for label, value in (
-        ("Lock table", f.get("table")), ("Bucket", f.get("bucket")), ("Key", f.get("key")), ("Lock ID", f.get("lock_id")),
+        ("Lock table", f.get("table")),
+        ("Bucket", f.get("bucket")),
+        ("Key", f.get("key")),
+        ("Lock ID", f.get("lock_id")),
     ):
         if value:
             lines.append(f"  {label + ':':12} {value}")
@@ -299,8 +313,10 @@ def _how_to_check(text: _Text, f: dict[str, Any]) -> None:
         text.say("  The scan no longer lists it (exit 0 once nothing else is wrong):")
         text.run(scan)
     if plan:
-        text.say("  From the working directory of the configuration whose backend has this bucket and key (select its "
-                 "workspace first), a plan takes the lock and checks the digest:")
+        text.say(
+            "  From the working directory of the configuration whose backend has this bucket and key (select its "
+            "workspace first), a plan takes the lock and checks the digest:"
+        )
         text.run(plan)
     audit = about is not None and about.check is Check.AUDIT
     who = "auditor at its next run (AuditSchedule)" if audit else "sweeper at its next sweep"
@@ -316,11 +332,13 @@ def _released(text: _Text, notice: Notice) -> None:
         f"  tfjanitor released the stale {what} {f.get('lock_id')} held by {d.get('who') or '?'} "
         f"({d.get('operation') or '?'}, Terraform {d.get('version') or '?'}) since {d.get('created', '?')}, on "
         f"{_when(notice.at)}, by the rule: {notice.extra.get('rule', '')}. Only the lock was deleted, and only because "
-        "it was still byte-for-byte the lock observed; digest items and the state object were not touched.",
+        "it was still byte-for-byte the lock observed; digest items and the state object were not touched."
     )
     text.section("Why it matters")
-    text.say("  If that run is still alive, it will fail to write its state: it no longer holds the lock, so its "
-             "next state write or its unlock fails, and what it applied may be missing from the state.")
+    text.say(
+        "  If that run is still alive, it will fail to write its state: it no longer holds the lock, so its "
+        "next state write or its unlock fails, and what it applied may be missing from the state."
+    )
     text.section("What to do")
     text.say(
         f"  1. Look for a terraform process or CI job of {holder} started around {d.get('created', '?')} (the "
@@ -328,13 +346,16 @@ def _released(text: _Text, notice: Notice) -> None:
         "  2. If it is still running, stop it and run it again.",
         "  3. If in doubt, compare the state's versions:",
     )
-    versions = shell_line(s3api_objects("list-object-versions", str(f.get("region")), None,
-                                        {"Bucket": f.get("bucket"), "Prefix": f.get("key")}))
+    versions = shell_line(
+        s3api_objects("list-object-versions", str(f.get("region")), None, {"Bucket": f.get("bucket"), "Prefix": f.get("key")})
+    )
     if utf8(versions) <= (COMPACT_COMMAND_BUDGET if text.level.compact else COMMAND_BUDGET):
         text.run([versions], "       ")
     else:
-        text.say(f"     (the command is a line of {utf8(versions):,} bytes with this key, too long to print here: "
-                 "the state's Object versions in the S3 console show them)")
+        text.say(
+            f"     (the command is a line of {utf8(versions):,} bytes with this key, too long to print here: "
+            "the state's Object versions in the S3 console show them)"
+        )
     _how_to_check(text, f)
 
 
@@ -370,23 +391,29 @@ def _fitted_note(text: _Text, d: dict[str, Any]) -> None:
     """Say which commands this email does not print, and what the line printed instead does."""
     fitted = d.get("commands_fitted") or {}
     first = next(iter(d.get("commands") or []), "")
-    how = ("tfjanitor unlock reads the lock itself: it shows the lock it finds and asks before it deletes it "
-           "(only if it is still that lock), so check it is the one this alert is about"
-           if str(first).startswith("tfjanitor unlock ") else
-           "the tfjanitor scan above reads the table itself and prints the whole fix")
+    how = (
+        "tfjanitor unlock reads the lock itself: it shows the lock it finds and asks before it deletes it "
+        "(only if it is still that lock), so check it is the one this alert is about"
+        if str(first).startswith("tfjanitor unlock ")
+        else "the tfjanitor scan above reads the table itself and prints the whole fix"
+    )
     if fitted.get("compact"):
         if first:
             text.say(f"  (This short form prints the fix as that one line; {how}.)")
         return
     if fitted.get("replaced"):
-        text.say(f"  (The fix's own command{'s' * (fitted['replaced'] > 1)} would be a line of "
-                 f"{fitted.get('longest', 0):,} bytes here, too long to print safely: the lock's text is escaped to "
-                 f"paste exactly. Instead, {how}.)")
+        text.say(
+            f"  (The fix's own command{'s' * (fitted['replaced'] > 1)} would be a line of "
+            f"{fitted.get('longest', 0):,} bytes here, too long to print safely: the lock's text is escaped to "
+            f"paste exactly. Instead, {how}.)"
+        )
     if fitted.get("left_out"):
         n = fitted["left_out"]
-        text.say(f"  ({n} other way{'s' * (n > 1)} to fix it {'are' if n > 1 else 'is'} left out here: "
-                 f"{'their' if n > 1 else 'its'} commands are too long for this message. tfjanitor scan prints "
-                 f"{'them' if n > 1 else 'it'}.)")
+        text.say(
+            f"  ({n} other way{'s' * (n > 1)} to fix it {'are' if n > 1 else 'is'} left out here: "
+            f"{'their' if n > 1 else 'its'} commands are too long for this message. tfjanitor scan prints "
+            f"{'them' if n > 1 else 'it'}.)"
+        )
 
 
 def render(notice: Notice, origin: Origin | None = None, level: int = 0) -> Email:
@@ -433,15 +460,24 @@ def _render(notice: Notice, origin: Origin, index: int) -> Email:
     # Links in the email; the link-free text names the same places. A link too long to survive a mail
     # scanner is left out (the facts above name the place); the compact form keeps only the stack's own.
     dashboard = dashboard_link(origin)
-    links = [*([("Dashboard", dashboard)] if dashboard else []), *([] if level.compact else console_links(f)),
-             (f"About {kind}", docs_link(kind, origin))]
+    links = [
+        *([("Dashboard", dashboard)] if dashboard else []),
+        *([] if level.compact else console_links(f)),
+        (f"About {kind}", docs_link(kind, origin)),
+    ]
     names = [f"  {'Dashboard:':12} {origin.dashboard} (CloudWatch, {origin.region})"] if origin.dashboard else []
     names.append(f"  {'About it:':12} the tfjanitor docs, page Finding kinds, section {kind}")
-    footer = ["", "--", f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · "
-              "state contents are never included in alerts"]
-    linked = [shown(f"  {label}: {url}", LINE_LIMIT) if len(url) <= LINK_BUDGET else
-              f"  {label}: link left out ({len(url):,} characters, too long to survive mail scanners)"
-              for label, url in links]
+    footer = [
+        "",
+        "--",
+        f"tfjanitor alert {notice.fingerprint} · {notice.event} {_when(notice.at)} · state contents are never included in alerts",
+    ]
+    linked = [
+        shown(f"  {label}: {url}", LINE_LIMIT)
+        if len(url) <= LINK_BUDGET
+        else f"  {label}: link left out ({len(url):,} characters, too long to survive mail scanners)"
+        for label, url in links
+    ]
     body = text.lines + linked + footer
     plain = text.lines + [shown(line, level.detail) for line in names] + footer
     return Email(subject(notice), "\n".join(body) + "\n", "\n".join(plain) + "\n", index)
@@ -449,5 +485,7 @@ def _render(notice: Notice, origin: Origin, index: int) -> Email:
 
 def _short_form(text: _Text) -> None:
     if text.level.compact:
-        text.say("This is the short form of this alert: the full one would not fit in one message. Every value is "
-                 "cut short, and tfjanitor scan (below) shows the finding and its fix in full.")
+        text.say(
+            "This is the short form of this alert: the full one would not fit in one message. Every value is "
+            "cut short, and tfjanitor scan (below) shows the finding and its fix in full."
+        )

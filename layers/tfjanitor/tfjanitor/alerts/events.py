@@ -44,8 +44,7 @@ def detail(notice: Notice, origin: Origin | None = None) -> dict[str, Any]:
         "notice_id": notice.id,
         "at": notice.at.isoformat(),
         "opened_at": notice.opened_at.isoformat(),
-        "stack": {"name": origin.stack, "region": origin.region, "account": origin.account,
-                  "account_alias": origin.account_alias},
+        "stack": {"name": origin.stack, "region": origin.region, "account": origin.account, "account_alias": origin.account_alias},
         "about": {"title": catalog.title(kind), "docs": catalog.docs_link(kind, origin.docs_url)},
     }
     if notice.resolution:
@@ -69,7 +68,8 @@ def _essentials(finding: dict[str, Any]) -> dict[str, Any]:
     out["details"] = {
         "truncated": f"over the event budget ({EVENT_BUDGET // 1024} KB): the email has every detail",
         "fix": [cap(str(step)) for step in d.get("fix") or []],
-        "commands": d.get("commands") or [], "alternatives": d.get("alternatives") or [],
+        "commands": d.get("commands") or [],
+        "alternatives": d.get("alternatives") or [],
         **({"commands_fitted": d["commands_fitted"]} if "commands_fitted" in d else {}),
     }
     return out
@@ -78,10 +78,12 @@ def _essentials(finding: dict[str, Any]) -> dict[str, Any]:
 def _compact(finding: dict[str, Any]) -> dict[str, Any]:
     """What a rule routes on (kind, severity, where) and the one tfjanitor line that shows the rest."""
     short = compact_finding(finding)
-    out = {k: cap(finding[k], FIELD_LIMIT // 4) if isinstance(finding[k], str) else finding[k]
-           for k in _IDENTITY if k in finding}
-    out["details"] = {"truncated": "the compact form: every value cut short; tfjanitor scan shows the finding in full",
-                      "commands": short["details"]["commands"], "commands_fitted": short["details"]["commands_fitted"]}
+    out = {k: cap(finding[k], FIELD_LIMIT // 4) if isinstance(finding[k], str) else finding[k] for k in _IDENTITY if k in finding}
+    out["details"] = {
+        "truncated": "the compact form: every value cut short; tfjanitor scan shows the finding in full",
+        "commands": short["details"]["commands"],
+        "commands_fitted": short["details"]["commands_fitted"],
+    }
     return out
 
 
@@ -93,8 +95,12 @@ def entry(notice: Notice, origin: Origin | None = None, compact: bool = False) -
     out: dict[str, Any] = {}
     for shape in ([] if compact else [lambda f: f, _essentials]) + [_compact]:
         doc["finding"] = shape(whole)
-        out = {"Source": SOURCE, "DetailType": DETAIL_TYPE, "Time": notice.at,
-               "Detail": json.dumps(doc, ensure_ascii=False, default=str)}
+        out = {
+            "Source": SOURCE,
+            "DetailType": DETAIL_TYPE,
+            "Time": notice.at,
+            "Detail": json.dumps(doc, ensure_ascii=False, default=str),
+        }
         if entry_size(out) <= EVENT_BUDGET:
             break
     return out

@@ -28,8 +28,7 @@ DEFAULT_REMINDER = timedelta(hours=24)
 ALERT_AT = Severity.WARNING  # info findings are logged and counted, never emailed
 
 
-def fingerprint(kind: Kind | str, region: str, table: str | None, bucket: str | None, key: str | None,
-                lock_id: str | None) -> str:
+def fingerprint(kind: Kind | str, region: str, table: str | None, bucket: str | None, key: str | None, lock_id: str | None) -> str:
     """Stable identity of a problem: a new lock on the same state is a new alert."""
     kind_value = kind.value if isinstance(kind, Kind) else kind
     raw = json.dumps([kind_value, region, table, bucket, key, lock_id], ensure_ascii=False)
@@ -101,8 +100,8 @@ class AlertStore(Protocol):
     def get(self, fp: str) -> AlertRecord | None: ...
     def open(self, record: AlertRecord, notice: Notice) -> bool:
         """Open (or reopen) unless open already, or closed on evidence newer than ``record.changed_at``."""
-    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime,
-                 notice: Notice) -> bool: ...
+
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime, notice: Notice) -> bool: ...
     def remind(self, fp: str, seen_last: datetime, now: datetime, notice: Notice) -> bool: ...
     def resolve(self, fp: str, now: datetime, resolution: str, notice: Notice, evidence: datetime | None = None) -> bool:
         """Close an open alert, unless it changed on evidence newer than ``evidence`` (default ``now``)."""
@@ -110,6 +109,7 @@ class AlertStore(Protocol):
     def tombstone(self, fp: str, evidence: datetime) -> bool:
         """Remember that the problem was gone at ``evidence`` (no alert was open): a run that read
         before that cannot open it."""
+
     def sight(self, fp: str, observed: str, now: datetime) -> Sighting: ...
     def record_release(self, fp: str, record: dict[str, Any], now: datetime, notice: Notice) -> bool: ...
 
@@ -150,8 +150,12 @@ class Coverage(set[str]):
     DynamoDB lock, if its table is here without that lock. A plain set of scopes given instead (unit tests of the
     lifecycle) stands for a caller that vouches for the alert's own scope."""
 
-    def __init__(self, scopes: Iterable[str] = (), lockfiles: dict[str, LockfileCoverage] | None = None,
-                 held: dict[tuple[str, str, str], set[str]] | None = None):
+    def __init__(
+        self,
+        scopes: Iterable[str] = (),
+        lockfiles: dict[str, LockfileCoverage] | None = None,
+        held: dict[tuple[str, str, str], set[str]] | None = None,
+    ):
         super().__init__(scopes)
         self.lockfiles = lockfiles or {}
         self.held = held
@@ -168,7 +172,8 @@ class Coverage(set[str]):
         if self.held is not None and f.get("kind") in _HELD_LOCK_KINDS and f.get("table") and f.get("bucket") and key:
             region = str(f.get("region"))
             if table_scope(region, f["table"]) in self and f.get("lock_id") not in self.held.get(
-                    (f["table"], f["bucket"], key), set()):
+                (f["table"], f["bucket"], key), set()
+            ):
                 return True  # its table was read whole and that lock is not in it: gone
         return all(self.covers(scope, key) for scope in requirements(f))
 
@@ -245,8 +250,13 @@ def process_findings(
             continue
         if not _covers(covered_scopes, record):
             key = record.finding.get("key")
-            if (not_looked_at is not None and key and isinstance(covered_scopes, Coverage)
-                    and record.scope in covered_scopes and not covered_scopes.covers(record.scope, key)):
+            if (
+                not_looked_at is not None
+                and key
+                and isinstance(covered_scopes, Coverage)
+                and record.scope in covered_scopes
+                and not covered_scopes.covers(record.scope, key)
+            ):
                 not_looked_at.append(record)  # a lock file the reads did not reach
             continue
         if record.changed_at is not None and record.changed_at >= evidence:
@@ -264,13 +274,11 @@ def covered_scopes(result: ScanResult) -> Coverage:
     for lock in result.locks:
         if lock.table is not None:
             held.setdefault((lock.table, lock.bucket, lock.key), set()).add(str(lock.lock.get("id")))
-    return Coverage(result.covered, {bucket_scope(result.region, b): c for b, c in result.lockfile_coverage.items()},
-                    held)
+    return Coverage(result.covered, {bucket_scope(result.region, b): c for b, c in result.lockfile_coverage.items()}, held)
 
 
 def resolve_if_open(
-    store: AlertStore, fp: str, now: datetime, resolution: str, evidence: datetime | None = None,
-    tombstone: bool = False,
+    store: AlertStore, fp: str, now: datetime, resolution: str, evidence: datetime | None = None, tombstone: bool = False
 ) -> Notice | None:
     """Close one alert on evidence from ``evidence`` (default ``now``): e.g. the stream monitor saw the
     lock released at that time. A notice if we closed it. With ``tombstone``, remember the problem was
@@ -294,7 +302,8 @@ def open_one(store: AlertStore, finding: Finding, now: datetime, evidence: datet
     """Open one alert outside a sweep (the stream monitor's drift check, read at ``evidence``)."""
     fp = finding_fingerprint(finding)
     doc = finding.to_dict()
-    record = AlertRecord(fp, OPEN, finding.severity.value, finding.severity.value, scope_of(finding), doc, now, now,
-                         changed_at=evidence or now)
+    record = AlertRecord(
+        fp, OPEN, finding.severity.value, finding.severity.value, scope_of(finding), doc, now, now, changed_at=evidence or now
+    )
     notice = Notice("opened", doc, fp, now, now)
     return notice if store.open(record, notice) else None

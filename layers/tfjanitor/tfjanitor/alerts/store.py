@@ -65,8 +65,12 @@ NOTICE_PREFIX = "notice#"
 
 def _notice_item(notice: Notice) -> dict[str, Any]:
     doc = {
-        "event": notice.event, "finding": notice.finding, "fingerprint": notice.fingerprint,
-        "at": _iso(notice.at), "opened_at": _iso(notice.opened_at), "resolution": notice.resolution,
+        "event": notice.event,
+        "finding": notice.finding,
+        "fingerprint": notice.fingerprint,
+        "at": _iso(notice.at),
+        "opened_at": _iso(notice.opened_at),
+        "resolution": notice.resolution,
         "extra": notice.extra,
     }
     return {
@@ -82,8 +86,13 @@ def _notice_item(notice: Notice) -> dict[str, Any]:
 def _notice(item: dict[str, Any]) -> Notice:
     doc = json.loads(item["Notice"]["S"])
     return Notice(
-        doc["event"], doc["finding"], doc["fingerprint"], datetime.fromisoformat(doc["at"]),
-        datetime.fromisoformat(doc["opened_at"]), doc.get("resolution", ""), doc.get("extra", {}),
+        doc["event"],
+        doc["finding"],
+        doc["fingerprint"],
+        datetime.fromisoformat(doc["at"]),
+        datetime.fromisoformat(doc["opened_at"]),
+        doc.get("resolution", ""),
+        doc.get("extra", {}),
         id=item["Fingerprint"]["S"].removeprefix(NOTICE_PREFIX),
     )
 
@@ -113,9 +122,7 @@ class DynamoAlertStore:
 
     def list_open(self) -> list[AlertRecord]:
         items = self._items.scan(
-            FilterExpression="#s = :open",
-            ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":open": {"S": OPEN}},
+            FilterExpression="#s = :open", ExpressionAttributeNames={"#s": "Status"}, ExpressionAttributeValues={":open": {"S": OPEN}}
         )
         return [_record(i) for i in items]
 
@@ -153,12 +160,14 @@ class DynamoAlertStore:
             UpdateExpression="SET #s = :closed, ChangedAt = :ev, ExpiresAt = if_not_exists(ExpiresAt, :ttl)",
             ConditionExpression=_CLOSED_BEFORE,
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":closed": {"S": CLOSED}, ":ev": {"N": _epoch_us(evidence)},
-                                       ":ttl": {"N": str(int((evidence + CLOSED_TTL).timestamp()))}},
+            ExpressionAttributeValues={
+                ":closed": {"S": CLOSED},
+                ":ev": {"N": _epoch_us(evidence)},
+                ":ttl": {"N": str(int((evidence + CLOSED_TTL).timestamp()))},
+            },
         )
 
-    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime,
-                 notice: Notice) -> bool:
+    def escalate(self, fp: str, seen_notified: str, severity: str, finding: dict[str, Any], now: datetime, notice: Notice) -> bool:
         return self._conditional(
             "update_item",
             notice,
@@ -167,8 +176,11 @@ class DynamoAlertStore:
             ConditionExpression="#s = :open AND NotifiedSeverity = :seen",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={
-                ":sev": {"S": severity}, ":f": {"S": json.dumps(finding, ensure_ascii=False)},
-                ":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":seen": {"S": seen_notified},
+                ":sev": {"S": severity},
+                ":f": {"S": json.dumps(finding, ensure_ascii=False)},
+                ":now": {"S": _iso(now)},
+                ":open": {"S": OPEN},
+                ":seen": {"S": seen_notified},
             },
         )
 
@@ -192,8 +204,11 @@ class DynamoAlertStore:
             ConditionExpression="#s = :open AND (attribute_not_exists(ChangedAt) OR ChangedAt < :ev)",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={
-                ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
-                ":r": {"S": resolution}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":closed": {"S": CLOSED},
+                ":open": {"S": OPEN},
+                ":now": {"S": _iso(now)},
+                ":r": {"S": resolution},
+                ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
                 ":ev": {"N": _epoch_us(evidence or now)},
             },
         )
@@ -207,8 +222,7 @@ class DynamoAlertStore:
             UpdateExpression="SET Sightings = Sightings + :one, LastSeenAt = :now, FirstSeenAt = if_not_exists(FirstSeenAt, :now)",
             ConditionExpression="#s = :open AND Observed = :obs",
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN},
-                                       ":obs": {"S": observed}},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN}, ":obs": {"S": observed}},
             ReturnValues="ALL_NEW",
         )
         if resp is not None:
@@ -221,8 +235,7 @@ class DynamoAlertStore:
             UpdateExpression="SET Sightings = :one, Observed = :obs, LastSeenAt = :now, FirstSeenAt = :now",
             ConditionExpression="#s = :open",
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":one": {"N": "1"}, ":obs": {"S": observed}, ":now": {"S": _iso(now)},
-                                       ":open": {"S": OPEN}},
+            ExpressionAttributeValues={":one": {"N": "1"}, ":obs": {"S": observed}, ":now": {"S": _iso(now)}, ":open": {"S": OPEN}},
         ):
             return Sighting(1, now)
         return Sighting(0, None)
@@ -240,8 +253,11 @@ class DynamoAlertStore:
             ConditionExpression="#s = :open",
             ExpressionAttributeNames={"#s": "Status"},
             ExpressionAttributeValues={
-                ":closed": {"S": CLOSED}, ":open": {"S": OPEN}, ":now": {"S": _iso(now)},
-                ":r": {"S": "released by tfjanitor"}, ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":closed": {"S": CLOSED},
+                ":open": {"S": OPEN},
+                ":now": {"S": _iso(now)},
+                ":r": {"S": "released by tfjanitor"},
+                ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
                 ":rec": {"S": json.dumps(record, ensure_ascii=False)},
                 ":ev": {"N": _epoch_us(now)},
             },
@@ -271,8 +287,13 @@ class DynamoAlertStore:
             UpdateExpression="SET Claim = :token, ClaimedUntil = :until, Attempts = Attempts + :one",
             ConditionExpression="#s = :pending AND (attribute_not_exists(ClaimedUntil) OR ClaimedUntil < :now)",
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":token": {"S": token}, ":until": {"N": _epoch_us(until)}, ":one": {"N": "1"},
-                                       ":pending": {"S": PENDING}, ":now": {"N": _epoch_us(now)}},
+            ExpressionAttributeValues={
+                ":token": {"S": token},
+                ":until": {"N": _epoch_us(until)},
+                ":one": {"N": "1"},
+                ":pending": {"S": PENDING},
+                ":now": {"N": _epoch_us(now)},
+            },
             ReturnValues="ALL_NEW",
         )
         return None if resp is None else _progress(resp["Attributes"])
@@ -284,8 +305,7 @@ class DynamoAlertStore:
             Key=_notice_key(notice_id),
             UpdateExpression="ADD Reached :arn, MessageIds :mid",
             ConditionExpression="Claim = :token",
-            ExpressionAttributeValues={":arn": {"SS": [arn]}, ":mid": {"SS": [f"{arn} {message_id}"]},
-                                       ":token": {"S": token}},
+            ExpressionAttributeValues={":arn": {"SS": [arn]}, ":mid": {"SS": [f"{arn} {message_id}"]}, ":token": {"S": token}},
         )
 
     def notice_delivered(self, notice_id: str, token: str, now: datetime) -> bool:
@@ -293,12 +313,17 @@ class DynamoAlertStore:
         return self._conditional(
             "update_item",
             Key=_notice_key(notice_id),
-            UpdateExpression=("SET #s = :delivered, DeliveredAt = :now, ExpiresAt = :ttl "
-                              "REMOVE Notice, Claim, ClaimedUntil, LastError"),
+            UpdateExpression=(
+                "SET #s = :delivered, DeliveredAt = :now, ExpiresAt = :ttl REMOVE Notice, Claim, ClaimedUntil, LastError"
+            ),
             ConditionExpression="Claim = :token",
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":delivered": {"S": DELIVERED}, ":now": {"S": _iso(now)},
-                                       ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))}, ":token": {"S": token}},
+            ExpressionAttributeValues={
+                ":delivered": {"S": DELIVERED},
+                ":now": {"S": _iso(now)},
+                ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":token": {"S": token},
+            },
         )
 
     def notice_gave_up(self, notice_id: str, token: str, arn: str, error: str) -> bool:
@@ -320,8 +345,12 @@ class DynamoAlertStore:
             UpdateExpression="SET #s = :undeliverable, GivenUpAt = :now, ExpiresAt = :ttl REMOVE Claim, ClaimedUntil",
             ConditionExpression="Claim = :token",
             ExpressionAttributeNames={"#s": "Status"},
-            ExpressionAttributeValues={":undeliverable": {"S": UNDELIVERABLE}, ":now": {"S": _iso(now)},
-                                       ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))}, ":token": {"S": token}},
+            ExpressionAttributeValues={
+                ":undeliverable": {"S": UNDELIVERABLE},
+                ":now": {"S": _iso(now)},
+                ":ttl": {"N": str(int((now + CLOSED_TTL).timestamp()))},
+                ":token": {"S": token},
+            },
         )
 
     def notice_failed(self, notice_id: str, token: str, error: str) -> bool:

@@ -23,6 +23,7 @@ from tfjanitor.terraform import normalize_etag
 
 CHUNK_SIZE = 64 * 1024
 
+
 @dataclass(frozen=True, slots=True)
 class ObjectEntry:
     key: str
@@ -112,8 +113,7 @@ class LockTable:
         try:
             with lean.lean():
                 # A plain dict: the lean hooks (aws/lean.py) add ENTRIES, a key the stubs' TypedDict has not.
-                page = cast(dict[str, Any], self._aws.dynamodb(self.region).scan(
-                    TableName=self.name, ConsistentRead=True, **kwargs))
+                page = cast(dict[str, Any], self._aws.dynamodb(self.region).scan(TableName=self.name, ConsistentRead=True, **kwargs))
         except (ClientError, BotoCoreError) as exc:
             raise _translate("Scan", exc) from exc
         if lean.ENTRIES in page:
@@ -200,13 +200,17 @@ class Bucket:
             if lean.ENTRIES in page:  # parsed the lean way (aws/lean.py)
                 taken = page.pop(lean.ENTRIES)
                 del page
-                yield (ObjectEntry(key, etag, size, lean.timestamp(when))
-                       for key, etag, size, when in _consumed(taken)), token is not None
+                yield (
+                    (ObjectEntry(key, etag, size, lean.timestamp(when)) for key, etag, size, when in _consumed(taken)),
+                    token is not None,
+                )
             else:
                 contents = page.pop("Contents", [])
                 del page
-                yield (ObjectEntry(o["Key"], o.get("ETag", ""), o.get("Size", 0), _utc(o["LastModified"]))
-                       for o in _consumed(contents)), token is not None
+                yield (
+                    (ObjectEntry(o["Key"], o.get("ETag", ""), o.get("Size", 0), _utc(o["LastModified"])) for o in _consumed(contents)),
+                    token is not None,
+                )
             if not token:
                 return
             kwargs["ContinuationToken"] = token
@@ -233,8 +237,11 @@ class Bucket:
         digest = hashlib.md5(usedforsecurity=False)
         size = 0
         try:
-            resp = (self._s3().get_object(Bucket=self.name, Key=key, VersionId=version_id) if version_id
-                    else self._s3().get_object(Bucket=self.name, Key=key))
+            resp = (
+                self._s3().get_object(Bucket=self.name, Key=key, VersionId=version_id)
+                if version_id
+                else self._s3().get_object(Bucket=self.name, Key=key)
+            )
             body, written = resp["Body"], resp["LastModified"]
             try:
                 for chunk in body.iter_chunks(CHUNK_SIZE):
@@ -254,12 +261,21 @@ class Bucket:
         except CALL_ERRORS as exc:
             raise _translate("ListObjectVersions", exc) from exc
         found = [
-            ObjectVersion(v["Key"], v.get("VersionId") or "null", bool(v.get("IsLatest")), v["LastModified"], False,
-                          int(v.get("Size", 0)), normalize_etag(v.get("ETag")))
-            for v in page.get("Versions", []) if v.get("Key") == key
+            ObjectVersion(
+                v["Key"],
+                v.get("VersionId") or "null",
+                bool(v.get("IsLatest")),
+                v["LastModified"],
+                False,
+                int(v.get("Size", 0)),
+                normalize_etag(v.get("ETag")),
+            )
+            for v in page.get("Versions", [])
+            if v.get("Key") == key
         ] + [
             ObjectVersion(m["Key"], m.get("VersionId") or "null", bool(m.get("IsLatest")), m["LastModified"], True)
-            for m in page.get("DeleteMarkers", []) if m.get("Key") == key
+            for m in page.get("DeleteMarkers", [])
+            if m.get("Key") == key
         ]
         return sorted(found, key=lambda v: (v.is_latest, v.last_modified), reverse=True)
 
@@ -302,9 +318,7 @@ class LockWriter:
     def read_lock_item(self, table: str, lock_id: str) -> str | None:
         """The lock item's raw Info (consistent read), or None if there is no lock item."""
         try:
-            resp = self._aws.dynamodb(self._region).get_item(
-                TableName=table, Key={"LockID": {"S": lock_id}}, ConsistentRead=True
-            )
+            resp = self._aws.dynamodb(self._region).get_item(TableName=table, Key={"LockID": {"S": lock_id}}, ConsistentRead=True)
         except (ClientError, BotoCoreError) as exc:
             raise _translate("GetItem", exc) from exc
         info = resp.get("Item", {}).get("Info", {})

@@ -90,8 +90,12 @@ def _life(item: dict[str, Any]) -> StateLife:
     written = datetime.fromtimestamp(float(stamp), timezone.utc) if stamp else None
     holds = {k: [float(s) for _, s in decode_holds(item.get(_attr(k), {}).get("S"))] for k in CLASSES}
     seen = item.get("AheadSeenAt", {}).get("N")
-    return StateLife(written, {k: v for k, v in holds.items() if v}, item.get("AheadLock", {}).get("S"),
-                     datetime.fromtimestamp(float(seen), timezone.utc) if seen else None)
+    return StateLife(
+        written,
+        {k: v for k, v in holds.items() if v},
+        item.get("AheadLock", {}).get("S"),
+        datetime.fromtimestamp(float(seen), timezone.utc) if seen else None,
+    )
 
 
 class History:
@@ -113,8 +117,7 @@ class History:
             UpdateExpression="SET DigestWrittenAt = :at, #st = :state, ExpiresAt = :ttl",
             ConditionExpression="attribute_not_exists(DigestWrittenAt) OR DigestWrittenAt < :at",
             ExpressionAttributeNames={"#st": "State"},
-            ExpressionAttributeValues={":at": {"N": str(int(at.timestamp()))}, ":state": {"S": cap(state)},
-                                       ":ttl": {"N": _ttl(at)}},
+            ExpressionAttributeValues={":at": {"N": str(int(at.timestamp()))}, ":state": {"S": cap(state)}, ":ttl": {"N": _ttl(at)}},
         )
 
     def saw_ahead(self, key: str, state: str, lock_id: str, now: datetime) -> None:
@@ -125,8 +128,12 @@ class History:
             UpdateExpression="SET AheadLock = :tag, AheadSeenAt = :now, #st = :state, ExpiresAt = :ttl",
             ConditionExpression="attribute_not_exists(AheadLock) OR AheadLock <> :tag",
             ExpressionAttributeNames={"#st": "State"},
-            ExpressionAttributeValues={":tag": {"S": hold_tag(lock_id)}, ":now": {"N": str(int(now.timestamp()))},
-                                       ":state": {"S": cap(state)}, ":ttl": {"N": _ttl(now)}},
+            ExpressionAttributeValues={
+                ":tag": {"S": hold_tag(lock_id)},
+                ":now": {"N": str(int(now.timestamp()))},
+                ":state": {"S": cap(state)},
+                ":ttl": {"N": _ttl(now)},
+            },
         )
 
     def record_hold(self, key: str, state: str, klass: str, lock_id: str, seconds: float, now: datetime) -> bool:
@@ -141,18 +148,20 @@ class History:
             if entries is None:
                 return False  # a redelivered release: recorded already
             condition = "attribute_not_exists(#h)" if seen is None else "#h = :seen"
-            values: dict[str, Any] = {":holds": {"S": encode_holds(entries)}, ":state": {"S": cap(state)},
-                                      ":ttl": {"N": _ttl(now)}}
+            values: dict[str, Any] = {":holds": {"S": encode_holds(entries)}, ":state": {"S": cap(state)}, ":ttl": {"N": _ttl(now)}}
             if seen is not None:
                 values[":seen"] = {"S": seen}
-            if self._items.write_if(
-                "update_item",
-                Key={"Fingerprint": {"S": key}},
-                UpdateExpression="SET #h = :holds, #st = :state, ExpiresAt = :ttl",
-                ConditionExpression=condition,
-                ExpressionAttributeNames={"#h": attr, "#st": "State"},
-                ExpressionAttributeValues=values,
-            ) is not None:
+            if (
+                self._items.write_if(
+                    "update_item",
+                    Key={"Fingerprint": {"S": key}},
+                    UpdateExpression="SET #h = :holds, #st = :state, ExpiresAt = :ttl",
+                    ConditionExpression=condition,
+                    ExpressionAttributeNames={"#h": attr, "#st": "State"},
+                    ExpressionAttributeValues=values,
+                )
+                is not None
+            ):
                 return True
         # Lost the race every time: fail the record, so the stream redelivers it (the tag keeps it once).
         raise AwsError("UpdateItem", "ConditionalCheckFailedException", f"history of {cap(state, 200)} kept changing")

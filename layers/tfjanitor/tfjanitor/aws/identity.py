@@ -17,7 +17,7 @@ SESSION_NAME = "tfjanitor"
 
 
 def assume_role(
-    session: boto3.session.Session, role_arn: str, external_id: str | None, region: str, endpoint_url: str | None,
+    session: boto3.session.Session, role_arn: str, external_id: str | None, region: str, endpoint_url: str | None
 ) -> boto3.session.Session:
     """A session acting as ``role_arn`` (the read-only role of ``roles/reader.yaml``)."""
     kwargs: dict[str, Any] = {"RoleArn": role_arn, "RoleSessionName": SESSION_NAME}
@@ -28,8 +28,10 @@ def assume_role(
     except CALL_ERRORS as exc:
         raise _translate("AssumeRole", exc) from exc
     return boto3.session.Session(
-        aws_access_key_id=creds["AccessKeyId"], aws_secret_access_key=creds["SecretAccessKey"],
-        aws_session_token=creds["SessionToken"], region_name=region,
+        aws_access_key_id=creds["AccessKeyId"],
+        aws_secret_access_key=creds["SecretAccessKey"],
+        aws_session_token=creds["SessionToken"],
+        region_name=region,
     )
 
 

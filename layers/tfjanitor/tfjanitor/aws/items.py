@@ -98,8 +98,7 @@ def batch_get(client: Any, table: str, key_attribute: str, ids: list[str]) -> di
     unique = list(dict.fromkeys(ids))
     for start in range(0, len(unique), BATCH_GET_LIMIT):
         request: dict[str, Any] = {
-            table: {"Keys": [{key_attribute: {"S": i}} for i in unique[start : start + BATCH_GET_LIMIT]],
-                    "ConsistentRead": True}
+            table: {"Keys": [{key_attribute: {"S": i}} for i in unique[start : start + BATCH_GET_LIMIT]], "ConsistentRead": True}
         }
         for _ in range(10):
             try:

@@ -61,8 +61,14 @@ def take_listing(response_dict: dict[str, Any], customized_response_dict: dict[s
     entries = []
     for node in root.findall(f"{ns}Contents"):
         key = node.findtext(f"{ns}Key") or ""
-        entries.append((unquote_plus(key) if url else key, node.findtext(f"{ns}ETag") or "",
-                        int(node.findtext(f"{ns}Size") or 0), node.findtext(f"{ns}LastModified") or ""))
+        entries.append(
+            (
+                unquote_plus(key) if url else key,
+                node.findtext(f"{ns}ETag") or "",
+                int(node.findtext(f"{ns}Size") or 0),
+                node.findtext(f"{ns}LastModified") or "",
+            )
+        )
         root.remove(node)
     customized_response_dict[ENTRIES] = entries
     response_dict["body"] = ElementTree.tostring(root)

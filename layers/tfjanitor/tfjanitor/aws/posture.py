@@ -31,9 +31,7 @@ NO_LIFECYCLE = "NoSuchLifecycleConfiguration"
 def table_facts(region: str, table: Mapping[str, Any]) -> TableFacts:
     """A DescribeTable ``Table`` as the audit judges it (also used on pinned responses in tests)."""
     types = {a["AttributeName"]: a["AttributeType"] for a in table.get("AttributeDefinitions", [])}
-    key_schema = tuple(
-        (k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?")) for k in table.get("KeySchema", [])
-    )
+    key_schema = tuple((k["AttributeName"], k["KeyType"], types.get(k["AttributeName"], "?")) for k in table.get("KeySchema", []))
     stream = table.get("StreamSpecification") or {}
     return TableFacts(
         name=table.get("TableName", ""),
@@ -118,8 +116,7 @@ class PostureReader:
     def public_access_block(self, region: str, bucket: str) -> dict[str, bool] | None:
         def call() -> dict[str, bool] | None:
             resp = self._s3_call(
-                "GetPublicAccessBlock", region, lambda c: c.get_public_access_block(Bucket=bucket),
-                absent=NO_PUBLIC_ACCESS_BLOCK,
+                "GetPublicAccessBlock", region, lambda c: c.get_public_access_block(Bucket=bucket), absent=NO_PUBLIC_ACCESS_BLOCK
             )
             return None if resp is None else dict(resp.get("PublicAccessBlockConfiguration", {}))
 
@@ -127,9 +124,7 @@ class PostureReader:
 
     def bucket_policy(self, region: str, bucket: str) -> str | None:
         def call() -> str | None:
-            resp = self._s3_call(
-                "GetBucketPolicy", region, lambda c: c.get_bucket_policy(Bucket=bucket), absent=NO_POLICY
-            )
+            resp = self._s3_call("GetBucketPolicy", region, lambda c: c.get_bucket_policy(Bucket=bucket), absent=NO_POLICY)
             return None if resp is None else str(resp.get("Policy") or "") or None
 
         return self._once(("policy", bucket), call)
@@ -137,8 +132,10 @@ class PostureReader:
     def lifecycle_rules(self, region: str, bucket: str) -> list[dict[str, Any]]:
         def call() -> list[dict[str, Any]]:
             resp = self._s3_call(
-                "GetBucketLifecycleConfiguration", region,
-                lambda c: c.get_bucket_lifecycle_configuration(Bucket=bucket), absent=NO_LIFECYCLE,
+                "GetBucketLifecycleConfiguration",
+                region,
+                lambda c: c.get_bucket_lifecycle_configuration(Bucket=bucket),
+                absent=NO_LIFECYCLE,
             )
             return list((resp or {}).get("Rules", []))
 
@@ -166,12 +163,21 @@ class PostureReader:
             for page in pages():
                 for v in page.get("Versions", []):
                     if keep(v["Key"]):
-                        kept.append(ObjectVersion(v["Key"], v.get("VersionId", "null"), bool(v.get("IsLatest")),
-                                                  v["LastModified"], False, int(v.get("Size", 0))))
+                        kept.append(
+                            ObjectVersion(
+                                v["Key"],
+                                v.get("VersionId", "null"),
+                                bool(v.get("IsLatest")),
+                                v["LastModified"],
+                                False,
+                                int(v.get("Size", 0)),
+                            )
+                        )
                 for m in page.get("DeleteMarkers", []):
                     if keep(m["Key"]):
-                        kept.append(ObjectVersion(m["Key"], m.get("VersionId", "null"), bool(m.get("IsLatest")),
-                                                  m["LastModified"], True, 0))
+                        kept.append(
+                            ObjectVersion(m["Key"], m.get("VersionId", "null"), bool(m.get("IsLatest")), m["LastModified"], True, 0)
+                        )
             return kept
 
         return self._once(("versions", bucket), call)

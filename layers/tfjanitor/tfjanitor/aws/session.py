@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_s3 import S3Client
 
+
 class AwsError(Exception):
     """An AWS call failed for good (after botocore's retries)."""
 
@@ -133,7 +134,6 @@ class CallCounter:
         self._chain.depth = depth
 
 
-
 IO_WORKERS = 8  # concurrent reads per fan-out (I/O bound; memory: a state download holds 64 KiB at a time)
 
 
@@ -235,8 +235,13 @@ class AwsSession:
         region = self._session.get_config_variable("region")
         if region:
             session.set_config_variable("region", region)
-        forked = AwsSession(session, self._endpoint_url, max_attempts=self._max_attempts,
-                            service_endpoints=self._service_endpoints, timeouts=self._timeouts)
+        forked = AwsSession(
+            session,
+            self._endpoint_url,
+            max_attempts=self._max_attempts,
+            service_endpoints=self._service_endpoints,
+            timeouts=self._timeouts,
+        )
         forked.run_until(self._run)
         return forked
 
@@ -282,8 +287,6 @@ class AwsSession:
 
     def sns(self, region: str) -> Any:
         return self._client("sns", region)
-
-
 
 
 def profile_session(profile: str | None, region: str | None, endpoint_url: str | None = None) -> Any:

@@ -29,8 +29,7 @@ def queue_text(subject: str, email: str, plain: str | None, chat: str) -> str:
 
 def message(subject: str, email: str, plain: str | None, chat: str) -> str:
     """The ``Publish`` message (``MessageStructure=json``): one text per protocol."""
-    return json.dumps({"default": chat, "email": email, "sqs": queue_text(subject, email, plain, chat)},
-                      ensure_ascii=False)
+    return json.dumps({"default": chat, "email": email, "sqs": queue_text(subject, email, plain, chat)}, ensure_ascii=False)
 
 
 class Topic:
@@ -48,8 +47,7 @@ class Topic:
         (:func:`refused`), :class:`AwsError` for anything else."""
         try:
             resp = self._aws.sns(self._region).publish(
-                TopicArn=self.arn, Subject=subject, Message=message(subject, email, plain, chat),
-                MessageStructure="json",
+                TopicArn=self.arn, Subject=subject, Message=message(subject, email, plain, chat), MessageStructure="json"
             )
         except (ClientError, BotoCoreError) as exc:
             error = _translate("Publish", exc)

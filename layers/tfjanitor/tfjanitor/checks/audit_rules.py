@@ -24,8 +24,16 @@ from tfjanitor.model import Finding, Kind, Severity, TableFacts
 LOCK_KEY_SCHEMA = (("LockID", "HASH", "S"),)
 
 
-def _table_finding(kind: Kind, severity: Severity, region: str, table: str, message: str,
-                   details: dict[str, Any], fix: list[str], commands: list[Argv]) -> Finding:
+def _table_finding(
+    kind: Kind,
+    severity: Severity,
+    region: str,
+    table: str,
+    message: str,
+    details: dict[str, Any],
+    fix: list[str],
+    commands: list[Argv],
+) -> Finding:
     return with_fix(Finding(kind, severity, region, table, None, None, None, message, details, fix), ("", commands))
 
 
@@ -34,7 +42,10 @@ def _table_finding(kind: Kind, severity: Severity, region: str, table: str, mess
 
 def lock_table_missing(region: str, table: str, profile: str | None = None) -> Finding:
     return _table_finding(
-        Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, region, table,
+        Kind.LOCK_TABLE_SCHEMA,
+        Severity.CRITICAL,
+        region,
+        table,
         f"Lock table {table} does not exist in {region}: every terraform run whose backend names "
         f'dynamodb_table = "{table}" in this region fails to lock (ResourceNotFoundException), so it cannot '
         "plan or apply at all.",
@@ -62,11 +73,13 @@ def lock_table_schema(facts: TableFacts, profile: str | None = None) -> Finding 
         why = "it has a sort key, but Terraform's items carry only LockID"
     other = f"{facts.name}-terraform-lock"
     return _table_finding(
-        Kind.LOCK_TABLE_SCHEMA, Severity.CRITICAL, facts.region, facts.name,
+        Kind.LOCK_TABLE_SCHEMA,
+        Severity.CRITICAL,
+        facts.region,
+        facts.name,
         f"Lock table {facts.name} in {facts.region} cannot hold Terraform locks: {why} (key schema: {keys}). "
         "Every terraform run that uses it fails to lock with a ValidationException.",
-        {"problem": "key_schema", "key_schema": [list(k) for k in facts.key_schema],
-         "expected_key_schema": "LockID (HASH, String)"},
+        {"problem": "key_schema", "key_schema": [list(k) for k in facts.key_schema], "expected_key_schema": "LockID (HASH, String)"},
         [
             f"A key schema cannot be changed. Create a table with the right key, {other} (the command below).",
             f'Then set dynamodb_table = "{other}" in every backend that names {facts.name} and run '
@@ -104,17 +117,28 @@ def replicated_lock_table(facts: TableFacts, profile: str | None = None) -> Find
         "are strongly consistent), then drop dynamodb_table.",
     ]
     if not strong:
-        fix.append("If the table must span regions, recreate it with --multi-region-consistency STRONG (MRSC); "
-                   "an existing table's mode cannot be changed.")
+        fix.append(
+            "If the table must span regions, recreate it with --multi-region-consistency STRONG (MRSC); "
+            "an existing table's mode cannot be changed."
+        )
     return _table_finding(
-        Kind.REPLICATED_LOCK_TABLE, Severity.WARNING, facts.region, facts.name,
+        Kind.REPLICATED_LOCK_TABLE,
+        Severity.WARNING,
+        facts.region,
+        facts.name,
         f"Lock table {facts.name} in {facts.region} is a global table with replicas in {regions} ({mode}). {why}",
-        {"consistency_mode": mode, "multi_region_consistency": facts.multi_region_consistency or "EVENTUAL",
-         "replica_regions": others, "replicas": [list(r) for r in facts.replicas],
-         "global_table_version": facts.global_table_version},
+        {
+            "consistency_mode": mode,
+            "multi_region_consistency": facts.multi_region_consistency or "EVENTUAL",
+            "replica_regions": others,
+            "replicas": [list(r) for r in facts.replicas],
+            "global_table_version": facts.global_table_version,
+        },
         fix,
-        [dynamodb("update-table", facts.region, profile, facts.name,
-                  "--replica-updates", json_arg([{"Delete": {"RegionName": r}}])) for r in others],
+        [
+            dynamodb("update-table", facts.region, profile, facts.name, "--replica-updates", json_arg([{"Delete": {"RegionName": r}}]))
+            for r in others
+        ],
     )
 
 
@@ -122,7 +146,10 @@ def deletion_protection_disabled(facts: TableFacts, profile: str | None = None) 
     if facts.deletion_protection:
         return None
     return _table_finding(
-        Kind.TABLE_DELETION_PROTECTION_DISABLED, Severity.WARNING, facts.region, facts.name,
+        Kind.TABLE_DELETION_PROTECTION_DISABLED,
+        Severity.WARNING,
+        facts.region,
+        facts.name,
         f"Lock table {facts.name} in {facts.region} has no deletion protection. Lock tables look idle to cleanup "
         "tools and get deleted; then every terraform run fails to lock and every stored digest is gone.",
         {"deletion_protection": False},
@@ -135,13 +162,24 @@ def pitr_disabled(region: str, table: str, status: str, profile: str | None = No
     if status.upper() == "ENABLED":
         return None
     return _table_finding(
-        Kind.TABLE_PITR_DISABLED, Severity.INFO, region, table,
+        Kind.TABLE_PITR_DISABLED,
+        Severity.INFO,
+        region,
+        table,
         f"Lock table {table} in {region} has point-in-time recovery off: a bad write or delete of its digest "
         "items cannot be undone (a restore goes to a new table, for the last 35 days).",
         {"point_in_time_recovery": status},
         ["Turn point-in-time recovery on (the command below)."],
-        [dynamodb("update-continuous-backups", region, profile, table,
-                  "--point-in-time-recovery-specification", json_arg({"PointInTimeRecoveryEnabled": True}))],
+        [
+            dynamodb(
+                "update-continuous-backups",
+                region,
+                profile,
+                table,
+                "--point-in-time-recovery-specification",
+                json_arg({"PointInTimeRecoveryEnabled": True}),
+            )
+        ],
     )
 
 
@@ -156,14 +194,17 @@ def stream_disabled(facts: TableFacts, expected_arn: str, profile: str | None = 
         problems.append(f"the table's stream is now {facts.latest_stream_arn} (the stream was re-created)")
     if not problems:
         return None
+
     def stream(spec: dict[str, Any]) -> Argv:
         return dynamodb("update-table", facts.region, profile, facts.name, "--stream-specification", json_arg(spec))
 
     enable = stream({"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"})
     fix, commands = [], []
     if facts.stream_enabled and facts.stream_view_type != "NEW_AND_OLD_IMAGES":
-        fix.append("A view type cannot be changed in place: disable the stream, then enable it with "
-                   "NEW_AND_OLD_IMAGES (the first two commands).")
+        fix.append(
+            "A view type cannot be changed in place: disable the stream, then enable it with "
+            "NEW_AND_OLD_IMAGES (the first two commands)."
+        )
         commands += [stream({"StreamEnabled": False}), enable]
     elif not facts.stream_enabled:
         fix.append("Enable the stream with NEW_AND_OLD_IMAGES (the first command).")
@@ -172,16 +213,22 @@ def stream_disabled(facts: TableFacts, expected_arn: str, profile: str | None = 
         "Then point the stack at the table's current stream: the last command prints its ARN; deploy the stack "
         "with the parameter LockTableStreamArn set to it (sam deploy --parameter-overrides LockTableStreamArn=ARN)."
     )
-    commands.append(dynamodb("describe-table", facts.region, profile, facts.name,
-                             "--query", "Table.LatestStreamArn", "--output", "text"))
+    commands.append(
+        dynamodb("describe-table", facts.region, profile, facts.name, "--query", "Table.LatestStreamArn", "--output", "text")
+    )
     return _table_finding(
-        Kind.TABLE_STREAM_DISABLED, Severity.WARNING, facts.region, facts.name,
+        Kind.TABLE_STREAM_DISABLED,
+        Severity.WARNING,
+        facts.region,
+        facts.name,
         f"The stream monitor is configured for {expected_arn}, but {'; '.join(problems)}: it receives nothing, "
         "so lock metrics stop and digest drift waits for the next scheduled sweep.",
-        {"configured_stream_arn": expected_arn, "stream_enabled": facts.stream_enabled,
-         "stream_view_type": facts.stream_view_type, "latest_stream_arn": facts.latest_stream_arn},
+        {
+            "configured_stream_arn": expected_arn,
+            "stream_enabled": facts.stream_enabled,
+            "stream_view_type": facts.stream_view_type,
+            "latest_stream_arn": facts.latest_stream_arn,
+        },
         fix,
         commands,
     )
-
-

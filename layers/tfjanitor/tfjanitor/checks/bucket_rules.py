@@ -33,10 +33,21 @@ def partition(region: str) -> str:
     return "aws"
 
 
-def _bucket_finding(kind: Kind, severity: Severity, region: str, bucket: str, bucket_region: str, message: str,
-                    details: dict[str, Any], fix: list[str], commands: list[Argv]) -> Finding:
-    return with_fix(Finding(kind, severity, region, None, bucket, None, None, message,
-                            {"bucket_region": bucket_region, **details}, fix), ("", commands))
+def _bucket_finding(
+    kind: Kind,
+    severity: Severity,
+    region: str,
+    bucket: str,
+    bucket_region: str,
+    message: str,
+    details: dict[str, Any],
+    fix: list[str],
+    commands: list[Argv],
+) -> Finding:
+    return with_fix(
+        Finding(kind, severity, region, None, bucket, None, None, message, {"bucket_region": bucket_region, **details}, fix),
+        ("", commands),
+    )
 
 
 def s3api_bucket(operation: str, region: str, profile: str | None, bucket: str, *args: str) -> Argv:
@@ -45,13 +56,17 @@ def s3api_bucket(operation: str, region: str, profile: str | None, bucket: str, 
 
 
 def versioning_disabled(
-    region: str, bucket: str, bucket_region: str, status: str | None, profile: str | None = None,
+    region: str, bucket: str, bucket_region: str, status: str | None, profile: str | None = None
 ) -> Finding | None:
     if status == "Enabled":
         return None
     state = "suspended" if status == "Suspended" else "not enabled"
     return _bucket_finding(
-        Kind.BUCKET_VERSIONING_DISABLED, Severity.WARNING, region, bucket, bucket_region,
+        Kind.BUCKET_VERSIONING_DISABLED,
+        Severity.WARNING,
+        region,
+        bucket,
+        bucket_region,
         f"Versioning is {state} on state bucket {bucket}: a bad state write (a botched apply, a state push, "
         "a hand edit, a deleted workspace) cannot be undone, there is no earlier state to go back to.",
         {"versioning": status or "never enabled"},
@@ -60,13 +75,16 @@ def versioning_disabled(
             "Then expire old versions with a lifecycle rule (NoncurrentVersionExpiration with "
             "NewerNoncurrentVersions) so the history stays bounded.",
         ],
-        [s3api_bucket("put-bucket-versioning", bucket_region, profile, bucket,
-                      "--versioning-configuration", json_arg({"Status": "Enabled"}))],
+        [
+            s3api_bucket(
+                "put-bucket-versioning", bucket_region, profile, bucket, "--versioning-configuration", json_arg({"Status": "Enabled"})
+            )
+        ],
     )
 
 
 def public_access_open(
-    region: str, bucket: str, bucket_region: str, config: dict[str, bool] | None, profile: str | None = None,
+    region: str, bucket: str, bucket_region: str, config: dict[str, bool] | None, profile: str | None = None
 ) -> Finding | None:
     config = config or {}
     off = [flag for flag in PUBLIC_ACCESS_FLAGS if not config.get(flag)]
@@ -74,14 +92,26 @@ def public_access_open(
         return None
     what = "has no public access block" if not config else f"has {', '.join(off)} off in its public access block"
     return _bucket_finding(
-        Kind.BUCKET_PUBLIC_ACCESS_OPEN, Severity.WARNING, region, bucket, bucket_region,
+        Kind.BUCKET_PUBLIC_ACCESS_OPEN,
+        Severity.WARNING,
+        region,
+        bucket,
+        bucket_region,
         f"State bucket {bucket} {what}: one ACL or policy change can make states public, and states hold "
         "secrets (passwords, keys, tokens) in plain text. (An account-level block also protects it: check "
         "aws s3control get-public-access-block.)",
         {"public_access_block": {flag: bool(config.get(flag)) for flag in PUBLIC_ACCESS_FLAGS}, "off": off},
         ["Turn every public access block setting on (the command below)."],
-        [s3api_bucket("put-public-access-block", bucket_region, profile, bucket,
-                      "--public-access-block-configuration", json_arg({flag: True for flag in PUBLIC_ACCESS_FLAGS}))],
+        [
+            s3api_bucket(
+                "put-public-access-block",
+                bucket_region,
+                profile,
+                bucket,
+                "--public-access-block-configuration",
+                json_arg({flag: True for flag in PUBLIC_ACCESS_FLAGS}),
+            )
+        ],
     )
 
 
@@ -138,14 +168,16 @@ def tls_enforced(policy: str | None, bucket: str) -> bool:
 def tls_statement(bucket: str, bucket_region: str) -> dict[str, Any]:
     arn = f"arn:{partition(bucket_region)}:s3:::{bucket}"
     return {
-        "Sid": TLS_SID, "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+        "Sid": TLS_SID,
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"],
+        "Condition": {"Bool": {"aws:SecureTransport": "false"}},
     }
 
 
-def tls_not_enforced(
-    region: str, bucket: str, bucket_region: str, policy: str | None, profile: str | None = None,
-) -> Finding | None:
+def tls_not_enforced(region: str, bucket: str, bucket_region: str, policy: str | None, profile: str | None = None) -> Finding | None:
     if tls_enforced(policy, bucket):
         return None
     statement = tls_statement(bucket, bucket_region)
@@ -161,7 +193,11 @@ def tls_not_enforced(
         n += 1
     merged = {**doc, "Statement": [*statements, statement]}
     return _bucket_finding(
-        Kind.BUCKET_TLS_NOT_ENFORCED, Severity.INFO, region, bucket, bucket_region,
+        Kind.BUCKET_TLS_NOT_ENFORCED,
+        Severity.INFO,
+        region,
+        bucket,
+        bucket_region,
         f"State bucket {bucket} does not refuse plain-HTTP requests (no Deny on aws:SecureTransport = false "
         "for every principal): Terraform and the AWS SDKs use HTTPS by default, but a client configured with "
         "an http:// endpoint would move states, and their secrets, in clear text.",
@@ -169,7 +205,7 @@ def tls_not_enforced(
         [
             "Check that nothing reads this bucket over plain HTTP, then apply its current policy plus the TLS "
             "statement with the command below (put-bucket-policy replaces the whole policy; its document keeps "
-            "every current statement).",
+            "every current statement)."
         ],
         [s3api_bucket("put-bucket-policy", bucket_region, profile, bucket, "--policy", json_arg(merged))],
     )
@@ -227,8 +263,13 @@ def _common_prefix(keys: list[str]) -> str:
 
 
 def lockfile_versions_accumulating(
-    region: str, bucket: str, bucket_region: str, versioning: str | None, versions: list[ObjectVersion],
-    rules: list[dict[str, Any]], profile: str | None = None,
+    region: str,
+    bucket: str,
+    bucket_region: str,
+    versioning: str | None,
+    versions: list[ObjectVersion],
+    rules: list[dict[str, Any]],
+    profile: str | None = None,
 ) -> Finding | None:
     if versioning not in ("Enabled", "Suspended"):
         return None
@@ -242,13 +283,10 @@ def lockfile_versions_accumulating(
     if coverage.noncurrent and coverage.delete_markers:
         return None
     missing = []
-    new_rule: dict[str, Any] = {"ID": LIFECYCLE_RULE_ID, "Status": "Enabled",
-                                "Filter": {"Prefix": _common_prefix(lock_keys)}}
+    new_rule: dict[str, Any] = {"ID": LIFECYCLE_RULE_ID, "Status": "Enabled", "Filter": {"Prefix": _common_prefix(lock_keys)}}
     if not coverage.noncurrent:
         missing.append("no rule expires noncurrent versions")
-        new_rule["NoncurrentVersionExpiration"] = {
-            "NoncurrentDays": NONCURRENT_DAYS, "NewerNoncurrentVersions": KEEP_NEWER_NONCURRENT,
-        }
+        new_rule["NoncurrentVersionExpiration"] = {"NoncurrentDays": NONCURRENT_DAYS, "NewerNoncurrentVersions": KEEP_NEWER_NONCURRENT}
     if not coverage.delete_markers:
         missing.append("no rule removes expired delete markers")
         new_rule["Expiration"] = {"ExpiredObjectDeleteMarker": True}
@@ -259,20 +297,30 @@ def lockfile_versions_accumulating(
         n += 1
     merged = {"Rules": [*rules, new_rule]}
     return _bucket_finding(
-        Kind.LOCKFILE_VERSIONS_ACCUMULATING, Severity.INFO, region, bucket, bucket_region,
+        Kind.LOCKFILE_VERSIONS_ACCUMULATING,
+        Severity.INFO,
+        region,
+        bucket,
+        bucket_region,
         f"Versioned bucket {bucket} holds {len(old_versions)} noncurrent .tflock versions and {len(markers)} "
         f"delete markers for {len(lock_keys)} lock files, and {' and '.join(missing)}: every lock with "
         "use_lockfile adds one of each, forever (listing and storage grow with every run).",
-        {"lockfiles": len(lock_keys), "noncurrent_versions": len(old_versions), "delete_markers": len(markers),
-         "lifecycle_rules": len(rules), "rule_to_add": new_rule},
+        {
+            "lockfiles": len(lock_keys),
+            "noncurrent_versions": len(old_versions),
+            "delete_markers": len(markers),
+            "lifecycle_rules": len(rules),
+            "rule_to_add": new_rule,
+        },
         [
             "Add a lifecycle rule with the command below (put-bucket-lifecycle-configuration replaces the whole "
             "configuration; its document keeps every current rule). It also expires noncurrent *state* versions "
             f"older than {NONCURRENT_DAYS} days beyond the {KEEP_NEWER_NONCURRENT} newest of each key; adjust if "
-            "you keep more history.",
+            "you keep more history."
         ],
-        [s3api_bucket("put-bucket-lifecycle-configuration", bucket_region, profile, bucket,
-                      "--lifecycle-configuration", json_arg(merged))],
+        [
+            s3api_bucket(
+                "put-bucket-lifecycle-configuration", bucket_region, profile, bucket, "--lifecycle-configuration", json_arg(merged)
+            )
+        ],
     )
-
-

@@ -41,11 +41,21 @@ def predates_lock(object_written: datetime, taken: datetime) -> bool:
 
 
 def locked_reason(lock: LockInfo | None, taken: datetime, object_written: datetime) -> str:
-    who = (f"lock {cap(lock.id, 80)} ({cap(lock.operation, 80) or 'unknown operation'} by {cap(lock.who, 200) or 'unknown'})"
-           if lock else "a lock file")
+    who = (
+        f"lock {cap(lock.id, 80)} ({cap(lock.operation, 80) or 'unknown operation'} by {cap(lock.who, 200) or 'unknown'})"
+        if lock
+        else "a lock file"
+    )
     gap = (object_written - taken).total_seconds()
-    when = ("as the lock was taken" if abs(gap) < 1 else f"{human_duration(gap)} after the lock was taken" if gap > 0
-            else f"{human_duration(-gap)} before the lock was taken, within the {human_duration(CLOCK_SKEW.total_seconds())} "
-                 "clock-skew margin")
-    return (f"locked by {who} since {format_time(taken)}; the state object was written at {format_time(object_written)}, "
-            f"{when}: Terraform may be between its state and digest writes")
+    when = (
+        "as the lock was taken"
+        if abs(gap) < 1
+        else f"{human_duration(gap)} after the lock was taken"
+        if gap > 0
+        else f"{human_duration(-gap)} before the lock was taken, within the {human_duration(CLOCK_SKEW.total_seconds())} "
+        "clock-skew margin"
+    )
+    return (
+        f"locked by {who} since {format_time(taken)}; the state object was written at {format_time(object_written)}, "
+        f"{when}: Terraform may be between its state and digest writes"
+    )

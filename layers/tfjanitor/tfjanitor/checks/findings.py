@@ -42,8 +42,9 @@ VALUE_IN_COMMAND_LIMIT = 4 * FIELD_LIMIT  # characters of lock-table values one 
 
 
 # Labels are our prose only (chat cards show them as prose): the state's place is in the fix text.
-FORCE_UNLOCK_LABEL = ("With Terraform's own release (OpenTofu: tofu force-unlock), run from the state's working "
-                      "directory, its workspace selected")
+FORCE_UNLOCK_LABEL = (
+    "With Terraform's own release (OpenTofu: tofu force-unlock), run from the state's working directory, its workspace selected"
+)
 
 
 def _threshold(threshold: Threshold | timedelta, lock: LockInfo) -> Threshold:
@@ -64,8 +65,10 @@ def _ahead(lock: LockInfo, now: datetime) -> str:
     ahead = clock_ahead(lock.created, now)
     if not ahead:
         return ""
-    return (f" Its Created ({format_time(lock.created)}) is {human_duration(ahead)} ahead of this clock: the clock of "
-            f"the machine that took it is wrong, so its silence is counted from when tfjanitor first saw it.")
+    return (
+        f" Its Created ({format_time(lock.created)}) is {human_duration(ahead)} ahead of this clock: the clock of "
+        f"the machine that took it is wrong, so its silence is counted from when tfjanitor first saw it."
+    )
 
 
 def _lock_details(lock: LockInfo, now: datetime, threshold: Threshold, sign: SignOfLife) -> dict[str, Any]:
@@ -111,8 +114,16 @@ def _release(finding: Finding, lock: LockInfo, unlock: Argv, what: str, without:
 
 
 def stale_lock(
-    region: str, table: str, bucket: str, key: str, lock: LockInfo, now: datetime, threshold: Threshold | timedelta,
-    profile: str | None = None, *, sign: SignOfLife | None = None,
+    region: str,
+    table: str,
+    bucket: str,
+    key: str,
+    lock: LockInfo,
+    now: datetime,
+    threshold: Threshold | timedelta,
+    profile: str | None = None,
+    *,
+    sign: SignOfLife | None = None,
 ) -> Finding:
     """``sign``: the lock's last sign of life (default: its ``Created``)."""
     sign, threshold = sign or last_sign_of_life(lock.created, now=now), _threshold(threshold, lock)
@@ -134,17 +145,38 @@ def stale_lock(
         details=_lock_details(lock, now, threshold, sign),
     )
     return _release(
-        finding, lock, unlock_command(region, profile, bucket, key, lock.id, table),
+        finding,
+        lock,
+        unlock_command(region, profile, bucket, key, lock.id, table),
         "the item only if it still holds exactly this lock (Info unchanged)",
-        dynamodb("delete-item", region, profile, table, "--key", item_key(lock_id_key),
-                 "--condition-expression", "Info = :info",
-                 "--expression-attribute-values", json_arg({":info": {"S": lock.raw}})) if _pasteable(lock.raw) else None,
+        dynamodb(
+            "delete-item",
+            region,
+            profile,
+            table,
+            "--key",
+            item_key(lock_id_key),
+            "--condition-expression",
+            "Info = :info",
+            "--expression-attribute-values",
+            json_arg({":info": {"S": lock.raw}}),
+        )
+        if _pasteable(lock.raw)
+        else None,
     )
 
 
 def stale_lockfile(
-    region: str, bucket: str, key: str, etag: str, lock: LockInfo, now: datetime, threshold: Threshold | timedelta,
-    profile: str | None = None, *, sign: SignOfLife | None = None,
+    region: str,
+    bucket: str,
+    key: str,
+    etag: str,
+    lock: LockInfo,
+    now: datetime,
+    threshold: Threshold | timedelta,
+    profile: str | None = None,
+    *,
+    sign: SignOfLife | None = None,
 ) -> Finding:
     sign, threshold = sign or last_sign_of_life(lock.created, now=now), _threshold(threshold, lock)
     age = ("at least " if sign.what == FIRST_SEEN else "") + human_duration(held_for(lock, sign, now))
@@ -164,7 +196,9 @@ def stale_lockfile(
         details={**_lock_details(lock, now, threshold, sign), "lockfile": f"{key}{LOCKFILE_SUFFIX}", "etag": etag},
     )
     return _release(
-        finding, lock, unlock_command(region, profile, bucket, key, lock.id, None),
+        finding,
+        lock,
+        unlock_command(region, profile, bucket, key, lock.id, None),
         "the lock object only if it is unchanged (If-Match its ETag)",
         s3api_objects("delete-object", region, profile, {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
     )
@@ -186,16 +220,22 @@ def _forensics(history: DriftHistory | None, bucket: str, key: str) -> tuple[str
     if history.note:
         return f" The object's history is not known: {history.note}.", details
     if match is None:
-        said = ("no version of it holds the content of the stored digest" if history.versioned
-                else "the bucket is not versioned, so no older version can be restored")
+        said = (
+            "no version of it holds the content of the stored digest"
+            if history.versioned
+            else "the bucket is not versioned, so no older version can be restored"
+        )
         return f" Its versions were searched: {said}.", details
     when = f"at {format_time(history.overwritten_at)}" if history.overwritten_at else "later"
-    return (f" Terraform's last write is version {match.version_id} of s3://{bucket}/{key} from "
-            f"{format_time(match.last_modified)}; the object was overwritten {when} outside Terraform."), details
+    return (
+        f" Terraform's last write is version {match.version_id} of s3://{bucket}/{key} from "
+        f"{format_time(match.last_modified)}; the object was overwritten {when} outside Terraform."
+    ), details
 
 
-def _ways_out(region: str, profile: str | None, bucket: str, key: str, stored: str, actual: str, etag: str,
-              match: ObjectVersion | None) -> tuple[list[str], tuple[str, list[Argv]]]:
+def _ways_out(
+    region: str, profile: str | None, bucket: str, key: str, stored: str, actual: str, etag: str, match: ObjectVersion | None
+) -> tuple[list[str], tuple[str, list[Argv]]]:
     """A drift's fix steps before the leftover-digest one, and its restore option: with Terraform's last write
     found in the bucket's versions (``match``), or without."""
     if match is not None:
@@ -208,9 +248,11 @@ def _ways_out(region: str, profile: str | None, bucket: str, key: str, stored: s
             "If in doubt, compare the two versions first (aws s3api get-object --version-id on each, then diff them "
             "locally: both are state files and may hold secrets).",
         ]
-        restore = (f"If the overwrite was not intended, restore Terraform's last write, version {match.version_id} "
-                   f"from {format_time(match.last_modified)} (only if the object is still the one seen)",
-                   [restore_version(region, profile, bucket, key, match.version_id, etag)])
+        restore = (
+            f"If the overwrite was not intended, restore Terraform's last write, version {match.version_id} "
+            f"from {format_time(match.last_modified)} (only if the object is still the one seen)",
+            [restore_version(region, profile, bucket, key, match.version_id, etag)],
+        )
     else:
         choose = [
             "Find out which is right: the object (edited by hand, pushed with -lock=false) or the digest "
@@ -220,8 +262,11 @@ def _ways_out(region: str, profile: str | None, bucket: str, key: str, stored: s
             f"If the object is wrong, restore the version whose MD5 is the stored digest ({stored}) with "
             "aws s3api copy-object, under a terraform lock.",
         ]
-        restore = (f"If the object is wrong, list its versions, then restore the one whose ETag is {stored.lower()} "
-                   "(aws s3api copy-object, under a terraform lock)", [list_versions(region, profile, bucket, key)])
+        restore = (
+            f"If the object is wrong, list its versions, then restore the one whose ETag is {stored.lower()} "
+            "(aws s3api copy-object, under a terraform lock)",
+            [list_versions(region, profile, bucket, key)],
+        )
     return choose, restore
 
 
@@ -243,17 +288,16 @@ def digest_drift(
     checksum Terraform calculates (``terraform.state_checksum``): empty for a 0-byte object."""
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     if not actual:
-        return _empty_state_drift(region, table, bucket, key, stored, etag, has_lockfile_history, locked_by, profile,
-                                  history)
+        return _empty_state_drift(region, table, bucket, key, stored, etag, has_lockfile_history, locked_by, profile, history)
     also_locked = (
         f" The state is also locked (lock {locked_by.get('id')}, {locked_by.get('operation') or 'unknown operation'} "
         f"by {locked_by.get('who') or 'unknown'} since {locked_by.get('created')}), but the object is older than "
         "that lock: the mismatch predates the run holding it, which is not writing it now."
-        if locked_by else ""
+        if locked_by
+        else ""
     )
     found, forensics = _forensics(history, bucket, key)
-    choose, restore = _ways_out(region, profile, bucket, key, stored, actual, etag,
-                                history.matching if history else None)
+    choose, restore = _ways_out(region, profile, bucket, key, stored, actual, etag, history.matching if history else None)
     finding = Finding(
         kind=Kind.DIGEST_DRIFT,
         severity=Severity.CRITICAL,
@@ -265,8 +309,7 @@ def digest_drift(
         message=(
             f"The digest stored in {table} for {bucket}/{key} does not match the state object in S3: "
             "the next terraform run that locks it with this table "
-            '(dynamodb_table) will fail with "state data in S3 does not have the expected content".'
-            + found + also_locked
+            '(dynamodb_table) will fail with "state data in S3 does not have the expected content".' + found + also_locked
         ),
         details={
             "stored_md5": stored,
@@ -286,17 +329,26 @@ def digest_drift(
     )
     return with_fix(
         finding,
-        ("If the object is the state you want, store its digest", [
-            digest_put(region, profile, table, digest_id, actual, stored)]),
+        ("If the object is the state you want, store its digest", [digest_put(region, profile, table, digest_id, actual, stored)]),
         restore,
-        ("If the state now locks with use_lockfile only, delete the leftover digest (only if unchanged)", [
-            digest_delete(region, profile, table, digest_id, stored)]),
+        (
+            "If the state now locks with use_lockfile only, delete the leftover digest (only if unchanged)",
+            [digest_delete(region, profile, table, digest_id, stored)],
+        ),
     )
 
 
 def _empty_state_drift(
-    region: str, table: str, bucket: str, key: str, stored: str, etag: str, has_lockfile_history: bool,
-    locked_by: dict[str, Any] | None, profile: str | None, history: DriftHistory | None,
+    region: str,
+    table: str,
+    bucket: str,
+    key: str,
+    stored: str,
+    etag: str,
+    has_lockfile_history: bool,
+    locked_by: dict[str, Any] | None,
+    profile: str | None,
+    history: DriftHistory | None,
 ) -> Finding:
     """A 0-byte state object under a digest: no state at all to Terraform, whose calculated checksum is then empty,
     so no stored digest matches (not even the MD5 of nothing). Terraform's way out is to remove the digest; unless
@@ -304,42 +356,75 @@ def _empty_state_drift(
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     found, forensics = _forensics(history, bucket, key)
     match = history.matching if history else None
-    remove = ("If the state is meant to be empty (it manages nothing), remove the digest (only if unchanged): "
-              "Terraform then reads the empty object as an empty state", [
-                  digest_delete(region, profile, table, digest_id, stored)])
+    remove = (
+        "If the state is meant to be empty (it manages nothing), remove the digest (only if unchanged): "
+        "Terraform then reads the empty object as an empty state",
+        [digest_delete(region, profile, table, digest_id, stored)],
+    )
     fix = [
         "An empty state object is no state to Terraform: the next plan would create everything the state managed, "
-        "again. Find out how it was emptied before anything runs on it.",
+        "again. Find out how it was emptied before anything runs on it."
     ]
     if match is not None:
-        fix.append(f"Restore Terraform's last write (the command below): it copies version {match.version_id} from "
-                   f"{format_time(match.last_modified)} over the empty object, only if the object is still the one "
-                   f"seen (ETag {etag}), and the stored digest then matches again. Do it while no terraform run holds "
-                   "the lock.")
+        fix.append(
+            f"Restore Terraform's last write (the command below): it copies version {match.version_id} from "
+            f"{format_time(match.last_modified)} over the empty object, only if the object is still the one "
+            f"seen (ETag {etag}), and the stored digest then matches again. Do it while no terraform run holds "
+            "the lock."
+        )
         options: list[tuple[str, list[Argv]]] = [
-            (f"Restore Terraform's last write, version {match.version_id}",
-             [restore_version(region, profile, bucket, key, match.version_id, etag)]),
+            (
+                f"Restore Terraform's last write, version {match.version_id}",
+                [restore_version(region, profile, bucket, key, match.version_id, etag)],
+            ),
             remove,
         ]
     else:
-        fix.append("If an earlier version of the object holds the state (a versioned bucket), restore it (list its "
-                   "versions: the alternative); the digest stored is the MD5 of the last state Terraform wrote.")
-        fix.append("If the state is meant to be empty, remove the digest (the command below, only if unchanged): a "
-                   "digest of the empty object (the MD5 of nothing) would not help, Terraform compares no checksum "
-                   "with it.")
-        options = [remove, ("If the state should not be empty, list its versions, then restore the one whose ETag is "
-                            f"{stored.lower()} (aws s3api copy-object, under a terraform lock)",
-                            [list_versions(region, profile, bucket, key)])]
-    also_locked = (f" The state is also locked (lock {locked_by.get('id')} by {locked_by.get('who') or 'unknown'}), "
-                   "but the object is older than that lock." if locked_by else "")
+        fix.append(
+            "If an earlier version of the object holds the state (a versioned bucket), restore it (list its "
+            "versions: the alternative); the digest stored is the MD5 of the last state Terraform wrote."
+        )
+        fix.append(
+            "If the state is meant to be empty, remove the digest (the command below, only if unchanged): a "
+            "digest of the empty object (the MD5 of nothing) would not help, Terraform compares no checksum "
+            "with it."
+        )
+        options = [
+            remove,
+            (
+                "If the state should not be empty, list its versions, then restore the one whose ETag is "
+                f"{stored.lower()} (aws s3api copy-object, under a terraform lock)",
+                [list_versions(region, profile, bucket, key)],
+            ),
+        ]
+    also_locked = (
+        f" The state is also locked (lock {locked_by.get('id')} by {locked_by.get('who') or 'unknown'}), "
+        "but the object is older than that lock."
+        if locked_by
+        else ""
+    )
     finding = Finding(
-        Kind.DIGEST_DRIFT, Severity.CRITICAL, region, table, bucket, key, None,
+        Kind.DIGEST_DRIFT,
+        Severity.CRITICAL,
+        region,
+        table,
+        bucket,
+        key,
+        None,
         f"The state object s3://{bucket}/{key} is empty (0 bytes): Terraform reads an empty object as no state at all, "
         f"so the digest stored in {table} ({stored}) can never match it, and the next terraform run that locks it "
-        'with this table (dynamodb_table) fails with "state data in S3 does not have the expected content".'
-        + found + also_locked,
-        {"stored_md5": stored, "actual_md5": "", "empty_object": True, "etag": etag, "size": 0,
-         "digest_lock_id": digest_id, "lockfile_present": has_lockfile_history, "locked_by": locked_by, **forensics},
+        'with this table (dynamodb_table) fails with "state data in S3 does not have the expected content".' + found + also_locked,
+        {
+            "stored_md5": stored,
+            "actual_md5": "",
+            "empty_object": True,
+            "etag": etag,
+            "size": 0,
+            "digest_lock_id": digest_id,
+            "lockfile_present": has_lockfile_history,
+            "locked_by": locked_by,
+            **forensics,
+        },
         fix,
     )
     return with_fix(finding, *options)
@@ -356,8 +441,7 @@ def interrupted_write(
     after = human_duration(max(0.0, (written - lock.created).total_seconds()))
     # A 0-byte object is no state to Terraform: no digest matches it, so the digest is removed instead of stored.
     store_text = "store the object's MD5 as the digest" if actual else "remove the digest (the object is empty)"
-    holder = (f"lock {lock.id} ({lock.operation or 'unknown operation'} by {lock.who or 'unknown'}, "
-              f"since {format_time(lock.created)})")
+    holder = f"lock {lock.id} ({lock.operation or 'unknown operation'} by {lock.who or 'unknown'}, since {format_time(lock.created)})"
     quiet = human_duration(stale.details.get("quiet_seconds", 0))
     finding = replace(  # the same lock, the same state: another kind of finding
         stale,
@@ -385,20 +469,27 @@ def interrupted_write(
             f"plan from {working_dir(bucket, key)} to confirm.",
             "The plan shows what the dead run had not applied yet: apply again to finish it.",
         ],
-        commands=[], alternatives=[],
+        commands=[],
+        alternatives=[],
     )
-    return with_fix(finding, ("Release the lock, store the object's digest, confirm with a plan", [
-        unlock_command(region, profile, bucket, key, lock.id, table),
-        digest_put(region, profile, table, digest_id, actual, stored) if actual
-        else digest_delete(region, profile, table, digest_id, stored),
-        *select_workspace(key),
-        ["terraform", "plan"],
-    ]))
+    return with_fix(
+        finding,
+        (
+            "Release the lock, store the object's digest, confirm with a plan",
+            [
+                unlock_command(region, profile, bucket, key, lock.id, table),
+                digest_put(region, profile, table, digest_id, actual, stored)
+                if actual
+                else digest_delete(region, profile, table, digest_id, stored),
+                *select_workspace(key),
+                ["terraform", "plan"],
+            ],
+        ),
+    )
 
 
 def orphan_digest(
-    region: str, table: str, bucket: str, key: str, stored: str, bucket_missing: bool = False,
-    profile: str | None = None,
+    region: str, table: str, bucket: str, key: str, stored: str, bucket_missing: bool = False, profile: str | None = None
 ) -> Finding:
     digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
     where = f"bucket {bucket} does not exist" if bucket_missing else f"s3://{bucket}/{key} does not exist"
@@ -477,8 +568,16 @@ def cross_region_bucket(
 
 
 def malformed_item(
-    region: str, table: str, lock_id: str | None, reason: str, foreign: bool, values: dict[str, str] | None = None,
-    profile: str | None = None, *, attributes: dict[str, Any] | None = None, slot: bool = False,
+    region: str,
+    table: str,
+    lock_id: str | None,
+    reason: str,
+    foreign: bool,
+    values: dict[str, str] | None = None,
+    profile: str | None = None,
+    *,
+    attributes: dict[str, Any] | None = None,
+    slot: bool = False,
 ) -> Finding:
     """``values``: the item's Info / Digest strings as read (a delete is conditional on them). ``slot``: an item with
     neither attribute whose LockID is a known state's lock slot (``attributes``: its other attributes as read)."""
@@ -487,18 +586,24 @@ def malformed_item(
     if lock_id and "/" in lock_id:
         bucket, _, key = lock_id.partition("/")
     if slot:
-        message = (f"Item {lock_id!r} in {table} sits where Terraform keeps the lock of state {bucket}/{key}, but holds "
-                   "neither Info (a lock) nor Digest: every terraform run of that state fails to lock (its conditional "
-                   'PutItem finds the item), and terraform force-unlock fails ("unexpected end of JSON input").')
-        fix = ["If no terraform run wrote it, delete it: the delete below happens only if the item is still exactly "
-               "what the sweep saw (no Info, no Digest, the same other attributes)."]
+        message = (
+            f"Item {lock_id!r} in {table} sits where Terraform keeps the lock of state {bucket}/{key}, but holds "
+            "neither Info (a lock) nor Digest: every terraform run of that state fails to lock (its conditional "
+            'PutItem finds the item), and terraform force-unlock fails ("unexpected end of JSON input").'
+        )
+        fix = [
+            "If no terraform run wrote it, delete it: the delete below happens only if the item is still exactly "
+            "what the sweep saw (no Info, no Digest, the same other attributes)."
+        ]
     elif foreign:
         message = f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}."
         fix = ["Keep other workloads out of the lock table: give them a table of their own."]
     else:
         message = f"Item {lock_id!r} in {table} is not a Terraform lock or digest: {reason}."
-        fix = ["If no terraform run wrote it, delete it: the delete below happens only if the item still holds "
-               "exactly what the sweep saw (terraform force-unlock cannot: it fails to parse a broken Info)."]
+        fix = [
+            "If no terraform run wrote it, delete it: the delete below happens only if the item still holds "
+            "exactly what the sweep saw (terraform force-unlock cannot: it fails to parse a broken Info)."
+        ]
     finding = Finding(
         kind=Kind.MALFORMED_ITEM,
         severity=Severity.INFO if foreign else Severity.WARNING,
@@ -508,8 +613,7 @@ def malformed_item(
         key=key,
         lock_id=None,
         message=message if lock_id is not None else f"An item of {table} has no LockID: {reason}.",
-        details={"item_lock_id": lock_id, "reason": reason, "foreign": foreign, "source": "dynamodb",
-                 "state_lock_slot": slot},
+        details={"item_lock_id": lock_id, "reason": reason, "foreign": foreign, "source": "dynamodb", "state_lock_slot": slot},
         fix=["Inspect it first (the first command only reads).", *fix],
     )
     if lock_id is None:
@@ -519,16 +623,25 @@ def malformed_item(
         commands.append(delete_item_exactly(region, profile, table, lock_id, attributes))
     elif not foreign and not slot and values and _pasteable(*values.values()):
         names = sorted(values)
-        commands.append(dynamodb(
-            "delete-item", region, profile, table, "--key", item_key(lock_id),
-            "--condition-expression", " AND ".join(f"{name} = :v{i}" for i, name in enumerate(names)),
-            "--expression-attribute-values", json_arg({f":v{i}": {"S": values[name]} for i, name in enumerate(names)}),
-        ))
+        commands.append(
+            dynamodb(
+                "delete-item",
+                region,
+                profile,
+                table,
+                "--key",
+                item_key(lock_id),
+                "--condition-expression",
+                " AND ".join(f"{name} = :v{i}" for i, name in enumerate(names)),
+                "--expression-attribute-values",
+                json_arg({f":v{i}": {"S": values[name]} for i, name in enumerate(names)}),
+            )
+        )
     return with_fix(finding, ("Inspect it, then delete it", commands))
 
 
 def malformed_lockfile(
-    region: str, bucket: str, key: str, reason: str, last_modified: datetime, etag: str, profile: str | None = None,
+    region: str, bucket: str, key: str, reason: str, last_modified: datetime, etag: str, profile: str | None = None
 ) -> Finding:
     finding = Finding(
         kind=Kind.MALFORMED_ITEM,
@@ -545,7 +658,14 @@ def malformed_lockfile(
         details={"reason": reason, "source": "lockfile", "last_modified": format_time(last_modified), "etag": etag},
         fix=["Inspect it, then delete it: the command below deletes it only if it is unchanged (If-Match its ETag)."],
     )
-    return with_fix(finding, ("Delete it, only if unchanged", [
-        s3api_objects("delete-object", region, profile,
-                      {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}),
-    ]))
+    return with_fix(
+        finding,
+        (
+            "Delete it, only if unchanged",
+            [
+                s3api_objects(
+                    "delete-object", region, profile, {"Bucket": bucket, "Key": key + LOCKFILE_SUFFIX, "IfMatch": f'"{etag}"'}
+                )
+            ],
+        ),
+    )

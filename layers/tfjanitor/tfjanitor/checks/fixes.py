@@ -21,10 +21,14 @@ def working_dir(bucket: str, key: str) -> str:
     with its workspace selected (named when the key is a workspace's state under the default prefix)."""
     ws = workspace_of(key)
     if ws is not None:
-        return (f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{ws[1]}", '
-                f"with workspace {ws[0]} selected (terraform workspace select {ws[0]})")
-    return (f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{key}" (a '
-            "workspace's state under a workspace_key_prefix of your own: select that workspace first)")
+        return (
+            f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{ws[1]}", '
+            f"with workspace {ws[0]} selected (terraform workspace select {ws[0]})"
+        )
+    return (
+        f'the working directory of the configuration whose backend has bucket = "{bucket}" and key = "{key}" (a '
+        "workspace's state under a workspace_key_prefix of your own: select that workspace first)"
+    )
 
 
 def select_workspace(key: str) -> list[Argv]:
@@ -67,16 +71,32 @@ def force_unlock_command(lock_id: str) -> Argv:
 def digest_put(region: str, profile: str | None, table: str, digest_id: str, digest: str, seen: str) -> Argv:
     """Store ``digest``, only if the item still holds the digest the sweep saw."""
     return dynamodb(
-        "put-item", region, profile, table, "--item", json_arg({"LockID": {"S": digest_id}, "Digest": {"S": digest}}),
-        "--condition-expression", "Digest = :d", "--expression-attribute-values", json_arg({":d": {"S": seen}}),
+        "put-item",
+        region,
+        profile,
+        table,
+        "--item",
+        json_arg({"LockID": {"S": digest_id}, "Digest": {"S": digest}}),
+        "--condition-expression",
+        "Digest = :d",
+        "--expression-attribute-values",
+        json_arg({":d": {"S": seen}}),
     )
 
 
 def digest_delete(region: str, profile: str | None, table: str, digest_id: str, seen: str) -> Argv:
     """Delete a digest item, only if it still holds the digest the sweep saw."""
     return dynamodb(
-        "delete-item", region, profile, table, "--key", item_key(digest_id),
-        "--condition-expression", "Digest = :d", "--expression-attribute-values", json_arg({":d": {"S": seen}}),
+        "delete-item",
+        region,
+        profile,
+        table,
+        "--key",
+        item_key(digest_id),
+        "--condition-expression",
+        "Digest = :d",
+        "--expression-attribute-values",
+        json_arg({":d": {"S": seen}}),
     )
 
 
@@ -87,28 +107,43 @@ def list_versions(region: str, profile: str | None, bucket: str, key: str) -> Ar
 def restore_version(region: str, profile: str | None, bucket: str, key: str, version_id: str, etag: str) -> Argv:
     """Copy ``version_id`` over the object, only if the object is still the one the sweep saw (CopyObject
     ``If-Match``: the destination's current ETag)."""
-    return s3api_objects("copy-object", region, profile, {
-        "Bucket": bucket, "Key": key, "CopySource": {"Bucket": bucket, "Key": key, "VersionId": version_id},
-        "IfMatch": f'"{etag}"'})
+    return s3api_objects(
+        "copy-object",
+        region,
+        profile,
+        {"Bucket": bucket, "Key": key, "CopySource": {"Bucket": bucket, "Key": key, "VersionId": version_id}, "IfMatch": f'"{etag}"'},
+    )
 
 
 def create_lock_table_command(region: str, table: str, profile: str | None = None) -> Argv:
     """The one command that makes a Terraform lock table (key LockID, String), protected from deletion."""
     return dynamodb(
-        "create-table", region, profile, table,
-        "--attribute-definitions", json_arg([{"AttributeName": "LockID", "AttributeType": "S"}]),
-        "--key-schema", json_arg([{"AttributeName": "LockID", "KeyType": "HASH"}]),
-        "--billing-mode", "PAY_PER_REQUEST", "--deletion-protection-enabled",
+        "create-table",
+        region,
+        profile,
+        table,
+        "--attribute-definitions",
+        json_arg([{"AttributeName": "LockID", "AttributeType": "S"}]),
+        "--key-schema",
+        json_arg([{"AttributeName": "LockID", "KeyType": "HASH"}]),
+        "--billing-mode",
+        "PAY_PER_REQUEST",
+        "--deletion-protection-enabled",
     )
 
 
 def delete_item_exactly(region: str, profile: str | None, table: str, lock_id: str, attributes: dict[str, Any]) -> Argv:
     """Delete an item with neither Info nor Digest, only if it still has neither and every other attribute as seen."""
     names = sorted(attributes)
-    condition = " AND ".join(["attribute_not_exists(Info)", "attribute_not_exists(Digest)",
-                              *(f"#a{i} = :a{i}" for i in range(len(names)))])
+    condition = " AND ".join(
+        ["attribute_not_exists(Info)", "attribute_not_exists(Digest)", *(f"#a{i} = :a{i}" for i in range(len(names)))]
+    )
     args = ["--condition-expression", condition]
     if names:
-        args += ["--expression-attribute-names", json_arg({f"#a{i}": name for i, name in enumerate(names)}),
-                 "--expression-attribute-values", json_arg({f":a{i}": attributes[name] for i, name in enumerate(names)})]
+        args += [
+            "--expression-attribute-names",
+            json_arg({f"#a{i}": name for i, name in enumerate(names)}),
+            "--expression-attribute-values",
+            json_arg({f":a{i}": attributes[name] for i, name in enumerate(names)}),
+        ]
     return dynamodb("delete-item", region, profile, table, "--key", item_key(lock_id), *args)

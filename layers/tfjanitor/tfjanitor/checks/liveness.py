@@ -52,8 +52,10 @@ class SignOfLife:
 
     def describe(self, now: datetime) -> str:
         """``no sign of life for 14m02s (since its state object was written at 10:02:11Z)``."""
-        return (f"no sign of life for {human_duration(self.quiet_seconds(now))} "
-                f"({_SIGN_WORDS.get(self.what, self.what)} at {format_time(self.at)})")
+        return (
+            f"no sign of life for {human_duration(self.quiet_seconds(now))} "
+            f"({_SIGN_WORDS.get(self.what, self.what)} at {format_time(self.at)})"
+        )
 
 
 def clock_ahead(created: datetime, now: datetime) -> float:
@@ -64,8 +66,12 @@ def clock_ahead(created: datetime, now: datetime) -> float:
 
 
 def last_sign_of_life(
-    created: datetime, state_written: datetime | None = None, digest_written: datetime | None = None,
-    *, now: datetime | None = None, first_seen: datetime | None = None,
+    created: datetime,
+    state_written: datetime | None = None,
+    digest_written: datetime | None = None,
+    *,
+    now: datetime | None = None,
+    first_seen: datetime | None = None,
 ) -> SignOfLife:
     """The latest evidence that the lock's holder was alive. A write counts only after ``Created``. A ``Created``
     ahead of ``now`` (:func:`clock_ahead`) is no evidence: the lock is silent since tfjanitor first saw it
@@ -102,15 +108,20 @@ class Threshold:
     def why(self) -> str:
         """One sentence: where the number comes from."""
         if self.learned:
-            return (f"learned: this state's {_CLASS_RUNS.get(self.klass, self.klass)} finish within "
-                    f"{human_duration(math.ceil(self.p95_seconds or 0))} (p95 of {self.runs} runs); the threshold is "
-                    f"{human_duration(self.seconds)}, within the {human_duration(self.fixed_seconds)} ceiling")
+            return (
+                f"learned: this state's {_CLASS_RUNS.get(self.klass, self.klass)} finish within "
+                f"{human_duration(math.ceil(self.p95_seconds or 0))} (p95 of {self.runs} runs); the threshold is "
+                f"{human_duration(self.seconds)}, within the {human_duration(self.fixed_seconds)} ceiling"
+            )
         return f"fixed: {human_duration(self.fixed_seconds)} ({self.unlearned})"
 
     def to_dict(self) -> dict[str, object]:
         return {
-            "seconds": int(self.seconds), "learned": self.learned, "why": self.why,
-            "fixed_seconds": int(self.fixed_seconds), "runs": self.runs,
+            "seconds": int(self.seconds),
+            "learned": self.learned,
+            "why": self.why,
+            "fixed_seconds": int(self.fixed_seconds),
+            "runs": self.runs,
             "p95_seconds": None if self.p95_seconds is None else round(self.p95_seconds, 1),
         }
 
@@ -127,9 +138,16 @@ def stale_threshold(policy: StalePolicy, read_only: bool, klass: str, holds: Seq
         return Threshold(fixed, False, fixed, klass, unlearned="no hold history was read")
     runs = len(holds)
     if runs < policy.min_history:
-        return Threshold(fixed, False, fixed, klass, runs, unlearned=(
-            f"{runs} of the {policy.min_history} finished {_CLASS_RUNS.get(klass, klass)} needed to learn one are "
-            "on record"))
+        return Threshold(
+            fixed,
+            False,
+            fixed,
+            klass,
+            runs,
+            unlearned=(
+                f"{runs} of the {policy.min_history} finished {_CLASS_RUNS.get(klass, klass)} needed to learn one are on record"
+            ),
+        )
     p95 = percentile(holds, 95)
     floor = min(policy.min_stale_after.total_seconds(), fixed)
     learned = min(fixed, max(floor, policy.multiplier * p95))
@@ -149,8 +167,10 @@ def explain(sign: SignOfLife, threshold: Threshold, now: datetime) -> str:
     quiet = human_duration(sign.quiet_seconds(now))
     since = f"{_SIGN_WORDS.get(sign.what, sign.what)} at {format_time(sign.at)}"
     if threshold.learned:
-        return (f"this state's {_CLASS_RUNS.get(threshold.klass, threshold.klass)} finish within "
-                f"{human_duration(math.ceil(threshold.p95_seconds or 0))} (p95 of {threshold.runs} runs); this one has "
-                f"shown no sign of life for {quiet} ({since}), past the learned {human_duration(threshold.seconds)} "
-                "threshold")
-    return (f"no sign of life for {quiet} ({since}), longer than the {human_duration(threshold.seconds)} threshold")
+        return (
+            f"this state's {_CLASS_RUNS.get(threshold.klass, threshold.klass)} finish within "
+            f"{human_duration(math.ceil(threshold.p95_seconds or 0))} (p95 of {threshold.runs} runs); this one has "
+            f"shown no sign of life for {quiet} ({since}), past the learned {human_duration(threshold.seconds)} "
+            "threshold"
+        )
+    return f"no sign of life for {quiet} ({since}), longer than the {human_duration(threshold.seconds)} threshold"

@@ -110,11 +110,7 @@ class CrossRegionCost:
 
 
 def cross_region_cost(
-    table_region: str,
-    bucket_region: str,
-    state_sizes: list[int],
-    applies_per_month: float | None = None,
-    rate_source: str = "",
+    table_region: str, bucket_region: str, state_sizes: list[int], applies_per_month: float | None = None, rate_source: str = ""
 ) -> CrossRegionCost:
     """What a lock table in ``table_region`` costs the states of a bucket in ``bucket_region``.
 

@@ -12,10 +12,23 @@ import re
 # The OS users CI systems run jobs as: GitHub's hosted runners (runner; runneradmin on Windows) and the runner
 # service, GitLab Runner's shell executor, Jenkins agents, Azure Pipelines' hosted (vsts) and scale-set
 # (AzDevOps) agents, Atlantis, Buildkite, CircleCI, TeamCity, Bamboo.
-CI_USERS = frozenset({
-    "runner", "runneradmin", "actions-runner", "github-runner", "gitlab-runner", "jenkins", "vsts", "azdevops",
-    "atlantis", "buildkite-agent", "circleci", "teamcity", "bamboo",
-})
+CI_USERS = frozenset(
+    {
+        "runner",
+        "runneradmin",
+        "actions-runner",
+        "github-runner",
+        "gitlab-runner",
+        "jenkins",
+        "vsts",
+        "azdevops",
+        "atlantis",
+        "buildkite-agent",
+        "circleci",
+        "teamcity",
+        "bamboo",
+    }
+)
 _CI_HOSTS = re.compile(
     r"fv-az\d+-\d+"  # GitHub-hosted and Microsoft-hosted (Azure Pipelines) runner VMs
     r"|runner-[0-9a-z_-]+-project-\d+-concurrent-\d+.*"  # GitLab Runner's docker and kubernetes executors

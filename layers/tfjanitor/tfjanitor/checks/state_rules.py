@@ -94,47 +94,75 @@ def classify_state(ev: StateEvidence) -> tuple[str | None, bool]:
     return BOTH, False  # a mismatch written outside any lock: drift (the sweep reports it), not migration
 
 
-def lockfile_migration(
-    region: str, bucket: str, evidence: list[StateEvidence], profile: str | None = None,
-) -> Finding | None:
+def lockfile_migration(region: str, bucket: str, evidence: list[StateEvidence], profile: str | None = None) -> Finding | None:
     rows = []
     leftovers = []
     for ev in sorted(evidence, key=lambda e: e.key):
         mode, leftover = classify_state(ev)
         if mode is None:
             continue
-        rows.append({"key": ev.key, "mode": mode, "digest_tables": sorted(ev.digests), "leftover_digest": leftover,
-                     "mismatch_proven_by": ("md5" if ev.md5 else "etag") if leftover else None})
+        rows.append(
+            {
+                "key": ev.key,
+                "mode": mode,
+                "digest_tables": sorted(ev.digests),
+                "leftover_digest": leftover,
+                "mismatch_proven_by": ("md5" if ev.md5 else "etag") if leftover else None,
+            }
+        )
         if leftover:
             for table, digest in sorted(ev.digests.items()):
                 leftovers.append({"table": table, "lock_id": f"{bucket}/{ev.key}{DIGEST_SUFFIX}", "digest": digest})
     modes = Counter(r["mode"] for r in rows)
     if not (modes[BOTH] or leftovers or (modes[DYNAMODB] and modes[LOCKFILE])):
         return None  # nothing migrating: all on one mechanism, nothing left over
-    parts = [f"{modes[m]} {label}" for m, label in
-             ((DYNAMODB, "lock with DynamoDB only"), (BOTH, "with both"), (LOCKFILE, "with the lock file only"))
-             if modes[m]]
-    left = (f"; {len(leftovers)} digest item{'s are' if len(leftovers) != 1 else ' is'} left over from states "
+    parts = [
+        f"{modes[m]} {label}"
+        for m, label in ((DYNAMODB, "lock with DynamoDB only"), (BOTH, "with both"), (LOCKFILE, "with the lock file only"))
+        if modes[m]
+    ]
+    left = (
+        (
+            f"; {len(leftovers)} digest item{'s are' if len(leftovers) != 1 else ' is'} left over from states "
             "that moved to lockfile-only: nothing updates them, and any configuration still naming the table "
-            "fails its checksum check") if leftovers else ""
+            "fails its checksum check"
+        )
+        if leftovers
+        else ""
+    )
     fix = []
     if leftovers:
         fix.append("Delete the leftover digests (the commands below, one per digest: each only if unchanged).")
     if modes[BOTH]:
-        fix.append("States on both: once every configuration of a state has use_lockfile = true, remove "
-                   "dynamodb_table from its backend block and run terraform init -reconfigure, then delete its "
-                   "digest item as above.")
+        fix.append(
+            "States on both: once every configuration of a state has use_lockfile = true, remove "
+            "dynamodb_table from its backend block and run terraform init -reconfigure, then delete its "
+            "digest item as above."
+        )
     if modes[DYNAMODB]:
-        fix.append("States on DynamoDB only (Terraform 1.11 deprecates dynamodb_table): add use_lockfile = true "
-                   "next to dynamodb_table and run terraform init -reconfigure; remove dynamodb_table once every "
-                   "configuration has it.")
-    return with_fix(Finding(
-        Kind.LOCKFILE_MIGRATION, Severity.INFO, region, None, bucket, None, None,
-        f"s3://{bucket}: {len(rows)} state{'s' if len(rows) != 1 else ''} seen, {', '.join(parts)}{left}.",
-        {"states": rows, "counts": {m: modes[m] for m in (DYNAMODB, BOTH, LOCKFILE)}, "leftover_digests": leftovers},
-        fix,
-    ), ("Delete the leftover digests", [
-        digest_delete(region, profile, item["table"], item["lock_id"], item["digest"]) for item in leftovers]))
+        fix.append(
+            "States on DynamoDB only (Terraform 1.11 deprecates dynamodb_table): add use_lockfile = true "
+            "next to dynamodb_table and run terraform init -reconfigure; remove dynamodb_table once every "
+            "configuration has it."
+        )
+    return with_fix(
+        Finding(
+            Kind.LOCKFILE_MIGRATION,
+            Severity.INFO,
+            region,
+            None,
+            bucket,
+            None,
+            None,
+            f"s3://{bucket}: {len(rows)} state{'s' if len(rows) != 1 else ''} seen, {', '.join(parts)}{left}.",
+            {"states": rows, "counts": {m: modes[m] for m in (DYNAMODB, BOTH, LOCKFILE)}, "leftover_digests": leftovers},
+            fix,
+        ),
+        (
+            "Delete the leftover digests",
+            [digest_delete(region, profile, item["table"], item["lock_id"], item["digest"]) for item in leftovers],
+        ),
+    )
 
 
 # -- split brain -----------------------------------------------------------------------------------
@@ -161,15 +189,21 @@ def peer_holders(items: list[dict[str, Any]]) -> dict[tuple[str, str], Holder]:
 
 
 def split_brain_lock(
-    region: str, table: str, bucket: str, key: str, holders: dict[str, Holder], obj: ObjectFacts | None,
-    md5: str | None, bucket_region: str | None, profile: str | None = None,
+    region: str,
+    table: str,
+    bucket: str,
+    key: str,
+    holders: dict[str, Holder],
+    obj: ObjectFacts | None,
+    md5: str | None,
+    bucket_region: str | None,
+    profile: str | None = None,
 ) -> Finding | None:
     """``holders``: region -> what that region's table named ``table`` holds for bucket/key."""
     held = {r: h for r, h in holders.items() if h.lock or h.digest}
     if len(held) < 2:
         return None
-    known = md5 or (obj.etag if obj is not None and obj.etag in {(h.digest or "").lower() for h in held.values()}
-                    else None)
+    known = md5 or (obj.etag if obj is not None and obj.etag in {(h.digest or "").lower() for h in held.values()} else None)
     regions: dict[str, Any] = {}
     said = []
     for r in sorted(held):
@@ -178,11 +212,14 @@ def split_brain_lock(
         regions[r] = {"lock": h.lock, "digest": h.digest, "digest_matches_object": matches}
         what = []
         if h.digest:
-            what.append("a digest " + {True: "that matches the object", False: "that does not match the object",
-                                       None: "(match unknown)"}[matches])
+            what.append(
+                "a digest "
+                + {True: "that matches the object", False: "that does not match the object", None: "(match unknown)"}[matches]
+            )
         if h.lock:
-            what.append(f"a lock by {h.lock.get('who') or '?'} ({h.lock.get('operation') or '?'}) since "
-                        f"{h.lock.get('created') or '?'}")
+            what.append(
+                f"a lock by {h.lock.get('who') or '?'} ({h.lock.get('operation') or '?'}) since {h.lock.get('created') or '?'}"
+            )
         said.append(f"{r} holds {' and '.join(what)}")
     matching = sorted(r for r, v in regions.items() if v["digest_matches_object"])
     keep = bucket_region if bucket_region in held else (matching[0] if len(matching) == 1 else None)
@@ -190,13 +227,15 @@ def split_brain_lock(
     state = f"{bucket}/{key}"
     digest_id = f"{state}{DIGEST_SUFFIX}"
     if keep:
-        which = (f"Fix the configurations whose backend uses the {table} table in {', '.join(to_fix)}: keep "
-                 f"{keep}{' (the bucket is there)' if keep == bucket_region else ''}.")
+        which = (
+            f"Fix the configurations whose backend uses the {table} table in {', '.join(to_fix)}: keep "
+            f"{keep}{' (the bucket is there)' if keep == bucket_region else ''}."
+        )
     else:
         which = "No region is the obvious keeper: pick one for every configuration (or use_lockfile)."
     fix = [
         "First look for a lost write (two runs may have written this state at once), and keep the object only "
-        "if it is the state you want: the first command lists its versions.",
+        "if it is the state you want: the first command lists its versions."
     ]
     commands = [list_versions(bucket_region or region, profile, bucket, key)]
     kept = held[keep].digest if keep else None
@@ -216,18 +255,36 @@ def split_brain_lock(
     )
     removals = [digest_delete(r, profile, table, digest_id, digest) for r in to_fix if (digest := held[r].digest)]
     if removals:
-        fix.append(f"After that, remove the digests in {', '.join(r for r in to_fix if held[r].digest)} "
-                   "(the last commands: each only if unchanged).")
+        fix.append(
+            f"After that, remove the digests in {', '.join(r for r in to_fix if held[r].digest)} "
+            "(the last commands: each only if unchanged)."
+        )
     commands += removals
-    return with_fix(Finding(
-        Kind.SPLIT_BRAIN_LOCK, Severity.CRITICAL, region, table, bucket, key, None,
-        f"Split-brain locking on {state}: same-named tables {table} in {len(held)} regions hold its lock data "
-        f"({'; '.join(said)}). A lock taken in one table does not exclude writers using the other, so two runs "
-        f"can write this state at once, and each table keeps its own digest. {which}",
-        {"regions": regions, "object_md5": known, "digest_matches_in": matching, "bucket_region": bucket_region,
-         "keep_region": keep, "regions_to_fix": to_fix, "digest_lock_id": digest_id},
-        fix,
-    ), ("", commands))
+    return with_fix(
+        Finding(
+            Kind.SPLIT_BRAIN_LOCK,
+            Severity.CRITICAL,
+            region,
+            table,
+            bucket,
+            key,
+            None,
+            f"Split-brain locking on {state}: same-named tables {table} in {len(held)} regions hold its lock data "
+            f"({'; '.join(said)}). A lock taken in one table does not exclude writers using the other, so two runs "
+            f"can write this state at once, and each table keeps its own digest. {which}",
+            {
+                "regions": regions,
+                "object_md5": known,
+                "digest_matches_in": matching,
+                "bucket_region": bucket_region,
+                "keep_region": keep,
+                "regions_to_fix": to_fix,
+                "digest_lock_id": digest_id,
+            },
+            fix,
+        ),
+        ("", commands),
+    )
 
 
 def versions_per_month(versions: list[ObjectVersion], keys: set[str], now: datetime) -> float | None:

@@ -105,57 +105,83 @@ def _output_and_aws_options(parser: argparse.ArgumentParser) -> None:
 def _read_options(parser: argparse.ArgumentParser) -> None:
     """What scan and locks read, and how they judge a lock's staleness."""
     parser.add_argument(
-        "--region", dest="regions", action="append", default=[], metavar="REGION",
+        "--region",
+        dest="regions",
+        action="append",
+        default=[],
+        metavar="REGION",
         help="AWS region of the lock tables (repeatable; default: AWS_REGION / profile)",
     )
+    parser.add_argument("--all-regions", action="store_true", help="every region enabled in the account (read concurrently)")
+    parser.add_argument("--table", dest="tables", action="append", default=[], metavar="NAME", help="lock table name (repeatable)")
     parser.add_argument(
-        "--all-regions", action="store_true", help="every region enabled in the account (read concurrently)",
-    )
-    parser.add_argument(
-        "--table", dest="tables", action="append", default=[], metavar="NAME",
-        help="lock table name (repeatable)",
-    )
-    parser.add_argument(
-        "--discover-tables", action="store_true",
+        "--discover-tables",
+        action="store_true",
         help="also find lock tables by their key schema (LockID, HASH, String) in each region scanned",
     )
     parser.add_argument("--role-arn", metavar="ARN", help="assume this role first (e.g. the read-only role of roles/reader.yaml)")
     parser.add_argument("--external-id", metavar="ID", help="external ID for --role-arn")
     parser.add_argument(
-        "--bucket", dest="buckets", action="append", default=[], metavar="NAME[/PREFIX]", type=_bucket_spec,
+        "--bucket",
+        dest="buckets",
+        action="append",
+        default=[],
+        metavar="NAME[/PREFIX]",
+        type=_bucket_spec,
         help="a bucket whose .tflock lock files to look for (states that lock with use_lockfile only, which no lock "
-             "table names), in the whole bucket or under PREFIX only (repeatable)",
+        "table names), in the whole bucket or under PREFIX only (repeatable)",
     )
     parser.add_argument(
-        "--stale-after", type=_duration, default=StalePolicy().default, metavar="DURATION",
+        "--stale-after",
+        type=_duration,
+        default=StalePolicy().default,
+        metavar="DURATION",
         help="how long a lock may show no sign of life before it is stale: the fixed threshold, and the ceiling of "
-             "learned ones (default 1h; e.g. 90s, 15m, 1h30m, 2h, 1d)",
+        "learned ones (default 1h; e.g. 90s, 15m, 1h30m, 2h, 1d)",
     )
     parser.add_argument(
-        "--read-only-stale-after", type=_duration, default=StalePolicy().read_only, metavar="DURATION",
+        "--read-only-stale-after",
+        type=_duration,
+        default=StalePolicy().read_only,
+        metavar="DURATION",
         help="the same for plan locks (default 15m, never longer than --stale-after)",
     )
     parser.add_argument(
-        "--findings-table", "--history-table", dest="findings_table", metavar="NAME",
+        "--findings-table",
+        "--history-table",
+        dest="findings_table",
+        metavar="NAME",
         help="the stack's findings table (its FindingsTableName output; --history-table is the old name of this "
-             "flag): also count the digest writes its stream monitor "
-             "saw as signs of life, and learn each state's threshold from its own hold times; without it, the "
-             "fixed thresholds",
+        "flag): also count the digest writes its stream monitor "
+        "saw as signs of life, and learn each state's threshold from its own hold times; without it, the "
+        "fixed thresholds",
     )
     parser.add_argument(
-        "--min-stale-after", type=_duration, default=StalePolicy().min_stale_after, metavar="DURATION",
+        "--min-stale-after",
+        type=_duration,
+        default=StalePolicy().min_stale_after,
+        metavar="DURATION",
         help="the shortest learned threshold (default 10m)",
     )
     parser.add_argument(
-        "--stale-multiplier", type=_multiplier, default=StalePolicy().multiplier, metavar="N",
+        "--stale-multiplier",
+        type=_multiplier,
+        default=StalePolicy().multiplier,
+        metavar="N",
         help="a learned threshold is N x the p95 of the state's recent holds (default 3)",
     )
     parser.add_argument(
-        "--min-history", type=_positive, default=StalePolicy().min_history, metavar="N",
+        "--min-history",
+        type=_positive,
+        default=StalePolicy().min_history,
+        metavar="N",
         help="finished holds of one kind needed before a threshold is learned (default 5)",
     )
     parser.add_argument(
-        "--time-budget", type=_duration, default=None, metavar="DURATION",
+        "--time-budget",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
         help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
     )
 
@@ -178,8 +204,7 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="tfjanitor",
-        description="Find stale Terraform locks, digest drift and cross-region lock tables (S3 backend).",
+        prog="tfjanitor", description="Find stale Terraform locks, digest drift and cross-region lock tables (S3 backend)."
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {tfjanitor.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -203,13 +228,18 @@ def _scan_command(sub: Any) -> None:
     )
     _read_options(scan)
     scan.add_argument(
-        "--peer-region", dest="peer_regions", action="append", default=[], metavar="REGION",
+        "--peer-region",
+        dest="peer_regions",
+        action="append",
+        default=[],
+        metavar="REGION",
         help="also read the same-named lock tables in REGION, to catch split-brain locking (repeatable)",
     )
     scan.add_argument(
-        "--skip-audit", action="store_true",
+        "--skip-audit",
+        action="store_true",
         help="only the sweep checks (locks, digests, cross-region buckets): no table/bucket posture or "
-             "peer-region audit, as the scheduled sweeper runs",
+        "peer-region audit, as the scheduled sweeper runs",
     )
     _output_and_aws_options(scan)
 
@@ -248,24 +278,39 @@ def _unlock_command(sub: Any) -> None:
             "locked; 1: one could not be released (it changed since it was read); 2: could not complete, or bad usage."
         ),
     )
-    unlock.add_argument("state", nargs="?", metavar="BUCKET/KEY | KEY",
-                        help="BUCKET/KEY with --table; KEY with --bucket (the state key, workspace prefix included)")
+    unlock.add_argument(
+        "state",
+        nargs="?",
+        metavar="BUCKET/KEY | KEY",
+        help="BUCKET/KEY with --table; KEY with --bucket (the state key, workspace prefix included)",
+    )
     unlock.add_argument("--region", help="AWS region (default: AWS_REGION / profile; with --mine --chdir: the backend's)")
-    unlock.add_argument("--table", metavar="NAME", help="lock table holding the DynamoDB lock item (with --mine: look "
-                                                        "at every lock in it)")
-    unlock.add_argument("--bucket", metavar="NAME", help="state bucket (with --lockfile: release the .tflock; with "
-                                                         "--mine, NAME[/PREFIX]: look at every .tflock there)")
+    unlock.add_argument(
+        "--table", metavar="NAME", help="lock table holding the DynamoDB lock item (with --mine: look at every lock in it)"
+    )
+    unlock.add_argument(
+        "--bucket",
+        metavar="NAME",
+        help="state bucket (with --lockfile: release the .tflock; with --mine, NAME[/PREFIX]: look at every .tflock there)",
+    )
     unlock.add_argument("--lockfile", action="store_true", help="release the S3 lock file <KEY>.tflock")
     unlock.add_argument("--id", dest="lock_id", metavar="LOCK_ID", help="refuse unless the lock has this ID")
     unlock.add_argument("--yes", action="store_true", help="do not ask for confirmation (--mine never asks)")
-    unlock.add_argument("--mine", action="store_true",
-                        help="release the locks this machine's dead terraform/tofu runs left, and nothing else")
-    unlock.add_argument("--since", metavar="TIME",
-                        help="with --mine: keep locks created before TIME, the job's start (RFC 3339, e.g. "
-                             "2026-11-25T00:01:26Z, or a duration ago: 2h, 90m)")
-    unlock.add_argument("--chdir", metavar="DIR",
-                        help="with --mine: the Terraform working directory whose initialised backend (.terraform) and "
-                             "selected workspace name the state (default: the current directory)")
+    unlock.add_argument(
+        "--mine", action="store_true", help="release the locks this machine's dead terraform/tofu runs left, and nothing else"
+    )
+    unlock.add_argument(
+        "--since",
+        metavar="TIME",
+        help="with --mine: keep locks created before TIME, the job's start (RFC 3339, e.g. "
+        "2026-11-25T00:01:26Z, or a duration ago: 2h, 90m)",
+    )
+    unlock.add_argument(
+        "--chdir",
+        metavar="DIR",
+        help="with --mine: the Terraform working directory whose initialised backend (.terraform) and "
+        "selected workspace name the state (default: the current directory)",
+    )
     unlock.add_argument("--dry-run", action="store_true", help="with --mine: say what would be released, release nothing")
     _output_and_aws_options(unlock)
 
@@ -284,17 +329,21 @@ def _local_command(sub: Any) -> None:
     local.add_argument("--region", default=None, help="region of the stack (default AWS_REGION or ap-northeast-2)")
     local.add_argument("--endpoint-url", help="emulator endpoint (default AWS_ENDPOINT_URL, else start one)")
     local.add_argument(
-        "--param", action="append", default=[], metavar="KEY=VALUE",
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="template parameter override, e.g. --param StaleAfter=5m (repeatable)",
     )
     local.add_argument("--time-scale", type=float, default=1.0, help="run schedules N times faster (default 1)")
     local.add_argument("--duration", type=_duration, default=None, metavar="DURATION", help="stop after (default: Ctrl-C)")
     local.add_argument("--emails-dir", default=None, help="also write each alert email as an .eml file here")
     local.add_argument(
-        "--in-process", action="store_true",
+        "--in-process",
+        action="store_true",
         help="run the handlers in this process from the source tree (fast), instead of as deployed: sam build's "
-             "artefacts, the template created as a stack in the emulator, each function in a Lambda box with its "
-             "MemorySize and CPU share (needs sam and the runtime's Python)",
+        "artefacts, the template created as a stack in the emulator, each function in a Lambda box with its "
+        "MemorySize and CPU share (needs sam and the runtime's Python)",
     )
     local.add_argument("--full-cpu", action="store_true", help="as deployed, but without Lambda's CPU share")
     local.add_argument("--build-dir", default=None, help="where sam build writes (default .aws-sam/tfjanitor-local)")
@@ -359,8 +408,9 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
 
     missing = [dist for module, dist in LOCAL_EXTRA.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise CliError(f"tfjanitor local: needs the 'local' extra (missing {', '.join(missing)}): "
-                       "pip install 'tfjanitor[local]'", "MissingExtra")
+        raise CliError(
+            f"tfjanitor local: needs the 'local' extra (missing {', '.join(missing)}): pip install 'tfjanitor[local]'", "MissingExtra"
+        )
 
     from tfjanitor.local.emulator import MotoServer  # noqa: PLC0415
     from tfjanitor.local.runner import LocalStack  # noqa: PLC0415
@@ -383,9 +433,14 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
     try:
         stack = LocalStack(
-            Path(args.template), endpoint, region, params, args.time_scale,
+            Path(args.template),
+            endpoint,
+            region,
+            params,
+            args.time_scale,
             Path(args.emails_dir) if args.emails_dir else None,
-            as_deployed=not args.in_process, build_dir=Path(args.build_dir) if args.build_dir else None,
+            as_deployed=not args.in_process,
+            build_dir=Path(args.build_dir) if args.build_dir else None,
             full_cpu=args.full_cpu,
         )
         try:
@@ -394,8 +449,10 @@ def cmd_local(args: argparse.Namespace, out: _Stdout) -> int:
             except ParameterError as exc:
                 raise CliError(f"tfjanitor local: {args.template}: {exc}", "TemplateParameters") from None
             except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-                raise CliError(f"tfjanitor local: cannot run the stack as deployed ({exc}); --in-process runs the "
-                               "handlers from the source tree", "AsDeployed") from None
+                raise CliError(
+                    f"tfjanitor local: cannot run the stack as deployed ({exc}); --in-process runs the handlers from the source tree",
+                    "AsDeployed",
+                ) from None
             try:
                 stack.run(args.duration.total_seconds() if args.duration else float("inf"))
             except KeyboardInterrupt:
@@ -437,8 +494,11 @@ def _read(args: argparse.Namespace, audit: bool, all_lockfiles: bool) -> ScanRes
         discover_tables=args.discover_tables,
         peer_regions=list(dict.fromkeys(getattr(args, "peer_regions", []))),
         policy=StalePolicy(
-            default=args.stale_after, read_only=args.read_only_stale_after, min_stale_after=args.min_stale_after,
-            multiplier=args.stale_multiplier, min_history=args.min_history,
+            default=args.stale_after,
+            read_only=args.read_only_stale_after,
+            min_stale_after=args.min_stale_after,
+            multiplier=args.stale_multiplier,
+            min_history=args.min_history,
         ),
         audit=audit,
         deadline=Deadline.after(args.time_budget) if args.time_budget else None,
@@ -469,7 +529,10 @@ def cmd_locks(args: argparse.Namespace, out: _Stdout) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, _Stdout], int]] = {
-    "scan": cmd_scan, "locks": cmd_locks, "unlock": cmd_unlock, "local": cmd_local,
+    "scan": cmd_scan,
+    "locks": cmd_locks,
+    "unlock": cmd_unlock,
+    "local": cmd_local,
 }
 
 
@@ -483,8 +546,7 @@ def _wants_json(argv: Sequence[str]) -> bool:
     return False
 
 
-def _failed(out: _Stdout, json_wanted: bool, command: str | None, code: str, message: str, exit_code: int,
-            usage: str = "") -> int:
+def _failed(out: _Stdout, json_wanted: bool, command: str | None, code: str, message: str, exit_code: int, usage: str = "") -> int:
     """Say why the command stopped: on stderr, one line (after argparse's usage, for usage errors), and
     with --format json as the one JSON object on stdout, unless the command already printed its own."""
     line = shown(message, 4096)
@@ -495,7 +557,8 @@ def _failed(out: _Stdout, json_wanted: bool, command: str | None, code: str, mes
         pass
     if json_wanted and not out.wrote:
         doc: dict[str, Any] = {
-            "command": command, "complete": False,
+            "command": command,
+            "complete": False,
             "errors": [{"check": "cli", "target": command or "tfjanitor", "code": code, "message": message}],
         }
         out.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
@@ -517,14 +580,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         return _failed(out, json_wanted, command, exc.code, exc.message, EXIT_INCOMPLETE, exc.usage)
     except KeyboardInterrupt:
-        return _failed(out, json_wanted, command, "Interrupted", "interrupted: nothing more was done",
-                       EXIT_INTERRUPTED)
+        return _failed(out, json_wanted, command, "Interrupted", "interrupted: nothing more was done", EXIT_INTERRUPTED)
     except BrokenPipeError:
         out.close()  # the reader went away: nobody is left to tell
         return EXIT_INCOMPLETE
     except Exception as exc:  # noqa: BLE001  (1 means findings: an unexpected error must never look like one)
-        return _failed(out, json_wanted, command, "InternalError",
-                       f"internal error: {exc.__class__.__name__}: {exc}", EXIT_INCOMPLETE)
+        return _failed(out, json_wanted, command, "InternalError", f"internal error: {exc.__class__.__name__}: {exc}", EXIT_INCOMPLETE)
 
 
 if __name__ == "__main__":

@@ -19,15 +19,7 @@ from tfjanitor.durations import human_duration
 from tfjanitor.model import BucketSpec
 from tfjanitor.release.locks import DYNAMODB, ObservedLock
 from tfjanitor.release.machine import LocalMachine, Machine, read_working_dir
-from tfjanitor.release.mine import (
-    OTHER_MACHINE,
-    MineReport,
-    StateScope,
-    StoreScope,
-    parse_since,
-    precise,
-    release_mine,
-)
+from tfjanitor.release.mine import OTHER_MACHINE, MineReport, StateScope, StoreScope, parse_since, precise, release_mine
 from tfjanitor.untrusted import LINE_LIMIT, shown
 from tfjanitor.workdir import WorkdirError
 
@@ -37,13 +29,16 @@ COMMAND = "tfjanitor unlock --mine"
 
 def _checked(args: argparse.Namespace) -> None:
     if args.state:
-        raise CliError(f"{COMMAND} takes no BUCKET/KEY: it finds this machine's locks itself (in --chdir DIR's "
-                       "backend, or in --table / --bucket)")
+        raise CliError(
+            f"{COMMAND} takes no BUCKET/KEY: it finds this machine's locks itself (in --chdir DIR's backend, or in --table / --bucket)"
+        )
     if args.lock_id:
         raise CliError(f"{COMMAND}: --id names one lock; --mine releases every lock of this machine's dead runs")
     if args.lockfile:
-        raise CliError(f"{COMMAND}: --lockfile is not needed: --chdir follows the backend's use_lockfile, and "
-                       "--bucket NAME[/PREFIX] looks at every .tflock there")
+        raise CliError(
+            f"{COMMAND}: --lockfile is not needed: --chdir follows the backend's use_lockfile, and "
+            "--bucket NAME[/PREFIX] looks at every .tflock there"
+        )
     if args.chdir is not None and (args.table or args.bucket):
         raise CliError(f"{COMMAND}: --chdir DIR or --table / --bucket, not both")
 
@@ -66,12 +61,13 @@ def _working_dir_session(args: argparse.Namespace) -> tuple[AwsSession, str, Sta
         raise CliError(f"{COMMAND}: {exc}", "WorkingDirectory") from None
     backend = wd.backend
     if not backend.dynamodb_table and not backend.use_lockfile:
-        raise CliError(f"{COMMAND}: the backend in {directory} locks with neither dynamodb_table nor use_lockfile: "
-                       "there is no lock to release", "NoLocking")
+        raise CliError(
+            f"{COMMAND}: the backend in {directory} locks with neither dynamodb_table nor use_lockfile: there is no lock to release",
+            "NoLocking",
+        )
     endpoints: dict[str, str] = {}
     if not args.endpoint_url:  # an explicit --endpoint-url wins over the backend's endpoints
-        endpoints = {name: url for name, url in (("s3", backend.s3_endpoint), ("dynamodb", backend.dynamodb_endpoint))
-                     if url}
+        endpoints = {name: url for name, url in (("s3", backend.s3_endpoint), ("dynamodb", backend.dynamodb_endpoint)) if url}
         for name, url in endpoints.items():
             if not valid_endpoint_url(url):
                 raise CliError(f"{COMMAND}: the backend's {name} endpoint is not an endpoint URL: {url!r}", "InvalidEndpoint")
@@ -79,8 +75,9 @@ def _working_dir_session(args: argparse.Namespace) -> tuple[AwsSession, str, Sta
     chosen.profile = args.profile or backend.profile  # Terraform uses the backend's profile over AWS_PROFILE
     session, region = _session_and_region(chosen, args.region or backend.region)
     aws = AwsSession(session, endpoint_url=args.endpoint_url, service_endpoints=endpoints)
-    scope = StateScope(backend.bucket, wd.state_key, backend.dynamodb_table, backend.use_lockfile,
-                       str(directory.resolve()), wd.workspace)
+    scope = StateScope(
+        backend.bucket, wd.state_key, backend.dynamodb_table, backend.use_lockfile, str(directory.resolve()), wd.workspace
+    )
     return aws, region, scope
 
 
@@ -121,27 +118,33 @@ def _lock_line(lock: ObservedLock, now: datetime) -> str:
     if lock.lock is None:
         return f"{_place(lock)}  (not a valid Terraform lock)"
     info = lock.lock
-    return (f"{_place(lock)}  lock {info.id}  {info.operation or '?'}  by {info.who or '?'}  "
-            f"created {precise(info.created)} ({human_duration(info.age_seconds(now))} ago)")
+    return (
+        f"{_place(lock)}  lock {info.id}  {info.operation or '?'}  by {info.who or '?'}  "
+        f"created {precise(info.created)} ({human_duration(info.age_seconds(now))} ago)"
+    )
 
 
 def _scope_line(report: MineReport) -> str:
     scope = report.scope
     if scope.get("mode") == "working_dir":
-        how = " and ".join(([f"lock table {scope['table']}"] if scope["table"] else [])
-                           + (["lock file"] if scope["lockfile"] else []))
-        return (f"state {scope['bucket']}/{scope['key']} (workspace {scope['workspace']}, {how}) of the working "
-                f"directory {scope['working_dir']}")
-    looked = ([f"every lock in table {scope['table']}"] if scope.get("table") else []) + \
-             ([f"every .tflock in s3://{scope['bucket']}"] if scope.get("bucket") else [])
+        how = " and ".join(([f"lock table {scope['table']}"] if scope["table"] else []) + (["lock file"] if scope["lockfile"] else []))
+        return (
+            f"state {scope['bucket']}/{scope['key']} (workspace {scope['workspace']}, {how}) of the working "
+            f"directory {scope['working_dir']}"
+        )
+    looked = ([f"every lock in table {scope['table']}"] if scope.get("table") else []) + (
+        [f"every .tflock in s3://{scope['bucket']}"] if scope.get("bucket") else []
+    )
     return " and ".join(looked)
 
 
 def mine_table(report: MineReport) -> str:
     now = report.now
-    lines = [f"{COMMAND}{' (dry run)' if report.dry_run else ''}: as {report.who or '?'}, region {report.region}",
-             f"looked at {_scope_line(report)}: {report.looked} lock{'s' if report.looked != 1 else ''}"
-             + (f"; --since {precise(report.since)}" if report.since else "")]
+    lines = [
+        f"{COMMAND}{' (dry run)' if report.dry_run else ''}: as {report.who or '?'}, region {report.region}",
+        f"looked at {_scope_line(report)}: {report.looked} lock{'s' if report.looked != 1 else ''}"
+        + (f"; --since {precise(report.since)}" if report.since else ""),
+    ]
     if report.live:
         shown_runs = ", ".join(f"{p.name} pid {p.pid} since {precise(p.started)}" for p in report.live[:5])
         more = f" and {len(report.live) - 5} more" if len(report.live) > 5 else ""
@@ -161,8 +164,9 @@ def mine_table(report: MineReport) -> str:
         lines.append(f"kept: {_lock_line(kept.lock, now)}")
         lines.append(f"  {kept.verdict.reason}")
     if len(others) > OTHER_MACHINES_SHOWN:
-        lines.append(f"kept: {len(others) - OTHER_MACHINES_SHOWN} more locks of other machines (--format json lists "
-                     "more, and counts them all)")
+        lines.append(
+            f"kept: {len(others) - OTHER_MACHINES_SHOWN} more locks of other machines (--format json lists more, and counts them all)"
+        )
     lines += [f"note: {note}" for note in report.notes]
     lines += [f"error: {error['message']}" for error in report.errors]
     if report.released or report.would_release or report.kept:

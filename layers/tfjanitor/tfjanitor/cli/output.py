@@ -59,18 +59,19 @@ def _table(rows: list[list[str]]) -> list[str]:
 def to_table(result: ScanResult) -> str:
     s = result.stats
     out: list[str] = []
-    out.append(_say(
-        f"tfjanitor scan  {'account ' + result.account + '  ' if result.account else ''}"
-        f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
-        f"tables {', '.join(result.tables) or '-'}  "
-        f"buckets {', '.join(result.buckets) or '-'}"
-    ))
+    out.append(
+        _say(
+            f"tfjanitor scan  {'account ' + result.account + '  ' if result.account else ''}"
+            f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
+            f"tables {', '.join(result.tables) or '-'}  "
+            f"buckets {', '.join(result.buckets) or '-'}"
+        )
+    )
     by_sev = Counter(f.severity.value for f in result.findings)
     counts = ", ".join(f"{by_sev[k]} {k}" for k in ("critical", "warning", "info") if by_sev[k])
     status = "sweep complete" if result.complete else "SWEEP INCOMPLETE"
     out.append(
-        f"{len(result.findings)} finding{'s' if len(result.findings) != 1 else ''}"
-        f"{f' ({counts})' if counts else ''} - {status}"
+        f"{len(result.findings)} finding{'s' if len(result.findings) != 1 else ''}{f' ({counts})' if counts else ''} - {status}"
     )
     out.append(
         f"read {s.items} items, {s.states} states, {s.objects_listed} objects listed; "
@@ -96,17 +97,19 @@ def to_table(result: ScanResult) -> str:
             out += printed(f.command_lines(), f.alternative_lines(), "    ")
             out.append(_say(f"    about: {catalog.title(f.kind)}, {catalog.docs_link(f.kind)}"))
     elif result.complete and not result.unverified:
-        posture = ", and the tables and buckets are set up as recommended" if result.audited else (
-            " (the tables' and buckets' set-up was not checked: --skip-audit)")
-        out.append(
-            "No findings: no stale lock, every digest matches its state, every bucket is in the table's region"
-            f"{posture}."
+        posture = (
+            ", and the tables and buckets are set up as recommended"
+            if result.audited
+            else (" (the tables' and buckets' set-up was not checked: --skip-audit)")
         )
+        out.append(f"No findings: no stale lock, every digest matches its state, every bucket is in the table's region{posture}.")
     ahead = [lock for lock in result.locks if lock.clock_ahead_seconds]
     if ahead:
-        out.append(f"{len(ahead)} held lock{'s have' if len(ahead) != 1 else ' has'} a Created ahead of this clock "
-                   "(its holder's clock is wrong): silence is counted from when tfjanitor first saw it "
-                   "(tfjanitor locks shows each).")
+        out.append(
+            f"{len(ahead)} held lock{'s have' if len(ahead) != 1 else ' has'} a Created ahead of this clock "
+            "(its holder's clock is wrong): silence is counted from when tfjanitor first saw it "
+            "(tfjanitor locks shows each)."
+        )
     if result.unverified:
         n = len(result.unverified)
         what = "digest" if all(u.table for u in result.unverified) else "digest or lock"
@@ -124,9 +127,13 @@ def to_table(result: ScanResult) -> str:
             f"SWEEP INCOMPLETE: {len(result.errors)} check{'s' if len(result.errors) != 1 else ''} could not run, "
             "so what they cover is NOT known to be healthy:"
         )
-        out += ["  " + line for line in _table(
-            [["CHECK", "REGION", "TARGET", "ERROR"]] + [[e.check, e.region or result.region, e.target, e.code] for e in result.errors]
-        )]
+        out += [
+            "  " + line
+            for line in _table(
+                [["CHECK", "REGION", "TARGET", "ERROR"]]
+                + [[e.check, e.region or result.region, e.target, e.code] for e in result.errors]
+            )
+        ]
         for e in result.errors:
             out.append(_say(f"  - {e.message}"))
     return "\n".join(out) + "\n"
@@ -135,8 +142,11 @@ def to_table(result: ScanResult) -> str:
 def locks_json(result: ScanResult) -> str:
     """``tfjanitor locks --format json``: every lock held, and what could not be read."""
     doc = {
-        "region": result.region, "account": result.account, "regions": result.regions or [result.region],
-        "complete": result.complete, "locks": [lock.to_dict() for lock in result.locks],
+        "region": result.region,
+        "account": result.account,
+        "regions": result.regions or [result.region],
+        "complete": result.complete,
+        "locks": [lock.to_dict() for lock in result.locks],
         "errors": [e.to_dict() for e in result.errors],
     }
     return json.dumps(doc, indent=2, ensure_ascii=False, default=str)
@@ -147,39 +157,55 @@ _SIGNS = {"created": "lock taken", "state_written": "state written", "digest_wri
 
 def locks_table(result: ScanResult) -> str:
     """``tfjanitor locks``: one row a lock, then why each threshold is what it is."""
-    out = [_say(
-        f"tfjanitor locks  {'account ' + result.account + '  ' if result.account else ''}"
-        f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
-        f"tables {', '.join(result.tables) or '-'}"
-    )]
+    out = [
+        _say(
+            f"tfjanitor locks  {'account ' + result.account + '  ' if result.account else ''}"
+            f"region{'s' if len(result.regions) > 1 else ''} {', '.join(result.regions or [result.region])}  "
+            f"tables {', '.join(result.tables) or '-'}"
+        )
+    ]
     verdicts = Counter(lock.verdict for lock in result.locks)
     summary = ", ".join(f"{verdicts[v]} {v}" for v in ("stale", "quiet", "alive") if verdicts[v])
-    out.append(f"{len(result.locks)} lock{'s' if len(result.locks) != 1 else ''} held"
-               f"{f' ({summary})' if summary else ''}{'' if result.complete else ' - READ INCOMPLETE'}")
+    out.append(
+        f"{len(result.locks)} lock{'s' if len(result.locks) != 1 else ''} held"
+        f"{f' ({summary})' if summary else ''}{'' if result.complete else ' - READ INCOMPLETE'}"
+    )
     if result.locks:
         rows = [["#", "VERDICT", "STATE", "LOCK", "ID", "OPERATION", "WHO", "SINCE", "LAST SIGN OF LIFE", "THRESHOLD"]]
         for i, lock in enumerate(result.locks, 1):
             sign = lock.last_sign_of_life
-            rows.append([
-                str(i), lock.verdict.upper() if lock.verdict == "stale" else lock.verdict,
-                shown(f"{lock.bucket}/{lock.key}", 200), shown(f"table {lock.table}", 200) if lock.table else ".tflock",
-                shown(lock.lock.get("id"), 80), shown(lock.lock.get("operation"), 80), shown(lock.lock.get("who"), 80),
-                str(lock.lock.get("created")),
-                f"{_SIGNS.get(sign.get('what', ''), sign.get('what'))} {human_duration(lock.quiet_seconds)} ago",
-                f"{human_duration(lock.threshold.get('seconds') or 0)}"
-                f" ({'learned' if lock.threshold.get('learned') else 'fixed'})",
-            ])
+            rows.append(
+                [
+                    str(i),
+                    lock.verdict.upper() if lock.verdict == "stale" else lock.verdict,
+                    shown(f"{lock.bucket}/{lock.key}", 200),
+                    shown(f"table {lock.table}", 200) if lock.table else ".tflock",
+                    shown(lock.lock.get("id"), 80),
+                    shown(lock.lock.get("operation"), 80),
+                    shown(lock.lock.get("who"), 80),
+                    str(lock.lock.get("created")),
+                    f"{_SIGNS.get(sign.get('what', ''), sign.get('what'))} {human_duration(lock.quiet_seconds)} ago",
+                    f"{human_duration(lock.threshold.get('seconds') or 0)}"
+                    f" ({'learned' if lock.threshold.get('learned') else 'fixed'})",
+                ]
+            )
         out += [""] + _table(rows) + [""]
         for i, lock in enumerate(result.locks, 1):
-            note = " INTERRUPTED WRITE: the run died between its state and digest writes (see tfjanitor scan)" \
-                if lock.interrupted_write else ""
+            note = (
+                " INTERRUPTED WRITE: the run died between its state and digest writes (see tfjanitor scan)"
+                if lock.interrupted_write
+                else ""
+            )
             if lock.clock_ahead_seconds:
-                note += (f" CLOCK AHEAD: its Created is {human_duration(lock.clock_ahead_seconds)} ahead of this "
-                         "machine's clock (the holder's clock is wrong): its silence counts from when it was first seen")
+                note += (
+                    f" CLOCK AHEAD: its Created is {human_duration(lock.clock_ahead_seconds)} ahead of this "
+                    "machine's clock (the holder's clock is wrong): its silence counts from when it was first seen"
+                )
             out.append(_say(f"[{i}] threshold {lock.threshold.get('why')}{note}"))
     if result.errors:
         out.append("")
-        out.append(f"READ INCOMPLETE: {len(result.errors)} read{'s' if len(result.errors) != 1 else ''} failed, so "
-                   "locks may be missing:")
+        out.append(
+            f"READ INCOMPLETE: {len(result.errors)} read{'s' if len(result.errors) != 1 else ''} failed, so locks may be missing:"
+        )
         out += [_say(f"  - {e.message}") for e in result.errors]
     return "\n".join(out) + "\n"

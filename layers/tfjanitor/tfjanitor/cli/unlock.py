@@ -37,8 +37,11 @@ class Console:
 def lock_lines(locks: list[ObservedLock], now: datetime) -> list[str]:
     out = []
     for lock in locks:
-        where = (f"DynamoDB item {lock.bucket}/{lock.key} in {lock.table}" if lock.source == DYNAMODB
-                 else f"s3://{lock.bucket}/{lock.key}.tflock (ETag {lock.etag})")
+        where = (
+            f"DynamoDB item {lock.bucket}/{lock.key} in {lock.table}"
+            if lock.source == DYNAMODB
+            else f"s3://{lock.bucket}/{lock.key}.tflock (ETag {lock.etag})"
+        )
         out.append(f"  {where}")
         if lock.lock:
             info = lock.lock
@@ -56,12 +59,12 @@ def _say(lines: list[str]) -> str:
     return "".join(shown(line, LINE_LIMIT) + "\n" for line in lines)
 
 
-def _finish(console: Console, unlock: Unlock, region: str, now: datetime, fmt: str, code: int,
-            message: str | list[str]) -> int:
+def _finish(console: Console, unlock: Unlock, region: str, now: datetime, fmt: str, code: int, message: str | list[str]) -> int:
     lines = [message] if isinstance(message, str) else message
     if fmt == "json":
-        console.stdout.write(json.dumps({**unlock.to_dict(region, now), "message": "\n".join(lines)}, indent=2,
-                                        ensure_ascii=False) + "\n")
+        console.stdout.write(
+            json.dumps({**unlock.to_dict(region, now), "message": "\n".join(lines)}, indent=2, ensure_ascii=False) + "\n"
+        )
     else:
         console.stdout.write(_say([f"note: {note}" for note in unlock.notes] + lines))
     return code
@@ -86,25 +89,36 @@ def run_unlock(writer: LockWriter, region: str, request: UnlockRequest, yes: boo
     if unlock.errors:
         error = unlock.errors[0]
         where = f"the lock item of {state} in {request.table}" if error["check"] == "read_lock_item" else f"s3://{state}.tflock"
-        return _finish(console, unlock, region, now, fmt, EXIT_INCOMPLETE,
-                       f"could not read {where}: {error['code']}: {error['message'].split(': ', 2)[-1]}")
+        return _finish(
+            console,
+            unlock,
+            region,
+            now,
+            fmt,
+            EXIT_INCOMPLETE,
+            f"could not read {where}: {error['code']}: {error['message'].split(': ', 2)[-1]}",
+        )
     if not unlock.locks:
         return _finish(console, unlock, region, now, fmt, EXIT_NOT_RELEASED, f"No lock on {state}: nothing to release.")
     chosen, why_not = choose(unlock)
     if fmt != "json":
-        console.stdout.write(_say([f"Lock{'s' if len(unlock.locks) > 1 else ''} on {state}:",
-                                   *lock_lines(unlock.locks, now)]))
+        console.stdout.write(_say([f"Lock{'s' if len(unlock.locks) > 1 else ''} on {state}:", *lock_lines(unlock.locks, now)]))
     if not chosen:
         return _finish(console, unlock, region, now, fmt, EXIT_NOT_RELEASED, why_not.capitalize() + "; nothing was deleted.")
     if not yes:
         if not console.stdin.isatty():
-            unlock.errors.append({"check": "confirm", "target": state, "code": "NoTerminal",
-                                  "message": "no terminal to confirm on"})
-            return _finish(console, unlock, region, now, fmt, EXIT_INCOMPLETE,
-                           "No terminal to confirm on: re-run with --yes to release without asking.")
+            unlock.errors.append({"check": "confirm", "target": state, "code": "NoTerminal", "message": "no terminal to confirm on"})
+            return _finish(
+                console,
+                unlock,
+                region,
+                now,
+                fmt,
+                EXIT_INCOMPLETE,
+                "No terminal to confirm on: re-run with --yes to release without asking.",
+            )
         if not _confirmed(console, unlock, chosen):
-            return _finish(console, unlock, region, now, fmt, EXIT_NOT_RELEASED,
-                           "Not released (not confirmed); nothing was deleted.")
+            return _finish(console, unlock, region, now, fmt, EXIT_NOT_RELEASED, "Not released (not confirmed); nothing was deleted.")
     code = release_all(writer, unlock, chosen)
     lines = [("released: " if r.released else "NOT released: ") + r.reason for r in unlock.results]
     lines += [f"error: {e['message']}" for e in unlock.errors]

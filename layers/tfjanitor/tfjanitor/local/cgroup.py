@@ -13,8 +13,6 @@ CFS_PERIOD_US = 100_000
 MB = 1024 * 1024
 
 
-
-
 def _write(path: Path, value: str | int) -> None:
     path.write_text(str(value))
 

@@ -63,8 +63,7 @@ def panels(body: dict[str, Any] | str, namespace: str = "TfJanitor") -> list[Pan
                 continue
             dims = dict(zip(names[2::2], names[3::2], strict=False))
             label = str(options.get("label", names[1])).replace(" ${PROP('Region')}", "")
-            panel.lines.append(Line(names[0], names[1], dims, str(options.get("stat", props.get("stat", "Maximum"))),
-                                    label))
+            panel.lines.append(Line(names[0], names[1], dims, str(options.get("stat", props.get("stat", "Maximum"))), label))
         out.append(panel)
     return out
 
@@ -77,8 +76,7 @@ def _points(metrics: Sequence[EmittedMetric], line: Line, start: float) -> list[
     return points
 
 
-def render_dashboard(metrics: Sequence[EmittedMetric], body: dict[str, Any] | str, path: Path,
-                     title: str = "tfjanitor") -> Path:
+def render_dashboard(metrics: Sequence[EmittedMetric], body: dict[str, Any] | str, path: Path, title: str = "tfjanitor") -> Path:
     """Draw every metric widget of ``body`` from the metrics a local run emitted (EMF)."""
     import matplotlib  # noqa: PLC0415
 
@@ -107,9 +105,16 @@ def render_dashboard(metrics: Sequence[EmittedMetric], body: dict[str, Any] | st
         if drawn:
             ax.legend(fontsize=7, loc="upper left")
         else:
-            ax.text(0.5, 0.5, "no data" if panel.lines else "no local source (AWS metrics)", ha="center",
-                    va="center", transform=ax.transAxes, color="grey")
-    for ax in list(axes.flat)[len(shown):]:
+            ax.text(
+                0.5,
+                0.5,
+                "no data" if panel.lines else "no local source (AWS metrics)",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="grey",
+            )
+    for ax in list(axes.flat)[len(shown) :]:
         ax.set_visible(False)
     fig.suptitle(f"{title} - the template's dashboard, drawn from the run's own metrics", fontsize=13)
     fig.tight_layout(rect=(0, 0, 1, 0.97))

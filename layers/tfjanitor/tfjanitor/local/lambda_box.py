@@ -78,8 +78,9 @@ class BoxFunction:
         return self.function_name or self.name
 
 
-def built_function(build_dir: Path, name: str, parameters: dict[str, str], stack_name: str = "tfjanitor",
-                   region: str = "ap-northeast-2") -> BoxFunction:
+def built_function(
+    build_dir: Path, name: str, parameters: dict[str, str], stack_name: str = "tfjanitor", region: str = "ap-northeast-2"
+) -> BoxFunction:
     """Function ``name`` of the template ``sam build`` wrote into ``build_dir``, as SAM CLI resolves it (Globals
     merged, parameters applied, its layers' built directories)."""
     from tfjanitor.local.template import load_functions
@@ -87,9 +88,18 @@ def built_function(build_dir: Path, name: str, parameters: dict[str, str], stack
     for fn in load_functions(build_dir / "template.yaml", parameters, {"AWS::StackName": stack_name, "AWS::Region": region}):
         if fn.name == name:
             return BoxFunction(
-                fn.name, fn.code_dir, fn.handler, list(fn.layers), fn.runtime, fn.memory, fn.timeout, dict(fn.environment),
-                function_name=fn.function_name or f"{stack_name}-{fn.name}", log_group=fn.log_group,
-                log_format=fn.log_format, application_log_level=fn.application_log_level,
+                fn.name,
+                fn.code_dir,
+                fn.handler,
+                list(fn.layers),
+                fn.runtime,
+                fn.memory,
+                fn.timeout,
+                dict(fn.environment),
+                function_name=fn.function_name or f"{stack_name}-{fn.name}",
+                log_group=fn.log_group,
+                log_format=fn.log_format,
+                application_log_level=fn.application_log_level,
             )
     raise KeyError(f"{name}: not a function of {build_dir / 'template.yaml'} with these parameters")
 
@@ -343,8 +353,15 @@ class LambdaBox:
         with self._lines_lock:
             self._lines = []
         started = time.monotonic()
-        self._proc = subprocess.Popen(argv, cwd=self.function.code_dir, env=self.environment(), stdin=subprocess.DEVNULL,
-                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        self._proc = subprocess.Popen(
+            argv,
+            cwd=self.function.code_dir,
+            env=self.environment(),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         self.environments += 1
         self._reader = threading.Thread(target=self._read_output, args=(self._proc,), name="lambda-box-output", daemon=True)
         self._reader.start()
@@ -370,15 +387,22 @@ class LambdaBox:
             if report.error is None:
                 self._drain(proc)
                 code = proc.poll()
-                report.error = ({"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited with error: {_exit(code)}"}
-                                if code is not None else
-                                {"errorType": "Sandbox.Timedout", "errorMessage": f"Init did not finish within {seconds:.1f}s"})
+                report.error = (
+                    {"errorType": "Runtime.ExitError", "errorMessage": f"Runtime exited with error: {_exit(code)}"}
+                    if code is not None
+                    else {"errorType": "Sandbox.Timedout", "errorMessage": f"Init did not finish within {seconds:.1f}s"}
+                )
             self._stop_environment()
         self.inits.append(report)
         return report
 
-    def invoke(self, event: Any, client_context: dict[str, Any] | None = None,
-               cognito_identity: dict[str, Any] | None = None, _redelivered: bool = False) -> Invocation:
+    def invoke(
+        self,
+        event: Any,
+        client_context: dict[str, Any] | None = None,
+        cognito_identity: dict[str, Any] | None = None,
+        _redelivered: bool = False,
+    ) -> Invocation:
         """One invocation, as Lambda makes it: in the warm environment if there is one, else after a cold start."""
         if self._api is None:
             self.open()
@@ -389,8 +413,9 @@ class LambdaBox:
         if self.pid is None:
             init = self.start()
             if self.pid is None:
-                invocation = Invocation(request_id, True, "init_error", error=init.error, init=init,
-                                        logs=self.logs, cgroup_peak_mb=init.cgroup_peak_mb)
+                invocation = Invocation(
+                    request_id, True, "init_error", error=init.error, init=init, logs=self.logs, cgroup_peak_mb=init.cgroup_peak_mb
+                )
                 self.invocations.append(invocation)
                 return invocation
         proc = self._proc
@@ -403,7 +428,7 @@ class LambdaBox:
             "Lambda-Runtime-Deadline-Ms": str(int((time.time() + timeout) * 1000)),
             "Lambda-Runtime-Invoked-Function-Arn": self.function_arn,
             "Lambda-Runtime-Trace-Id": f"Root=1-{int(time.time()):08x}-{uuid.uuid4().hex[:24]};"
-                                       f"Parent={uuid.uuid4().hex[:16]};Sampled=0",
+            f"Parent={uuid.uuid4().hex[:16]};Sampled=0",
         }
         if client_context is not None:
             headers["Lambda-Runtime-Client-Context"] = json.dumps(client_context)
@@ -466,8 +491,7 @@ class LambdaBox:
         invocation.error = doc if isinstance(doc, dict) else {"errorMessage": str(doc)}
         invocation.error.setdefault("errorType", call.error_type or "Unhandled")
 
-    def _stopped(self, invocation: Invocation, proc: subprocess.Popen[bytes], since: float, ooms_before: int,
-                 timeout: float) -> None:
+    def _stopped(self, invocation: Invocation, proc: subprocess.Popen[bytes], since: float, ooms_before: int, timeout: float) -> None:
         """No answer: the deadline passed (Lambda stops the environment), or the runtime died (OOM, an exit)."""
         group, request_id = self._cgroup, invocation.request_id
         invocation.duration_seconds = time.monotonic() - since
@@ -478,16 +502,22 @@ class LambdaBox:
         ooms = (group.oom_kills() if group is not None else 0) - ooms_before
         if not died:
             invocation.status = "timeout"
-            invocation.error = {"errorType": "Sandbox.Timedout",
-                                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds"}
+            invocation.error = {
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+            }
         elif ooms > 0:
             invocation.status = "oom"
-            invocation.error = {"errorType": "Runtime.OutOfMemory",
-                                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed"}
+            invocation.error = {
+                "errorType": "Runtime.OutOfMemory",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: signal: killed",
+            }
         else:
             invocation.status = "exit"
-            invocation.error = {"errorType": "Runtime.ExitError",
-                                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit(code)}"}
+            invocation.error = {
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited with error: {_exit(code)}",
+            }
         self._drain(proc)
         self._stop_environment()  # the next invocation is a cold start
 
@@ -531,7 +561,7 @@ class LambdaBox:
         ours = [i for i, (name, _) in enumerate(top) if name.split(".")[0] == "awslambdaric"]
         if not ours:
             return None
-        return sum(us for _, us in top[ours[-1] + 1:]) / 1e6
+        return sum(us for _, us in top[ours[-1] + 1 :]) / 1e6
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

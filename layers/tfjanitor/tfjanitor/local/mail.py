@@ -46,4 +46,4 @@ def _html(text: str) -> str:
 
     escaped = html.escape(text)
     linked = re.sub(r"(https://[^\s<]+)", r'<a href="\1">\1</a>', escaped)
-    return f"<html><body><pre style=\"font-family: monospace\">{linked}</pre></body></html>"
+    return f'<html><body><pre style="font-family: monospace">{linked}</pre></body></html>'

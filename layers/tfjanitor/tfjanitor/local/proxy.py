@@ -13,8 +13,7 @@ from typing import Self
 from urllib.parse import urlsplit
 
 _SIGNED_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
-_DISABLED = (b'{"__type":"UnrecognizedClientException",'
-             b'"message":"The security token included in the request is invalid."}')
+_DISABLED = b'{"__type":"UnrecognizedClientException","message":"The security token included in the request is invalid."}'
 _HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "content-length"}
 
 
@@ -68,11 +67,13 @@ class EmulatorProxy:
         conn = getattr(self._local, "conn", None)
         for attempt in range(2):  # a kept-alive connection the emulator closed: reconnect once
             if conn is None:
-                conn = self._local.conn = http.client.HTTPConnection(self.upstream.hostname or "127.0.0.1", self.upstream.port,
-                                                                     timeout=60)
+                conn = self._local.conn = http.client.HTTPConnection(
+                    self.upstream.hostname or "127.0.0.1", self.upstream.port, timeout=60
+                )
             try:
-                conn.request(method, path, body=body or None, headers={k: v for k, v in headers.items()
-                                                                       if k.lower() not in _HOP_BY_HOP})
+                conn.request(
+                    method, path, body=body or None, headers={k: v for k, v in headers.items() if k.lower() not in _HOP_BY_HOP}
+                )
                 resp = conn.getresponse()
                 return resp.status, resp.getheaders(), resp.read()
             except (http.client.HTTPException, OSError):

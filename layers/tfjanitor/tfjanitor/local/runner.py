@@ -44,7 +44,6 @@ CAPTURE_QUEUE = "tfjanitor-alert-capture"
 DEAD_LETTER_QUEUE = "tfjanitor-stream-dlq"
 
 
-
 class FakeContext:
     """Lambda's context: the remaining time counts down from the function's ``Timeout``."""
 
@@ -112,7 +111,9 @@ class LocalStack:
 
     def client(self, service: str) -> Any:
         return boto3.client(  # type: ignore[call-overload]  # the stubs overload literal service names, not a str
-            service, region_name=self.region, endpoint_url=self.endpoint_url,
+            service,
+            region_name=self.region,
+            endpoint_url=self.endpoint_url,
             aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "test"),
             aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "test"),
         )
@@ -125,7 +126,8 @@ class LocalStack:
         ddb, sns, sqs = self.client("dynamodb"), self.client("sns"), self.client("sqs")
         with contextlib.suppress(ddb.exceptions.ResourceInUseException):
             ddb.create_table(
-                TableName=FINDINGS_TABLE, BillingMode="PAY_PER_REQUEST",
+                TableName=FINDINGS_TABLE,
+                BillingMode="PAY_PER_REQUEST",
                 KeySchema=[{"AttributeName": "Fingerprint", "KeyType": "HASH"}],
                 AttributeDefinitions=[{"AttributeName": "Fingerprint", "AttributeType": "S"}],
             )
@@ -133,12 +135,10 @@ class LocalStack:
         self._capture(self.topic_arn)
         self.dlq_url = sqs.create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
         params = self._stream_parameters()
-        self.functions = load_functions(self.template, params,
-                                        {"AWS::StackName": self.stack_name, "AWS::Region": self.region})
+        self.functions = load_functions(self.template, params, {"AWS::StackName": self.stack_name, "AWS::Region": self.region})
         resources = {"FindingsTable": FINDINGS_TABLE, "AlertTopic": self.topic_arn}
         for fn in self.functions:  # a !Ref to one of the stack's resources resolves to its logical ID
-            fn.environment = {k: ",".join(resources.get(part, part) for part in v.split(","))
-                              for k, v in fn.environment.items()}
+            fn.environment = {k: ",".join(resources.get(part, part) for part in v.split(",")) for k, v in fn.environment.items()}
             self._describe(fn)
 
     def _stream_parameters(self) -> dict[str, str]:
@@ -167,8 +167,9 @@ class LocalStack:
         build_dir = self.build_dir or self.template.resolve().parent / ".aws-sam" / "tfjanitor-local"
         self.echo(f"[local] sam build into {build_dir} ...")
         built = sam_build(self.template.resolve().parent, build_dir)
-        stack = deploy(built, self.endpoint_url, self.region, self.stack_name, params, build_dir=build_dir,
-                       event_source_mappings=False)  # the runner polls the stream, as Lambda's poller does
+        stack = deploy(
+            built, self.endpoint_url, self.region, self.stack_name, params, build_dir=build_dir, event_source_mappings=False
+        )  # the runner polls the stream, as Lambda's poller does
         self.echo(f"[local] stack {self.stack_name}: {len(stack.resources)} resources created in the emulator")
         self.deployed = stack
         self.topic_arn = stack.alert_topic_arn
@@ -176,27 +177,41 @@ class LocalStack:
         self.dlq_url = self.client("sqs").create_queue(QueueName=DEAD_LETTER_QUEUE)["QueueUrl"]
         self.functions = load_functions(built, params, {"AWS::StackName": self.stack_name, "AWS::Region": self.region})
         # The log level as the runner's (Lambda's advanced logging controls, AWS_LAMBDA_LOG_LEVEL, win over Powertools').
-        overrides = {"AWS_ENDPOINT_URL": self.endpoint_url, "POWERTOOLS_LOG_LEVEL": self.log_level,
-                     "AWS_LAMBDA_LOG_LEVEL": self.log_level,
-                     "POWERTOOLS_TRACE_DISABLED": "true",
-                     **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN")
-                        if k in os.environ}}
+        overrides = {
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "POWERTOOLS_LOG_LEVEL": self.log_level,
+            "AWS_LAMBDA_LOG_LEVEL": self.log_level,
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            **{k: os.environ[k] for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN") if k in os.environ},
+        }
         for fn in self.functions:
             deployed = stack.functions[fn.name]
             fn.environment = dict(deployed.environment)  # the deployed stack's configuration
-            box_fn = BoxFunction(fn.name, fn.code_dir, fn.handler, list(fn.layers), fn.runtime, deployed.memory,
-                                 float(deployed.timeout), fn.environment, function_name=deployed.name,
-                                 log_group=fn.log_group, log_format=fn.log_format,
-                                 application_log_level=fn.application_log_level)
-            self._boxes[fn.name] = LambdaBox(box_fn, overrides, region=self.region, cpu_share=1.0 if self.full_cpu else None,
-                                             echo=self.echo).open()
+            box_fn = BoxFunction(
+                fn.name,
+                fn.code_dir,
+                fn.handler,
+                list(fn.layers),
+                fn.runtime,
+                deployed.memory,
+                float(deployed.timeout),
+                fn.environment,
+                function_name=deployed.name,
+                log_group=fn.log_group,
+                log_format=fn.log_format,
+                application_log_level=fn.application_log_level,
+            )
+            self._boxes[fn.name] = LambdaBox(
+                box_fn, overrides, region=self.region, cpu_share=1.0 if self.full_cpu else None, echo=self.echo
+            ).open()
             self._describe(fn)
 
     def _describe(self, fn: LocalFunction) -> None:
-        self.echo(f"[local] {fn.name}: {fn.handler} from {fn.code_dir}"
-                  + (f", every {fn.schedule_seconds / self.time_scale:g}s (rate / {self.time_scale:g})"
-                     if fn.schedule_seconds else "")
-                  + (f", stream batch size {fn.stream_event['BatchSize']}" if fn.stream_event else ""))
+        self.echo(
+            f"[local] {fn.name}: {fn.handler} from {fn.code_dir}"
+            + (f", every {fn.schedule_seconds / self.time_scale:g}s (rate / {self.time_scale:g})" if fn.schedule_seconds else "")
+            + (f", stream batch size {fn.stream_event['BatchSize']}" if fn.stream_event else "")
+        )
         props = fn.stream_event
         if props is not None and str(props.get("Stream", "")).startswith("arn:aws:dynamodb"):
             self._open_iterator(fn, props)
@@ -246,8 +261,11 @@ class LocalStack:
             return self._invoke_boxed(fn, event)
         env = {
             **fn.environment,
-            "AWS_ENDPOINT_URL": self.endpoint_url, "AWS_REGION": self.region, "AWS_DEFAULT_REGION": self.region,
-            "AWS_LAMBDA_FUNCTION_NAME": fn.name, "POWERTOOLS_TRACE_DISABLED": "true",
+            "AWS_ENDPOINT_URL": self.endpoint_url,
+            "AWS_REGION": self.region,
+            "AWS_DEFAULT_REGION": self.region,
+            "AWS_LAMBDA_FUNCTION_NAME": fn.name,
+            "POWERTOOLS_TRACE_DISABLED": "true",
             "POWERTOOLS_LOG_LEVEL": self.log_level,
         }
         saved = {k: os.environ.get(k) for k in env}
@@ -278,8 +296,7 @@ class LocalStack:
         if invocation.ok:
             response = invocation.response
         elif "Records" in event:
-            response = {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]}
-                                              for r in event["Records"]]}
+            response = {"batchItemFailures": [{"itemIdentifier": r["dynamodb"]["SequenceNumber"]} for r in event["Records"]]}
             self.echo(f"[local] {fn.name} failed ({invocation.status}): {invocation.error}")
         else:
             response = {"error": invocation.status, **(invocation.error or {})}
@@ -313,9 +330,14 @@ class LocalStack:
             if now >= due:
                 self._next_run[fn.name] = now + period / self.time_scale
                 event = {
-                    "version": "0", "id": f"local-{int(now)}", "detail-type": "Scheduled Event",
-                    "source": "aws.scheduler", "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-                    "region": self.region, "resources": [], "detail": {},
+                    "version": "0",
+                    "id": f"local-{int(now)}",
+                    "detail-type": "Scheduled Event",
+                    "source": "aws.scheduler",
+                    "time": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    "region": self.region,
+                    "resources": [],
+                    "detail": {},
                 }
                 response = self.invoke(fn, event)
                 self.echo(f"[local] {fn.name} -> {response}")
@@ -326,9 +348,7 @@ class LocalStack:
         arn = props["Stream"]
         shard = streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
         start = "TRIM_HORIZON" if props.get("StartingPosition") == "TRIM_HORIZON" else "LATEST"
-        self._iterators[fn.name] = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=start)[
-            "ShardIterator"
-        ]
+        self._iterators[fn.name] = streams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType=start)["ShardIterator"]
 
     def poll_streams(self) -> None:
         streams = self.client("dynamodbstreams")
@@ -359,12 +379,19 @@ class LocalStack:
                 self._retries[fn.name] = self._retries.get(fn.name, 0) + 1
                 if self._retries[fn.name] > int(props.get("MaximumRetryAttempts", 0)):
                     failed = pending.pop(0)
-                    self.client("sqs").send_message(QueueUrl=self.dlq_url, MessageBody=json.dumps(
-                        {"requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": fn.name},
-                         "DDBStreamBatchInfo": {"streamArn": arn,
-                                                "startSequenceNumber": failed["dynamodb"]["SequenceNumber"]}}))
-                    self.echo(f"[local] {fn.name}: record {failed['dynamodb']['SequenceNumber']} failed every "
-                              "retry: set aside in the dead-letter queue")
+                    self.client("sqs").send_message(
+                        QueueUrl=self.dlq_url,
+                        MessageBody=json.dumps(
+                            {
+                                "requestContext": {"condition": "RetryAttemptsExhausted", "functionArn": fn.name},
+                                "DDBStreamBatchInfo": {"streamArn": arn, "startSequenceNumber": failed["dynamodb"]["SequenceNumber"]},
+                            }
+                        ),
+                    )
+                    self.echo(
+                        f"[local] {fn.name}: record {failed['dynamodb']['SequenceNumber']} failed every "
+                        "retry: set aside in the dead-letter queue"
+                    )
                     self._retries[fn.name] = 0
                 break  # retry on the next poll
 
@@ -378,8 +405,9 @@ class LocalStack:
             for message in messages:
                 doc = json.loads(message["Body"])
                 # A notice too large for everything leaves its link-free copy out (aws.topic): the email has it all.
-                email = CapturedEmail(doc["subject"], doc["email"], doc.get("plain", doc["email"]),
-                                      datetime.now(timezone.utc), doc.get("chat", ""))
+                email = CapturedEmail(
+                    doc["subject"], doc["email"], doc.get("plain", doc["email"]), datetime.now(timezone.utc), doc.get("chat", "")
+                )
                 new.append(email)
                 sqs.delete_message(QueueUrl=self.capture_url, ReceiptHandle=message["ReceiptHandle"])
         for email in new:

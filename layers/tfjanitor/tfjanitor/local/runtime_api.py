@@ -20,8 +20,6 @@ MAX_RESPONSE_BYTES = 6 * 1024 * 1024  # synchronous invocation payload
 API_PREFIX = "/2018-06-01/runtime"
 
 
-
-
 @dataclass
 class _Call:
     request_id: str
@@ -165,15 +163,19 @@ class RuntimeApi:
             call = self._current
             if call is None or call.request_id != request_id or call.done.is_set():
                 self.refused.append(f"{kind} for {request_id}")
-                return 400, json.dumps({"errorMessage": f"Invalid request ID: {request_id}",
-                                        "errorType": "InvalidRequestID"}).encode()
+                return 400, json.dumps({"errorMessage": f"Invalid request ID: {request_id}", "errorType": "InvalidRequestID"}).encode()
             call.done_at, call.error_type = time.monotonic(), error_type
             if kind == "response" and len(body) > MAX_RESPONSE_BYTES:
-                call.kind, call.payload = "error", json.dumps({
-                    "errorType": "Function.ResponseSizeTooLarge",
-                    "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
-                                    f"({MAX_RESPONSE_BYTES} bytes).",
-                }).encode()
+                call.kind, call.payload = (
+                    "error",
+                    json.dumps(
+                        {
+                            "errorType": "Function.ResponseSizeTooLarge",
+                            "errorMessage": f"Response payload size ({len(body)} bytes) exceeded maximum allowed payload size "
+                            f"({MAX_RESPONSE_BYTES} bytes).",
+                        }
+                    ).encode(),
+                )
                 status, answer = 413, b'{"errorType":"RequestEntityTooLarge"}'
             else:
                 call.kind, call.payload = kind, body

@@ -14,8 +14,6 @@ from pathlib import Path
 AWSLAMBDARIC = "awslambdaric==4.2.2"
 
 
-
-
 def find_python(version: str) -> Path:
     """The real interpreter of Python ``version`` (e.g. ``"3.13"``): pyenv's versions first, then ``PATH``.
 
@@ -28,8 +26,7 @@ def find_python(version: str) -> Path:
     probe = "import sys; print(sys.executable); print('%d.%d' % sys.version_info[:2])"
     for candidate in candidates:
         try:
-            out = subprocess.run([str(candidate), "-c", probe], capture_output=True, text=True, timeout=30,
-                                 check=True).stdout.split()
+            out = subprocess.run([str(candidate), "-c", probe], capture_output=True, text=True, timeout=30, check=True).stdout.split()
         except (OSError, subprocess.SubprocessError):
             continue
         if len(out) == 2 and out[1] == version:
@@ -61,11 +58,17 @@ def ensure_runtime(cache_dir: Path, version: str = "3.13") -> Path:
         base = find_python(version)
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "PIP_"))}
         subprocess.run([str(base), "-m", "venv", str(venv)], check=True, timeout=300, env=env, capture_output=True)
-        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", AWSLAMBDARIC],
-                       check=True, timeout=600, env=env, capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", AWSLAMBDARIC],
+            check=True,
+            timeout=600,
+            env=env,
+            capture_output=True,
+        )
         # Only the client and its own dependencies stay: pip is not in Lambda's runtime directory.
-        subprocess.run([str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "pip"], check=True, timeout=120,
-                       env=env, capture_output=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "uninstall", "--quiet", "--yes", "pip"], check=True, timeout=120, env=env, capture_output=True
+        )
         marker.write_text(f"{AWSLAMBDARIC} for Python {version} ({base})\n")
     return python
 
@@ -82,7 +85,23 @@ def sam_build(project: Path, build_dir: Path, runtime: str = "python3.13", timeo
     sam = shutil.which("sam") or str(Path(sys.executable).parent / "sam")
     env = {**os.environ, "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}", "SAM_CLI_TELEMETRY": "0"}
     env.pop("PYTHONPATH", None)
-    subprocess.run([sam, "build", "--build-dir", str(build_dir), "--cache-dir", str(build_dir.parent / "sam-cache"),
-                    "--no-cached", "--template-file", str(project / "template.yaml")],
-                   cwd=project, env=env, check=True, timeout=timeout, capture_output=True, text=True)
+    subprocess.run(
+        [
+            sam,
+            "build",
+            "--build-dir",
+            str(build_dir),
+            "--cache-dir",
+            str(build_dir.parent / "sam-cache"),
+            "--no-cached",
+            "--template-file",
+            str(project / "template.yaml"),
+        ],
+        cwd=project,
+        env=env,
+        check=True,
+        timeout=timeout,
+        capture_output=True,
+        text=True,
+    )
     return build_dir / "template.yaml"

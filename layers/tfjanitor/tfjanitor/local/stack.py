@@ -57,9 +57,7 @@ def plain_template(template: Path) -> tuple[dict[str, Any], list[str]]:
             artifacts.append(name)
     # The region only feeds pseudo-parameters SAM resolves at translation; the output keeps AWS::Region refs.
     session = boto3.session.Session(region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
-    out = Translator(managed_policy_map={}, sam_parser=Parser(), boto_session=session).translate(
-        sam_template=doc, parameter_values={}
-    )
+    out = Translator(managed_policy_map={}, sam_parser=Parser(), boto_session=session).translate(sam_template=doc, parameter_values={})
     out["Parameters"] = {
         "ArtifactBucketPrefix": {
             "Type": "String",
@@ -68,7 +66,8 @@ def plain_template(template: Path) -> tuple[dict[str, Any], list[str]]:
             "ConstraintDescription": "lowercase letters, digits, dots and hyphens (the region is appended)",
         },
         "ArtifactKeyPrefix": {
-            "Type": "String", "Default": f"tfjanitor/{tfjanitor.__version__}",
+            "Type": "String",
+            "Default": f"tfjanitor/{tfjanitor.__version__}",
             "Description": "Key prefix of the uploaded code in those buckets",
         },
         **out.get("Parameters", {}),
@@ -86,6 +85,7 @@ def plain_template(template: Path) -> tuple[dict[str, Any], list[str]]:
 # Code archives
 # ---------------------------------------------------------------------------------------------------------------
 
+
 def archive(directory: Path, prefix: str = "") -> bytes:
     """A directory as a Lambda zip (``prefix`` before every name; no ``__pycache__``)."""
     buf = io.BytesIO()
@@ -101,15 +101,13 @@ def _code_resources(template: Path) -> dict[str, tuple[str, str]]:
     from samtranslator.yaml_helper import yaml_parse  # noqa: PLC0415
 
     resources = yaml_parse(template.read_text())["Resources"]
-    return {name: (r["Type"], str(r["Properties"][CODE_TYPES[r["Type"]]])) for name, r in resources.items()
-            if r["Type"] in CODE_TYPES}
+    return {name: (r["Type"], str(r["Properties"][CODE_TYPES[r["Type"]]])) for name, r in resources.items() if r["Type"] in CODE_TYPES}
 
 
 def code_directories(template: Path, build_dir: Path | None = None) -> dict[str, Path]:
     """Logical ID -> the directory its code comes from: ``sam build``'s output when ``build_dir`` is given (a layer's
     holds ``python/``), else the template's ``CodeUri`` / ``ContentUri`` in the source tree."""
-    return {name: build_dir / name if build_dir else template.parent / uri
-            for name, (_, uri) in _code_resources(template).items()}
+    return {name: build_dir / name if build_dir else template.parent / uri for name, (_, uri) in _code_resources(template).items()}
 
 
 def code_archives(template: Path, build_dir: Path | None = None) -> dict[str, bytes]:
@@ -128,6 +126,7 @@ def code_archives(template: Path, build_dir: Path | None = None) -> dict[str, by
 # ---------------------------------------------------------------------------------------------------------------
 # What moto would misread
 # ---------------------------------------------------------------------------------------------------------------
+
 
 def for_emulator(node: Any) -> Any:
     """The template with two constructs rewritten into equivalent ones that moto 5.2.5 evaluates as CloudFormation does:
@@ -163,7 +162,7 @@ def _expand_optional(items: list[Any]) -> Any:
             condition, then, other = item["Fn::If"]
 
             def branch(value: Any, i: int = i) -> Any:
-                return _expand_optional(items[:i] + ([] if value == NO_VALUE else [value]) + items[i + 1:])
+                return _expand_optional(items[:i] + ([] if value == NO_VALUE else [value]) + items[i + 1 :])
 
             return {"Fn::If": [condition, branch(then), branch(other)]}
     return items
@@ -183,7 +182,7 @@ def _sub_as_join(text: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     parts: list[Any] = []
     pos = 0
     for match in _SUB_VARIABLE.finditer(text):
-        parts.append(text[pos:match.start()])
+        parts.append(text[pos : match.start()])
         literal, name = match[1], match[2]
         if literal:
             parts.append("${" + name + "}")  # ${!Literal} is the text ${Literal}
@@ -198,8 +197,9 @@ def _sub_as_join(text: str, variables: Mapping[str, Any]) -> dict[str, Any]:
     return {"Fn::Join": ["", [p for p in parts if p != ""]]}
 
 
-def emulator_parameters(template: Mapping[str, Any], parameters: Mapping[str, str],
-                        artifact_prefix: str = EMULATOR_ARTIFACT_PREFIX) -> dict[str, str]:
+def emulator_parameters(
+    template: Mapping[str, Any], parameters: Mapping[str, str], artifact_prefix: str = EMULATOR_ARTIFACT_PREFIX
+) -> dict[str, str]:
     """What to pass to CreateStack: the given parameters, the artifact bucket prefix, and every list parameter's default
     (moto splits a CommaDelimitedList only when it is passed: from its Default, ``Fn::Join [",", Ref List]`` joins the
     characters of the string, and LOCK_TABLES would be ``t,e,r,r,a,...``)."""
@@ -218,6 +218,7 @@ def emulator_parameters(template: Mapping[str, Any], parameters: Mapping[str, st
 # ---------------------------------------------------------------------------------------------------------------
 # The stack
 # ---------------------------------------------------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class DeployedFunction:
@@ -252,8 +253,9 @@ class DeployedStack:
         try:
             return self.resources[logical_id]
         except KeyError:
-            raise KeyError(f"{logical_id} was not created in stack {self.name} "
-                           f"(created: {', '.join(sorted(self.resources))})") from None
+            raise KeyError(
+                f"{logical_id} was not created in stack {self.name} (created: {', '.join(sorted(self.resources))})"
+            ) from None
 
     @property
     def findings_table(self) -> str:
@@ -270,8 +272,8 @@ class DeployedStack:
 
 def _client(service: str, endpoint_url: str, region: str) -> Any:
     return boto3.client(  # type: ignore[call-overload]  # the stubs overload literal service names, not a str
-        service, region_name=region, endpoint_url=endpoint_url,
-        aws_access_key_id="test", aws_secret_access_key="test")  # noqa: S106 (the emulator's)
+        service, region_name=region, endpoint_url=endpoint_url, aws_access_key_id="test", aws_secret_access_key="test"
+    )  # noqa: S106 (the emulator's)
 
 
 def upload_code(archives: Mapping[str, bytes], endpoint_url: str, region: str, prefix: str, key_prefix: str) -> str:
@@ -289,9 +291,19 @@ def upload_code(archives: Mapping[str, bytes], endpoint_url: str, region: str, p
     return bucket
 
 
-def deploy(template_path: Path, endpoint_url: str, region: str, stack_name: str, parameters: Mapping[str, str], *,
-           plain: Mapping[str, Any] | None = None, archives: Mapping[str, bytes] | None = None,
-           build_dir: Path | None = None, event_source_mappings: bool = True, timeout: float = 60.0) -> DeployedStack:
+def deploy(
+    template_path: Path,
+    endpoint_url: str,
+    region: str,
+    stack_name: str,
+    parameters: Mapping[str, str],
+    *,
+    plain: Mapping[str, Any] | None = None,
+    archives: Mapping[str, bytes] | None = None,
+    build_dir: Path | None = None,
+    event_source_mappings: bool = True,
+    timeout: float = 60.0,
+) -> DeployedStack:
     """Create ``template_path`` (SAM) as stack ``stack_name`` in the emulator at ``endpoint_url`` and read it back.
 
     ``plain``: the translated template, if already made (:func:`plain_template`: translate once, deploy many);
@@ -304,8 +316,7 @@ def deploy(template_path: Path, endpoint_url: str, region: str, stack_name: str,
     template_path = Path(template_path)
     doc = dict(plain) if plain is not None else plain_template(template_path)[0]
     if not event_source_mappings:
-        doc["Resources"] = {name: r for name, r in doc["Resources"].items()
-                            if r["Type"] != "AWS::Lambda::EventSourceMapping"}
+        doc["Resources"] = {name: r for name, r in doc["Resources"].items() if r["Type"] != "AWS::Lambda::EventSourceMapping"}
     code_dirs = code_directories(template_path, build_dir)
     archives = archives if archives is not None else code_archives(template_path, build_dir)
     values = emulator_parameters(doc, parameters)
@@ -315,7 +326,8 @@ def deploy(template_path: Path, endpoint_url: str, region: str, stack_name: str,
     cfn = _client("cloudformation", endpoint_url, region)
     try:
         stack_id = cfn.create_stack(
-            StackName=stack_name, TemplateBody=json.dumps(for_emulator(doc)),
+            StackName=stack_name,
+            TemplateBody=json.dumps(for_emulator(doc)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
             Capabilities=["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"],
         )["StackId"]
@@ -326,8 +338,12 @@ def deploy(template_path: Path, endpoint_url: str, region: str, stack_name: str,
     if stack["StackStatus"] != "CREATE_COMPLETE":
         raise DeployError(f"stack {stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}".strip())
 
-    summaries = [r for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
-                 for r in page["StackResourceSummaries"] if r["LogicalResourceId"]]  # moto lists skipped ones unnamed
+    summaries = [
+        r
+        for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
+        for r in page["StackResourceSummaries"]
+        if r["LogicalResourceId"]
+    ]  # moto lists skipped ones unnamed
     resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
     types = {r["LogicalResourceId"]: r["ResourceType"] for r in summaries}
     awslambda = _client("lambda", endpoint_url, region)
@@ -341,18 +357,34 @@ def deploy(template_path: Path, endpoint_url: str, region: str, stack_name: str,
             continue
         config = awslambda.get_function_configuration(FunctionName=resources[logical_id])
         functions[logical_id] = DeployedFunction(
-            logical_id=logical_id, name=config["FunctionName"], arn=config["FunctionArn"], handler=config["Handler"],
-            runtime=config["Runtime"], memory=int(config["MemorySize"]), timeout=int(config["Timeout"]),
+            logical_id=logical_id,
+            name=config["FunctionName"],
+            arn=config["FunctionArn"],
+            handler=config["Handler"],
+            runtime=config["Runtime"],
+            memory=int(config["MemorySize"]),
+            timeout=int(config["Timeout"]),
             role=config["Role"],
             environment={k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()},
             code_dir=code_dirs.get(logical_id, template_path.parent),
         )
-    mappings = {name: _plain(awslambda.get_event_source_mapping(UUID=resources[name]))
-                for name, kind in types.items() if kind == "AWS::Lambda::EventSourceMapping"}
+    mappings = {
+        name: _plain(awslambda.get_event_source_mapping(UUID=resources[name]))
+        for name, kind in types.items()
+        if kind == "AWS::Lambda::EventSourceMapping"
+    }
     return DeployedStack(
-        name=stack_name, stack_id=stack_id, region=region, endpoint_url=endpoint_url, parameters=values,
+        name=stack_name,
+        stack_id=stack_id,
+        region=region,
+        endpoint_url=endpoint_url,
+        parameters=values,
         outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        resources=resources, types=types, functions=functions, layer_arn=layer_arn, event_source_mappings=mappings,
+        resources=resources,
+        types=types,
+        functions=functions,
+        layer_arn=layer_arn,
+        event_source_mappings=mappings,
     )
 
 
@@ -376,8 +408,12 @@ def _layer_arn(awslambda: Any, stack_name: str, logical_ids: list[str]) -> str |
     if not logical_ids:
         return None
     prefixes = tuple(f"{stack_name}-{name}-" for name in logical_ids)
-    layers = [layer for page in awslambda.get_paginator("list_layers").paginate() for layer in page["Layers"]
-              if layer["LayerName"].startswith(prefixes)]
+    layers = [
+        layer
+        for page in awslambda.get_paginator("list_layers").paginate()
+        for layer in page["Layers"]
+        if layer["LayerName"].startswith(prefixes)
+    ]
     if len(layers) != 1:
         return None
     return str(layers[0]["LatestMatchingVersion"]["LayerVersionArn"])

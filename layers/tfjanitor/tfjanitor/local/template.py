@@ -94,8 +94,10 @@ def check_parameters(template: dict[str, Any], overrides: dict[str, str]) -> lis
         pattern = spec.get("AllowedPattern")
         for element in values[name] if is_list else [raw]:
             if (allowed and element not in allowed) or (pattern and not re.fullmatch(pattern, element)):
-                problems.append(f"Parameter '{name}' must satisfy constraint: "
-                                f"{spec.get('ConstraintDescription') or f'[AllowedValues: {allowed}]'} (got {element!r})")
+                problems.append(
+                    f"Parameter '{name}' must satisfy constraint: "
+                    f"{spec.get('ConstraintDescription') or f'[AllowedValues: {allowed}]'} (got {element!r})"
+                )
                 break
     if problems:
         return problems
@@ -119,8 +121,7 @@ def load_functions(template: Path, parameters: dict[str, str], pseudo: dict[str,
     if problems:
         raise ParameterError("; ".join(problems))
 
-    stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters,
-                                                 global_parameter_overrides=pseudo)
+    stacks, _ = SamLocalStackProvider.get_stacks(str(template), parameter_overrides=parameters, global_parameter_overrides=pseudo)
     resources = {name: res for stack in stacks for name, res in (stack.resources or {}).items()}
 
     def local_path(uri: str) -> Path:
@@ -134,12 +135,21 @@ def load_functions(template: Path, parameters: dict[str, str], pseudo: dict[str,
         group = logging_config.get("LogGroup")
         if isinstance(group, str) and group in resources:  # a !Ref to the stack's log group: its name
             group = (resources[group].get("Properties") or {}).get("LogGroupName", group)
-        functions.append(LocalFunction(
-            fn.name, local_path(fn.codeuri), fn.handler, env, dict(fn.events or {}), float(fn.timeout or 3),
-            int(fn.memory or 128), runtime=str(fn.runtime or "python3.13"),
-            layers=[local_path(layer.codeuri) for layer in fn.layers or [] if layer.codeuri],
-            log_group=group if isinstance(group, str) else None, log_format=logging_config.get("LogFormat"),
-            application_log_level=logging_config.get("ApplicationLogLevel"),
-            function_name=fn.functionname if fn.functionname != fn.name else None,
-        ))
+        functions.append(
+            LocalFunction(
+                fn.name,
+                local_path(fn.codeuri),
+                fn.handler,
+                env,
+                dict(fn.events or {}),
+                float(fn.timeout or 3),
+                int(fn.memory or 128),
+                runtime=str(fn.runtime or "python3.13"),
+                layers=[local_path(layer.codeuri) for layer in fn.layers or [] if layer.codeuri],
+                log_group=group if isinstance(group, str) else None,
+                log_format=logging_config.get("LogFormat"),
+                application_log_level=logging_config.get("ApplicationLogLevel"),
+                function_name=fn.functionname if fn.functionname != fn.name else None,
+            )
+        )
     return functions

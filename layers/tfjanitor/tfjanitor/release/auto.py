@@ -92,8 +92,7 @@ class Decision:
 
 
 def decide(
-    policy: ReleasePolicy, finding: Finding, observed: ObservedLock, opened_at: datetime | None,
-    sighting: Sighting, now: datetime,
+    policy: ReleasePolicy, finding: Finding, observed: ObservedLock, opened_at: datetime | None, sighting: Sighting, now: datetime
 ) -> Decision:
     """Whether the sweeper may release this stale lock now, and the rule that says so.
 
@@ -116,8 +115,9 @@ def decide(
     # Learned thresholds make the alert earlier, never the release: the fixed threshold (StaleAfter or
     # ReadOnlyStaleAfter) must have passed by tfjanitor's own clock, and with no sign of life. A finding that does
     # not say its threshold (or its silence) is released by no one: fail closed.
-    fixed = _seconds(finding.details.get("threshold", {}).get("fixed_seconds")
-                     if isinstance(finding.details.get("threshold"), dict) else None)
+    fixed = _seconds(
+        finding.details.get("threshold", {}).get("fixed_seconds") if isinstance(finding.details.get("threshold"), dict) else None
+    )
     if fixed is None:
         fixed = _seconds(finding.details.get("threshold_seconds"))
     quiet_seen = _seconds(finding.details.get("quiet_seconds"))
@@ -126,20 +126,27 @@ def decide(
     threshold = timedelta(seconds=fixed)
     held = now - sighting.first_seen if sighting.first_seen is not None else timedelta(0)
     if sighting.first_seen is None or held < threshold:
-        return Decision(finding, observed, False,
-                        f"first seen by tfjanitor {human_duration(held.total_seconds())} ago: not yet held for the "
-                        f"{human_duration(threshold.total_seconds())} threshold by tfjanitor's own clock")
+        return Decision(
+            finding,
+            observed,
+            False,
+            f"first seen by tfjanitor {human_duration(held.total_seconds())} ago: not yet held for the "
+            f"{human_duration(threshold.total_seconds())} threshold by tfjanitor's own clock",
+        )
     quiet = quiet_seen
     if quiet <= threshold.total_seconds():
-        return Decision(finding, observed, False,
-                        f"no sign of life for {human_duration(quiet)}: the alert used a learned threshold, a release "
-                        f"waits for the fixed {human_duration(threshold.total_seconds())}")
+        return Decision(
+            finding,
+            observed,
+            False,
+            f"no sign of life for {human_duration(quiet)}: the alert used a learned threshold, a release "
+            f"waits for the fixed {human_duration(threshold.total_seconds())}",
+        )
     pattern = policy.protected_by(observed.key)
     if pattern:
         return Decision(finding, observed, False, f"state key matches protected pattern {pattern!r}")
     if lock.operation_class not in policy.operations:
-        return Decision(finding, observed, False,
-                        f"{lock.operation_class} locks are not allowed for auto-release")
+        return Decision(finding, observed, False, f"{lock.operation_class} locks are not allowed for auto-release")
     rule = (
         f"held for {human_duration(held.total_seconds())} since tfjanitor first saw it, no sign of life for "
         f"{human_duration(quiet)} (fixed threshold {human_duration(threshold.total_seconds())}; Created says "
@@ -169,8 +176,7 @@ def observed_now(writer: LockWriter, finding: Finding) -> ObservedLock | None:
 
 
 def auto_release(
-    findings: list[Finding], store: AlertStore, writer: LockWriter, policy: ReleasePolicy, now: datetime,
-    sweep_id: str,
+    findings: list[Finding], store: AlertStore, writer: LockWriter, policy: ReleasePolicy, now: datetime, sweep_id: str
 ) -> tuple[list[Notice], list[Decision]]:
     """The sweeper's opt-in hands: staged, conditional, recorded releases of stale locks."""
     notices: list[Notice] = []
@@ -196,15 +202,27 @@ def auto_release(
         lock = observed.lock
         assert lock is not None
         entry = {
-            "released_at": now.isoformat(), "sweep": sweep_id, "rule": decision.rule, "source": observed.source,
-            "table": observed.table, "bucket": observed.bucket, "key": observed.key, "etag": observed.etag,
-            "original_info": cap(observed.raw), "original_info_sha256": raw_sha256(observed.raw),
+            "released_at": now.isoformat(),
+            "sweep": sweep_id,
+            "rule": decision.rule,
+            "source": observed.source,
+            "table": observed.table,
+            "bucket": observed.bucket,
+            "key": observed.key,
+            "etag": observed.etag,
+            "original_info": cap(observed.raw),
+            "original_info_sha256": raw_sha256(observed.raw),
             "first_seen_at": sighting.first_seen.isoformat() if sighting.first_seen else None,
         }
-        notice = Notice("released", finding.to_dict(), fp, now, opened_at or now, "released by tfjanitor",
-                        extra={"rule": decision.rule, "sweep": sweep_id})
+        notice = Notice(
+            "released",
+            finding.to_dict(),
+            fp,
+            now,
+            opened_at or now,
+            "released by tfjanitor",
+            extra={"rule": decision.rule, "sweep": sweep_id},
+        )
         if store.record_release(fp, entry, now, notice):
             notices.append(notice)
     return notices, decisions
-
-

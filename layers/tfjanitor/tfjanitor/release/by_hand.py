@@ -47,10 +47,15 @@ class Unlock:
         self.errors.append({"check": check, "target": target, "code": exc.code, "message": str(exc)})
 
     def to_dict(self, region: str, now: datetime) -> dict[str, Any]:
-        return {"region": region, "state": self.request.state, "complete": not self.errors,
-                "locks": [lock.describe(now) for lock in self.locks],
-                "released": [r.to_dict(now) for r in self.results if r.released],
-                "not_released": [r.to_dict(now) for r in self.results if not r.released], "errors": self.errors}
+        return {
+            "region": region,
+            "state": self.request.state,
+            "complete": not self.errors,
+            "locks": [lock.describe(now) for lock in self.locks],
+            "released": [r.to_dict(now) for r in self.results if r.released],
+            "not_released": [r.to_dict(now) for r in self.results if not r.released],
+            "errors": self.errors,
+        }
 
 
 def read_locks(writer: LockWriter, request: UnlockRequest) -> Unlock:
@@ -82,8 +87,9 @@ def choose(unlock: Unlock) -> tuple[list[ObservedLock], str]:
             held = ", ".join(sorted({lock.lock_id or "unreadable" for lock in locks}))
             return [], f"refusing: the lock ID is {held}, not {request.want_id}"
         return chosen, ""
-    requested = [lock for lock in locks
-                 if (lock.source == DYNAMODB and request.table) or (lock.source == LOCKFILE and request.lockfile)]
+    requested = [
+        lock for lock in locks if (lock.source == DYNAMODB and request.table) or (lock.source == LOCKFILE and request.lockfile)
+    ]
     if not requested:
         return [], "no lock of the requested kind"
     ids = {lock.lock_id for lock in requested if lock.lock_id}

@@ -38,17 +38,25 @@ class ObservedLock:
 
     def describe(self, now: datetime) -> dict[str, Any]:
         doc: dict[str, Any] = {
-            "source": self.source, "table": self.table, "bucket": self.bucket, "key": self.key,
+            "source": self.source,
+            "table": self.table,
+            "bucket": self.bucket,
+            "key": self.key,
             "lock_id": self.lock_id,
         }
         if self.source == LOCKFILE:
             doc["object"] = f"s3://{self.bucket}/{self.key}{LOCKFILE_SUFFIX}"
             doc["etag"] = self.etag
         if self.lock:
-            doc.update({
-                "operation": self.lock.operation, "who": self.lock.who, "version": self.lock.version,
-                "created": format_time(self.lock.created), "age_seconds": int(self.lock.age_seconds(now)),
-            })
+            doc.update(
+                {
+                    "operation": self.lock.operation,
+                    "who": self.lock.who,
+                    "version": self.lock.version,
+                    "created": format_time(self.lock.created),
+                    "age_seconds": int(self.lock.age_seconds(now)),
+                }
+            )
         else:
             doc["problem"] = "not a valid Terraform lock"
         return doc
@@ -101,5 +109,3 @@ def release(writer: LockWriter, observed: ObservedLock) -> ReleaseResult:
     except LockGone as exc:
         return ReleaseResult(observed, False, f"not released: {exc}; nothing was deleted")
     return ReleaseResult(observed, True, f"released {where} (it still held lock {observed.lock_id})")
-
-

@@ -75,8 +75,7 @@ class Machine(Protocol):
 
 # Go's unicode.IsSpace (what bytes.TrimSpace trims): ASCII space, \t \n \v \f \r, U+0085, U+00A0 and the other
 # White_Space characters.
-_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a" \
-            "\u2028\u2029\u202f\u205f\u3000"
+_GO_SPACE = "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
 
 
 def go_text(raw: bytes) -> str:
@@ -86,11 +85,10 @@ def go_text(raw: bytes) -> str:
     i = 0
     while i < len(raw):
         lead = raw[i]
-        size = 1 if lead < 0x80 else 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else \
-            4 if 0xF0 <= lead <= 0xF4 else 0
+        size = 1 if lead < 0x80 else 2 if 0xC2 <= lead <= 0xDF else 3 if 0xE0 <= lead <= 0xEF else 4 if 0xF0 <= lead <= 0xF4 else 0
         if size:
             try:
-                out.append(raw[i:i + size].decode("utf-8"))
+                out.append(raw[i : i + size].decode("utf-8"))
                 i += size
                 continue
             except UnicodeDecodeError:
@@ -103,7 +101,7 @@ def go_text(raw: bytes) -> str:
 def _go_atoi(text: str) -> bool:
     """Whether Go's strconv.Atoi accepts ``text`` (an optional sign, decimal digits, within int64)."""
     digits = text[1:] if text[:1] in ("+", "-") else text
-    return bool(digits) and digits.isascii() and digits.isdigit() and -(2 ** 63) <= int(text) < 2 ** 63
+    return bool(digits) and digits.isascii() and digits.isdigit() and -(2**63) <= int(text) < 2**63
 
 
 def passwd_name(uid: int, passwd: bytes) -> str | None:
@@ -158,10 +156,10 @@ def parse_proc_stat(text: bytes) -> tuple[str, str, int]:
     start, end = text.find(b"("), text.rfind(b")")
     if start < 0 or end < start:
         raise ValueError("not a /proc/<pid>/stat line")
-    fields = text[end + 1:].split()
+    fields = text[end + 1 :].split()
     if len(fields) < 20:
         raise ValueError("a /proc/<pid>/stat line with too few fields")
-    return go_text(text[start + 1:end]), fields[0].decode("ascii", "replace"), int(fields[19])  # field 3 and 22
+    return go_text(text[start + 1 : end]), fields[0].decode("ascii", "replace"), int(fields[19])  # field 3 and 22
 
 
 def parse_status_uids(text: bytes) -> tuple[int, ...]:
@@ -241,8 +239,13 @@ class LocalMachine:
     """This machine: ``/proc`` (or ``ps``), ``/etc/passwd``, uname. ``proc`` and ``passwd`` can point elsewhere
     (tests build a process table of their own)."""
 
-    def __init__(self, environ: Mapping[str, str] | None = None, proc: Path = Path("/proc"),
-                 passwd: Path = Path("/etc/passwd"), uid: int | None = None):
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        proc: Path = Path("/proc"),
+        passwd: Path = Path("/etc/passwd"),
+        uid: int | None = None,
+    ):
         self._environ = os.environ if environ is None else environ
         self._proc = proc
         self._passwd = passwd
@@ -336,8 +339,16 @@ class LocalMachine:
 def _ps(columns: list[str]) -> str:
     argv = ["ps", "-A"] + [arg for column in columns for arg in ("-o", column)]
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=PS_TIMEOUT, check=False,
-                              env={**os.environ, "LC_ALL": "C"}, stdin=subprocess.DEVNULL, errors="replace")
+        proc = subprocess.run(
+            argv,
+            capture_output=True,
+            text=True,
+            timeout=PS_TIMEOUT,
+            check=False,
+            env={**os.environ, "LC_ALL": "C"},
+            stdin=subprocess.DEVNULL,
+            errors="replace",
+        )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise MachineError(f"no /proc, and ps could not list the processes: {exc}") from exc
     if proc.returncode != 0:
@@ -368,13 +379,14 @@ def read_working_dir(directory: Path, environ: Mapping[str, str]) -> WorkingDir:
     data_dir = directory / (environ.get(DATA_DIR_ENV) or DATA_DIR)
     backend_file = data_dir / BACKEND_FILE
     if not data_dir.is_dir():
-        raise WorkdirError(f"{directory}: no {data_dir.name} directory: run terraform init there first, or pass --chdir "
-                           "the directory terraform ran in")
+        raise WorkdirError(
+            f"{directory}: no {data_dir.name} directory: run terraform init there first, or pass --chdir "
+            "the directory terraform ran in"
+        )
     try:
         backend_state = _read_limited(backend_file)
     except FileNotFoundError:
-        raise WorkdirError(f"{backend_file}: not there: the working directory has no initialised backend (a local "
-                           "state?)") from None
+        raise WorkdirError(f"{backend_file}: not there: the working directory has no initialised backend (a local state?)") from None
     except OSError as exc:
         raise WorkdirError(f"cannot read {backend_file}: {exc.strerror or exc}") from None
     try:

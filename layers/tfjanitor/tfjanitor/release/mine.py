@@ -52,8 +52,9 @@ def parse_since(text: str, now: datetime) -> datetime:
     try:
         return parse_time(stripped)
     except MalformedItem:
-        raise ValueError(f"--since: not a time: {text!r} (an RFC 3339 time with a zone, e.g. 2026-11-25T00:01:26Z, "
-                         "or a duration ago, e.g. 2h, 90m)") from None
+        raise ValueError(
+            f"--since: not a time: {text!r} (an RFC 3339 time with a zone, e.g. 2026-11-25T00:01:26Z, or a duration ago, e.g. 2h, 90m)"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -68,8 +69,15 @@ class StateScope:
     workspace: str | None = None
 
     def describe(self) -> dict[str, Any]:
-        return {"mode": "working_dir", "working_dir": self.directory, "workspace": self.workspace,
-                "bucket": self.bucket, "key": self.key, "table": self.table, "lockfile": self.lockfile}
+        return {
+            "mode": "working_dir",
+            "working_dir": self.directory,
+            "workspace": self.workspace,
+            "bucket": self.bucket,
+            "key": self.key,
+            "table": self.table,
+            "lockfile": self.lockfile,
+        }
 
 
 @dataclass(frozen=True)
@@ -98,23 +106,35 @@ def judge(observed: ObservedLock, who: str, live: Sequence[Process], since: date
     """Whether this machine's dead run left ``observed``, and may it go (see the module's rules)."""
     info = observed.lock
     if info is None:
-        return Verdict(OTHER_MACHINE, "another machine's, or not Terraform's: not a valid Terraform lock, so nothing "
-                                      "says it is this machine's")
+        return Verdict(
+            OTHER_MACHINE, "another machine's, or not Terraform's: not a valid Terraform lock, so nothing says it is this machine's"
+        )
     if info.who != who:
-        return Verdict(OTHER_MACHINE, f"another machine's (or another user's): Who is {info.who!r}, and this "
-                                      f"machine's runs write {who!r}")
+        return Verdict(
+            OTHER_MACHINE, f"another machine's (or another user's): Who is {info.who!r}, and this machine's runs write {who!r}"
+        )
     if since is not None and info.created < since:
-        return Verdict(BEFORE_SINCE, f"before --since: created {precise(info.created)}, before {precise(since)}: an "
-                                     "older leftover this job did not cause (the sweeper's)")
+        return Verdict(
+            BEFORE_SINCE,
+            f"before --since: created {precise(info.created)}, before {precise(since)}: an "
+            "older leftover this job did not cause (the sweeper's)",
+        )
     holders = tuple(p for p in live if info.created >= p.started)
     if holders:
         named = ", ".join(f"{p.name} pid {p.pid} started {precise(p.started)}" for p in holders[:LIVE_RUNS_LISTED])
         more = f" and {len(holders) - LIVE_RUNS_LISTED} more" if len(holders) > LIVE_RUNS_LISTED else ""
-        return Verdict(LIVE_RUN, f"held by a live run: created {precise(info.created)}, after a live terraform run of "
-                                 f"this user here started ({named}{more}): it may be that run's", holders)
+        return Verdict(
+            LIVE_RUN,
+            f"held by a live run: created {precise(info.created)}, after a live terraform run of "
+            f"this user here started ({named}{more}): it may be that run's",
+            holders,
+        )
     alive = "" if live else " (none is alive)"
-    return Verdict(None, f"this machine's dead run's: created {precise(info.created)}, before every live terraform run "
-                         f"of this user here started{alive}")
+    return Verdict(
+        None,
+        f"this machine's dead run's: created {precise(info.created)}, before every live terraform run "
+        f"of this user here started{alive}",
+    )
 
 
 def where(lock: ObservedLock) -> dict[str, Any]:
@@ -231,8 +251,9 @@ class MineReport:
             "message": self.message(),
         }
         if self.dry_run:
-            doc["would_release"] = [{**lock.describe(now), **where(lock), "reason": verdict.reason}
-                                    for lock, verdict in self.would_release]
+            doc["would_release"] = [
+                {**lock.describe(now), **where(lock), "reason": verdict.reason} for lock, verdict in self.would_release
+            ]
         return doc
 
 
@@ -254,8 +275,12 @@ def _table_locks(aws: AwsSession, region: str, table: str) -> list[ObservedLock]
 
 def _bucket_locks(aws: AwsSession, writer: LockWriter, region: str, spec: BucketSpec) -> list[ObservedLock]:
     """Every ``.tflock`` under the prefix, each read for its body and ETag."""
-    keys = [entry.key for page, _ in Bucket(aws, region, spec.name).list_pages(prefix=spec.prefix)
-            for entry in page if entry.key.endswith(LOCKFILE_SUFFIX) and len(entry.key) > len(LOCKFILE_SUFFIX)]
+    keys = [
+        entry.key
+        for page, _ in Bucket(aws, region, spec.name).list_pages(prefix=spec.prefix)
+        for entry in page
+        if entry.key.endswith(LOCKFILE_SUFFIX) and len(entry.key) > len(LOCKFILE_SUFFIX)
+    ]
 
     def read(key: str) -> ObservedLock | None:
         got = writer.read_lockfile(spec.name, key)
@@ -263,14 +288,14 @@ def _bucket_locks(aws: AwsSession, writer: LockWriter, region: str, spec: Bucket
             return None  # released since it was listed
         body, etag = got
         raw = body.decode("utf-8", errors="replace")
-        return ObservedLock(LOCKFILE, spec.name, key[: -len(LOCKFILE_SUFFIX)], raw, lock_info_or_none(raw),
-                            etag=normalize_etag(etag))
+        return ObservedLock(LOCKFILE, spec.name, key[: -len(LOCKFILE_SUFFIX)], raw, lock_info_or_none(raw), etag=normalize_etag(etag))
 
     return [lock for lock in aws.in_parallel(read, keys) if lock is not None]
 
 
-def _read(aws: AwsSession, writer: LockWriter, region: str, scope: StateScope | StoreScope, who: str,
-          report: MineReport) -> list[ObservedLock]:
+def _read(
+    aws: AwsSession, writer: LockWriter, region: str, scope: StateScope | StoreScope, who: str, report: MineReport
+) -> list[ObservedLock]:
     observed: list[ObservedLock] = []
     if isinstance(scope, StateScope):
         state = f"{scope.bucket}/{scope.key}"
@@ -304,19 +329,25 @@ def _read(aws: AwsSession, writer: LockWriter, region: str, scope: StateScope | 
         try:
             observed += observe(writer, lock.bucket, lock.key, None, lockfile=True)
         except AwsError as exc:
-            report.notes.append(f"could not look for s3://{lock.bucket}/{lock.key}{LOCKFILE_SUFFIX} ({exc.code}): "
-                                "only its DynamoDB lock is considered")
+            report.notes.append(
+                f"could not look for s3://{lock.bucket}/{lock.key}{LOCKFILE_SUFFIX} ({exc.code}): only its DynamoDB lock is considered"
+            )
         have.add((lock.bucket, lock.key))
     return observed
 
 
 def release_mine(
-    aws: AwsSession, region: str, machine: Machine, scope: StateScope | StoreScope, since: datetime | None,
-    dry_run: bool = False, now: datetime | None = None, writer: LockWriter | None = None,
+    aws: AwsSession,
+    region: str,
+    machine: Machine,
+    scope: StateScope | StoreScope,
+    since: datetime | None,
+    dry_run: bool = False,
+    now: datetime | None = None,
+    writer: LockWriter | None = None,
 ) -> MineReport:
     """Read the locks, then the live runs, judge each lock, and release (or, dry, list) those that may go."""
-    report = MineReport(region=region, scope=scope.describe(), since=since, dry_run=dry_run,
-                        now=now or datetime.now(timezone.utc))
+    report = MineReport(region=region, scope=scope.describe(), since=since, dry_run=dry_run, now=now or datetime.now(timezone.utc))
     writer = writer or LockWriter(aws, region)
     try:
         who = report.who = machine.who()

@@ -42,9 +42,13 @@ class Lease:
         token = secrets.token_hex(8)
         taken = self.table.write_if(
             "put_item",
-            Item={"Fingerprint": {"S": PREFIX + self.name}, "Holder": {"S": token},
-                  "HeldUntil": {"N": _epoch_us(until)}, "TakenAt": {"S": now.isoformat()},
-                  "ExpiresAt": {"N": str(int((until + timedelta(days=1)).timestamp()))}},
+            Item={
+                "Fingerprint": {"S": PREFIX + self.name},
+                "Holder": {"S": token},
+                "HeldUntil": {"N": _epoch_us(until)},
+                "TakenAt": {"S": now.isoformat()},
+                "ExpiresAt": {"N": str(int((until + timedelta(days=1)).timestamp()))},
+            },
             ConditionExpression="attribute_not_exists(Fingerprint) OR HeldUntil < :now",
             ExpressionAttributeValues={":now": {"N": _epoch_us(now)}},
         )
@@ -55,8 +59,10 @@ class Lease:
         """Let the next run go (only if this run still holds it)."""
         if self.token:
             self.table.write_if(
-                "delete_item", Key={"Fingerprint": {"S": PREFIX + self.name}},
-                ConditionExpression="Holder = :me", ExpressionAttributeValues={":me": {"S": self.token}},
+                "delete_item",
+                Key={"Fingerprint": {"S": PREFIX + self.name}},
+                ConditionExpression="Holder = :me",
+                ExpressionAttributeValues={":me": {"S": self.token}},
             )
             self.token = ""
 

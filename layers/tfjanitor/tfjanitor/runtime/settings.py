@@ -59,8 +59,13 @@ def _boolean(value: object) -> bool:
 
 # Declared field type (as written in the class) -> its converter.
 _CONVERT: dict[str, Callable[[Any], Any]] = {
-    "str": _text, "str | None": _optional_text, "list[str]": split_list, "timedelta": _duration,
-    "bool": _boolean, "float": float, "int": int,
+    "str": _text,
+    "str | None": _optional_text,
+    "list[str]": split_list,
+    "timedelta": _duration,
+    "bool": _boolean,
+    "float": float,
+    "int": int,
 }
 
 
@@ -110,8 +115,12 @@ class FunctionSettings:
         if self.account_id is not None and not _ACCOUNT.match(self.account_id):
             out.append(("account_id", f"not a 12-digit account ID: {self.account_id!r}"))
         if self.event_bus_arn is not None and not _EVENT_BUS.match(self.event_bus_arn):
-            out.append(("event_bus_arn", f"not an EventBridge event bus ARN: {self.event_bus_arn!r} "
-                                         "(arn:aws:events:REGION:ACCOUNT:event-bus/NAME)"))
+            out.append(
+                (
+                    "event_bus_arn",
+                    f"not an EventBridge event bus ARN: {self.event_bus_arn!r} (arn:aws:events:REGION:ACCOUNT:event-bus/NAME)",
+                )
+            )
         if not _DOCS_URL.match(self.docs_url):
             out.append(("docs_url", f"not an https URL ending in /: {self.docs_url!r} (e.g. {DOCS_URL})"))
         return out
@@ -125,8 +134,11 @@ class FunctionSettings:
         env = os.environ if environ is None else environ
         # Strings: __post_init__ converts each by its field's declared type.
         raw: dict[str, Any] = {name: env[var] for name, var in cls.ENV.items() if env.get(var, "") != ""}
-        missing = [cls.ENV.get(f.name, f.name) for f in fields(cls)
-                   if f.default is MISSING and f.default_factory is MISSING and f.name not in raw]
+        missing = [
+            cls.ENV.get(f.name, f.name)
+            for f in fields(cls)
+            if f.default is MISSING and f.default_factory is MISSING and f.name not in raw
+        ]
         if missing:
             raise SettingsError(f"invalid {cls.__name__} environment: " + "; ".join(f"{m}: required" for m in missing))
         return cls(**raw)
@@ -136,11 +148,7 @@ class FunctionSettings:
 class BackendSettings(FunctionSettings):
     """Functions that read Terraform's backend: which lock tables, and buckets beyond those they name."""
 
-    ENV: ClassVar[dict[str, str]] = {
-        **FunctionSettings.ENV,
-        "lock_tables": "LOCK_TABLES",
-        "extra_buckets": "EXTRA_BUCKETS",
-    }
+    ENV: ClassVar[dict[str, str]] = {**FunctionSettings.ENV, "lock_tables": "LOCK_TABLES", "extra_buckets": "EXTRA_BUCKETS"}
 
     lock_tables: list[str]
     extra_buckets: list[str] = field(default_factory=list)
@@ -199,8 +207,12 @@ class SweeperSettings(BackendSettings):
     @property
     def policy(self) -> StalePolicy:
         return StalePolicy(
-            default=self.stale_after, read_only=self.read_only_stale_after, adaptive=self.adaptive_staleness,
-            min_stale_after=self.min_stale_after, multiplier=self.stale_multiplier, min_history=self.min_history,
+            default=self.stale_after,
+            read_only=self.read_only_stale_after,
+            adaptive=self.adaptive_staleness,
+            min_stale_after=self.min_stale_after,
+            multiplier=self.stale_multiplier,
+            min_history=self.min_history,
         )
 
     @property

@@ -57,16 +57,29 @@ METRIC_PLAN: tuple[MetricSpec, ...] = (
     MetricSpec("SweepErrors", MetricUnit.Count, "nonzero"),
     MetricSpec("OpenFindings", MetricUnit.Count, "nonzero"),
     MetricSpec("LocksAutoReleased", MetricUnit.Count, "nonzero"),
-    MetricSpec("RunsSkipped", MetricUnit.Count, "nonzero",
-               why="a run found the previous one still running (its lease) and stopped: runs longer than their interval"),
+    MetricSpec(
+        "RunsSkipped",
+        MetricUnit.Count,
+        "nonzero",
+        why="a run found the previous one still running (its lease) and stopped: runs longer than their interval",
+    ),
     MetricSpec("AlertsSent", MetricUnit.Count, "nonzero"),
     MetricSpec("NotificationsFailed", MetricUnit.Count, "nonzero"),
-    MetricSpec("NotificationsGivenUp", MetricUnit.Count, "nonzero",
-               why="destinations that refused a notice for good, its compact form too: that notice never arrives "
-                   "there, so it alarms at once (NotificationsFailed heals by itself and alarms on two intervals); "
-                   "published only in the hour it happens, so it costs cents"),
-    MetricSpec("LockHoldSeconds", MetricUnit.Seconds, "activity", series=len(OPERATION_CLASSES),
-               why="hold time of each released lock, per operation class (percentiles on the dashboard)"),
+    MetricSpec(
+        "NotificationsGivenUp",
+        MetricUnit.Count,
+        "nonzero",
+        why="destinations that refused a notice for good, its compact form too: that notice never arrives "
+        "there, so it alarms at once (NotificationsFailed heals by itself and alarms on two intervals); "
+        "published only in the hour it happens, so it costs cents",
+    ),
+    MetricSpec(
+        "LockHoldSeconds",
+        MetricUnit.Seconds,
+        "activity",
+        series=len(OPERATION_CLASSES),
+        why="hold time of each released lock, per operation class (percentiles on the dashboard)",
+    ),
     MetricSpec("DriftDetected", MetricUnit.Count, "nonzero"),
     MetricSpec("MalformedRecords", MetricUnit.Count, "nonzero"),
     MetricSpec("ForeignRecords", MetricUnit.Count, "nonzero"),
@@ -106,15 +119,18 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         logger.warning("sweep skipped", extra={"skipped": result.skipped})
         return
     oldest = max((s.oldest_lock_age_seconds for s in result.stats.tables.values()), default=0.0)
-    _publish(metrics, {
-        "SweepsCompleted": 1 if result.complete else 0,
-        "OldestLockAgeSeconds": round(oldest),
-        **kind_counts(result, Check.SWEEP),
-        "UnverifiedStates": len(result.unverified),
-        "SweepErrors": len(result.errors),
-        "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
-        "LocksAutoReleased": sum(1 for r in result.releases if r.get("released")),
-    })
+    _publish(
+        metrics,
+        {
+            "SweepsCompleted": 1 if result.complete else 0,
+            "OldestLockAgeSeconds": round(oldest),
+            **kind_counts(result, Check.SWEEP),
+            "UnverifiedStates": len(result.unverified),
+            "SweepErrors": len(result.errors),
+            "OpenFindings": sum(1 for f in result.findings if f.severity.rank >= Severity.WARNING.rank),
+            "LocksAutoReleased": sum(1 for r in result.releases if r.get("released")),
+        },
+    )
 
     for finding in result.findings:
         doc = finding.to_dict()
@@ -128,8 +144,7 @@ def publish_sweep(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     for error in result.errors:
         logger.error(error.message, extra={"sweep_error": error.to_dict()})
     logger.info(
-        "sweep finished",
-        extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()},
+        "sweep finished", extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()}
     )
 
 
@@ -139,11 +154,7 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
         _publish(metrics, {"RunsSkipped": 1})
         logger.warning("audit skipped", extra={"skipped": result.skipped})
         return
-    values = {
-        **kind_counts(result, Check.AUDIT),
-        "AuditErrors": len(result.errors),
-        "AuditsCompleted": 1 if result.complete else 0,
-    }
+    values = {**kind_counts(result, Check.AUDIT), "AuditErrors": len(result.errors), "AuditsCompleted": 1 if result.complete else 0}
     _publish(metrics, values)
     for finding in result.findings:
         log = logger.warning if finding.severity.rank else logger.info
@@ -151,24 +162,29 @@ def publish_audit(result: ScanResult, metrics: Metrics, logger: Logger) -> None:
     for error in result.errors:
         logger.error(error.message, extra={"audit_error": error.to_dict()})
     logger.info(
-        "audit finished",
-        extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()},
+        "audit finished", extra={"complete": result.complete, "findings": len(result.findings), "stats": result.stats.to_dict()}
     )
 
 
 def publish_delivery(delivery: Delivery, metrics: Metrics, logger: Logger) -> None:
     """Count what this run sent, could not send and gave up (only when there is any), and log each."""
-    _publish(metrics, {"AlertsSent": len(delivery.sent), "NotificationsFailed": len(delivery.failed),
-                       "NotificationsGivenUp": len(delivery.gave_up)})
+    _publish(
+        metrics,
+        {"AlertsSent": len(delivery.sent), "NotificationsFailed": len(delivery.failed), "NotificationsGivenUp": len(delivery.gave_up)},
+    )
     for failure in delivery.failed:
-        logger.error("alert notice not delivered (it stays pending: the next run retries it)",
-                     extra={"notice_error": failure})
+        logger.error("alert notice not delivered (it stays pending: the next run retries it)", extra={"notice_error": failure})
     for gave_up in delivery.gave_up:
-        logger.error("alert notice given up on a destination: it refused the notice and its compact form, for what "
-                     "they hold (never sent there again)", extra={"notice_given_up": gave_up.to_dict()})
+        logger.error(
+            "alert notice given up on a destination: it refused the notice and its compact form, for what "
+            "they hold (never sent there again)",
+            extra={"notice_given_up": gave_up.to_dict()},
+        )
     if delivery.waiting or delivery.left:
-        logger.info("alert notices left pending for the next run",
-                    extra={"waiting_for_earlier": delivery.waiting, "out_of_time": delivery.left})
+        logger.info(
+            "alert notices left pending for the next run",
+            extra={"waiting_for_earlier": delivery.waiting, "out_of_time": delivery.left},
+        )
 
 
 def publish_stream_batch(summary: BatchSummary, metrics: Metrics) -> None:
@@ -183,8 +199,6 @@ def publish_stream_batch(summary: BatchSummary, metrics: Metrics) -> None:
         for seconds in holds:
             per_class.add_metric(name="LockHoldSeconds", unit=_PLAN["LockHoldSeconds"].unit, value=seconds)
         per_class.flush_metrics()
-    _publish(metrics, {
-        "DriftDetected": summary.drift_detected,
-        "MalformedRecords": summary.malformed,
-        "ForeignRecords": summary.foreign,
-    })
+    _publish(
+        metrics, {"DriftDetected": summary.drift_detected, "MalformedRecords": summary.malformed, "ForeignRecords": summary.foreign}
+    )

@@ -40,8 +40,13 @@ def delivery_deadline(deadline: Deadline | None) -> Deadline | None:
 def origin(settings: FunctionSettings) -> Origin:
     """The stack every alert email, chat card and event names: its account (and alias), name and region, and
     the docs site its emails link into."""
-    return Origin(stack=settings.stack_name, region=settings.region, account=settings.account_id,
-                  account_alias=settings.account_alias, docs_url=settings.docs_url)
+    return Origin(
+        stack=settings.stack_name,
+        region=settings.region,
+        account=settings.account_id,
+        account_alias=settings.account_alias,
+        docs_url=settings.docs_url,
+    )
 
 
 def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertStore, Notifier] | tuple[None, None]:
@@ -55,7 +60,11 @@ def alerting(settings: FunctionSettings, aws: AwsSession) -> tuple[DynamoAlertSt
 
 
 def _alert(
-    result: ScanResult, settings: FunctionSettings, aws: AwsSession, now: datetime, check: Check,
+    result: ScanResult,
+    settings: FunctionSettings,
+    aws: AwsSession,
+    now: datetime,
+    check: Check,
     then: Callable[[DynamoAlertStore], list[Notice]] | None = None,
     recheck: Callable[[list[AlertRecord]], ScanResult] | None = None,
     deadline: Deadline | None = None,
@@ -75,9 +84,16 @@ def _alert(
     try:
         missed: list[AlertRecord] = []
         process_findings(
-            result.findings, covered_scopes(result), store, now, settings.reminder_interval, resolvable_kinds=kinds,
-            evidence_at=result.read_at, unverified={(u.table, u.bucket, u.key) for u in result.unverified},
-            not_looked_at=missed, deadline=until,
+            result.findings,
+            covered_scopes(result),
+            store,
+            now,
+            settings.reminder_interval,
+            resolvable_kinds=kinds,
+            evidence_at=result.read_at,
+            unverified={(u.table, u.bucket, u.key) for u in result.unverified},
+            not_looked_at=missed,
+            deadline=until,
         )
         if recheck is not None and missed:
             again = recheck(missed)
@@ -85,8 +101,14 @@ def _alert(
                 again.set_account(settings.account_id)
             result.merge_recheck(again)
             process_findings(
-                again.findings, covered_scopes(again), store, now, settings.reminder_interval,
-                resolvable_kinds=kinds, evidence_at=again.read_at, deadline=until,
+                again.findings,
+                covered_scopes(again),
+                store,
+                now,
+                settings.reminder_interval,
+                resolvable_kinds=kinds,
+                evidence_at=again.read_at,
+                deadline=until,
             )
         if then is not None:
             then(store)
@@ -108,8 +130,13 @@ def deliver_notices(settings: FunctionSettings, aws: AwsSession, deadline: Deadl
 
 
 def one_at_a_time(
-    name: str, settings: FunctionSettings, aws: AwsSession, now: datetime, deadline: Deadline | None,
-    run: Callable[[], tuple[ScanResult, Delivery]], tables: list[str],
+    name: str,
+    settings: FunctionSettings,
+    aws: AwsSession,
+    now: datetime,
+    deadline: Deadline | None,
+    run: Callable[[], tuple[ScanResult, Delivery]],
+    tables: list[str],
 ) -> tuple[ScanResult, Delivery]:
     """``run`` under the function's lease (runtime/lease.py): a run that finds another still running is skipped."""
     if not settings.findings_table:
@@ -132,21 +159,31 @@ def one_at_a_time(
 
 
 def sweep_and_alert(
-    settings: SweeperSettings, aws: AwsSession, now: datetime | None = None, sweep_id: str | None = None,
+    settings: SweeperSettings,
+    aws: AwsSession,
+    now: datetime | None = None,
+    sweep_id: str | None = None,
     deadline: Deadline | None = None,
 ) -> tuple[ScanResult, Delivery]:
     """One scheduled sweep: find, alert, and (opt-in) release stale locks. With a ``deadline``, the
     sweep stops in time (incomplete: it resolves nothing) and still alerts. One sweep at a time (its lease)."""
     now = now or datetime.now(timezone.utc)
-    return one_at_a_time("sweeper", settings, aws, now, deadline,
-                         lambda: _sweep_and_alert(settings, aws, now, sweep_id, deadline), settings.lock_tables)
+    return one_at_a_time(
+        "sweeper", settings, aws, now, deadline, lambda: _sweep_and_alert(settings, aws, now, sweep_id, deadline), settings.lock_tables
+    )
 
 
 def _sweep_and_alert(
-    settings: SweeperSettings, aws: AwsSession, now: datetime, sweep_id: str | None, deadline: Deadline | None,
+    settings: SweeperSettings, aws: AwsSession, now: datetime, sweep_id: str | None, deadline: Deadline | None
 ) -> tuple[ScanResult, Delivery]:
-    request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, settings.policy, deadline,
-                           findings_table=settings.findings_table)
+    request = SweepRequest(
+        settings.region,
+        settings.lock_tables,
+        settings.extra_buckets,
+        settings.policy,
+        deadline,
+        findings_table=settings.findings_table,
+    )
     sweeper = Sweeper(aws, now=now)
     result = sweeper.sweep(request)
 
@@ -159,38 +196,49 @@ def _sweep_and_alert(
         if not settings.auto_release:
             return []
         released, decisions = auto_release(
-            result.findings, store, LockWriter(aws, settings.region), settings.release_policy, now,
+            result.findings,
+            store,
+            LockWriter(aws, settings.region),
+            settings.release_policy,
+            now,
             sweep_id=sweep_id or now.isoformat(),
         )
         result.releases = [
-            {"lock_id": d.observed.lock_id, "key": d.observed.key, "source": d.observed.source,
-             "release": d.release, "rule": d.rule, **d.details}
+            {
+                "lock_id": d.observed.lock_id,
+                "key": d.observed.key,
+                "source": d.observed.source,
+                "release": d.release,
+                "rule": d.rule,
+                **d.details,
+            }
             for d in decisions
         ]
         return released
 
-    return result, _alert(result, settings, aws, now, Check.SWEEP, then=release_stale, recheck=recheck,
-                          deadline=deadline)
+    return result, _alert(result, settings, aws, now, Check.SWEEP, then=release_stale, recheck=recheck, deadline=deadline)
 
 
 def audit_and_alert(
-    settings: AuditorSettings, aws: AwsSession, now: datetime | None = None, deadline: Deadline | None = None,
+    settings: AuditorSettings, aws: AwsSession, now: datetime | None = None, deadline: Deadline | None = None
 ) -> tuple[ScanResult, Delivery]:
     """One scheduled audit (no state object is read): region, topology and posture findings, then
     the same alert lifecycle as the sweeper's, opening and closing only the audit's kinds. One at a time."""
     now = now or datetime.now(timezone.utc)
-    return one_at_a_time("auditor", settings, aws, now, deadline, lambda: _audit_and_alert(settings, aws, now, deadline),
-                         settings.lock_tables)
+    return one_at_a_time(
+        "auditor", settings, aws, now, deadline, lambda: _audit_and_alert(settings, aws, now, deadline), settings.lock_tables
+    )
 
 
 def _audit_and_alert(
-    settings: AuditorSettings, aws: AwsSession, now: datetime, deadline: Deadline | None,
+    settings: AuditorSettings, aws: AwsSession, now: datetime, deadline: Deadline | None
 ) -> tuple[ScanResult, Delivery]:
     request = SweepRequest(settings.region, settings.lock_tables, settings.extra_buckets, deadline=deadline)
     streams = [settings.lock_table_stream_arn] if settings.lock_table_stream_arn else []
     result = Sweeper(aws, now=now).survey(request)
-    Auditor(aws, now=now).audit(AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams),
-                                result, deadline)  # a survey judges nothing: every finding is one the audit finds
+    Auditor(aws, now=now).audit(
+        AuditRequest(settings.region, settings.lock_tables, settings.peer_regions, streams), result, deadline
+    )  # a survey judges nothing: every finding is one the audit finds
     return result, _alert(result, settings, aws, now, Check.AUDIT, deadline=deadline)
 
 

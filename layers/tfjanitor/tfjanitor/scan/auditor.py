@@ -36,9 +36,7 @@ from tfjanitor.model import (
 from tfjanitor.scan.sweeper import describe_error
 from tfjanitor.terraform import LOCKFILE_SUFFIX
 
-CONNECTION_ERRORS = frozenset({
-    "EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError",
-})
+CONNECTION_ERRORS = frozenset({"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError"})
 
 
 @dataclass(frozen=True)
@@ -130,8 +128,11 @@ class Auditor:
             self._error(result, "describe_table", table, exc, "table", table)
             return False
         seen = {(f.kind, f.table) for f in result.findings}  # the sweep reports a table of another key schema too
-        for finding in (audit.lock_table_schema(facts, profile), audit.replicated_lock_table(facts, profile),
-                        audit.deletion_protection_disabled(facts, profile)):
+        for finding in (
+            audit.lock_table_schema(facts, profile),
+            audit.replicated_lock_table(facts, profile),
+            audit.deletion_protection_disabled(facts, profile),
+        ):
             if finding is not None and (finding.kind, finding.table) not in seen:
                 result.findings.append(finding)
         if stream_arn:
@@ -156,31 +157,47 @@ class Auditor:
         except AwsError as exc:
             if exc.not_found:
                 return True  # no same-named table there: nothing to split
-            result.errors.append(ScanError(
-                "scan_peer_table", table, exc.code,
-                describe_error(exc, "peer table", f"{table} in {peer}") + " (split-brain check)",
-            ))
+            result.errors.append(
+                ScanError(
+                    "scan_peer_table",
+                    table,
+                    exc.code,
+                    describe_error(exc, "peer table", f"{table} in {peer}") + " (split-brain check)",
+                )
+            )
             return False
         for (bucket, key), holder in state_rules.peer_holders(items).items():
             if holder.digest:
                 self._peer_digests[(bucket, key)].add(holder.digest)
             home = state_rules.Holder(
-                lock=inventory.locks.get((bucket, key), {}).get(table),
-                digest=inventory.digests.get((bucket, key), {}).get(table),
+                lock=inventory.locks.get((bucket, key), {}).get(table), digest=inventory.digests.get((bucket, key), {}).get(table)
             )
             if not (home.lock or home.digest):
                 continue
             facts = inventory.buckets.get(bucket, BucketFacts())
-            existing = next((f for f in result.findings if f.kind is Kind.SPLIT_BRAIN_LOCK and f.table == table
-                             and f.bucket == bucket and f.key == key), None)
+            existing = next(
+                (
+                    f
+                    for f in result.findings
+                    if f.kind is Kind.SPLIT_BRAIN_LOCK and f.table == table and f.bucket == bucket and f.key == key
+                ),
+                None,
+            )
             holders = {result.region: home, peer: holder}
             if existing is not None:  # a third region: rebuild with every holder
                 for r, v in existing.details["regions"].items():
                     holders.setdefault(r, state_rules.Holder(lock=v["lock"], digest=v["digest"]))
                 result.findings.remove(existing)
             finding = state_rules.split_brain_lock(
-                result.region, table, bucket, key, holders, facts.objects.get(key),
-                inventory.md5.get((bucket, key)), facts.region, profile,
+                result.region,
+                table,
+                bucket,
+                key,
+                holders,
+                facts.objects.get(key),
+                inventory.md5.get((bucket, key)),
+                facts.region,
+                profile,
             )
             if finding is not None:
                 result.findings.append(finding)
@@ -189,7 +206,7 @@ class Auditor:
     # -- one bucket --------------------------------------------------------------------------------
 
     def _bucket(
-        self, result: ScanResult, inventory: Inventory, name: str, facts: BucketFacts, now: datetime, profile: str | None,
+        self, result: ScanResult, inventory: Inventory, name: str, facts: BucketFacts, now: datetime, profile: str | None
     ) -> bool:
         """The bucket's checks; whether each of them ran."""
         region, where = result.region, facts.region or result.region
@@ -213,9 +230,7 @@ class Auditor:
         history = False
         if ok["bucket_versioning"] and posture.versioning in ("Enabled", "Suspended"):
             try:
-                versions = self._reader.object_versions(
-                    where, name, lambda key: key.endswith(LOCKFILE_SUFFIX) or key in states
-                )
+                versions = self._reader.object_versions(where, name, lambda key: key.endswith(LOCKFILE_SUFFIX) or key in states)
                 history = True
             except AwsError as exc:
                 self._error(result, "list_versions", name, exc, "bucket", name)
@@ -228,9 +243,11 @@ class Auditor:
         if ok["bucket_policy"]:
             found.append(bucket_rules.tls_not_enforced(region, name, where, posture.policy, profile))
         if history and ok["bucket_lifecycle"]:
-            found.append(bucket_rules.lockfile_versions_accumulating(
-                region, name, where, posture.versioning, versions, posture.lifecycle_rules, profile,
-            ))
+            found.append(
+                bucket_rules.lockfile_versions_accumulating(
+                    region, name, where, posture.versioning, versions, posture.lifecycle_rules, profile
+                )
+            )
         unversioned = ok["bucket_versioning"] and posture.versioning not in ("Enabled", "Suspended")
         if facts.listed and (history or unversioned):  # a failed read is an error already, not a guess
             found.append(state_rules.lockfile_migration(region, name, self._evidence(inventory, name, facts, versions), profile))
@@ -250,21 +267,22 @@ class Auditor:
         keys |= facts.lockfiles | set(by_lock)
         evidence = []
         for key in keys:
-            evidence.append(state_rules.StateEvidence(
-                key=key,
-                digests=dict(inventory.digests.get((name, key), {})),
-                locked_in_table=bool(inventory.locks.get((name, key))),
-                lockfile_now=key in facts.lockfiles,
-                lock_holds=state_rules.lock_holds(by_lock.get(key, [])),
-                obj=facts.objects.get(key),
-                md5=inventory.md5.get((name, key)),
-                peer_digests=set(self._peer_digests.get((name, key), set())),
-            ))
+            evidence.append(
+                state_rules.StateEvidence(
+                    key=key,
+                    digests=dict(inventory.digests.get((name, key), {})),
+                    locked_in_table=bool(inventory.locks.get((name, key))),
+                    lockfile_now=key in facts.lockfiles,
+                    lock_holds=state_rules.lock_holds(by_lock.get(key, [])),
+                    obj=facts.objects.get(key),
+                    md5=inventory.md5.get((name, key)),
+                    peer_digests=set(self._peer_digests.get((name, key), set())),
+                )
+            )
         return evidence
 
     def _measured_rates(
-        self, result: ScanResult, inventory: Inventory, name: str, versions: list[ObjectVersion], now: datetime,
-        profile: str | None,
+        self, result: ScanResult, inventory: Inventory, name: str, versions: list[ObjectVersion], now: datetime, profile: str | None
     ) -> None:
         """Rebuild a cross-region finding for this bucket with the write rate its versions show."""
         for i, f in enumerate(result.findings):
@@ -278,7 +296,13 @@ class Auditor:
             facts = inventory.buckets[name]
             sizes = [facts.objects[k].size for k in keys if k in facts.objects]
             result.findings[i] = build.cross_region_bucket(
-                f.region, f.table, name, f.details["bucket_region"], f.details["states"], state_sizes=sizes,
+                f.region,
+                f.table,
+                name,
+                f.details["bucket_region"],
+                f.details["states"],
+                state_sizes=sizes,
                 applies_per_month=rate,
-                rate_source=f"measured: {rate:g} state versions in the last 30 days", profile=profile,
+                rate_source=f"measured: {rate:g} state versions in the last 30 days",
+                profile=profile,
             )

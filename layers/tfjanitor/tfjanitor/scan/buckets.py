@@ -152,8 +152,9 @@ class _Reader:
         for _ in self._pages(pages, None, False):
             pass
 
-    def _pages(self, pages: Iterable[tuple[Iterable[ObjectEntry], bool]], through: str | None,
-               skip_prefixed: bool) -> Iterable[tuple[str, bool]]:
+    def _pages(
+        self, pages: Iterable[tuple[Iterable[ObjectEntry], bool]], through: str | None, skip_prefixed: bool
+    ) -> Iterable[tuple[str, bool]]:
         view, wanted, deadline = self._view, self._req.wanted, self._req.deadline
         held: list[ObjectEntry] = []  # proven states whose .tflock may still come (nested key prefixes)
         last = ""

@@ -56,8 +56,9 @@ class Look:
         return self.taken
 
 
-def first_look(digest: DigestItem, obj: ObjectEntry, held: list[LockInfo], lockfile_written: datetime | None,
-               dead: Callable[[], LockInfo | None]) -> Look:
+def first_look(
+    digest: DigestItem, obj: ObjectEntry, held: list[LockInfo], lockfile_written: datetime | None, dead: Callable[[], LockInfo | None]
+) -> Look:
     """The ETag proves the digest; or a lock that may write the state was taken before the object was written
     (Terraform may be between its two writes: unverified, unless ``dead()`` names that lock's dead run); or the
     object must be hashed (a 0-byte object needs no download: it is no state)."""
@@ -83,12 +84,12 @@ class Candidate:
     dead: LockInfo | None = None  # the stale writing lock held over it when it was listed
 
 
-
 def unreadable_reason(bucket: str, key: str, code: str) -> str:
     """Why a state that S3 would not serve as asked (400) is neither drift, nor healthy, nor missing."""
-    return (f"S3 answered {code} (400) to reading s3://{bucket}/{key}: an object encrypted with a customer-provided "
-            "key (SSE-C, sse_customer_key) cannot be read or hashed without that key, so its digest cannot be checked")
-
+    return (
+        f"S3 answered {code} (400) to reading s3://{bucket}/{key}: an object encrypted with a customer-provided "
+        "key (SSE-C, sse_customer_key) cannot be read or hashed without that key, so its digest cannot be checked"
+    )
 
 
 class Digests:
@@ -97,8 +98,9 @@ class Digests:
     def __init__(self, aws: AwsSession):
         self._aws = aws
 
-    def judge(self, request: SweepRequest, read: Read, result: ScanResult, stale: dict[tuple[str, str, str], LockInfo],
-              alive: set[StateRef]) -> None:
+    def judge(
+        self, request: SweepRequest, read: Read, result: ScanResult, stale: dict[tuple[str, str, str], LockInfo], alive: set[StateRef]
+    ) -> None:
         """5. Each digest: proven by its ETag, or hashed; 6. every suspect confirmed before it is reported.
         ``stale``: (table, bucket, key) -> the stale writing lock held over the state; ``alive``: states under a
         lock that is not stale."""
@@ -110,9 +112,18 @@ class Digests:
         in_time(request.deadline)
         self.confirm(result, candidates, read.views, read.handles, request.profile)
 
-    def _look(self, request: SweepRequest, read: Read, result: ScanResult, table: str, digest: DigestItem,
-              stale: dict[tuple[str, str, str], LockInfo], alive: set[StateRef], candidates: list[Candidate],
-              to_hash: list[tuple[str, DigestItem, str, LockInfo | None]]) -> None:
+    def _look(
+        self,
+        request: SweepRequest,
+        read: Read,
+        result: ScanResult,
+        table: str,
+        digest: DigestItem,
+        stale: dict[tuple[str, str, str], LockInfo],
+        alive: set[StateRef],
+        candidates: list[Candidate],
+        to_hash: list[tuple[str, DigestItem, str, LockInfo | None]],
+    ) -> None:
         """One digest against its bucket's view: decided now, a suspect, or one to hash."""
         view = read.views.get(digest.bucket)
         if view is None or (view.exists and not view.listed):
@@ -122,8 +133,9 @@ class Digests:
             return
         obj = view.objects.get(digest.key)
         if obj is None and digest.key in view.unreadable:
-            result.unverified.append(Unverified(digest.bucket, digest.key, table, unreadable_reason(
-                digest.bucket, digest.key, view.unreadable[digest.key])))
+            result.unverified.append(
+                Unverified(digest.bucket, digest.key, table, unreadable_reason(digest.bucket, digest.key, view.unreadable[digest.key]))
+            )
             return
         if obj is None:
             if read.proven(digest.bucket, digest.key):
@@ -134,8 +146,13 @@ class Digests:
         ref = (digest.bucket, digest.key)
         held = [item.lock for _, item in read.locks.get(ref, [])]
         lockfile = view.lockfiles.get(digest.key)
-        look = first_look(digest, obj, held, lockfile.last_modified if lockfile else None,
-                          lambda: stale.get((table, *ref)) if ref not in alive else None)
+        look = first_look(
+            digest,
+            obj,
+            held,
+            lockfile.last_modified if lockfile else None,
+            lambda: stale.get((table, *ref)) if ref not in alive else None,
+        )
         etag = normalize_etag(obj.etag)
         if look.what == PROVEN:
             result.stats.etag_proven += 1
@@ -148,8 +165,14 @@ class Digests:
         else:
             to_hash.append((table, digest, etag, look.dead))
 
-    def _hashed(self, request: SweepRequest, read: Read, result: ScanResult,
-                to_hash: list[tuple[str, DigestItem, str, LockInfo | None]], candidates: list[Candidate]) -> None:
+    def _hashed(
+        self,
+        request: SweepRequest,
+        read: Read,
+        result: ScanResult,
+        to_hash: list[tuple[str, DigestItem, str, LockInfo | None]],
+        candidates: list[Candidate],
+    ) -> None:
         """Stream each object to hash through MD5, a few at a time: a mismatch is a suspect."""
         stats = result.stats
         hashed = self._hash_all(read.handles, [(t, d, e) for t, d, e, _ in to_hash], request.deadline)
@@ -158,13 +181,13 @@ class Digests:
                 if outcome.not_found:
                     candidates.append(Candidate(table, digest, None))
                 elif outcome.unreadable:
-                    result.unverified.append(Unverified(digest.bucket, digest.key, table, unreadable_reason(
-                        digest.bucket, digest.key, outcome.code)))
+                    result.unverified.append(
+                        Unverified(digest.bucket, digest.key, table, unreadable_reason(digest.bucket, digest.key, outcome.code))
+                    )
                 else:
                     target = f"{digest.bucket}/{digest.key}"
                     result.errors.append(
-                        ScanError("read_state", target, outcome.code,
-                                  describe_error(outcome, "state object", f"s3://{target}"))
+                        ScanError("read_state", target, outcome.code, describe_error(outcome, "state object", f"s3://{target}"))
                     )
                 continue
             actual, size, written = outcome
@@ -226,8 +249,9 @@ class Digests:
             return
         self.confirm(result, [candidate], {bucket: BucketView(listed=True)}, {bucket: handle})
 
-    def _hash_one(self, result: ScanResult, handle: Bucket, table: str, digest: DigestItem, obj: ObjectEntry,
-                  look: Look) -> Candidate | None:
+    def _hash_one(
+        self, result: ScanResult, handle: Bucket, table: str, digest: DigestItem, obj: ObjectEntry, look: Look
+    ) -> Candidate | None:
         """The state's checksum as Terraform calculates it: a suspect, or None when it matches."""
         etag = normalize_etag(obj.etag)
         if look.what == EMPTY:
@@ -246,8 +270,12 @@ class Digests:
         result.unverified.append(Unverified(digest.bucket, digest.key, table, locked_reason(lock, taken, written)))
 
     def confirm(
-        self, result: ScanResult, candidates: list[Candidate], views: dict[str, BucketView],
-        handles: dict[str, Bucket], profile: str | None = None,
+        self,
+        result: ScanResult,
+        candidates: list[Candidate],
+        views: dict[str, BucketView],
+        handles: dict[str, Bucket],
+        profile: str | None = None,
     ) -> None:
         """Re-read lock and digest items (consistently) after the object was read.
 
@@ -279,11 +307,22 @@ class Digests:
             if history is not None:
                 result.stats.downloads += history.downloads
                 result.stats.bytes_downloaded += history.bytes_downloaded
-            result.findings.append(build.digest_drift(
-                result.region, c.table, d.bucket, d.key, d.stored, c.actual or "", c.etag, c.size,
-                has_lockfile_history=view is not None and d.key in view.lockfiles,
-                locked_by=locked_by.summary() if locked_by is not None else None, history=history, profile=profile,
-            ))
+            result.findings.append(
+                build.digest_drift(
+                    result.region,
+                    c.table,
+                    d.bucket,
+                    d.key,
+                    d.stored,
+                    c.actual or "",
+                    c.etag,
+                    c.size,
+                    has_lockfile_history=view is not None and d.key in view.lockfiles,
+                    locked_by=locked_by.summary() if locked_by is not None else None,
+                    history=history,
+                    profile=profile,
+                )
+            )
 
     def _histories(self, drifts: list[Candidate], handles: dict[str, Bucket]) -> list[DriftHistory | None]:
         """What each drifted state's versions show: one GetBucketVersioning per bucket with a drift, then, in a
@@ -310,8 +349,7 @@ class Digests:
         return self._aws.in_parallel(one, drifts)
 
     def _judge(
-        self, result: ScanResult, c: Candidate, now_items: dict[str, dict[str, Any]], view: BucketView | None,
-        profile: str | None,
+        self, result: ScanResult, c: Candidate, now_items: dict[str, dict[str, Any]], view: BucketView | None, profile: str | None
     ) -> tuple[Candidate, LockInfo | None] | None:
         """One suspect, with its lock and digest items as re-read after its object was hashed: a drift to report
         (with the lock held over it, if any) is returned; every other verdict is recorded here."""
@@ -325,8 +363,7 @@ class Digests:
         # A lock held now: judged only if the object we hashed is older than it. A lock held at the
         # scan and released since, with the digest unchanged, wrote nothing: the mismatch stands.
         locked_by = lock.lock if isinstance(lock, LockItem) else None
-        if locked_by is not None and may_write(locked_by) and (
-                c.written is None or not predates_lock(c.written, locked_by.created)):
+        if locked_by is not None and may_write(locked_by) and (c.written is None or not predates_lock(c.written, locked_by.created)):
             if c.dead is not None and c.actual is not None and c.written is not None and locked_by.raw == c.dead.raw:
                 self._interrupted(result, c, locked_by, c.actual, c.written, profile)
                 return None
@@ -339,16 +376,17 @@ class Digests:
         return c, locked_by
 
     @staticmethod
-    def _interrupted(
-        result: ScanResult, c: Candidate, lock: LockInfo, actual: str, written: datetime, profile: str | None
-    ) -> None:
+    def _interrupted(result: ScanResult, c: Candidate, lock: LockInfo, actual: str, written: datetime, profile: str | None) -> None:
         """The stale lock's holder wrote the object and died before the digest: one interrupted_write finding
         instead of its stale_lock (and of the stale_lockfile of the same run, which the fix releases too)."""
         d = c.digest
         same_run = [
-            f for f in result.findings
-            if f.kind in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE) and f.lock_id == lock.id
-            and (f.bucket, f.key) == (d.bucket, d.key) and f.table in (c.table, None)
+            f
+            for f in result.findings
+            if f.kind in (Kind.STALE_LOCK, Kind.STALE_LOCKFILE)
+            and f.lock_id == lock.id
+            and (f.bucket, f.key) == (d.bucket, d.key)
+            and f.table in (c.table, None)
         ]
         stale = next((f for f in same_run if f.kind is Kind.STALE_LOCK), None)
         if stale is None:  # pragma: no cover (a dead lock always has its stale finding)

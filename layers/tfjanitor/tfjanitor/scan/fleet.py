@@ -47,20 +47,43 @@ def scan_region(aws: AwsSession, region: str, request: FleetRequest, account: st
         except AwsError as exc:
             if not tables:
                 result = ScanResult(region=region, tables=tables, buckets=[])
-                result.errors.append(ScanError("discover_tables", region, exc.code,
-                                               describe_error(exc, "region", region) + ": its lock tables are unknown"))
+                result.errors.append(
+                    ScanError(
+                        "discover_tables", region, exc.code, describe_error(exc, "region", region) + ": its lock tables are unknown"
+                    )
+                )
                 return _stamp(result, account, several=True)
             found, undescribed = [], []  # the named tables are still swept; the others are unknown
-            unknown.append(ScanError("discover_tables", region, exc.code,
-                                     describe_error(exc, "region", region) + ": lock tables other than those named "
-                                     "are unknown"))
+            unknown.append(
+                ScanError(
+                    "discover_tables",
+                    region,
+                    exc.code,
+                    describe_error(exc, "region", region) + ": lock tables other than those named are unknown",
+                )
+            )
         tables += [t for t in found if t not in tables]
-        unknown += [ScanError("discover_tables", name, exc.code,
-                              describe_error(exc, "table", name).replace("its checks did not run",
-                                                                         "whether it is a lock table is unknown"))
-                    for name, exc in undescribed if name not in tables]
-    sweep = SweepRequest(region, tables, list(request.buckets), request.policy, request.deadline, request.profile,
-                         request.findings_table, request.all_lockfiles, for_audit=request.audit)
+        unknown += [
+            ScanError(
+                "discover_tables",
+                name,
+                exc.code,
+                describe_error(exc, "table", name).replace("its checks did not run", "whether it is a lock table is unknown"),
+            )
+            for name, exc in undescribed
+            if name not in tables
+        ]
+    sweep = SweepRequest(
+        region,
+        tables,
+        list(request.buckets),
+        request.policy,
+        request.deadline,
+        request.profile,
+        request.findings_table,
+        request.all_lockfiles,
+        for_audit=request.audit,
+    )
     result = Sweeper(aws).sweep(sweep)
     result.errors += unknown
     if request.audit:

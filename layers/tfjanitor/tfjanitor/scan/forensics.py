@@ -37,13 +37,15 @@ def drift_history(bucket: Bucket, key: str, stored: str, current_etag: str, curr
         match = version.etag == stored
         if not match and not (etags_are_md5 and _PLAIN_MD5.match(version.etag)):
             if hashed >= MAX_HASHED:
-                return DriftHistory(versioned, None, None, current_etag, hashed, size,
-                                    f"more than {MAX_HASHED} versions would have to be downloaded")
+                return DriftHistory(
+                    versioned, None, None, current_etag, hashed, size, f"more than {MAX_HASHED} versions would have to be downloaded"
+                )
             try:
                 actual, read, _ = bucket.md5(key, version.version_id)
             except AwsError as exc:
-                return DriftHistory(versioned, None, None, current_etag, hashed, size,
-                                    f"version {version.version_id} could not be read ({exc.code})")
+                return DriftHistory(
+                    versioned, None, None, current_etag, hashed, size, f"version {version.version_id} could not be read ({exc.code})"
+                )
             hashed, size = hashed + 1, size + read
             match = actual == stored
         if match:

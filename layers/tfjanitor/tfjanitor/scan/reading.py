@@ -20,17 +20,7 @@ from tfjanitor.aws.posture import PostureReader
 from tfjanitor.aws.session import AwsError, AwsSession
 from tfjanitor.checks import audit_rules as audit
 from tfjanitor.durations import Deadline, in_time
-from tfjanitor.model import (
-    BucketFacts,
-    BucketSpec,
-    Inventory,
-    ObjectFacts,
-    ScanError,
-    ScanResult,
-    StalePolicy,
-    Stats,
-    TableStats,
-)
+from tfjanitor.model import BucketFacts, BucketSpec, Inventory, ObjectFacts, ScanError, ScanResult, StalePolicy, Stats, TableStats
 from tfjanitor.scan.buckets import PROVEN, BucketRead, BucketView, read_bucket
 from tfjanitor.terraform import BadItem, DigestItem, LockItem, classify_item, normalize_etag
 from tfjanitor.untrusted import cap
@@ -38,7 +28,6 @@ from tfjanitor.untrusted import cap
 StateRef = tuple[str, str]  # (bucket, key)
 
 KEYLESS_EXAMPLES = 3  # items of a table with another key schema named in its finding
-
 
 
 @dataclass(frozen=True)
@@ -57,7 +46,6 @@ class SweepRequest:
     # (bucket, state key) of lock-file alerts still open: their .tflock is looked at even where the plan of
     # scan/buckets.py would not (so each such alert can be resolved once its lock is gone).
     recheck: frozenset[StateRef] = frozenset()
-
 
 
 @dataclass
@@ -120,13 +108,10 @@ class Read:
                 region=self.regions.get(name),
                 exists=view.exists,
                 listed=view.listed,
-                objects={
-                    k: ObjectFacts(normalize_etag(o.etag), o.size, o.last_modified) for k, o in view.objects.items()
-                },
+                objects={k: ObjectFacts(normalize_etag(o.etag), o.size, o.last_modified) for k, o in view.objects.items()},
                 lockfiles=set(view.lockfiles),
             )
         return inv
-
 
 
 class Reader:
@@ -170,7 +155,6 @@ class Reader:
             except AwsError as exc:
                 result.errors.append(ScanError("scan_table", table, exc.code, describe_error(exc, "table", table)))
 
-
     def _buckets(self, request: SweepRequest, result: ScanResult, read: Read) -> None:
         """2. Buckets: those the tables name and those given (NAME or NAME/PREFIX), each read as scan/buckets.py plans
         (its location, then a listing, a key range or HeadObject per state), a few at a time."""
@@ -185,9 +169,9 @@ class Reader:
                 result.errors.append(ScanError("bucket_spec", text, "InvalidBucket", str(exc)))
                 continue
             given[spec.name].append(spec.prefix)
-        bucket_names = list(dict.fromkeys(
-            [b for t in read.buckets_by_table.values() for b in t] + list(given) + [b for b, _ in request.recheck]
-        ))
+        bucket_names = list(
+            dict.fromkeys([b for t in read.buckets_by_table.values() for b in t] + list(given) + [b for b, _ in request.recheck])
+        )
         result.buckets = bucket_names
         wanted = read.wanted
         for _, d in read.digests():
@@ -202,9 +186,16 @@ class Reader:
         read.handles = {name: Bucket(self._aws, region, name) for name in bucket_names}
         self._aws.s3(region)  # create the client once, before the buckets are read concurrently
         reads = [
-            BucketRead(read.handles[name], wanted[name], given.get(name), whole=request.for_audit,
-                       keep_all=request.for_audit, scan_region=region, deadline=request.deadline,
-                       recheck=recheck.get(name, set()))
+            BucketRead(
+                read.handles[name],
+                wanted[name],
+                given.get(name),
+                whole=request.for_audit,
+                keep_all=request.for_audit,
+                scan_region=region,
+                deadline=request.deadline,
+                recheck=recheck.get(name, set()),
+            )
             for name in bucket_names
         ]
         surveys = self._aws.in_parallel(lambda req: read_bucket(self._aws, req), reads)
@@ -237,7 +228,6 @@ class Reader:
             stats.malformed_items += 1
             read.bad.append((table, item))
 
-
     def keyless(self, result: ScanResult, read: Read, profile: str | None) -> None:
         """A table whose items have no LockID has another key schema (old Terragrunt's ``StateFileId``, another
         workload's table): one lock_table_schema finding, never one finding per item."""
@@ -253,9 +243,9 @@ class Reader:
             names = [name for name, _, _ in facts.key_schema]
             finding.details["items_without_lockid"] = count
             finding.details["example_items"] = [
-                ", ".join(f"{name}={cap(_scalar(raw.get(name)), 200)}" for name in names) for raw in read.keyless[table]]
+                ", ".join(f"{name}={cap(_scalar(raw.get(name)), 200)}" for name in names) for raw in read.keyless[table]
+            ]
             result.findings.append(finding)
-
 
 
 def _scalar(attribute: Any) -> str:
@@ -264,7 +254,6 @@ def _scalar(attribute: Any) -> str:
         kind, value = next(iter(attribute.items()))
         return str(value) if kind in ("S", "N") else f"<{kind}>"
     return "<missing>"
-
 
 
 _HINTS = {
@@ -280,8 +269,6 @@ _HINTS = {
 }
 
 
-
 def describe_error(exc: AwsError, what: str, name: str) -> str:
     hint = _HINTS.get(exc.code, exc.message)
     return f"{what} {name}: {hint} ({exc.operation} {exc.code}); its checks did not run"
-

@@ -61,8 +61,7 @@ def parse_stream_arn(arn: str) -> tuple[str, str]:
 
 
 def classify_record(
-    event_name: str, region: str, table: str, new_image: dict[str, Any] | None,
-    old_image: dict[str, Any] | None, at: datetime | None,
+    event_name: str, region: str, table: str, new_image: dict[str, Any] | None, old_image: dict[str, Any] | None, at: datetime | None
 ) -> StreamEvent:
     """Classify one stream record from its low-level (typed) images."""
     image = old_image if event_name == "REMOVE" else new_image
@@ -136,15 +135,19 @@ class StreamMonitor:
             if event.hold_seconds is not None:
                 self.summary.hold_seconds[klass].append(event.hold_seconds)
                 if self.life is not None:  # idempotent: a redelivered release is recorded once
-                    self.life.record_hold(self._life_key(event), f"{event.bucket}/{event.key}", klass, event.lock.id,
-                                          event.hold_seconds, now)
+                    self.life.record_hold(
+                        self._life_key(event), f"{event.bucket}/{event.key}", klass, event.lock.id, event.hold_seconds, now
+                    )
             if self.store is not None:
                 # Gone at the record's time: a sweep that read the lock before cannot reopen it afterwards. An
                 # interrupted write's lock released: what is left, if the digest was not fixed, is drift.
                 for kind in (Kind.STALE_LOCK, Kind.INTERRUPTED_WRITE):
                     fp = fingerprint(kind, event.region, event.table, event.bucket, event.key, event.lock.id)
-                    self._notify(resolve_if_open(self.store, fp, now, "lock released",
-                                                 evidence=event.happened_by(now), tombstone=kind is Kind.STALE_LOCK))
+                    self._notify(
+                        resolve_if_open(
+                            self.store, fp, now, "lock released", evidence=event.happened_by(now), tombstone=kind is Kind.STALE_LOCK
+                        )
+                    )
             self._check(event, now)  # a digest written under the lock is judged now
         elif event.kind == DIGEST_WRITTEN:
             if self.life is not None and event.at is not None:  # a sign of life of the run holding the lock
@@ -182,8 +185,7 @@ class StreamMonitor:
         if not result.findings and self.store is not None:
             for kind in (Kind.DIGEST_DRIFT, Kind.ORPHAN_DIGEST):
                 fp = fingerprint(kind, event.region, event.table, event.bucket, event.key, None)
-                self._notify(resolve_if_open(self.store, fp, now, "digest matches the state again",
-                                             evidence=result.read_at))
+                self._notify(resolve_if_open(self.store, fp, now, "digest matches the state again", evidence=result.read_at))
 
 
 def event_from_record(record: Any) -> StreamEvent:

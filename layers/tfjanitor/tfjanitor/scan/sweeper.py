@@ -34,17 +34,7 @@ from tfjanitor.checks.liveness import (
     verdict,
 )
 from tfjanitor.durations import OutOfTime, in_time
-from tfjanitor.model import (
-    HeldLock,
-    ScanError,
-    ScanResult,
-    StalePolicy,
-    Stats,
-    Unverified,
-    bucket_scope,
-    history_scope,
-    table_scope,
-)
+from tfjanitor.model import HeldLock, ScanError, ScanResult, StalePolicy, Stats, Unverified, bucket_scope, history_scope, table_scope
 from tfjanitor.scan.buckets import BucketView
 from tfjanitor.scan.digests import Digests, unreadable_reason
 from tfjanitor.scan.reading import Read, Reader, StateRef, SweepRequest, describe_error
@@ -72,8 +62,7 @@ class Sweeper:
         """
         return self._run(request, self._survey_stages, "survey")
 
-    def _run(self, request: SweepRequest, stages: Callable[[SweepRequest, datetime, ScanResult], None],
-             what: str) -> ScanResult:
+    def _run(self, request: SweepRequest, stages: Callable[[SweepRequest, datetime, ScanResult], None], what: str) -> ScanResult:
         started = time.monotonic()
         now = self._now or datetime.now(timezone.utc)
         result = ScanResult(region=request.region, tables=list(request.tables), buckets=[], read_at=now)
@@ -122,13 +111,24 @@ class Sweeper:
         for table, bad in read.bad:
             bucket_key = bad.lock_id.partition("/") if bad.lock_id else ("", "", "")
             slot = bool(bad.foreign and bucket_key[1] and read.knows(bucket_key[0], bucket_key[2]))
-            result.findings.append(build.malformed_item(
-                request.region, table, bad.lock_id, bad.reason, bad.foreign and not slot, bad.values, request.profile,
-                attributes=bad.attributes, slot=slot))
+            result.findings.append(
+                build.malformed_item(
+                    request.region,
+                    table,
+                    bad.lock_id,
+                    bad.reason,
+                    bad.foreign and not slot,
+                    bad.values,
+                    request.profile,
+                    attributes=bad.attributes,
+                    slot=slot,
+                )
+            )
         self._cross_region(result, read, request.profile)
 
-    def _judge_locks(self, request: SweepRequest, read: Read, result: ScanResult, lives: Lives | None,
-                     now: datetime) -> tuple[Stale, set[StateRef]]:
+    def _judge_locks(
+        self, request: SweepRequest, read: Read, result: ScanResult, lives: Lives | None, now: datetime
+    ) -> tuple[Stale, set[StateRef]]:
         """3. Held DynamoDB locks: each one's last sign of life, the threshold in force, a verdict. The stale writing
         locks, and the states under a lock that is not stale."""
         region, stats = request.region, result.stats
@@ -140,14 +140,17 @@ class Sweeper:
             for table, item in held:
                 life = None if lives is None else lives.get((table, bucket_name, key), StateLife())
                 sign, threshold, verdict = self._liveness(
-                    request.policy, item.lock, obj.last_modified if obj else None, life, now,
+                    request.policy,
+                    item.lock,
+                    obj.last_modified if obj else None,
+                    life,
+                    now,
                     first_seen=life.first_seen(item.lock.id) if life is not None else None,
                 )
                 if sign.what == FIRST_SEEN:
                     self._saw_ahead(request, table, bucket_name, key, item.lock, life, now)
                     per_table = stats.tables[table]
-                    per_table.oldest_lock_age_seconds = max(per_table.oldest_lock_age_seconds,
-                                                            sign.quiet_seconds(now))
+                    per_table.oldest_lock_age_seconds = max(per_table.oldest_lock_age_seconds, sign.quiet_seconds(now))
                 result.locks.append(_held(region, bucket_name, key, table, item.lock, sign, threshold, verdict, now))
                 if verdict != STALE:
                     alive.add((bucket_name, key))
@@ -159,8 +162,9 @@ class Sweeper:
                     stale[(table, bucket_name, key)] = item.lock
         return stale, alive
 
-    def _judge_lockfiles(self, request: SweepRequest, read: Read, result: ScanResult, lives: Lives | None,
-                         now: datetime, alive: set[StateRef]) -> None:
+    def _judge_lockfiles(
+        self, request: SweepRequest, read: Read, result: ScanResult, lives: Lives | None, now: datetime, alive: set[StateRef]
+    ) -> None:
         """4. ``.tflock`` objects: only old ones are worth reading (all of them to list every lock)."""
         policy = request.policy
         shortest = min(policy.threshold(True), policy.threshold(False))
@@ -170,8 +174,14 @@ class Sweeper:
             result.stats.lockfiles += len(view.lockfiles)
             for key in (k for k in view.unreadable if k.endswith(LOCKFILE_SUFFIX)):
                 state_key = key[: -len(LOCKFILE_SUFFIX)]
-                result.unverified.append(Unverified(name, state_key, "", unreadable_reason(
-                    name, key, view.unreadable[key]).replace("its digest", "whose lock it is")))
+                result.unverified.append(
+                    Unverified(
+                        name,
+                        state_key,
+                        "",
+                        unreadable_reason(name, key, view.unreadable[key]).replace("its digest", "whose lock it is"),
+                    )
+                )
                 alive.add((name, state_key))
             for key, obj in view.lockfiles.items():
                 if not request.all_lockfiles and (now - obj.last_modified).total_seconds() <= shortest.total_seconds():
@@ -201,7 +211,7 @@ class Sweeper:
                 sizes = [view.objects[k].size for k in keys_by_table[(table, name)] if k in view.objects]
                 result.findings.append(
                     build.cross_region_bucket(
-                        result.region, table, name, bucket_region, named[name], state_sizes=sizes, profile=profile,
+                        result.region, table, name, bucket_region, named[name], state_sizes=sizes, profile=profile
                     )
                 )
 
@@ -234,8 +244,16 @@ class Sweeper:
         return result
 
     def _check_lockfile(
-        self, result: ScanResult, bucket: Bucket, view: BucketView, key: str, obj: ObjectEntry, now: datetime,
-        request: SweepRequest, lives: Lives | None, read: Read,
+        self,
+        result: ScanResult,
+        bucket: Bucket,
+        view: BucketView,
+        key: str,
+        obj: ObjectEntry,
+        now: datetime,
+        request: SweepRequest,
+        lives: Lives | None,
+        read: Read,
     ) -> bool:
         """Read one ``.tflock`` and judge it like a DynamoDB lock: True if it is stale (or unreadable)."""
         region = result.region
@@ -243,13 +261,21 @@ class Sweeper:
             body, etag = bucket.read_small(key + LOCKFILE_SUFFIX)
         except AwsError as exc:
             if exc.unreadable:  # held, by whom is not known (OpenTofu encrypts it with the state's SSE-C key)
-                result.unverified.append(Unverified(bucket.name, key, "", unreadable_reason(
-                    bucket.name, key + LOCKFILE_SUFFIX, exc.code).replace("its digest", "whose lock it is")))
+                result.unverified.append(
+                    Unverified(
+                        bucket.name,
+                        key,
+                        "",
+                        unreadable_reason(bucket.name, key + LOCKFILE_SUFFIX, exc.code).replace("its digest", "whose lock it is"),
+                    )
+                )
                 return False
             if not exc.not_found:  # released since the listing: nothing to report
                 result.errors.append(
                     ScanError(
-                        "read_lockfile", f"{bucket.name}/{key}{LOCKFILE_SUFFIX}", exc.code,
+                        "read_lockfile",
+                        f"{bucket.name}/{key}{LOCKFILE_SUFFIX}",
+                        exc.code,
                         describe_error(exc, "lock object", f"s3://{bucket.name}/{key}{LOCKFILE_SUFFIX}"),
                     )
                 )
@@ -260,8 +286,11 @@ class Sweeper:
             lock = parse_lock_info(body.decode("utf-8"))
         except (MalformedItem, UnicodeDecodeError) as exc:
             reason = str(exc) if isinstance(exc, MalformedItem) else "body is not UTF-8"
-            result.findings.append(build.malformed_lockfile(
-                region, bucket.name, key, reason, obj.last_modified, normalize_etag(etag) or obj.etag, request.profile))
+            result.findings.append(
+                build.malformed_lockfile(
+                    region, bucket.name, key, reason, obj.last_modified, normalize_etag(etag) or obj.etag, request.profile
+                )
+            )
             return True
         # Its state's record (digest writes, holds) is kept per lock table: a state locking with both a table
         # and a lock file has one; a lockfile-only state has none, and its fixed threshold applies.
@@ -276,37 +305,44 @@ class Sweeper:
                 state = None  # no write to count: judged from Created alone
         # The lock file's LastModified is AWS's clock: when a lock whose Created is ahead was surely taken by.
         sign, threshold_in_force, verdict = self._liveness(
-            policy, lock, state.last_modified if state else None, life, now, first_seen=obj.last_modified)
+            policy, lock, state.last_modified if state else None, life, now, first_seen=obj.last_modified
+        )
         result.locks.append(_held(region, bucket.name, key, None, lock, sign, threshold_in_force, verdict, now))
         if verdict != STALE:
             return False
         result.findings.append(
-            build.stale_lockfile(region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now,
-                                 threshold_in_force, request.profile, sign=sign)
+            build.stale_lockfile(
+                region, bucket.name, key, normalize_etag(etag) or obj.etag, lock, now, threshold_in_force, request.profile, sign=sign
+            )
         )
         return True
 
-    def _saw_ahead(self, request: SweepRequest, table: str, bucket: str, key: str, lock: LockInfo,
-                   life: StateLife | None, now: datetime) -> None:
+    def _saw_ahead(
+        self, request: SweepRequest, table: str, bucket: str, key: str, lock: LockInfo, life: StateLife | None, now: datetime
+    ) -> None:
         """Remember when this lock (its Created ahead of the clock) was first seen, in the stack's table: later
         sweeps count its silence from then. Without that table (the CLI) each run counts from its own first look."""
         if not request.findings_table or life is None or life.first_seen(lock.id) is not None:
             return
         try:
             History(self._aws, request.region, request.findings_table).saw_ahead(
-                life_key(request.region, table, bucket, key), f"{bucket}/{key}", lock.id, now)
+                life_key(request.region, table, bucket, key), f"{bucket}/{key}", lock.id, now
+            )
         except AwsError:
             pass  # counted from this run again next time: later, never earlier, so never a false alarm
 
     @staticmethod
     def _liveness(
-        policy: StalePolicy, lock: LockInfo, state_written: datetime | None, life: StateLife | None, now: datetime,
+        policy: StalePolicy,
+        lock: LockInfo,
+        state_written: datetime | None,
+        life: StateLife | None,
+        now: datetime,
         first_seen: datetime | None = None,
     ) -> tuple[SignOfLife, Threshold, str]:
         """A lock's last sign of life, its threshold (learned from ``life`` if given) and verdict. ``first_seen``:
         when a lock whose Created is ahead of ``now`` was first seen (see checks.liveness.last_sign_of_life)."""
-        sign = last_sign_of_life(lock.created, state_written, life.digest_written if life else None, now=now,
-                                 first_seen=first_seen)
+        sign = last_sign_of_life(lock.created, state_written, life.digest_written if life else None, now=now, first_seen=first_seen)
         holds = None if life is None else life.holds.get(lock.operation_class, [])
         threshold = stale_threshold(policy, lock.read_only, lock.operation_class, holds)
         return sign, threshold, verdict(sign.quiet_seconds(now), threshold, policy.multiplier)
@@ -325,18 +361,40 @@ class Sweeper:
         try:
             records = History(self._aws, request.region, request.findings_table).read(list(keys))
         except AwsError as exc:
-            result.errors.append(ScanError(
-                "read_history", request.findings_table, exc.code,
-                describe_error(exc, "history table", request.findings_table).replace(
-                    "its checks did not run", "locks were judged with the fixed thresholds and without the stream's "
-                    "digest writes")))
+            result.errors.append(
+                ScanError(
+                    "read_history",
+                    request.findings_table,
+                    exc.code,
+                    describe_error(exc, "history table", request.findings_table).replace(
+                        "its checks did not run", "locks were judged with the fixed thresholds and without the stream's digest writes"
+                    ),
+                )
+            )
             return None
         return {keys[k]: life for k, life in records.items()}
 
 
 def _held(
-    region: str, bucket: str, key: str, table: str | None, lock: LockInfo, sign: SignOfLife, threshold: Threshold,
-    verdict: str, now: datetime,
+    region: str,
+    bucket: str,
+    key: str,
+    table: str | None,
+    lock: LockInfo,
+    sign: SignOfLife,
+    threshold: Threshold,
+    verdict: str,
+    now: datetime,
 ) -> HeldLock:
-    return HeldLock(bucket, key, table, lock.summary(), sign.to_dict(), int(sign.quiet_seconds(now)),
-                    threshold.to_dict(), verdict, region, clock_ahead_seconds=int(clock_ahead(lock.created, now)))
+    return HeldLock(
+        bucket,
+        key,
+        table,
+        lock.summary(),
+        sign.to_dict(),
+        int(sign.quiet_seconds(now)),
+        threshold.to_dict(),
+        verdict,
+        region,
+        clock_ahead_seconds=int(clock_ahead(lock.created, now)),
+    )
