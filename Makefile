@@ -36,8 +36,9 @@ test-integration: setup ## engine, CLI and handler against moto server
 test-e2e: setup ## the real terraform binary against moto server
 	$(BIN)/python -m pytest tests/e2e
 
-lint: setup ## ruff lint, mypy (strict on the pure rooms), the docs site built with --strict (broken links, pages not in the nav)
+lint: setup ## ruff lint and format check, mypy (strict on the pure rooms), the docs site built with --strict (broken links, pages not in the nav)
 	$(BIN)/ruff check layers functions tests scripts bench
+	$(BIN)/ruff format --check layers functions tests scripts bench
 	$(BIN)/mypy
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
 
