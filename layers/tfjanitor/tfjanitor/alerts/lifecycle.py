@@ -184,6 +184,24 @@ def _covers(covered: set[str], record: AlertRecord) -> bool:
     return record.scope in covered
 
 
+def _seen(
+    store: AlertStore, fp: str, f: Finding, record: AlertRecord | None, now: datetime, evidence: datetime, reminder: timedelta
+) -> Notice | None:
+    """A finding the check sees: its alert opened, escalated or reminded of (each a conditional write), or nothing."""
+    doc = f.to_dict()
+    if record is None:
+        new = AlertRecord(fp, OPEN, f.severity.value, f.severity.value, scope_of(f), doc, now, now, changed_at=evidence)
+        notice = Notice("opened", doc, fp, now, now)
+        return notice if store.open(new, notice) else None
+    if _rank(f.severity.value) > _rank(record.notified_severity):
+        notice = Notice("worse", doc, fp, now, record.opened_at, extra={"was": record.notified_severity})
+        return notice if store.escalate(fp, record.notified_severity, f.severity.value, doc, now, notice) else None
+    if now - record.last_notified_at >= reminder:
+        notice = Notice("reminder", doc, fp, now, record.opened_at)
+        return notice if store.remind(fp, record.last_notified_at, now, notice) else None
+    return None
+
+
 def process_findings(
     findings: list[Finding],
     covered_scopes: set[str],
@@ -219,22 +237,9 @@ def process_findings(
     for fp, f in current.items():
         if deadline is not None and deadline.left() <= 0:
             return notices
-        doc = f.to_dict()
-        record = open_records.get(fp)
-        if record is None:
-            new = AlertRecord(fp, OPEN, f.severity.value, f.severity.value, scope_of(f), doc, now, now, changed_at=evidence)
-            notice = Notice("opened", doc, fp, now, now)
-            if store.open(new, notice):
-                notices.append(notice)
-            continue
-        if _rank(f.severity.value) > _rank(record.notified_severity):
-            notice = Notice("worse", doc, fp, now, record.opened_at, extra={"was": record.notified_severity})
-            if store.escalate(fp, record.notified_severity, f.severity.value, doc, now, notice):
-                notices.append(notice)
-        elif now - record.last_notified_at >= reminder:
-            notice = Notice("reminder", doc, fp, now, record.opened_at)
-            if store.remind(fp, record.last_notified_at, now, notice):
-                notices.append(notice)
+        notice = _seen(store, fp, f, open_records.get(fp), now, evidence, reminder)
+        if notice is not None:
+            notices.append(notice)
     # A stale lock whose run turns out to have died between its state and digest writes is the same lock, now an
     # interrupted write: its stale-lock alert is superseded (kept, never "resolved" while the lock is held).
     superseded = {(f.bucket, f.key, f.lock_id) for f in current.values() if f.kind is Kind.INTERRUPTED_WRITE}

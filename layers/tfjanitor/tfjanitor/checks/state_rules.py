@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from tfjanitor.checks.fixes import digest_delete, digest_put, list_versions, with_fix
+from tfjanitor.checks.fixes import Argv, digest_delete, digest_put, list_versions, with_fix
 from tfjanitor.commands import representable, shell_line
 from tfjanitor.model import Finding, Kind, ObjectFacts, ObjectVersion, Severity
 from tfjanitor.terraform import DIGEST_SUFFIX, DigestItem, LockItem, classify_item
@@ -188,6 +188,51 @@ def peer_holders(items: list[dict[str, Any]]) -> dict[tuple[str, str], Holder]:
     return held
 
 
+def _split_brain_fix(
+    region: str,
+    profile: str | None,
+    table: str,
+    bucket: str,
+    key: str,
+    held: dict[str, Holder],
+    keep: str | None,
+    known: str | None,
+    to_fix: list[str],
+    bucket_region: str | None,
+) -> tuple[list[str], list[Argv]]:
+    """The way out of split-brain locking: look for a lost write, keep one region's table (its digest made right),
+    point every configuration at it, then remove the other regions' digests."""
+    digest_id = f"{bucket}/{key}{DIGEST_SUFFIX}"
+    fix = [
+        "First look for a lost write (two runs may have written this state at once), and keep the object only "
+        "if it is the state you want: the first command lists its versions."
+    ]
+    commands = [list_versions(bucket_region or region, profile, bucket, key)]
+    kept = held[keep].digest if keep else None
+    if keep and known and kept and kept.lower() != known:
+        fix.append(
+            f"Then store the object's digest in {keep}'s table (its own is stale, so a configuration switched to "
+            "it would fail its checksum check): the next command, only if that digest is unchanged."
+        )
+        commands.append(digest_put(keep, profile, table, digest_id, known, kept))
+    grep = ["grep", "-rnF", "--include=*.tf", "--include=*.tfbackend", "-e", key, "."]
+    find = f" To find the configurations, run in your repositories: {shell_line(grep)}" if representable(grep) else ""
+    fix.append(
+        f'In every configuration with bucket = "{bucket}" and key = "{key}", lock through one table: set '
+        f'region = "{keep or "<one region>"}" in the backend block (and remove any endpoints.dynamodb / '
+        "dynamodb_endpoint override pointing elsewhere), or set use_lockfile = true everywhere (Terraform >= "
+        f"1.10: the lock lives next to the state); then terraform init -reconfigure.{find}"
+    )
+    removals = [digest_delete(r, profile, table, digest_id, digest) for r in to_fix if (digest := held[r].digest)]
+    if removals:
+        fix.append(
+            f"After that, remove the digests in {', '.join(r for r in to_fix if held[r].digest)} "
+            "(the last commands: each only if unchanged)."
+        )
+    commands += removals
+    return fix, commands
+
+
 def split_brain_lock(
     region: str,
     table: str,
@@ -233,33 +278,7 @@ def split_brain_lock(
         )
     else:
         which = "No region is the obvious keeper: pick one for every configuration (or use_lockfile)."
-    fix = [
-        "First look for a lost write (two runs may have written this state at once), and keep the object only "
-        "if it is the state you want: the first command lists its versions."
-    ]
-    commands = [list_versions(bucket_region or region, profile, bucket, key)]
-    kept = held[keep].digest if keep else None
-    if keep and known and kept and kept.lower() != known:
-        fix.append(
-            f"Then store the object's digest in {keep}'s table (its own is stale, so a configuration switched to "
-            "it would fail its checksum check): the next command, only if that digest is unchanged."
-        )
-        commands.append(digest_put(keep, profile, table, digest_id, known, kept))
-    grep = ["grep", "-rnF", "--include=*.tf", "--include=*.tfbackend", "-e", key, "."]
-    find = f" To find the configurations, run in your repositories: {shell_line(grep)}" if representable(grep) else ""
-    fix.append(
-        f'In every configuration with bucket = "{bucket}" and key = "{key}", lock through one table: set '
-        f'region = "{keep or "<one region>"}" in the backend block (and remove any endpoints.dynamodb / '
-        "dynamodb_endpoint override pointing elsewhere), or set use_lockfile = true everywhere (Terraform >= "
-        f"1.10: the lock lives next to the state); then terraform init -reconfigure.{find}"
-    )
-    removals = [digest_delete(r, profile, table, digest_id, digest) for r in to_fix if (digest := held[r].digest)]
-    if removals:
-        fix.append(
-            f"After that, remove the digests in {', '.join(r for r in to_fix if held[r].digest)} "
-            "(the last commands: each only if unchanged)."
-        )
-    commands += removals
+    fix, commands = _split_brain_fix(region, profile, table, bucket, key, held, keep, known, to_fix, bucket_region)
     return with_fix(
         Finding(
             Kind.SPLIT_BRAIN_LOCK,
