@@ -131,6 +131,18 @@ def _read_options(parser: argparse.ArgumentParser) -> None:
         help="a bucket whose .tflock lock files to look for (states that lock with use_lockfile only, which no lock "
         "table names), in the whole bucket or under PREFIX only (repeatable)",
     )
+    _staleness_options(parser)
+    parser.add_argument(
+        "--time-budget",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
+    )
+
+
+def _staleness_options(parser: argparse.ArgumentParser) -> None:
+    """How scan and locks judge a lock's staleness: the fixed thresholds, and the learned ones."""
     parser.add_argument(
         "--stale-after",
         type=_duration,
@@ -176,13 +188,6 @@ def _read_options(parser: argparse.ArgumentParser) -> None:
         default=StalePolicy().min_history,
         metavar="N",
         help="finished holds of one kind needed before a threshold is learned (default 5)",
-    )
-    parser.add_argument(
-        "--time-budget",
-        type=_duration,
-        default=None,
-        metavar="DURATION",
-        help="stop reading after DURATION and report the scan incomplete (exit 2), as the Lambda does near its timeout",
     )
 
 

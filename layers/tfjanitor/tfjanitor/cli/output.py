@@ -57,6 +57,31 @@ def _table(rows: list[list[str]]) -> list[str]:
 
 
 def to_table(result: ScanResult) -> str:
+    out = _scan_summary(result)
+    out.append("")
+    if result.findings:
+        out += _findings(result)
+    elif result.complete and not result.unverified:
+        posture = (
+            ", and the tables and buckets are set up as recommended"
+            if result.audited
+            else (" (the tables' and buckets' set-up was not checked: --skip-audit)")
+        )
+        out.append(f"No findings: no stale lock, every digest matches its state, every bucket is in the table's region{posture}.")
+    ahead = [lock for lock in result.locks if lock.clock_ahead_seconds]
+    if ahead:
+        out.append(
+            f"{len(ahead)} held lock{'s have' if len(ahead) != 1 else ' has'} a Created ahead of this clock "
+            "(its holder's clock is wrong): silence is counted from when tfjanitor first saw it "
+            "(tfjanitor locks shows each)."
+        )
+    out += _unverified(result)
+    out += _errors(result)
+    return "\n".join(out) + "\n"
+
+
+def _scan_summary(result: ScanResult) -> list[str]:
+    """What was swept, how many findings, and what the sweep read."""
     s = result.stats
     out: list[str] = []
     out.append(
@@ -79,37 +104,33 @@ def to_table(result: ScanResult) -> str:
         f"({_size(s.bytes_downloaded)}), "
         f"{s.duration_seconds:.2f}s"
     )
-    out.append("")
-    if result.findings:
-        rows = [["#", "SEVERITY", "KIND", "STATE", "LOCK ID", "AGE"]]
-        for i, f in enumerate(result.findings, 1):
-            rows.append([str(i), f.severity.value, f.kind.value, _state(f), f.lock_id or "-", _age(f)])
-        out += _table(rows)
-        for i, f in enumerate(result.findings, 1):
-            out.append("")
-            where = f"table {f.table}" if f.table else f"region {f.region}"
-            if len(result.regions) > 1:
-                where += f", {f.region}"
-            out.append(_say(f"[{i}] {f.severity.value.upper()} {f.kind.value} ({where})"))
-            out.append(_say(f"    {f.message}"))
-            for step in f.fix:
-                out.append(_say(f"    fix: {step}"))
-            out += printed(f.command_lines(), f.alternative_lines(), "    ")
-            out.append(_say(f"    about: {catalog.title(f.kind)}, {catalog.docs_link(f.kind)}"))
-    elif result.complete and not result.unverified:
-        posture = (
-            ", and the tables and buckets are set up as recommended"
-            if result.audited
-            else (" (the tables' and buckets' set-up was not checked: --skip-audit)")
-        )
-        out.append(f"No findings: no stale lock, every digest matches its state, every bucket is in the table's region{posture}.")
-    ahead = [lock for lock in result.locks if lock.clock_ahead_seconds]
-    if ahead:
-        out.append(
-            f"{len(ahead)} held lock{'s have' if len(ahead) != 1 else ' has'} a Created ahead of this clock "
-            "(its holder's clock is wrong): silence is counted from when tfjanitor first saw it "
-            "(tfjanitor locks shows each)."
-        )
+    return out
+
+
+def _findings(result: ScanResult) -> list[str]:
+    """The findings' table, then each finding: its message, its fix and what it is."""
+    out: list[str] = []
+    rows = [["#", "SEVERITY", "KIND", "STATE", "LOCK ID", "AGE"]]
+    for i, f in enumerate(result.findings, 1):
+        rows.append([str(i), f.severity.value, f.kind.value, _state(f), f.lock_id or "-", _age(f)])
+    out += _table(rows)
+    for i, f in enumerate(result.findings, 1):
+        out.append("")
+        where = f"table {f.table}" if f.table else f"region {f.region}"
+        if len(result.regions) > 1:
+            where += f", {f.region}"
+        out.append(_say(f"[{i}] {f.severity.value.upper()} {f.kind.value} ({where})"))
+        out.append(_say(f"    {f.message}"))
+        for step in f.fix:
+            out.append(_say(f"    fix: {step}"))
+        out += printed(f.command_lines(), f.alternative_lines(), "    ")
+        out.append(_say(f"    about: {catalog.title(f.kind)}, {catalog.docs_link(f.kind)}"))
+    return out
+
+
+def _unverified(result: ScanResult) -> list[str]:
+    """The digests and locks that could not be verified, if any."""
+    out: list[str] = []
     if result.unverified:
         n = len(result.unverified)
         what = "digest" if all(u.table for u in result.unverified) else "digest or lock"
@@ -121,6 +142,12 @@ def to_table(result: ScanResult) -> str:
         for u in result.unverified:
             where = f"table {shown(u.table)}" if u.table else "lock file"
             out.append(f"  - {shown(u.bucket)}/{shown(u.key)} ({where}): {shown(u.reason, 2000)}")
+    return out
+
+
+def _errors(result: ScanResult) -> list[str]:
+    """The checks that could not run, if any: the sweep is incomplete."""
+    out: list[str] = []
     if result.errors:
         out.append("")
         out.append(
@@ -136,7 +163,7 @@ def to_table(result: ScanResult) -> str:
         ]
         for e in result.errors:
             out.append(_say(f"  - {e.message}"))
-    return "\n".join(out) + "\n"
+    return out
 
 
 def locks_json(result: ScanResult) -> str:

@@ -44,7 +44,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tfjanitor.local.cgroup import MB, Cgroup
+from tfjanitor.local.cgroup import Cgroup
+from tfjanitor.local.readings import bytes_to_mb, kb_to_mb, proc_cpu_seconds, status_kb
 from tfjanitor.local.runtime_api import RuntimeApi, _Call
 from tfjanitor.local.runtimes import ensure_runtime, runtime_version, site_packages
 
@@ -156,27 +157,6 @@ class Invocation:
         if self.init is not None:
             out["init"] = {**vars(self.init), "over_limit": self.init.over_limit}
         return out
-
-
-# --------------------------------------------------------------------------- /proc readings
-
-
-def _status_kb(pid: int, field_name: str) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field_name + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError):
-        return None
-    return None
-
-
-def _proc_cpu_seconds(pid: int) -> float | None:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
-    except (OSError, ValueError, IndexError):
-        return None
 
 
 # --------------------------------------------------------------------------- the box
@@ -372,11 +352,11 @@ class LambdaBox:
         report = InitReport(seconds=seconds, error=api.init_error)
         pid = proc.pid
         if ready:
-            report.rss_mb = _kb_to_mb(_status_kb(pid, "VmRSS"))
-            report.peak_rss_mb = _kb_to_mb(_status_kb(pid, "VmHWM"))
-            report.cpu_seconds = _proc_cpu_seconds(pid)
+            report.rss_mb = kb_to_mb(status_kb(pid, "VmRSS"))
+            report.peak_rss_mb = kb_to_mb(status_kb(pid, "VmHWM"))
+            report.cpu_seconds = proc_cpu_seconds(pid)
         if group is not None:
-            report.cgroup_peak_mb = _bytes_to_mb(group.memory_peak())
+            report.cgroup_peak_mb = bytes_to_mb(group.memory_peak())
             cpu_after = group.cpu_ns()
             if cpu_before is not None and cpu_after is not None:
                 report.cpu_seconds = (cpu_after - cpu_before) / 1e9
@@ -442,7 +422,7 @@ class LambdaBox:
             group.reset_memory_peak()
         ooms_before = group.oom_kills() if group is not None else 0
         cpu_before = group.cpu_ns() if group is not None else None
-        proc_cpu_before = _proc_cpu_seconds(pid)
+        proc_cpu_before = proc_cpu_seconds(pid)
         with self._lines_lock:
             first_line = len(self._lines)
         submitted = time.monotonic()
@@ -463,12 +443,12 @@ class LambdaBox:
         else:
             self._stopped(invocation, proc, submitted if call.sent_at is None else call.sent_at, ooms_before, timeout)
         if group is not None:
-            invocation.cgroup_peak_mb = _bytes_to_mb(group.memory_peak())
+            invocation.cgroup_peak_mb = bytes_to_mb(group.memory_peak())
             cpu_after = group.cpu_ns()
             if cpu_before is not None and cpu_after is not None:
                 invocation.cpu_seconds = (cpu_after - cpu_before) / 1e9
         if invocation.cpu_seconds is None and proc_cpu_before is not None:
-            after = _proc_cpu_seconds(pid)
+            after = proc_cpu_seconds(pid)
             invocation.cpu_seconds = after - proc_cpu_before if after is not None else None
         with self._lines_lock:
             invocation.logs = [line for _, line in self._lines[first_line:]]
@@ -481,8 +461,8 @@ class LambdaBox:
         """The runtime answered: the function's response, or its error."""
         invocation.duration_seconds = (call.done_at or 0.0) - (call.sent_at or submitted)
         self._quiet()
-        invocation.rss_mb = _kb_to_mb(_status_kb(pid, "VmRSS"))
-        invocation.peak_rss_mb = _kb_to_mb(_status_kb(pid, "VmHWM"))
+        invocation.rss_mb = kb_to_mb(status_kb(pid, "VmRSS"))
+        invocation.peak_rss_mb = kb_to_mb(status_kb(pid, "VmHWM"))
         if call.kind == "response":
             invocation.response = _json_or_text(call.payload)
             return
@@ -593,14 +573,6 @@ class LambdaBox:
                 time.sleep(0.02)
         if self._api is not None:
             self._api.withdraw()
-
-
-def _kb_to_mb(kb: int | None) -> float | None:
-    return kb / 1024 if kb is not None else None
-
-
-def _bytes_to_mb(value: int | None) -> float | None:
-    return value / MB if value is not None else None
 
 
 def _exit(code: int | None) -> str:

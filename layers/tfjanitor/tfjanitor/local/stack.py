@@ -324,8 +324,34 @@ def deploy(
     upload_code(archives, endpoint_url, region, values.get("ArtifactBucketPrefix", EMULATOR_ARTIFACT_PREFIX), key_prefix)
 
     cfn = _client("cloudformation", endpoint_url, region)
+    stack_id, stack = _create_stack(cfn, stack_name, doc, values, timeout)
+    resources, types = _stack_resources(cfn, stack_id)
+    awslambda = _client("lambda", endpoint_url, region)
+    layers = [n for n, t in types.items() if t == "AWS::Lambda::LayerVersion"]
+    layer_arn = _layer_arn(awslambda, stack_name, layers)
+    for name in layers:  # what its Ref gives in CloudFormation: the version's ARN
+        resources[name] = resources[name] or layer_arn or ""
+    return DeployedStack(
+        name=stack_name,
+        stack_id=stack_id,
+        region=region,
+        endpoint_url=endpoint_url,
+        parameters=values,
+        outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
+        resources=resources,
+        types=types,
+        functions=_deployed_functions(awslambda, resources, types, code_dirs, template_path.parent),
+        layer_arn=layer_arn,
+        event_source_mappings=_event_source_mappings(awslambda, resources, types),
+    )
+
+
+def _create_stack(
+    cfn: Any, stack_name: str, doc: dict[str, Any], values: dict[str, str], timeout: float
+) -> tuple[str, dict[str, Any]]:
+    """CreateStack with the emulator's template and parameters, waited for: its id and its description."""
     try:
-        stack_id = cfn.create_stack(
+        stack_id: str = cfn.create_stack(
             StackName=stack_name,
             TemplateBody=json.dumps(for_emulator(doc)),
             Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in values.items()],
@@ -337,7 +363,11 @@ def deploy(
     stack = _wait(cfn, stack_id, timeout)
     if stack["StackStatus"] != "CREATE_COMPLETE":
         raise DeployError(f"stack {stack_name}: {stack['StackStatus']} {stack.get('StackStatusReason', '')}".strip())
+    return stack_id, stack
 
+
+def _stack_resources(cfn: Any, stack_id: str) -> tuple[dict[str, str], dict[str, str]]:
+    """The stack's physical IDs and resource types, by logical ID."""
     summaries = [
         r
         for page in cfn.get_paginator("list_stack_resources").paginate(StackName=stack_id)
@@ -346,11 +376,13 @@ def deploy(
     ]  # moto lists skipped ones unnamed
     resources = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in summaries}
     types = {r["LogicalResourceId"]: r["ResourceType"] for r in summaries}
-    awslambda = _client("lambda", endpoint_url, region)
-    layers = [n for n, t in types.items() if t == "AWS::Lambda::LayerVersion"]
-    layer_arn = _layer_arn(awslambda, stack_name, layers)
-    for name in layers:  # what its Ref gives in CloudFormation: the version's ARN
-        resources[name] = resources[name] or layer_arn or ""
+    return resources, types
+
+
+def _deployed_functions(
+    awslambda: Any, resources: dict[str, str], types: dict[str, str], code_dirs: dict[str, Path], default_dir: Path
+) -> dict[str, DeployedFunction]:
+    """Each function's configuration as the emulator's Lambda reports it, with its code directory."""
     functions = {}
     for logical_id, kind in types.items():
         if kind != "AWS::Lambda::Function":
@@ -366,26 +398,17 @@ def deploy(
             timeout=int(config["Timeout"]),
             role=config["Role"],
             environment={k: str(v) for k, v in config.get("Environment", {}).get("Variables", {}).items()},
-            code_dir=code_dirs.get(logical_id, template_path.parent),
+            code_dir=code_dirs.get(logical_id, default_dir),
         )
-    mappings = {
+    return functions
+
+
+def _event_source_mappings(awslambda: Any, resources: dict[str, str], types: dict[str, str]) -> dict[str, dict[str, Any]]:
+    return {
         name: _plain(awslambda.get_event_source_mapping(UUID=resources[name]))
         for name, kind in types.items()
         if kind == "AWS::Lambda::EventSourceMapping"
     }
-    return DeployedStack(
-        name=stack_name,
-        stack_id=stack_id,
-        region=region,
-        endpoint_url=endpoint_url,
-        parameters=values,
-        outputs={o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])},
-        resources=resources,
-        types=types,
-        functions=functions,
-        layer_arn=layer_arn,
-        event_source_mappings=mappings,
-    )
 
 
 def _plain(response: dict[str, Any]) -> dict[str, Any]:
