@@ -172,8 +172,14 @@ def test_ctrl_c_at_the_unlock_prompt_exits_130_and_deletes_nothing(backend) -> N
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")} | backend.env() | {"AWS_REGION": REGION}
     primary, secondary = pty.openpty()  # a terminal to confirm on
     try:
+        # Ctrl-C as at a terminal: a test run started in the background (nohup ... &) passes SIGINT ignored to its
+        # children, and Python then never raises KeyboardInterrupt.
+        interactive = (
+            "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "runpy.run_module('tfjanitor', run_name='__main__')"
+        )
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tfjanitor", "unlock", "--table", TABLE, f"{BUCKET}/{KEY}"],
+            [sys.executable, "-c", interactive, "unlock", "--table", TABLE, f"{BUCKET}/{KEY}"],
             stdin=secondary,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
