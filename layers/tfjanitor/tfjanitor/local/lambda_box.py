@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -45,7 +46,7 @@ from types import TracebackType
 from typing import Any
 
 from tfjanitor.local.cgroup import Cgroup
-from tfjanitor.local.readings import bytes_to_mb, kb_to_mb, proc_cpu_seconds, status_kb
+from tfjanitor.local.readings import bytes_to_mb, import_seconds, kb_to_mb, proc_cpu_seconds, status_kb
 from tfjanitor.local.runtime_api import RuntimeApi, _Call
 from tfjanitor.local.runtimes import ensure_runtime, runtime_version, site_packages
 
@@ -209,6 +210,7 @@ class LambdaBox:
         self._reader: threading.Thread | None = None
         self._lines: list[tuple[float, str]] = []
         self._lines_lock = threading.Lock()
+        self._empty_at = 0.0  # when the reader last found the runtime's output pipe empty
         self._home: Path | None = None
         self._pending_init: InitReport | None = None
         self.environments = 0  # execution environments started (cold starts)
@@ -502,46 +504,42 @@ class LambdaBox:
         self._stop_environment()  # the next invocation is a cold start
 
     def _read_output(self, proc: subprocess.Popen[bytes]) -> None:
+        """Each line the runtime writes, as it comes, and when the pipe was last found empty (``_empty_at``)."""
         assert proc.stdout is not None
-        for raw in proc.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
+        fd, partial = proc.stdout.fileno(), b""
+        while True:
+            try:
+                chunk = os.read(fd, 65536) if select.select([fd], [], [], 0.05)[0] else None
+            except (OSError, ValueError):  # the pipe closed under us: the environment is being stopped
+                chunk = b""
             with self._lines_lock:
-                self._lines.append((time.monotonic(), line))
-
-    def _quiet(self, quiet: float = 0.05, at_most: float = 0.5) -> None:
-        """Let the output written before the response reach the reader (no line for ``quiet`` seconds)."""
-        until = time.monotonic() + at_most
-        while time.monotonic() < until:
-            with self._lines_lock:
-                last = self._lines[-1][0] if self._lines else 0.0
-            if time.monotonic() - last >= quiet:
+                if chunk is None:
+                    self._empty_at = time.monotonic()
+                    continue
+                *lines, partial = (partial + chunk).split(b"\n") if chunk else [partial, b""]  # b"": it ended
+                self._lines.extend((time.monotonic(), raw.decode(errors="replace")) for raw in lines if raw or chunk)
+            if not chunk:
                 return
-            time.sleep(quiet / 2)
+
+    def _quiet(self, at_most: float = 10.0) -> None:
+        """Let what the runtime wrote before its response reach ``_lines``: it writes unbuffered before it posts,
+        so once the reader has found the pipe empty since, every line is there."""
+        asked = time.monotonic()
+        while time.monotonic() < asked + at_most and self._reader is not None and self._reader.is_alive():
+            with self._lines_lock:
+                if self._empty_at > asked:
+                    return
+            time.sleep(0.01)
 
     def _drain(self, proc: subprocess.Popen[bytes]) -> None:
         if self._reader is not None and proc.poll() is not None:
             self._reader.join(timeout=2)
 
     def _import_seconds(self) -> float | None:
-        """The handler's import, from ``-X importtime``'s lines (then taken out of the logs): the runtime client
-        imports the handler with ``importlib.import_module``, which ``-X importtime`` does not time itself, so this
-        is the sum of the top-level imports made after the client's own (the handler module's imports, typing
-        included; its own body's few statements are not counted)."""
-        top: list[tuple[str, int]] = []
+        """The handler's import, from ``-X importtime``'s lines, then taken out of the logs."""
         with self._lines_lock:
-            kept = []
-            for stamp, line in self._lines:
-                if line.startswith("import time:"):
-                    parts = line.removeprefix("import time:").split("|")
-                    if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
-                        top.append((parts[2].strip(), int(parts[1])))
-                    continue
-                kept.append((stamp, line))
-            self._lines = kept
-        ours = [i for i, (name, _) in enumerate(top) if name.split(".")[0] == "awslambdaric"]
-        if not ours:
-            return None
-        return sum(us for _, us in top[ours[-1] + 1 :]) / 1e6
+            seconds, self._lines = import_seconds(self._lines)
+        return seconds
 
     def _kill(self, proc: subprocess.Popen[bytes]) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):

@@ -1,5 +1,5 @@
 """What a Lambda box reads of its runtime process: ``/proc``'s memory fields (``VmRSS``, ``VmHWM``) and CPU
-time, and the MB its reports give them in."""
+time, the MB its reports give them in, and the handler's import time from ``-X importtime``'s lines."""
 
 from __future__ import annotations
 
@@ -33,3 +33,21 @@ def kb_to_mb(kb: int | None) -> float | None:
 
 def bytes_to_mb(value: int | None) -> float | None:
     return value / MB if value is not None else None
+
+
+def import_seconds(lines: list[tuple[float, str]]) -> tuple[float | None, list[tuple[float, str]]]:
+    """The handler's import from ``-X importtime``'s lines, and the lines without them. The runtime client imports
+    the handler with ``importlib.import_module``, which ``-X importtime`` does not time itself, so this is the sum
+    of the top-level imports made after the client's own (the handler module's imports, typing included; its own
+    body's few statements are not counted)."""
+    top: list[tuple[str, int]] = []
+    kept = []
+    for stamp, line in lines:
+        if line.startswith("import time:"):
+            parts = line.removeprefix("import time:").split("|")
+            if len(parts) == 3 and parts[1].strip().isdigit() and not parts[2].startswith("  "):
+                top.append((parts[2].strip(), int(parts[1])))
+            continue
+        kept.append((stamp, line))
+    ours = [i for i, (name, _) in enumerate(top) if name.split(".")[0] == "awslambdaric"]
+    return (sum(us for _, us in top[ours[-1] + 1 :]) / 1e6 if ours else None), kept
