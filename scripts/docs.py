@@ -233,6 +233,18 @@ def _cold_start(report: dict[str, Any]) -> str:
     )
 
 
+def _month_of_sweeps(seconds: float | None, memory_mb: int) -> str:
+    """What the sweeper's Lambda time costs a month at this size (GB-seconds and requests, at `make cost`'s prices and
+    the template's default sweep interval), the way AWS Lambda Power Tuning compares sizes."""
+    if not seconds:
+        return "-"
+    cost = _cost_module()
+    interval = int(load_template()["Parameters"]["SweepIntervalMinutes"]["Default"])
+    sweeps = cost.HOURS * 60 / interval
+    dollars = sweeps * (seconds * memory_mb / 1024 * cost.PRICE["gb_second_arm"] + cost.PRICE["lambda_request"])
+    return f"${dollars:.2f}"
+
+
 def _as_deployed(deployed: dict[str, Any]) -> str:
     init = deployed["init"]
     with_pyc, without = init["with_pyc"]["seconds"], init["without_pyc"]["seconds"]
@@ -242,8 +254,8 @@ def _as_deployed(deployed: dict[str, Any]) -> str:
         f"{deployed['timeout']:g} s. Init (the median of {len(init['with_pyc']['runs'])}): "
         f"{with_pyc['median']:.2f} s with the layer's compiled bytecode, {without['median']:.2f} s without.",
         "",
-        "| N | MemorySize | cold | warm (median, min-max) | warm sweep | peak RSS | CPU per state, warm |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| N | MemorySize | cold | warm (median, min-max) | warm sweep | peak RSS | CPU per state, warm | a month of warm sweeps |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for s in deployed["sizes"]:
         warm, sweep = s["warm_seconds"], s.get("warm_sweep_seconds")
@@ -251,7 +263,7 @@ def _as_deployed(deployed: dict[str, Any]) -> str:
         rows.append(
             f"| {s['n']:,} | {s['memory_mb']} MB | {cold} | "
             f"{_spread(warm)} | {_seconds(sweep and sweep['median'], 1)} | {s['peak_rss_mb'] or 0:.1f} MB | "
-            f"{_ms(s['cpu_seconds_per_state_warm'])} |"
+            f"{_ms(s['cpu_seconds_per_state_warm'])} | {_month_of_sweeps(warm and warm['median'], s['memory_mb'])} |"
         )
     rows.append("")
     rows += [_verdict(t) for t in deployed["targets"]]
