@@ -66,8 +66,7 @@ class RunEnding(BotoCoreError):
 # A Lambda function's clients: an attempt that gets no answer gives up soon enough for the run to end in time
 # (runtime/wiring.py keeps this much of a run after its notices are sent). AWS answers these calls in well under
 # a second inside a region; the CLI keeps botocore-like timeouts for slow links.
-LAMBDA_CONNECT_TIMEOUT = 2.0
-LAMBDA_READ_TIMEOUT = 10.0
+LAMBDA_TIMEOUTS = (2.0, 10.0)  # connect, read: seconds
 
 
 class MessageRefused(AwsError):

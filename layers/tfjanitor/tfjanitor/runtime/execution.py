@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from tfjanitor.aws.session import LAMBDA_CONNECT_TIMEOUT, LAMBDA_READ_TIMEOUT, AwsSession
+from tfjanitor.aws.session import LAMBDA_TIMEOUTS, AwsSession
 from tfjanitor.durations import Deadline
 
 # What boto3 reads from the environment to choose where and as whom to call.
@@ -44,7 +44,7 @@ def aws_session(deadline: Deadline | None = None) -> AwsSession:
     global _shared
     key = _environment_key()
     if _shared is None or _shared[0] != key:
-        _shared = (key, AwsSession(timeouts=(LAMBDA_CONNECT_TIMEOUT, LAMBDA_READ_TIMEOUT)))
+        _shared = (key, AwsSession(timeouts=LAMBDA_TIMEOUTS))
     aws = _shared[1]
     aws.counter.reset()
     aws.run_until(deadline)

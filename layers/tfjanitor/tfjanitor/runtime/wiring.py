@@ -14,7 +14,7 @@ from tfjanitor.alerts.store import DynamoAlertStore
 from tfjanitor.aws.backend import LockWriter
 from tfjanitor.aws.bus import EventBus
 from tfjanitor.aws.history import History
-from tfjanitor.aws.session import LAMBDA_CONNECT_TIMEOUT, LAMBDA_READ_TIMEOUT, AwsError, AwsSession
+from tfjanitor.aws.session import LAMBDA_TIMEOUTS, AwsError, AwsSession
 from tfjanitor.aws.topic import Topic
 from tfjanitor.catalog import Check, found_by
 from tfjanitor.durations import Deadline
@@ -28,7 +28,7 @@ from tfjanitor.scan.sweeper import Sweeper, SweepRequest
 
 # Seconds of a Lambda run kept after its notices are sent: a call started just before may take one whole attempt
 # (no attempt is sent later: AwsSession.run_until), then the run publishes its metrics and returns.
-AFTER_DELIVERY = LAMBDA_CONNECT_TIMEOUT + LAMBDA_READ_TIMEOUT + 1.0
+AFTER_DELIVERY = sum(LAMBDA_TIMEOUTS) + 1.0
 
 
 def delivery_deadline(deadline: Deadline | None) -> Deadline | None:
